@@ -1,0 +1,42 @@
+"""The one error type q2pconf raises for a bad config, and the warnings it logs."""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class ConfigError(ValueError):
+    """A config file, or the environment that chooses one, is wrong.
+
+    The message names the file, the key path, what is wrong and how to fix it::
+
+        /home/me/qiime2_config.toml: parsl.executors[0].max_thread: unknown key.
+          Fix: did you mean max_threads?
+    """
+
+    def __init__(self, file: object, key: str, problem: str, fix: str = "") -> None:
+        self.file = "" if file is None else str(file)
+        self.key = key
+        self.problem = problem
+        self.fix = fix
+        where = ": ".join(part for part in (self.file, key) if part)
+        text = f"{where}: {problem}" if where else problem
+        super().__init__(f"{text}\n  Fix: {fix}" if fix else text)
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """'did you mean X?' for the closest choice, else a list of the valid ones."""
+    options = sorted(set(choices))
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]}?"
+    if len(options) > 12:
+        return f"use one of {', '.join(options[:12])}, ..."
+    return f"use one of {', '.join(options)}" if options else "remove it"
+
+
+def warn(message: str) -> None:
+    """One line on the ``q2pconf`` logger: stderr unless the application routes logging."""
+    import logging
+
+    logging.getLogger("q2pconf").warning("q2pconf: warning: %s", message)

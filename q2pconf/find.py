@@ -1,0 +1,109 @@
+"""Find the config file in QIIME 2's order, seeding the vendored default when none exists."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from q2pconf.default import CONFIG_NAME
+from q2pconf.errors import ConfigError, warn
+
+# Where a config came from, in lookup order.
+SOURCES = ("explicit", "QIIME2_CONFIG", "user", "site", "conda", "vendored", "in-memory")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the lookup: where it looked and what it found."""
+
+    source: str
+    path: Path | None
+    note: str
+
+
+@dataclass(frozen=True)
+class Located:
+    """The lookup's answer: the file to read (None: the default in memory) and how it was chosen."""
+
+    path: Path | None
+    source: str
+    trail: tuple[Step, ...] = field(default=())
+
+
+def user_config_path() -> Path:
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("qiime2"), CONFIG_NAME)
+
+
+def site_config_path() -> Path:
+    # platformdirs, like appdirs, takes the first XDG_CONFIG_DIRS entry.
+    from platformdirs import site_config_dir
+
+    return Path(site_config_dir("qiime2"), CONFIG_NAME)
+
+
+def conda_config_path(prefix: str) -> Path:
+    return Path(prefix, "etc", CONFIG_NAME)
+
+
+def locate(explicit: str | os.PathLike[str] | None = None, *, seed: bool = True) -> Located:
+    """Choose the config file, as QIIME 2 does; the environment is read on every call.
+
+    Order: `explicit` > $QIIME2_CONFIG > user config dir > site config dir >
+    $CONDA_PREFIX/etc > seed the default into $CONDA_PREFIX/etc (if `seed`) > the default in
+    memory. An explicit path or $QIIME2_CONFIG naming no file is a ConfigError.
+    """
+    trail: list[Step] = []
+    if explicit is not None:
+        return Located(_must_exist(Path(explicit), "explicit", "--parallel-config"), "explicit")
+    trail.append(Step("explicit", None, "no --parallel-config given"))
+
+    env = os.environ.get("QIIME2_CONFIG", "")
+    if env:
+        return Located(_must_exist(Path(env), "QIIME2_CONFIG", "$QIIME2_CONFIG"),
+                       "QIIME2_CONFIG", tuple(trail))
+    trail.append(Step("QIIME2_CONFIG", None, "not set"))
+
+    for source, path in (("user", user_config_path()), ("site", site_config_path())):
+        if os.path.exists(path):
+            return Located(path, source, tuple(trail))
+        trail.append(Step(source, path, "no file"))
+
+    prefix = os.environ.get("CONDA_PREFIX", "")
+    if not prefix:
+        trail.append(Step("conda", None, "CONDA_PREFIX not set"))
+        return Located(None, "in-memory", tuple(trail))
+    path = conda_config_path(prefix)
+    if os.path.exists(path):
+        return Located(path, "conda", tuple(trail))
+    trail.append(Step("conda", path, "no file"))
+    if not seed:
+        trail.append(Step("vendored", path, "not written (seeding disabled)"))
+        return Located(None, "in-memory", tuple(trail))
+    return _seed(prefix, path, trail)
+
+
+def _seed(prefix: str, path: Path, trail: list[Step]) -> Located:
+    from q2pconf.default import seed_prefix
+
+    if not os.path.isdir(prefix):
+        trail.append(Step("vendored", path, f"CONDA_PREFIX {prefix} is not a directory"))
+        return Located(None, "in-memory", tuple(trail))
+    try:
+        seed_prefix(prefix)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        warn(f"could not write the default config to {path} ({reason}); using it from memory. "
+             "Fix: run `q2pconf init --user` to get a config you can edit.")
+        trail.append(Step("vendored", path, f"could not write: {reason}"))
+        return Located(None, "in-memory", tuple(trail))
+    return Located(path, "vendored", tuple(trail))
+
+
+def _must_exist(path: Path, source: str, name: str) -> Path:
+    if not os.path.exists(path):
+        raise ConfigError(path, "", f"{name} names a file that does not exist",
+                          f"create the file, or point {name} at an existing config "
+                          "(`q2pconf init --prefix DIR` writes one)")
+    return path
