@@ -1,0 +1,37 @@
+"""Shared fixtures: isolated lookup environments, required tools, process-tree checks."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+LOOKUP_VARS = ("QIIME2_CONFIG", "CONDA_PREFIX", "XDG_CONFIG_HOME", "XDG_CONFIG_DIRS",
+               "XDG_CACHE_HOME")
+
+
+def require_tool(name: str) -> str:
+    """Path of `name` on PATH; skip the test without it, but fail under CI=true."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (.ci/run installs it)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture
+def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """HOME, XDG dirs and CONDA_PREFIX pointing into tmp_path; nothing of the real machine."""
+    for name in LOOKUP_VARS:
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "etc-xdg"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    return tmp_path
