@@ -1,0 +1,109 @@
+"""Turn a checked plan into Parsl objects. The only module that imports Parsl for a config."""
+from __future__ import annotations
+
+import importlib
+import os
+import shlex
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from q2pconf.catalog import NAMESPACES
+from q2pconf.check import Obj, Plan
+from q2pconf.errors import ConfigError
+
+HTEX_MODULE = "parsl.executors.high_throughput"
+
+
+def default_run_dir() -> str:
+    """A fresh directory per process under the user's cache, so runs never race on numbering."""
+    from platformdirs import user_cache_dir
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return str(Path(user_cache_dir("q2pconf"), "runinfo", f"{stamp}-{os.getpid()}"))
+
+
+def parsl_config(plan: Plan, labels: Iterable[str] | None = None, **defaults: Any) -> Any:
+    """A `parsl.Config` with the executors named by `labels` (all when None).
+
+    `defaults` are Config keywords used unless the file sets the same key.
+    """
+    from parsl.config import Config
+    from parsl.dataflow.dependency_resolvers import DEEP_DEPENDENCY_RESOLVER
+
+    chosen = list(plan.executors) if labels is None else list(labels)
+    kwargs: dict[str, Any] = {"run_dir": default_run_dir(), **defaults}
+    kwargs.update({k: build(plan.file, v) for k, v in plan.options.items()})
+    kwargs["dependency_resolver"] = DEEP_DEPENDENCY_RESOLVER
+    kwargs["executors"] = [executor(plan, label) for label in chosen]
+    return _construct(plan.file, "parsl", Config, kwargs)
+
+
+def executor(plan: Plan, label: str) -> Any:
+    """A new, unstarted executor for `label`."""
+    obj = plan.executors.get(label)
+    if obj is None:
+        raise ConfigError(plan.file, "parsl.executors", f"no executor is labelled {label!r}",
+                          f"use one of: {', '.join(plan.executors)}")
+    return build(plan.file, _runnable_here(obj))
+
+
+def build(file: str, value: Any) -> Any:
+    """Build an `Obj` (recursively); other values pass through."""
+    if isinstance(value, list):
+        return [build(file, item) for item in value]
+    if not isinstance(value, Obj):
+        return value
+    module = importlib.import_module(_module_of(value))
+    target = getattr(module, value.cls)
+    kwargs = {k: build(file, v) for k, v in value.kwargs.items()}
+    return _construct(file, value.key, target, kwargs)
+
+
+def _module_of(obj: Obj) -> str:
+    from q2pconf import catalog
+
+    return catalog.names(obj.kind).get(obj.cls, NAMESPACES[obj.kind])
+
+
+def _construct(file: str, key: str, target: Any, kwargs: dict[str, Any]) -> Any:
+    try:
+        return target(**kwargs)
+    except Exception as error:  # Parsl's own checks (typeguard, ValueError, ...) said no
+        name = getattr(target, "__name__", str(target))
+        raise ConfigError(file, key, f"Parsl refused this {name}: {_first_line(error)}",
+                          "compare the keys with Parsl's documentation of "
+                          f"{name}, or run q2pconf check on the file") from None
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"
+
+
+def _runnable_here(obj: Obj) -> Obj:
+    """HTEX launched with this interpreter (works un-activated) and, locally, on loopback."""
+    if obj.kind != "executors" or not obj.cls.endswith(("HighThroughputExecutor", "MPIExecutor")):
+        return obj
+    kwargs = dict(obj.kwargs)
+    if "launch_cmd" not in kwargs:
+        kwargs["launch_cmd"] = _worker_launch_cmd()
+    if "interchange_launch_cmd" not in kwargs:
+        kwargs["interchange_launch_cmd"] = [sys.executable, "-m", f"{HTEX_MODULE}.interchange"]
+    provider = kwargs.get("provider")
+    local = provider is None or (isinstance(provider, Obj) and provider.cls == "LocalProvider")
+    if local and "address" not in kwargs:
+        kwargs["address"] = "127.0.0.1"  # no probing of the host's interfaces
+    return Obj(obj.kind, obj.cls, kwargs, obj.key)
+
+
+def _worker_launch_cmd() -> str:
+    from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
+
+    program, _, rest = DEFAULT_LAUNCH_CMD.partition(" ")
+    if program != "process_worker_pool.py":
+        return DEFAULT_LAUNCH_CMD  # a Parsl we do not know: keep its own command
+    module = f"{HTEX_MODULE}.process_worker_pool"
+    return f"{shlex.quote(sys.executable)} -m {module} {rest}"

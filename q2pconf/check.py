@@ -1,0 +1,291 @@
+"""Read a config file and check every key against the installed Parsl, without importing it.
+
+The result is a plan (`Plan`): the `[parsl]` options, one `Obj` per executor, and the flat
+executor mapping, all validated, with old keys translated. Building it is `q2pconf.build`'s job.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from q2pconf import catalog
+from q2pconf.catalog import kind_of
+from q2pconf.errors import ConfigError, did_you_mean
+
+STRATEGIES = ("none", "simple", "htex_auto_scale")
+LABEL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
+KIND_NAMES = {"int": "a whole number", "float": "a number", "str": "a string",
+              "bool": "true or false", "list": "an array", "table": "a table"}
+EXAMPLES = {"int": "2", "float": "1.5", "str": '"text"', "bool": "true", "list": "[1, 2]",
+            "table": "{ key = 1 }"}
+# [parsl] keys q2pconf sets itself, and why the file cannot.
+MANAGED = {
+    "dependency_resolver": "q2pconf always follows futures inside lists and dicts",
+    "retry_handler": "it takes a Python function: pass a parsl.Config to ParallelConfig instead",
+    "std_autopath": "it takes a Python function: pass a parsl.Config to ParallelConfig instead",
+}
+# Classes older QIIME 2 configs name that Parsl has since removed.
+REMOVED = {
+    "AdHocProvider": "was removed from Parsl in 2024.12 (with channels); "
+                     "use LocalProvider, or a batch scheduler's provider on the cluster",
+    "LocalChannel": "was removed from Parsl in 2024.12; delete the channel table",
+    "SSHChannel": "was removed from Parsl in 2024.12; run the pipeline on the cluster's "
+                  "login node with the scheduler's provider instead",
+}
+
+
+@dataclass(frozen=True)
+class Obj:
+    """A table that becomes a Parsl object: `kind` namespace, class name, checked keywords."""
+
+    kind: str
+    cls: str
+    kwargs: dict[str, Any]
+    key: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A checked config: ready to build, without anything built yet."""
+
+    file: str
+    options: dict[str, Any]
+    executors: dict[str, Obj]
+    mapping: dict[str, str]
+    warnings: tuple[str, ...] = field(default=())
+    vendored_executors: bool = False
+
+
+def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Parse a TOML file; any problem reading it becomes a ConfigError naming the file."""
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    fix = "point to a TOML config file (`q2pconf init --prefix DIR` writes one)"
+    try:
+        data = Path(path).read_bytes()
+    except IsADirectoryError:
+        raise ConfigError(path, "", "is a directory, not a config file", fix) from None
+    except OSError as error:
+        raise ConfigError(path, "", f"cannot be read: {error.strerror or error}", fix) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(path, "", f"is not UTF-8 text (byte {error.start} is invalid)",
+                          "save it as UTF-8; a TOML config is plain text") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(path, "", f"is not valid TOML: {error}",
+                          "fix the syntax at that line and column") from None
+
+
+def plan(doc: dict[str, Any], file: str,
+         vendored: Callable[[], dict[str, Any]] | None = None) -> Plan:
+    """Check a parsed config document; `vendored()` supplies executors a mapping-only file lacks."""
+    checker = _Checker(file)
+    return checker.document(doc, vendored)
+
+
+class _Checker:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.warnings: list[str] = []
+
+    def fail(self, key: str, problem: str, fix: str = "") -> ConfigError:
+        return ConfigError(self.file, key, problem, fix)
+
+    def warn(self, key: str, message: str) -> None:
+        self.warnings.append(f"{self.file}: {key}: {message}")
+
+    def document(self, doc: dict[str, Any],
+                 vendored: Callable[[], dict[str, Any]] | None) -> Plan:
+        if "parsl" not in doc:
+            near = [k for k in doc if did_you_mean(k, ["parsl"]) == "did you mean parsl?"]
+            fix = (f"rename [{near[0]}] to [parsl]" if near else
+                   "put the settings under a [parsl] table (`q2pconf init` writes an example)")
+            raise self.fail("parsl", "the file has no [parsl] table", fix)
+        section = doc["parsl"]
+        if not isinstance(section, dict):
+            raise self.fail("parsl", f"must be a table, not {KIND_NAMES.get(kind_of(section))}",
+                            "write [parsl] on a line of its own, with its keys below it")
+        section = dict(section)
+        raw_mapping = section.pop("executor_mapping", {})
+        uses_vendored = "executors" not in section
+        if uses_vendored:
+            if vendored is None:
+                raise self.fail("parsl.executors", "no executors are defined",
+                                "add [[parsl.executors]] tables (`q2pconf init` writes some)")
+            raw_executors = vendored()["parsl"]["executors"]
+        else:
+            raw_executors = section.pop("executors")
+        executors = self.executors(raw_executors)
+        options = self.options(section)
+        mapping = self.mapping(raw_mapping, executors)
+        return Plan(self.file, options, executors, mapping, tuple(self.warnings), uses_vendored)
+
+    def executors(self, value: Any) -> dict[str, Obj]:
+        key = "parsl.executors"
+        if isinstance(value, dict):
+            raise self.fail(key, "is a single table, but it must be an array of tables",
+                            "write [[parsl.executors]] (double brackets) above each executor")
+        if not isinstance(value, list) or not value:
+            raise self.fail(key, "must be a non-empty array of executor tables",
+                            "add at least one [[parsl.executors]] table with class and label")
+        found: dict[str, Obj] = {}
+        for index, table in enumerate(value):
+            where = f"{key}[{index}]"
+            obj = self.object("executors", table, where)
+            label = obj.kwargs.get("label")
+            if label is None:
+                raise self.fail(where, "has no label",
+                                'add label = "default" (or another name steps can be mapped to)')
+            if not LABEL.match(label):
+                raise self.fail(f"{where}.label", f"{label!r} is not a usable label",
+                                "use letters, digits, '_', '-' and '.', not starting with '.'")
+            if label in found:
+                raise self.fail(f"{where}.label", f"label {label!r} is used twice",
+                                "give each executor its own label")
+            found[label] = obj
+        if "default" not in found:
+            raise self.fail(key, f"no executor is labelled 'default' (labels: {', '.join(found)})",
+                            "label one executor \"default\": unmapped steps run there")
+        return found
+
+    def object(self, kind: str, table: Any, key: str) -> Obj:
+        """Check a table with a `class` key against that class's signature in Parsl."""
+        namespace = catalog.NAMESPACES[kind]
+        if not isinstance(table, dict):
+            raise self.fail(key, f"must be a table with a class key, not "
+                            f"{KIND_NAMES.get(kind_of(table), kind_of(table))}",
+                            f'write {key.rsplit(".", 1)[-1]} = {{ class = "..." }}')
+        table = dict(table)
+        cls = table.pop("class", None)
+        if not isinstance(cls, str):
+            raise self.fail(f"{key}.class", "is missing" if cls is None else "must be a string",
+                            f"name a class from {namespace}: " + ", ".join(catalog.names(kind)))
+        name = self.resolve(kind, cls, f"{key}.class")
+        params = catalog.parameters(kind, name)
+        kwargs = {}
+        for arg, value in self.translate(kind, name, table, key, params).items():
+            kwargs[arg] = self.argument(kind, name, params, arg, value, f"{key}.{arg}")
+        missing = [p.name for p in params.values() if p.required and p.name not in kwargs]
+        if missing:
+            raise self.fail(key, f"{name} needs {', '.join(missing)}",
+                            f"add {missing[0]} = ... to this table")
+        return Obj(kind, name, kwargs, key)
+
+    def resolve(self, kind: str, cls: str, key: str) -> str:
+        namespace = catalog.NAMESPACES[kind]
+        name = cls.removeprefix(namespace + ".")
+        if name in REMOVED:
+            raise self.fail(key, f"{name} {REMOVED[name]}")
+        allowed = catalog.names(kind)
+        if name not in allowed:
+            problem = (f"{cls!r} is not allowed: only names from {namespace} are"
+                       if "." in name or name.startswith("_") else
+                       f"{cls!r} is not in {namespace}")
+            raise self.fail(key, problem, did_you_mean(name, allowed))
+        return name
+
+    def argument(self, kind: str, owner: str, params: dict[str, catalog.Param], arg: str,
+                 value: Any, key: str) -> Any:
+        if arg not in params:
+            if arg in catalog.NAMESPACES:
+                raise self.fail(key, f"{owner} takes no {arg}",
+                                f"remove it; {_why_no(owner, arg)}")
+            raise self.fail(key, f"{owner} has no setting {arg!r}", did_you_mean(arg, params))
+        if arg in catalog.NAMESPACES and isinstance(value, dict):
+            return self.object(arg, value, key)
+        self.check_type(params[arg], value, key)
+        return value
+
+    def check_type(self, param: catalog.Param, value: Any, key: str) -> None:
+        kind = kind_of(value)
+        if param.choices:
+            if value not in param.choices:
+                raise self.fail(key, f"{value!r} is not one of {_listing(param.choices)}",
+                                did_you_mean(str(value), map(str, param.choices)))
+            return
+        if "any" in param.accepts or kind in param.accepts:
+            return
+        if kind == "int" and "float" in param.accepts:
+            return
+        wanted = " or ".join(sorted({KIND_NAMES[k] for k in param.accepts})) or "not settable"
+        example = EXAMPLES[sorted(param.accepts)[0]] if param.accepts else ""
+        fix = (f"write {param.name} = {example}" if example else
+               f"remove {param.name}; it cannot be set from a TOML file")
+        if kind == "float" and param.accepts == {"int"} and float(value).is_integer():
+            fix = f"write {param.name} = {int(value)} (no decimal point)"
+        raise self.fail(key, f"must be {wanted}, not {KIND_NAMES.get(kind, kind)} ({value!r})",
+                        fix)
+
+    def translate(self, kind: str, name: str, table: dict[str, Any], key: str,
+                  params: dict[str, catalog.Param]) -> dict[str, Any]:
+        """Old keys from earlier QIIME 2 / Parsl releases: rename, drop or refuse."""
+        from q2pconf.legacy import translate
+
+        return translate(self, kind, name, table, key, params)
+
+    def options(self, section: dict[str, Any]) -> dict[str, Any]:
+        params = catalog.parameters("config", "Config")
+        section = self.translate("config", "Config", section, "parsl", params)
+        options: dict[str, Any] = {}
+        for arg, value in section.items():
+            key = f"parsl.{arg}"
+            if arg in MANAGED:
+                raise self.fail(key, f"cannot be set in a config file: {MANAGED[arg]}",
+                                f"remove {arg}")
+            if arg == "strategy" and isinstance(value, str):
+                options[arg] = self.strategy(value, key)
+                continue
+            options[arg] = self.argument("config", "Config", params, arg, value, key)
+        return options
+
+    def strategy(self, value: str, key: str) -> str:
+        if value.lower() not in STRATEGIES:
+            raise self.fail(key, f"{value!r} is not a Parsl strategy",
+                            did_you_mean(value.lower(), STRATEGIES))
+        return value.lower()  # QIIME 2 writes "None"; Parsl wants 'none'
+
+    def mapping(self, raw: Any, executors: dict[str, Obj]) -> dict[str, str]:
+        """Flatten QIIME 2's `plugin = {action = label}` and plain `step = label` forms."""
+        base = "parsl.executor_mapping"
+        if not isinstance(raw, dict):
+            raise self.fail(base, "must be a table", f"write [{base}] with step = \"label\" lines")
+        flat = {}
+        for name, value in raw.items():
+            if isinstance(value, dict):
+                for action, label in value.items():
+                    flat[f"{name}.{action}"] = self.label(label, executors, f"{base}.{name}.{action}")
+            else:
+                flat[name] = self.label(value, executors, f"{base}.{name}")
+        return flat
+
+    def label(self, value: Any, executors: dict[str, Obj], key: str) -> str:
+        if not isinstance(value, str):
+            raise self.fail(key, f"must be an executor label (a string), not "
+                            f"{KIND_NAMES.get(kind_of(value), kind_of(value))}",
+                            f"use one of: {', '.join(executors)}")
+        if value not in executors:
+            raise self.fail(key, f"no executor is labelled {value!r}",
+                            did_you_mean(value, executors))
+        return value
+
+
+def _listing(choices: tuple[object, ...]) -> str:
+    return ", ".join(repr(c) for c in choices)
+
+
+def _why_no(owner: str, arg: str) -> str:
+    if owner == "ThreadPoolExecutor" and arg == "provider":
+        return "a ThreadPoolExecutor runs in the pipeline's own process; " \
+               "use HighThroughputExecutor to run workers through a provider"
+    return f"{owner} does not use one"

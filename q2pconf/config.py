@@ -1,0 +1,109 @@
+"""The public entry points: find a config, check it, and build Parsl objects from it."""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from q2pconf.check import Plan, plan, read_toml
+from q2pconf.find import Located, Step, locate
+
+IN_MEMORY = "<built-in default>"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A checked config and where it came from. Nothing is started until you build from it."""
+
+    path: Path | None
+    source: str
+    plan: Plan
+    trail: tuple[Step, ...] = field(default=())
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.plan.executors)
+
+    @property
+    def mapping(self) -> dict[str, str]:
+        return dict(self.plan.mapping)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self.plan.warnings
+
+    def label_for(self, action: str, plugin: str | None = None) -> str | None:
+        """The executor the mapping sends `action` to ("plugin.action" first), or None."""
+        mapping = self.plan.mapping
+        if plugin is not None and f"{plugin}.{action}" in mapping:
+            return mapping[f"{plugin}.{action}"]
+        return mapping.get(action)
+
+    def executor_class(self, label: str) -> str:
+        return self.plan.executors[label].cls
+
+    def workers(self, label: str) -> int | None:
+        """Workers per node (or threads) the file asks for, when it says."""
+        kwargs = self.plan.executors[label].kwargs
+        for key in ("max_threads", "max_workers_per_node", "max_workers_per_block"):
+            if isinstance(kwargs.get(key), int):
+                return kwargs[key]
+        return None
+
+    def parsl_config(self, labels: Iterable[str] | None = None, **defaults: Any) -> Any:
+        """A `parsl.Config` (imports Parsl); see `q2pconf.build.parsl_config`."""
+        from q2pconf.build import parsl_config
+
+        return parsl_config(self.plan, labels, **defaults)
+
+    def executor(self, label: str) -> Any:
+        """A new, unstarted Parsl executor for `label`."""
+        from q2pconf.build import executor
+
+        return executor(self.plan, label)
+
+
+def load(explicit: str | os.PathLike[str] | None = None, *, seed: bool = True) -> Settings:
+    """Find the config as QIIME 2 does (see `q2pconf.find.locate`) and check it."""
+    found = locate(explicit, seed=seed)
+    settings = _settings(found)
+    _report(settings.warnings)
+    return settings
+
+
+def check(path: str | os.PathLike[str]) -> Settings:
+    """Read and check one file. Writes nothing, starts nothing, imports no Parsl."""
+    return _settings(Located(Path(path), "explicit"))
+
+
+def from_dict(doc: dict[str, Any], file: str = "<dict>") -> Settings:
+    """Check a config already parsed into a dict (QIIME 2's `get_config_from_dict`)."""
+    return Settings(None, "explicit", plan(doc, file, _vendored))
+
+
+def vendored() -> Settings:
+    """The vendored default, held in memory."""
+    return Settings(None, "in-memory", plan(_vendored(), IN_MEMORY))
+
+
+def _settings(found: Located) -> Settings:
+    if found.path is None:
+        return Settings(None, found.source, vendored().plan, found.trail)
+    doc = read_toml(found.path)
+    return Settings(found.path, found.source, plan(doc, str(found.path), _vendored),
+                    found.trail)
+
+
+def _vendored() -> dict[str, Any]:
+    from q2pconf.default import vendored_dict
+
+    return vendored_dict()
+
+
+def _report(warnings: Iterable[str]) -> None:
+    from q2pconf.errors import warn
+
+    for message in warnings:
+        warn(message)
