@@ -184,6 +184,22 @@ def _write_exclusive(path: Path, text: str, mode: int) -> bool:
 
 
 def seed_prefix(prefix: str | os.PathLike[str]) -> tuple[Path, bool]:
-    """Seed `prefix/etc/qiime2_config.toml` with the default; (path, written now)."""
+    """Seed `prefix/etc/qiime2_config.toml` with the default; (path, written now).
+
+    Beside a file it writes, it leaves `.qiime2_config.toml.sha256` (sha256sum's format), so
+    an uninstall can tell an untouched seed (safe to remove) from a file the user edited.
+    """
+    import hashlib
+
     path = Path(prefix, "etc", CONFIG_NAME)
-    return path, write_new(path, vendored_toml(path))
+    text = vendored_toml(path)
+    written = write_new(path, text)
+    if written:
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        stamp = path.with_name(f".{CONFIG_NAME}.sha256")
+        try:
+            stamp.unlink()
+        except FileNotFoundError:
+            pass
+        write_new(stamp, f"{digest}  {CONFIG_NAME}\n")
+    return path, written

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 from pathlib import Path
 
@@ -35,3 +36,17 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "etc-xdg"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     return tmp_path
+
+
+def readonly_command(directory: Path, command: list[str]) -> list[str]:
+    """`command` run with `directory` mounted read-only, in a private mount namespace.
+
+    Root ignores file modes, so a chmod cannot make a directory unwritable for these tests;
+    a read-only bind mount can, and the private namespace leaves nothing mounted afterwards.
+    """
+    require_tool("unshare")
+    quoted = " ".join(shlex.quote(part) for part in command)
+    target = shlex.quote(str(directory))
+    script = (f"mount --bind {target} {target} && "
+              f"mount -o remount,bind,ro {target} {target} && exec {quoted}")
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]

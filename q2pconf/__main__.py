@@ -1,0 +1,5 @@
+import sys
+
+from q2pconf.cli import main
+
+sys.exit(main())

@@ -1,0 +1,185 @@
+"""`q2pconf` command line: info, check, init, seed; and the --parallel helper for user scripts."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from q2pconf.errors import ConfigError
+
+if TYPE_CHECKING:
+    from q2pconf.config import Settings
+
+EPILOG = """examples:
+  q2pconf info                       which config is used, and why
+  q2pconf check my_config.toml       validate a file without running anything
+  q2pconf init --user                write an editable config for yourself
+  QIIME2_CONFIG=my.toml python run.py   use a config for one run
+"""
+
+
+def add_parallel_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add q2cli's --parallel and --parallel-config PATH to a script's own parser."""
+    group = parser.add_argument_group("parallel execution")
+    group.add_argument("--parallel", action="store_true",
+                       help="run in parallel with the config QIIME 2 would find")
+    group.add_argument("--parallel-config", metavar="PATH",
+                       help="run in parallel with this config file (implies --parallel)")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Settings | None:
+    """The config the parsed --parallel/--parallel-config ask for; None to run serially."""
+    from q2pconf.config import load
+
+    explicit = getattr(args, "parallel_config", None)
+    if explicit is None and not getattr(args, "parallel", False):
+        return None
+    return load(explicit)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="q2pconf", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Find, check and write QIIME 2 parallel (Parsl) configs.")
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    def command(name: str, run: Any, help: str, example: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help,
+                                  epilog=f"example:\n  {example}",
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub.set_defaults(run=run)
+        return sub
+
+    info = command("info", _info, "show which config file is used and why",
+                   "q2pconf info --json")
+    info.add_argument("--json", action="store_true", help="print JSON for scripts")
+    info.add_argument("--parallel-config", metavar="PATH", help="an explicit config file")
+
+    check = command("check", _check, "validate a config file; writes and starts nothing",
+                    "q2pconf check ~/.config/qiime2/qiime2_config.toml")
+    check.add_argument("file", help="the config file to check")
+
+    init = command("init", _init, "write the commented default config to edit",
+                   "q2pconf init --user   (then edit the path it prints)")
+    where = init.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true",
+                       help="your user config directory (the default)")
+    where.add_argument("--site", action="store_true", help="the site config directory")
+    where.add_argument("--prefix", metavar="DIR", help="DIR/etc/qiime2_config.toml")
+    init.add_argument("--template", default="local", choices=_template_names(),
+                      help="which machine to write a config for (default: local)")
+    init.add_argument("--force", action="store_true",
+                      help="replace an existing file, keeping a timestamped backup")
+
+    seed = command("seed", _seed, "seed PREFIX/etc/qiime2_config.toml if missing (for conda)",
+                   'q2pconf seed --prefix "$CONDA_PREFIX"')
+    seed.add_argument("--prefix", metavar="DIR", required=True, help="the environment prefix")
+    return parser
+
+
+def _template_names() -> list[str]:
+    from q2pconf.templates import TEMPLATES
+
+    return list(TEMPLATES)
+
+
+def _info(args: argparse.Namespace) -> int:
+    from q2pconf.config import load
+
+    settings = load(args.parallel_config)
+    if args.json:
+        print(json.dumps({
+            "path": None if settings.path is None else str(settings.path),
+            "source": settings.source,
+            "trail": [{"source": s.source, "path": None if s.path is None else str(s.path),
+                       "note": s.note} for s in settings.trail],
+            "executors": list(settings.labels),
+            "mapping": settings.mapping,
+        }, indent=2))
+        return 0
+    where = settings.path or "the built-in default (held in memory, nothing written)"
+    print(f"config: {where}\nsource: {settings.source}")
+    for step in settings.trail:
+        print(f"  skipped {step.source:<14} {step.path or '-'}: {step.note}")
+    _summary(settings)
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from q2pconf.config import check
+
+    settings = check(args.file)
+    for message in settings.warnings:
+        print(f"warning: {message}", file=sys.stderr)
+    print(f"{args.file}: OK")
+    _summary(settings)
+    return 0
+
+
+def _summary(settings: Settings) -> None:
+    print("executors:")
+    for label in settings.labels:
+        workers = settings.workers(label)
+        size = "" if workers is None else f", workers: {workers}"
+        print(f"  {label:<10} {settings.executor_class(label)}{size}")
+    print("mapping:" + ("" if settings.mapping else " none (every step runs on 'default')"))
+    for step, label in settings.mapping.items():
+        print(f"  {step} -> {label}")
+
+
+def _init(args: argparse.Namespace) -> int:
+    from q2pconf.default import write_new
+    from q2pconf.templates import render
+
+    path = _init_target(args)
+    text = render(args.template, path)
+    if args.force and os.path.lexists(path):
+        backup = path.with_name(f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.bak")
+        os.replace(path, backup)
+        print(f"kept the old file as {backup}")
+    try:
+        written = write_new(path, text)
+    except OSError as error:
+        raise ConfigError(path, "", f"cannot be written: {error.strerror or error}",
+                          "choose a directory you can write (--user, or --prefix DIR)") from None
+    if not written:
+        raise ConfigError(path, "", "already exists; nothing was changed",
+                          "edit it, or rerun with --force to replace it (a backup is kept)")
+    print(f"wrote {path}\nedit it, then check it with: q2pconf check {path}")
+    return 0
+
+
+def _init_target(args: argparse.Namespace) -> Path:
+    from q2pconf.find import conda_config_path, site_config_path, user_config_path
+
+    if args.prefix:
+        return conda_config_path(args.prefix)
+    return site_config_path() if args.site else user_config_path()
+
+
+def _seed(args: argparse.Namespace) -> int:
+    from q2pconf.default import seed_prefix
+
+    try:
+        seed_prefix(args.prefix)
+    except OSError as error:
+        target = Path(args.prefix, "etc", "qiime2_config.toml")
+        print(f"q2pconf: could not write {target}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    return 0
