@@ -1,0 +1,154 @@
+"""Lookup order, in temporary HOME / XDG / CONDA_PREFIX trees, read at call time."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import appdirs
+import platformdirs
+import pytest
+
+from q2pconf.errors import ConfigError
+from q2pconf.find import locate, site_config_path, user_config_path
+
+CONFIG = "qiime2_config.toml"
+VALID = '[parsl]\nstrategy = "None"\n'
+
+
+def put(path: Path, text: str = VALID) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def tree(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """One candidate path for every lookup step, none of them existing yet."""
+    prefix = clean_env / "env"
+    prefix.mkdir()
+    monkeypatch.setenv("CONDA_PREFIX", str(prefix))
+    return {
+        "explicit": clean_env / "explicit.toml",
+        "QIIME2_CONFIG": clean_env / "from-env.toml",
+        "user": clean_env / "home" / ".config" / "qiime2" / CONFIG,
+        "site": clean_env / "etc-xdg" / "qiime2" / CONFIG,
+        "conda": prefix / "etc" / CONFIG,
+    }
+
+
+def test_each_step_wins_over_the_later_ones(tree, monkeypatch):
+    order = ["explicit", "QIIME2_CONFIG", "user", "site", "conda"]
+    for name in order:
+        put(tree[name])
+    monkeypatch.setenv("QIIME2_CONFIG", str(tree["QIIME2_CONFIG"]))
+    for index, name in enumerate(order):
+        explicit = tree["explicit"] if name == "explicit" else None
+        found = locate(explicit)
+        assert (found.source, found.path) == (name, tree[name])
+        assert [step.source for step in found.trail] == order[:index]
+        if name == "QIIME2_CONFIG":
+            monkeypatch.delenv("QIIME2_CONFIG")
+        elif name != "explicit":
+            tree[name].unlink()
+
+
+def test_trail_says_why_each_step_was_skipped(tree):
+    put(tree["conda"])
+    found = locate()
+    notes = {step.source: (step.path, step.note) for step in found.trail}
+    assert notes["explicit"] == (None, "no --parallel-config given")
+    assert notes["QIIME2_CONFIG"] == (None, "not set")
+    assert notes["user"] == (tree["user"], "no file")
+    assert notes["site"] == (tree["site"], "no file")
+
+
+def test_nothing_found_seeds_the_conda_prefix(tree):
+    found = locate()
+    assert (found.source, found.path) == ("vendored", tree["conda"])
+    assert "[[parsl.executors]]" in tree["conda"].read_text()
+    assert locate().source == "conda"  # QIIME 2's note: next time the seeded file is found
+
+
+def test_seed_false_writes_nothing(tree):
+    found = locate(seed=False)
+    assert found.source == "in-memory" and found.path is None
+    assert not tree["conda"].exists()
+
+
+def test_missing_etc_directory_is_created(tree):
+    assert not tree["conda"].parent.exists()
+    assert locate().path == tree["conda"]
+
+
+def test_no_conda_prefix_uses_memory_and_writes_nothing(clean_env, monkeypatch):
+    monkeypatch.chdir(clean_env)
+    before = sorted(os.listdir(clean_env))
+    found = locate()
+    assert (found.source, found.path) == ("in-memory", None)
+    assert found.trail[-1].note == "CONDA_PREFIX not set"
+    assert sorted(os.listdir(clean_env)) == before
+
+
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_conda_prefix_that_is_not_a_directory(clean_env, monkeypatch, kind):
+    prefix = clean_env / "not-a-dir"
+    if kind == "file":
+        prefix.write_text("x")
+    monkeypatch.setenv("CONDA_PREFIX", str(prefix))
+    found = locate()
+    assert found.source == "in-memory"
+    assert "is not a directory" in found.trail[-1].note
+
+
+def test_qiime2_config_naming_a_missing_file_is_an_error(tree, monkeypatch):
+    put(tree["user"])  # must not silently fall through to it
+    monkeypatch.setenv("QIIME2_CONFIG", str(tree["QIIME2_CONFIG"]))
+    with pytest.raises(ConfigError) as caught:
+        locate()
+    assert "$QIIME2_CONFIG" in str(caught.value)
+    assert str(tree["QIIME2_CONFIG"]) in str(caught.value)
+
+
+def test_explicit_path_naming_a_missing_file_is_an_error(tree):
+    with pytest.raises(ConfigError, match="--parallel-config names a file that does not exist"):
+        locate(tree["explicit"])
+
+
+def test_empty_qiime2_config_counts_as_unset(tree, monkeypatch):
+    monkeypatch.setenv("QIIME2_CONFIG", "")
+    put(tree["user"])
+    assert locate().source == "user"
+
+
+def test_environment_changes_after_import_are_seen(tree, monkeypatch):
+    put(tree["site"])
+    assert locate().source == "site"
+    other = tree["explicit"].parent / "xdg2"
+    put(other / "qiime2" / CONFIG)
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(other))
+    assert locate().path == other / "qiime2" / CONFIG
+    monkeypatch.setenv("HOME", str(other))
+    monkeypatch.delenv("XDG_CONFIG_HOME")
+    put(other / ".config" / "qiime2" / CONFIG)
+    assert locate().source == "user"
+
+
+XDG_CASES = {
+    "unset": {},
+    "home-set": {"XDG_CONFIG_HOME": "/opt/cfg"},
+    "dirs-set": {"XDG_CONFIG_DIRS": "/opt/site"},
+    "dirs-several": {"XDG_CONFIG_DIRS": "/opt/first:/opt/second:/etc/xdg"},
+    "dirs-trailing-slash": {"XDG_CONFIG_DIRS": "/opt/first/:/opt/second"},
+    "all-set": {"XDG_CONFIG_HOME": "/a/b", "XDG_CONFIG_DIRS": "/c:/d"},
+}
+
+
+@pytest.mark.parametrize("env", XDG_CASES.values(), ids=XDG_CASES.keys())
+def test_paths_equal_appdirs_the_way_qiime2_computes_them(clean_env, monkeypatch, env):
+    for name in ("XDG_CONFIG_HOME", "XDG_CONFIG_DIRS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert str(user_config_path()) == os.path.join(appdirs.user_config_dir("qiime2"), CONFIG)
+    assert str(site_config_path()) == os.path.join(appdirs.site_config_dir("qiime2"), CONFIG)
+    assert user_config_path().parent == Path(platformdirs.user_config_dir("qiime2"))
