@@ -56,12 +56,12 @@ def locate(explicit: str | os.PathLike[str] | None = None, *, seed: bool = True)
     """
     trail: list[Step] = []
     if explicit is not None:
-        return Located(_must_exist(Path(explicit), "explicit", "--parallel-config"), "explicit")
+        return Located(_must_exist(Path(explicit), "--parallel-config"), "explicit")
     trail.append(Step("explicit", None, "no --parallel-config given"))
 
     env = os.environ.get("QIIME2_CONFIG", "")
     if env:
-        return Located(_must_exist(Path(env), "QIIME2_CONFIG", "$QIIME2_CONFIG"),
+        return Located(_must_exist(Path(env), "$QIIME2_CONFIG"),
                        "QIIME2_CONFIG", tuple(trail))
     trail.append(Step("QIIME2_CONFIG", None, "not set"))
 
@@ -101,7 +101,10 @@ def _seed(prefix: str, path: Path, trail: list[Step]) -> Located:
     return Located(path, "vendored", tuple(trail))
 
 
-def _must_exist(path: Path, source: str, name: str) -> Path:
+def _must_exist(path: Path, name: str) -> Path:
+    if os.path.islink(path) and not os.path.exists(path):
+        raise ConfigError(path, "", f"{name} names a broken symlink (to {os.readlink(path)})",
+                          f"point {name} at the config file itself, or fix the link")
     if not os.path.exists(path):
         raise ConfigError(path, "", f"{name} names a file that does not exist",
                           f"create the file, or point {name} at an existing config "

@@ -152,3 +152,60 @@ def test_paths_equal_appdirs_the_way_qiime2_computes_them(clean_env, monkeypatch
     assert str(user_config_path()) == os.path.join(appdirs.user_config_dir("qiime2"), CONFIG)
     assert str(site_config_path()) == os.path.join(appdirs.site_config_dir("qiime2"), CONFIG)
     assert user_config_path().parent == Path(platformdirs.user_config_dir("qiime2"))
+
+
+# -- odd environments ------------------------------------------------------------------------
+
+def load_error() -> str:
+    from q2pconf.config import load
+
+    with pytest.raises(ConfigError) as caught:
+        load()
+    return str(caught.value)
+
+
+def test_qiime2_config_pointing_at_a_directory(tree, monkeypatch):
+    monkeypatch.setenv("QIIME2_CONFIG", str(tree["explicit"].parent))
+    message = load_error()
+    assert "is a directory, not a config file" in message
+    assert "Traceback" not in message
+
+
+def test_qiime2_config_pointing_at_a_broken_symlink(tree, monkeypatch):
+    link = tree["explicit"].parent / "link.toml"
+    link.symlink_to(tree["explicit"].parent / "gone.toml")
+    monkeypatch.setenv("QIIME2_CONFIG", str(link))
+    message = load_error()
+    assert "$QIIME2_CONFIG names a broken symlink" in message and "gone.toml" in message
+
+
+def test_home_unset_still_finds_the_user_config(clean_env, monkeypatch):
+    import pwd
+
+    monkeypatch.delenv("HOME")
+    monkeypatch.delenv("XDG_CONFIG_HOME")
+    expected = Path(pwd.getpwuid(os.getuid()).pw_dir, ".config", "qiime2", CONFIG)
+    assert user_config_path() == expected
+    assert locate().source in ("user", "in-memory")
+
+
+@pytest.mark.parametrize("name", ["XDG_CONFIG_HOME", "XDG_CONFIG_DIRS"])
+def test_relative_xdg_paths_are_ignored(tree, monkeypatch, name):
+    monkeypatch.chdir(tree["explicit"].parent)
+    monkeypatch.setenv(name, "relative/dir")
+    put(tree["explicit"].parent / "relative" / "dir" / "qiime2" / CONFIG)
+    found = locate(seed=False)
+    assert found.source == "in-memory"
+    assert all(step.path is None or step.path.is_absolute() for step in found.trail)
+
+
+@pytest.mark.parametrize("name", ["with space", "ünïcødé ✓", "tab\there"])
+def test_conda_prefix_with_spaces_and_non_ascii(clean_env, monkeypatch, name):
+    prefix = clean_env / name
+    prefix.mkdir()
+    monkeypatch.setenv("CONDA_PREFIX", str(prefix))
+    found = locate()
+    assert (found.source, found.path) == ("vendored", prefix / "etc" / CONFIG)
+    from q2pconf.config import check
+
+    assert check(found.path).labels == ("default", "htex")
