@@ -39,7 +39,7 @@ def translate(checker: _Checker, kind: str, name: str, table: dict[str, Any], ke
             if new in table:
                 raise checker.fail(where, f"is the old name of {new}, which is set too",
                                    f"remove {arg}")
-            out[new] = _whole(checker, value, where)
+            out[new] = _whole(value)
             checker.warn(where, f"is called {new} in today's Parsl; "
                          f"write {new} = {out[new]} (translated for now)")
         elif arg in DROPPED:
@@ -62,7 +62,7 @@ def translate(checker: _Checker, kind: str, name: str, table: dict[str, Any], ke
     return out
 
 
-def _whole(checker: _Checker, value: Any, where: str) -> Any:
+def _whole(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value  # anything else is checked (and refused) like a new-style value
