@@ -28,6 +28,9 @@ _EXPORTS = {
     "usable_cpus": "q2pconf.default",
     "vendored_toml": "q2pconf.default",
     "seed_prefix": "q2pconf.default",
+    "parallel_pipeline": "q2pconf.pipeline",
+    "step": "q2pconf.pipeline",
+    "ParallelConfig": "q2pconf.session",
     "add_parallel_arguments": "q2pconf.cli",
     "config_from_args": "q2pconf.cli",
     # QIIME 2's names (qiime2.sdk.parallel_config), same meaning where it fits

@@ -15,6 +15,7 @@ from q2pconf.check import Obj, Plan
 from q2pconf.errors import ConfigError
 
 HTEX_MODULE = "parsl.executors.high_throughput"
+IDLE_LABEL = "_q2pconf_idle"
 
 
 def default_run_dir() -> str:
@@ -26,7 +27,8 @@ def default_run_dir() -> str:
 
 
 def parsl_config(plan: Plan, labels: Iterable[str] | None = None, **defaults: Any) -> Any:
-    """A `parsl.Config` with the executors named by `labels` (all when None).
+    """A `parsl.Config` with the executors named by `labels` (all when None; an idle
+    placeholder when empty).
 
     `defaults` are Config keywords used unless the file sets the same key.
     """
@@ -37,8 +39,16 @@ def parsl_config(plan: Plan, labels: Iterable[str] | None = None, **defaults: An
     kwargs: dict[str, Any] = {"run_dir": default_run_dir(), **defaults}
     kwargs.update({k: build(plan.file, v) for k, v in plan.options.items()})
     kwargs["dependency_resolver"] = DEEP_DEPENDENCY_RESOLVER
-    kwargs["executors"] = [executor(plan, label) for label in chosen]
+    kwargs["executors"] = [executor(plan, label) for label in chosen] or [_idle_executor()]
     return _construct(plan.file, "parsl", Config, kwargs)
+
+
+def _idle_executor() -> Any:
+    """A thread pool that never gets a task: Parsl needs one executor to load, and executors
+    added later (`dfk.add_executors`) then start only when a step needs them."""
+    from parsl.executors import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(label=IDLE_LABEL, max_threads=1)
 
 
 def executor(plan: Plan, label: str) -> Any:
@@ -93,10 +103,29 @@ def _runnable_here(obj: Obj) -> Obj:
     if "interchange_launch_cmd" not in kwargs:
         kwargs["interchange_launch_cmd"] = [sys.executable, "-m", f"{HTEX_MODULE}.interchange"]
     provider = kwargs.get("provider")
-    local = provider is None or (isinstance(provider, Obj) and provider.cls == "LocalProvider")
-    if local and "address" not in kwargs:
-        kwargs["address"] = "127.0.0.1"  # no probing of the host's interfaces
+    if provider is None:
+        provider = Obj("provider", "LocalProvider", {}, f"{obj.key}.provider")
+    if isinstance(provider, Obj):
+        kwargs["provider"] = _with_python_path(provider)
+        if provider.cls == "LocalProvider" and "address" not in kwargs:
+            kwargs["address"] = "127.0.0.1"  # no probing of the host's interfaces
     return Obj(obj.kind, obj.cls, kwargs, obj.key)
+
+
+def _with_python_path(provider: Obj) -> Obj:
+    """Workers import what this program imports: its script directory and sys.path additions
+    (on a cluster, the same paths on a shared file system)."""
+    interpreter = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix)}
+    extra = [os.path.abspath(p or ".") for p in sys.path
+             if not any(os.path.realpath(p or ".").startswith(base) for base in interpreter)]
+    extra = [p for p in dict.fromkeys(extra) if os.path.isdir(p)]
+    if not extra:
+        return provider
+    export = (f"export PYTHONPATH={shlex.quote(os.pathsep.join(extra))}"
+              '${PYTHONPATH:+:$PYTHONPATH}')
+    kwargs = dict(provider.kwargs)
+    kwargs["worker_init"] = "\n".join(filter(None, (export, kwargs.get("worker_init"))))
+    return Obj(provider.kind, provider.cls, kwargs, provider.key)
 
 
 def _worker_launch_cmd() -> str:

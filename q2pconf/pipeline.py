@@ -1,0 +1,301 @@
+"""`@step` and `@parallel_pipeline`: a pipeline body that sends its steps to Parsl.
+
+The body runs in the caller's thread. Each step call inside it becomes a Parsl app and returns
+a future at once; futures (also inside lists, tuples and dicts) passed to later steps are
+waited on by Parsl before those steps run. Only the outermost pipeline call waits, and it
+returns plain values.
+"""
+from __future__ import annotations
+
+import contextvars
+import functools
+import hashlib
+import inspect
+import reprlib
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass
+from typing import Any, TypeVar, overload
+
+from q2pconf import session as sessions
+from q2pconf.progress import Progress
+
+F = TypeVar("F", bound=Callable[..., Any])
+SERIAL = object()  # the active "run" while a pipeline runs with no Parsl at all
+_ACTIVE: contextvars.ContextVar[Any] = contextvars.ContextVar("q2pconf_run", default=None)
+
+
+class Step:
+    """A function that runs as a Parsl app inside a pipeline, and as itself outside one."""
+
+    def __init__(self, func: Callable[..., Any], executor: str | None = None,
+                 outputs: int | None = None, plugin: str | None = None) -> None:
+        functools.update_wrapper(self, func)
+        self.func = func
+        self.executor = executor
+        self.outputs = outputs
+        self.plugin = plugin or func.__module__.rpartition(".")[2]
+        self.runner = Runner(self)
+
+    @property
+    def name(self) -> str:
+        return self.func.__name__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        run = _ACTIVE.get()
+        if run is None or run is SERIAL:
+            return self.func(*args, **kwargs)
+        return run.submit(self, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<q2pconf step {self.plugin}.{self.name}>"
+
+
+class Runner:
+    """What Parsl runs for a step: picklable by value, so steps defined in a script's
+    `__main__` reach HTEX workers with the globals they use."""
+
+    def __init__(self, step: Step) -> None:
+        self.func = step.func
+        self.__name__ = step.func.__name__
+        self.__qualname__ = step.func.__qualname__
+        self.__module__ = step.func.__module__
+        self.__signature__ = inspect.signature(step.func)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+    def code_id(self) -> bytes:
+        """Name, module and code: what decides whether a checkpointed result may be reused."""
+        code = self.func.__code__
+        digest = hashlib.sha256(code.co_code + repr(code.co_consts).encode()).hexdigest()
+        return f"{self.__module__}.{self.__qualname__}:{digest}".encode()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        import dill
+
+        return (_load_runner, (dill.dumps(self.func, recurse=True), self.__name__,
+                               self.__qualname__, self.__module__))
+
+
+def _load_runner(blob: bytes, name: str, qualname: str, module: str) -> Runner:
+    import dill
+
+    runner = Runner.__new__(Runner)
+    runner.func = dill.loads(blob)
+    runner.__name__, runner.__qualname__, runner.__module__ = name, qualname, module
+    return runner
+
+
+@overload
+def step(func: F) -> F: ...
+@overload
+def step(*, executor: str | None = None, outputs: int | None = None,
+         plugin: str | None = None) -> Callable[[F], F]: ...
+
+
+def step(func: Any = None, *, executor: str | None = None, outputs: int | None = None,
+         plugin: str | None = None) -> Any:
+    """Mark a pipeline step. `executor` is a hint the config's mapping overrides; `outputs=N`
+    makes a call return N futures, one per element of the returned tuple; `plugin` names the
+    step's group in QIIME 2's nested mapping (default: the last part of its module's name)."""
+    def decorate(function: Callable[..., Any]) -> Step:
+        return Step(function, executor, outputs, plugin)
+
+    return decorate if func is None else decorate(func)
+
+
+class Pipeline:
+    """A pipeline function: its outermost call runs it in parallel and returns plain values."""
+
+    def __init__(self, func: Callable[..., Any], resume: bool = False) -> None:
+        functools.update_wrapper(self, func)
+        self.func = func
+        self.resume = resume
+        self.history: list[StepRecord] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if _ACTIVE.get() is not None:  # nested, or serial: run inline
+            return self.func(*args, **kwargs)
+        run = Run(sessions.session(self.resume))
+        token = _ACTIVE.set(run)
+        try:
+            with sessions.closed_on_interrupt(), run.progress:
+                return run.resolve(self.func(*args, **kwargs))
+        finally:
+            _ACTIVE.reset(token)
+            self.history = run.records()
+
+    def serial(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the same pipeline one step after another, without Parsl (for debugging)."""
+        token = _ACTIVE.set(SERIAL)
+        try:
+            return self.func(*args, **kwargs)
+        finally:
+            _ACTIVE.reset(token)
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        return self if obj is None else functools.partial(self, obj)
+
+
+def parallel_pipeline(func: Any = None, *, resume: bool = False) -> Any:
+    """Make `func` a pipeline whose `@step` calls run in parallel through Parsl.
+
+    `resume=True` reuses results of steps whose inputs and code are unchanged since an
+    earlier run (Parsl's memoizer and checkpoint files)."""
+    def decorate(function: Callable[..., Any]) -> Pipeline:
+        return Pipeline(function, resume)
+
+    return decorate if func is None else decorate(func)
+
+
+class Run:
+    """The steps one outermost pipeline call submitted, and the first step that failed."""
+
+    def __init__(self, session: sessions.Session) -> None:
+        self.session = session
+        self.futures: list[Future[Any]] = []
+        self.labels: list[tuple[str, str]] = []
+        self.failure: BaseException | None = None
+        self.progress = Progress()
+        self._lock = threading.Lock()
+        self._failed: Future[None] = Future()
+
+    def submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        label = self.session.label_for(step.name, step.plugin, step.executor)
+        app = self.session.app(step.runner, label)
+        future = app(*args, **kwargs)
+        where = f"step {step.plugin}.{step.name}({_summary(args, kwargs)}) on executor {label!r}"
+        future.add_done_callback(functools.partial(self._done, where))
+        with self._lock:
+            self.futures.append(future)
+            self.labels.append((step.name, label))
+        self.progress.submitted()
+        if step.outputs is None:
+            return future
+        return self._split(future, step, where)
+
+    def _split(self, parent: Future[Any], step: Step, where: str) -> tuple[Future[Any], ...]:
+        """One future per declared output of `parent`'s returned tuple."""
+        children: tuple[Future[Any], ...] = tuple(Future() for _ in range(step.outputs or 0))
+
+        def copy(done: Future[Any]) -> None:
+            error = done.exception()
+            value = None if error is not None else done.result()
+            if error is None and (not isinstance(value, (tuple, list))
+                                  or len(value) != len(children)):
+                error = ValueError(f"step {step.name} was declared with outputs={step.outputs} "
+                                   f"but returned {type(value).__name__} {_REPR.repr(value)}")
+                self._failed_with(error, where)
+            for index, child in enumerate(children):
+                if error is None:
+                    child.set_result(value[index])  # type: ignore[index]
+                else:
+                    child.set_exception(error)
+
+        parent.add_done_callback(copy)
+        return children
+
+    def _done(self, where: str, future: Future[Any]) -> None:
+        from parsl.dataflow.errors import DependencyError
+
+        error = future.exception()
+        self.progress.finished(failed=error is not None)
+        if error is None or isinstance(error, DependencyError):
+            return
+        self._failed_with(error, where)
+
+    def _failed_with(self, error: BaseException, where: str) -> None:
+        _add_note(error, f"q2pconf: in {where}")
+        with self._lock:
+            if self.failure is None:
+                self.failure = error
+                self._failed.set_result(None)
+
+    def resolve(self, value: Any) -> Any:
+        """Wait for every submitted step, then replace futures in `value` by their results.
+
+        The first failing step's own exception is raised as soon as it is known; steps still
+        running are abandoned, not waited for."""
+        done = 0
+        while True:
+            if self.failure is not None:
+                raise self.failure
+            if self.session.closed:
+                raise RuntimeError("q2pconf: the Parsl session was closed while steps ran")
+            with self._lock:
+                if done == len(self.futures):
+                    break
+                future = self.futures[done]
+            if future.done():
+                done += 1
+            else:  # wake up now and then: a failure elsewhere must not wait for this step
+                wait([future, self._failed], timeout=0.5, return_when=FIRST_COMPLETED)
+        return _plain(value)
+
+
+    def records(self) -> list[StepRecord]:
+        with self._lock:
+            pairs = list(zip(self.labels, self.futures))
+        return [StepRecord(name, label, *_times(future)) for (name, label), future in pairs]
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """Where and when one step of the last run ran (times from Parsl, seconds since epoch)."""
+
+    name: str
+    executor: str
+    started: float | None
+    finished: float | None
+    state: str
+
+
+def _times(future: Any) -> tuple[float | None, float | None, str]:
+    record = getattr(future, "task_record", {})
+
+    def seconds(key: str) -> float | None:
+        value = record.get(key)
+        return None if value is None else value.timestamp()
+
+    return (seconds("try_time_launched"), seconds("try_time_returned"),
+            getattr(record.get("status"), "name", "unknown"))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Future):
+        return _plain(value.result())
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, tuple):
+        items = [_plain(item) for item in value]
+        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+    if isinstance(value, dict):
+        return type(value)((key, _plain(item)) for key, item in value.items())
+    if isinstance(value, (set, frozenset)):
+        return type(value)(_plain(item) for item in value)
+    return value
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict = 40, 40, 4, 4
+
+
+def _summary(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    def show(value: Any) -> str:
+        if isinstance(value, Future):
+            return "<future>"
+        return _REPR.repr(value)
+
+    parts = [show(a) for a in args] + [f"{k}={show(v)}" for k, v in kwargs.items()]
+    text = ", ".join(parts)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _add_note(error: BaseException, note: str) -> None:
+    if sys.version_info >= (3, 11):
+        error.add_note(note)
+    else:  # shown by traceback on 3.11+ only, but kept for tools that read it
+        error.__notes__ = [*getattr(error, "__notes__", []), note]

@@ -1,0 +1,163 @@
+"""Steps and pipelines the pipeline tests run (importable by HTEX workers through sys.path)."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+from q2pconf import parallel_pipeline, step
+
+
+@step
+def span(name: str, seconds: float = 0.3) -> tuple[str, float, float]:
+    """Sleep, and say when the sleep began and ended."""
+    began = time.time()
+    time.sleep(seconds)
+    return name, began, time.time()
+
+
+@step
+def total(*values: object) -> object:
+    return values
+
+
+@step
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@step
+def deep_sum(structure: dict[str, object]) -> int:
+    """Sum the ints in a nested structure (futures inside must already be values)."""
+    def walk(value: object) -> int:
+        if isinstance(value, dict):
+            return sum(walk(v) for v in value.values())
+        if isinstance(value, (list, tuple)):
+            return sum(walk(v) for v in value)
+        assert isinstance(value, int), f"got {type(value).__name__}, not a value"
+        return value
+    return walk(structure)
+
+
+@step(outputs=2)
+def split(values: list[int]) -> tuple[int, int]:
+    return min(values), max(values)
+
+
+@step(outputs=3)
+def wrong_outputs() -> tuple[int, int]:
+    return 1, 2
+
+
+@step
+def fail(message: str) -> None:
+    raise KeyError(message)
+
+
+@step
+def touch(path: str, *after: object) -> str:
+    Path(path).write_text("ran")
+    return path
+
+
+@step
+def where() -> dict[str, object]:
+    return {"pid": os.getpid(), "thread": threading.current_thread().name,
+            "job": os.environ.get("SLURM_JOB_ID")}
+
+
+@step(executor="htex")
+def where_hinted() -> dict[str, object]:
+    return where.func()
+
+
+@step(plugin="demux")
+def summarize() -> str:
+    return "summarized"
+
+
+@step
+def count_call(log: str, value: int) -> int:
+    """Append to `log` each time it really runs (resume tests count the lines)."""
+    with open(log, "a") as handle:
+        handle.write(f"{value}\n")
+    return value * 10
+
+
+@step
+def wait_for(flag: str, timeout: float = 30.0) -> bool:
+    """True when `flag` appeared within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(flag):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@parallel_pipeline
+def fan_out(n: int, seconds: float = 0.3) -> list[object]:
+    return [span(f"s{i}", seconds) for i in range(n)]
+
+
+@parallel_pipeline
+def inner(name: str) -> object:
+    return span(name, 0.4)
+
+
+@parallel_pipeline
+def outer() -> object:
+    return [inner("a"), inner("b")]
+
+
+@parallel_pipeline
+def deep() -> int:
+    one, two = add(0, 1), add(1, 1)
+    return deep_sum({"list": [one, two], "tuple": (add(1, 2),), "dict": {"x": add(2, 2)},
+                     "plain": 5})
+
+
+@parallel_pipeline
+def branching(n: int) -> int:
+    """Calls .result() inside the body to choose what to run next."""
+    first = add(n, 1)
+    if first.result() > 2:
+        second = add(first, 100)
+    else:
+        second = add(first, 200)
+    return add(second, add(first, first).result())
+
+
+@parallel_pipeline
+def unpacking(values: list[int]) -> dict[str, object]:
+    low, high = split(values)
+    return {"low": low, "high": high, "sum": add(high, low)}
+
+
+@parallel_pipeline
+def failing(marker: str, flag: str) -> object:
+    slow = wait_for(flag)
+    broken = fail("no such sample")
+    after = touch(marker, broken)
+    return [slow, after]
+
+
+@parallel_pipeline
+def mapped() -> dict[str, object]:
+    return {"plain": where(), "hinted": where_hinted(), "plugin": summarize()}
+
+
+@parallel_pipeline
+def threads_only(n: int) -> list[object]:
+    return [add(i, i) for i in range(n)]
+
+
+@parallel_pipeline
+def counted(log: str, values: list[int]) -> list[object]:
+    return [count_call(log, v) for v in values]
+
+
+@parallel_pipeline
+def wrong() -> object:
+    return wrong_outputs()[0]

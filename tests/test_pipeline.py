@@ -1,0 +1,233 @@
+"""@step and @parallel_pipeline on real Parsl: threads and a local HTEX."""
+from __future__ import annotations
+
+import logging
+import traceback
+from pathlib import Path
+from types import TracebackType
+
+import pytest
+
+import pipeline_steps as steps
+import q2pconf
+from procs import parsl_children
+from q2pconf import session as sessions
+
+CONFIG = """\
+[parsl]
+strategy = "none"
+
+[[parsl.executors]]
+class = "ThreadPoolExecutor"
+label = "default"
+max_threads = {threads}
+
+[[parsl.executors]]
+class = "HighThroughputExecutor"
+label = "htex"
+max_workers_per_node = 2
+
+[parsl.executors.provider]
+class = "LocalProvider"
+init_blocks = 1
+max_blocks = 1
+{mapping}"""
+
+
+def write_config(tmp_path: Path, threads: int = 4, mapping: str = "") -> Path:
+    path = tmp_path / f"config-{threads}-{abs(hash(mapping))}.toml"
+    path.write_text(CONFIG.format(threads=threads, mapping=mapping))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def fresh_session(clean_env: Path):
+    """Each test starts without a session and leaves none (nor its processes) behind."""
+    sessions.close()
+    yield
+    sessions.close()
+    assert parsl_children() == []
+
+
+def test_fan_out_runs_concurrently(tmp_path: Path) -> None:
+    with q2pconf.ParallelConfig(write_config(tmp_path, threads=4)):
+        spans = steps.fan_out(4)
+    assert [name for name, _, _ in spans] == ["s0", "s1", "s2", "s3"]
+    # every sleep began before any ended: all four overlapped
+    assert max(began for _, began, _ in spans) < min(ended for _, _, ended in spans)
+
+
+def test_nested_pipelines_run_inline_and_overlap(tmp_path: Path) -> None:
+    with q2pconf.ParallelConfig(write_config(tmp_path, threads=2)):
+        (_, a_began, a_ended), (_, b_began, b_ended) = steps.outer()
+    assert b_began < a_ended and a_began < b_ended
+
+
+def test_futures_inside_lists_tuples_and_dicts_are_followed(tmp_path: Path) -> None:
+    with q2pconf.ParallelConfig(write_config(tmp_path)):
+        assert steps.deep() == 1 + 2 + 3 + 4 + 5
+
+
+def test_result_inside_the_body_does_not_deadlock_a_one_thread_pool(tmp_path: Path) -> None:
+    with q2pconf.ParallelConfig(write_config(tmp_path, threads=1)):
+        assert steps.branching(5) == (6 + 100) + 12
+        assert steps.branching(0) == (1 + 200) + 2
+
+
+def test_outputs_unpack_into_separate_futures(tmp_path: Path) -> None:
+    with q2pconf.ParallelConfig(write_config(tmp_path)):
+        assert steps.unpacking([4, 1, 9]) == {"low": 1, "high": 9, "sum": 10}
+
+
+def test_a_step_returning_the_wrong_number_of_outputs_says_so(tmp_path: Path) -> None:
+    with q2pconf.ParallelConfig(write_config(tmp_path)):
+        with pytest.raises(ValueError, match="outputs=3"):
+            steps.wrong()
+
+
+def test_outside_a_pipeline_a_step_is_an_ordinary_call() -> None:
+    assert steps.add(2, 3) == 5
+    assert steps.split([3, 1]) == (1, 3)
+    assert "parsl.dataflow.dflow" not in __import__("sys").modules or sessions._SESSION is None
+
+
+def test_serial_mode_gives_the_same_results_without_parsl(tmp_path: Path) -> None:
+    assert steps.deep.serial() == 15
+    assert steps.unpacking.serial([4, 1, 9]) == {"low": 1, "high": 9, "sum": 10}
+    assert sessions._SESSION is None  # serial started nothing
+    with q2pconf.ParallelConfig(write_config(tmp_path)):
+        assert steps.unpacking([4, 1, 9]) == steps.unpacking.serial([4, 1, 9])
+
+
+def test_failing_step_raises_its_own_error_with_a_note_and_skips_dependents(
+        tmp_path: Path) -> None:
+    marker, flag = tmp_path / "dependent-ran", tmp_path / "release-slow-step"
+    with q2pconf.ParallelConfig(write_config(tmp_path, threads=4)):
+        with pytest.raises(KeyError) as caught:
+            steps.failing(str(marker), str(flag))
+        # the caller got the error while the independent slow step still waited for the flag
+        flag.write_text("go")
+    notes = "\n".join(getattr(caught.value, "__notes__", []))
+    assert "step pipeline_steps.fail('no such sample')" in notes
+    assert "executor 'default'" in notes
+    assert caught.value.args == ("no such sample",)
+    assert "fail" in _frames(caught.value.__traceback__)
+    assert not marker.exists()
+
+
+def test_failure_on_htex_keeps_type_note_and_worker_traceback(tmp_path: Path) -> None:
+    mapping = '\n[parsl.executor_mapping]\nfail = "htex"\n'
+    with q2pconf.ParallelConfig(write_config(tmp_path, mapping=mapping)):
+        with pytest.raises(KeyError) as caught:
+            steps.failing(str(tmp_path / "m"), str(tmp_path / "f"))
+        (tmp_path / "f").write_text("go")
+    assert "executor 'htex'" in "\n".join(caught.value.__notes__)
+    assert "fail" in _frames(caught.value.__traceback__)
+
+
+def test_mapping_beats_hint_beats_default(tmp_path: Path) -> None:
+    mapping = ('\n[parsl.executor_mapping]\nwhere = "htex"\n'
+               '[parsl.executor_mapping.demux]\nsummarize = "htex"\n')
+    with q2pconf.ParallelConfig(write_config(tmp_path, mapping=mapping)):
+        steps.mapped()
+    ran = {r.name: r.executor for r in steps.mapped.history}
+    assert ran == {"where": "htex", "where_hinted": "htex", "summarize": "htex"}
+    sessions.close()
+    with q2pconf.ParallelConfig(write_config(tmp_path)):
+        steps.mapped()
+    ran = {r.name: r.executor for r in steps.mapped.history}
+    assert ran == {"where": "default", "where_hinted": "htex", "summarize": "default"}
+    # ParallelConfig's own mapping wins over the file's, in QIIME 2's nested form too
+    with q2pconf.ParallelConfig(write_config(tmp_path, mapping=mapping),
+                                mapping={"where_hinted": "default",
+                                         "demux": {"summarize": "default"}}):
+        steps.mapped()
+    ran = {r.name: r.executor for r in steps.mapped.history}
+    assert ran == {"where": "htex", "where_hinted": "default", "summarize": "default"}
+
+
+def test_hint_naming_a_missing_executor_falls_back_to_default(tmp_path: Path) -> None:
+    threads_only = tmp_path / "threads.toml"
+    threads_only.write_text('[parsl]\n[[parsl.executors]]\nclass = "ThreadPoolExecutor"\n'
+                            'label = "default"\n')
+    with q2pconf.ParallelConfig(threads_only):
+        result = steps.mapped()
+    assert {r.executor for r in steps.mapped.history} == {"default"}
+    assert result["hinted"]["thread"] != "MainThread"
+
+
+def test_threads_only_pipeline_never_starts_the_htex(tmp_path: Path) -> None:
+    with q2pconf.ParallelConfig(write_config(tmp_path)):
+        assert steps.threads_only(20) == [2 * i for i in range(20)]
+        current = sessions.session()
+        assert "htex" not in current.dfk.executors
+        assert parsl_children() == []
+
+
+def test_vendored_default_threads_only_starts_no_process() -> None:
+    assert steps.threads_only(5) == [0, 2, 4, 6, 8]
+    current = sessions.session()
+    assert current.settings is not None and current.settings.source == "in-memory"
+    assert "htex" in current.labels and "htex" not in current.dfk.executors
+    assert parsl_children() == []
+
+
+def test_session_is_reused_and_replaced_when_the_config_changes(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    with q2pconf.ParallelConfig(path):
+        steps.threads_only(2)
+        first = sessions.session()
+        steps.threads_only(2)
+        assert sessions.session() is first
+    with q2pconf.ParallelConfig(write_config(tmp_path, threads=2)):
+        steps.threads_only(2)
+        assert sessions.session() is not first
+    assert first.closed
+
+
+def test_run_dir_is_under_the_user_cache(clean_env: Path) -> None:
+    steps.threads_only(1)
+    run_dir = Path(sessions.session().dfk.run_dir)
+    assert run_dir.is_relative_to(clean_env / "home" / ".cache" / "q2pconf" / "runinfo")
+    assert not Path("runinfo").exists()
+
+
+def test_parsl_logging_stays_off_the_root_logger(tmp_path: Path) -> None:
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    root = logging.getLogger()
+    handler, level = Keep(), root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        with q2pconf.ParallelConfig(write_config(tmp_path)):
+            steps.threads_only(3)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    assert [r.name for r in records if r.name.startswith("parsl")] == []
+
+
+def test_a_parsl_config_object_can_be_passed_directly(tmp_path: Path) -> None:
+    from parsl.config import Config
+    from parsl.executors import ThreadPoolExecutor
+
+    config = Config(executors=[ThreadPoolExecutor(label="default", max_threads=2)],
+                    run_dir=str(tmp_path / "runinfo"))
+    with q2pconf.ParallelConfig(config):
+        assert steps.deep() == 15
+    assert (tmp_path / "runinfo").is_dir()
+
+
+def test_parallel_config_rejects_other_types() -> None:
+    with q2pconf.ParallelConfig(42):
+        with pytest.raises(TypeError, match="ParallelConfig takes"):
+            steps.threads_only(1)
+
+
+def _frames(tb: TracebackType | None) -> list[str]:
+    return [frame.name for frame in traceback.extract_tb(tb)]
