@@ -124,6 +124,7 @@ class Session:
         if wait:
             self.dfk.cleanup()
             return
+        self.dfk.job_status_poller.close()  # cancels every block: workers go with it
         for executor in list(self.dfk.executors.values()):
             if type(executor).__name__ not in THREAD_POOLS:
                 executor.shutdown()

@@ -161,3 +161,32 @@ def counted(log: str, values: list[int]) -> list[object]:
 @parallel_pipeline
 def wrong() -> object:
     return wrong_outputs()[0]
+
+
+@step(executor="htex")
+def sleep_on_htex(flag: str, seconds: float) -> int:
+    Path(flag).write_text(str(os.getpid()))
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@step
+def sleep_on_threads(flag: str, seconds: float) -> int:
+    Path(flag).write_text(str(os.getpid()))
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@parallel_pipeline
+def long_running(flag: str, seconds: float) -> list[object]:
+    return [sleep_on_htex(flag, seconds), sleep_on_threads(flag + ".threads", seconds)]
+
+
+@parallel_pipeline
+def long_on_htex(flag: str, seconds: float) -> list[object]:
+    return [sleep_on_htex(flag, seconds), add(1, 2)]
+
+
+@parallel_pipeline
+def htex_failing() -> object:
+    return [sleep_on_htex("/dev/null", 0), fail("on purpose")]

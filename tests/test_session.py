@@ -1,0 +1,175 @@
+"""The Parsl session as a whole program sees it: child Python processes run pipelines, and
+the test checks what they leave behind (processes, files, terminal output)."""
+from __future__ import annotations
+
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from procs import TOKEN_VAR, new_token, wait_gone
+
+TESTS = Path(__file__).parent
+CONFIG = """\
+[parsl]
+strategy = "none"
+[[parsl.executors]]
+class = "ThreadPoolExecutor"
+label = "default"
+max_threads = 2
+[[parsl.executors]]
+class = "HighThroughputExecutor"
+label = "htex"
+max_workers_per_node = 1
+[parsl.executors.provider]
+class = "LocalProvider"
+"""
+
+
+def child_env(tmp_path: Path, token: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("QIIME2_CONFIG", "CONDA_PREFIX")}
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG)
+    env.update(HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "cache"),
+               XDG_CONFIG_HOME=str(tmp_path / "config"), QIIME2_CONFIG=str(config),
+               PYTHONPATH=os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]),
+               **{"Q2PCONF_PROGRESS": "0", TOKEN_VAR: token, **extra})
+    return env
+
+
+def start(tmp_path: Path, code: str, token: str, **extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", code], env=child_env(tmp_path, token, **extra),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_file(path: Path, process: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None:
+            pytest.fail(f"child exited early: {process.communicate()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"{path} never appeared: {process.communicate()}")
+        time.sleep(0.05)
+
+
+# SIGTERM/SIGHUP end the process with steps running on both executors. Ctrl-C raises
+# KeyboardInterrupt, which closes the HTEX at once; Python itself then waits for steps still
+# running in threads (threads cannot be killed), so that case runs a long step on HTEX only.
+LONG = {signal.SIGTERM: "long_running", signal.SIGHUP: "long_running",
+        signal.SIGINT: "long_on_htex"}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_no_process_outlives_a_signalled_pipeline(tmp_path: Path, signum: int) -> None:
+    token, flag = new_token(), tmp_path / "started"
+    code = f"import pipeline_steps as s; s.{LONG[signum]}({str(flag)!r}, 300)"
+    child = start(tmp_path, code, token)
+    wait_for_file(flag, child)  # the HTEX step is running in a worker now
+    worker = int(flag.read_text())
+    child.send_signal(signum)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode != 0
+    if signum == signal.SIGINT:
+        assert "KeyboardInterrupt" in err
+    else:
+        assert child.returncode == -signum
+    assert wait_gone(token) == []
+    assert not _alive(worker)
+
+
+def test_no_process_outlives_a_failing_pipeline(tmp_path: Path) -> None:
+    token = new_token()
+    child = start(tmp_path, "import pipeline_steps as s; s.htex_failing()", token)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 1
+    assert "KeyError: 'on purpose'" in err
+    assert "q2pconf: in step pipeline_steps.fail('on purpose')" in err
+    assert wait_gone(token) == []
+
+
+def test_no_process_outlives_a_normal_exit(tmp_path: Path) -> None:
+    token = new_token()
+    code = "import pipeline_steps as s; print(s.long_running('/dev/null', 0))"
+    child = start(tmp_path, code, token)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err
+    assert wait_gone(token) == []
+    assert "Python is exiting with a DFK still running" not in err
+
+
+def test_htex_starts_from_a_virtualenv_that_is_not_activated(tmp_path: Path) -> None:
+    """Workers are launched with this interpreter, not found on PATH."""
+    token = new_token()
+    code = "import pipeline_steps as s; print(s.long_on_htex('/dev/null', 0))"
+    child = start(tmp_path, code, token, PATH="/usr/bin:/bin")  # no pyenv, no parsl scripts
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err
+    assert wait_gone(token) == []
+
+
+def test_resume_skips_steps_whose_inputs_and_code_are_unchanged(tmp_path: Path) -> None:
+    token, log = new_token(), tmp_path / "calls.log"
+    code = ("import sys, pipeline_steps as s, q2pconf\n"
+            "run = q2pconf.parallel_pipeline(s.counted.func, resume=True)\n"
+            f"print(run({str(log)!r}, [int(v) for v in sys.argv[1:]]))")
+
+    def run(*values: int) -> str:
+        child = subprocess.run([sys.executable, "-c", code, *map(str, values)],
+                               env=child_env(tmp_path, token), capture_output=True, text=True,
+                               timeout=120)
+        assert child.returncode == 0, child.stderr
+        return child.stdout.strip()
+
+    assert run(1, 2, 3) == "[10, 20, 30]"
+    assert sorted(log.read_text().split()) == ["1", "2", "3"]
+    assert run(1, 2, 3) == "[10, 20, 30]"  # all three came from the checkpoints
+    assert sorted(log.read_text().split()) == ["1", "2", "3"]
+    assert run(3, 4) == "[30, 40]"  # only the new input ran
+    assert sorted(log.read_text().split()) == ["1", "2", "3", "4"]
+
+
+def test_progress_line_on_a_terminal_and_silence_elsewhere(tmp_path: Path) -> None:
+    code = "import pipeline_steps as s; s.threads_only(30)"
+    env = child_env(tmp_path, new_token(), Q2PCONF_PROGRESS="1")
+    assert "q2pconf: 30/30 steps done, 0 running, 0 failed" in _on_terminal(code, env)
+    assert _on_terminal(code, {**env, "Q2PCONF_PROGRESS": "0"}) == ""
+    piped = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                           text=True, timeout=60)
+    assert piped.returncode == 0 and piped.stderr == ""
+
+
+def _on_terminal(code: str, env: dict[str, str]) -> str:
+    """What `code` writes to stderr when stderr is a real pseudo-terminal."""
+    leader, follower = pty.openpty()
+    child = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=follower,
+                             stdout=subprocess.DEVNULL)
+    os.close(follower)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([leader], [], [], 60)
+        try:
+            chunk = os.read(leader, 4096) if ready else b""
+        except OSError:  # the child closed the terminal
+            chunk = b""
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert child.wait(timeout=60) == 0
+    return b"".join(chunks).decode()
+
+
+def _alive(pid: int) -> bool:
+    """Running, not just an unreaped zombie (this machine's init may not reap orphans)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
