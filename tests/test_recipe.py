@@ -1,0 +1,169 @@
+"""The conda recipes (meta.yaml for conda-build, recipe.yaml for rattler-build) agree with each
+other and with pyproject.toml, the single source of the name, version and dependencies."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+import yaml
+from packaging.requirements import Requirement
+
+from condatools import ROOT, pyproject
+
+RECIPE_DIR = ROOT / "recipe"
+ACTIVATE = ("q2pconf.sh", "q2pconf.fish", "q2pconf.csh")
+PROJECT = pyproject()["project"]
+
+
+def load_file_data(filename: str, fileformat: str | None = None, *, from_recipe_dir: bool = False,
+                   recipe_dir: str | None = None, **_: Any) -> dict[str, Any]:
+    """conda-build's load_file_data: a data file relative to the recipe or the source tree."""
+    import tomllib
+
+    base = Path(recipe_dir or RECIPE_DIR) if from_recipe_dir else ROOT  # source: path: ..
+    path = base / filename
+    kind = fileformat or path.suffix.lstrip(".")
+    text = path.read_text()
+    return tomllib.loads(text) if kind == "toml" else yaml.safe_load(text)
+
+
+def render_meta() -> dict[str, Any]:
+    """meta.yaml through Jinja with the names conda-build provides, then YAML."""
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    template = env.from_string((RECIPE_DIR / "meta.yaml").read_text())
+    text = template.render(load_file_data=load_file_data, environ=os.environ, os=os,
+                           PYTHON="$PYTHON", PREFIX="$PREFIX")
+    return yaml.safe_load(text)
+
+
+def render_v1() -> dict[str, Any]:
+    """recipe.yaml rendered by rattler-build itself, with the flag build_conda.py passes."""
+    from rattler_build import RenderConfig, Stage0Recipe
+    from rattler_build.tool_config import PlatformConfig
+
+    recipe = Stage0Recipe.from_file(RECIPE_DIR / "recipe.yaml")
+    config = RenderConfig(platform=PlatformConfig(experimental=True))
+    [variant] = recipe.render(render_config=config)
+    return variant.recipe.to_dict()
+
+
+@pytest.fixture(scope="module")
+def meta() -> dict[str, Any]:
+    return render_meta()
+
+
+@pytest.fixture(scope="module")
+def v1() -> dict[str, Any]:
+    return render_v1()
+
+
+def conda_specs() -> list[str]:
+    """pyproject's dependencies as conda specs: markers dropped (see the recipes' comments)."""
+    specs = [f"python >={PROJECT['requires-python'].removeprefix('>=')}"]
+    for line in PROJECT["dependencies"]:
+        requirement = Requirement(line)
+        bounds = ",".join(sorted(str(s) for s in requirement.specifier))
+        specs.append(f"{requirement.name.lower()} {bounds}".strip())
+    return specs
+
+
+def entry_points() -> list[str]:
+    return [f"{name} = {target}" for name, target in PROJECT["scripts"].items()]
+
+
+def test_pyproject_is_what_the_recipes_assume():
+    assert PROJECT["requires-python"].startswith(">=")
+    assert re.fullmatch(r"\d+\.\d+(\.\d+)?", PROJECT["version"])
+    assert entry_points() == ["q2pconf = q2pconf.cli:main"]
+
+
+# -- meta.yaml (conda-build) -----------------------------------------------------------------
+
+def test_meta_package_matches_pyproject(meta):
+    assert meta["package"] == {"name": PROJECT["name"], "version": PROJECT["version"]}
+    assert meta["about"]["summary"] == PROJECT["description"]
+    assert meta["about"]["license"] == PROJECT["license"]["text"]
+
+
+def test_meta_is_noarch_python_with_the_entry_point(meta):
+    assert meta["build"]["noarch"] == "python"
+    assert meta["build"]["entry_points"] == entry_points()
+
+
+def test_meta_run_requirements_match_pyproject(meta):
+    assert meta["requirements"]["run"] == conda_specs()
+    floor = PROJECT["requires-python"].removeprefix(">=")
+    assert f"python {floor}" in meta["requirements"]["host"]
+    assert f"python {floor}" in meta["test"]["requires"]
+
+
+def test_meta_installs_the_activation_scripts(meta):
+    script = "\n".join(meta["build"]["script"])
+    for name in ACTIVATE:
+        assert f"etc/conda/activate.d/{name}" in script
+        assert (ROOT / "etc" / "conda" / "activate.d" / name).is_file()
+    assert "$PREFIX/etc/conda/activate.d/" in script
+    assert not (ROOT / "etc" / "conda" / "deactivate.d").exists()
+    assert "no deactivate.d script" in (RECIPE_DIR / "meta.yaml").read_text()
+
+
+def test_meta_tests_seed_then_check(meta):
+    test = meta["test"]
+    assert test["imports"] == ["q2pconf"]
+    commands = test["commands"]
+    seed = commands.index("q2pconf seed --prefix $PREFIX")
+    assert commands.index("q2pconf check $PREFIX/etc/qiime2_config.toml") > seed
+
+
+def test_link_scripts_sit_beside_meta_yaml_under_conda_build_names():
+    # conda-build packages recipe/<action>.sh as bin/.<name>-<action>.sh
+    for action in ("post-link", "pre-unlink"):
+        script = RECIPE_DIR / f"{action}.sh"
+        assert script.read_text().startswith("#!/bin/bash\n")
+
+
+# -- recipe.yaml (rattler-build) -------------------------------------------------------------
+
+def test_v1_recipe_reads_the_version_from_pyproject():
+    raw = yaml.safe_load((RECIPE_DIR / "recipe.yaml").read_text())
+    assert "pyproject.toml" in raw["context"]["project"]
+    assert raw["package"] == {"name": "q2pconf", "version": "${{ version }}"}
+
+
+def test_v1_package_matches_pyproject(v1):
+    assert v1["package"] == {"name": PROJECT["name"], "version": PROJECT["version"]}
+    assert v1["about"]["summary"] == PROJECT["description"]
+    assert v1["about"]["license"] == PROJECT["license"]["text"]
+
+
+def test_v1_is_noarch_python_with_the_entry_point(v1):
+    assert v1["build"]["noarch"] == "python"
+    assert v1["build"]["python"]["entry_points"] == entry_points()
+    assert "host" not in v1["requirements"] and "build" not in v1["requirements"]
+
+
+def test_v1_run_requirements_match_pyproject_and_meta(v1, meta):
+    assert v1["requirements"]["run"] == conda_specs() == meta["requirements"]["run"]
+
+
+def test_v1_script_installs_link_and_activation_scripts(v1):
+    script = v1["build"]["script"]
+    assert 'cp "$RECIPE_DIR/post-link.sh" "$PREFIX/bin/.q2pconf-post-link.sh"' in script
+    assert 'cp "$RECIPE_DIR/pre-unlink.sh" "$PREFIX/bin/.q2pconf-pre-unlink.sh"' in script
+    for name in ACTIVATE:
+        assert f"etc/conda/activate.d/{name}" in script
+    assert '"$PREFIX/etc/conda/activate.d/"' in script
+
+
+def test_v1_tests_mirror_meta(v1, meta):
+    tests = v1["tests"]
+    python_tests = [t["python"] for t in tests if "python" in t]
+    assert [t["imports"] for t in python_tests] == [meta["test"]["imports"]]
+    [script] = [t["script"] for t in tests if "script" in t]
+    unquoted = [line.replace('"', "") for line in script]
+    assert unquoted[:2] == ["q2pconf seed --prefix $PREFIX",
+                            "q2pconf check $PREFIX/etc/qiime2_config.toml"]
