@@ -50,3 +50,6 @@ def readonly_command(directory: Path, command: list[str]) -> list[str]:
     script = (f"mount --bind {target} {target} && "
               f"mount -o remount,bind,ro {target} {target} && exec {quoted}")
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+
+
+from slurm_cluster import slurm, slurm_cluster  # noqa: E402,F401  (fixtures for @pytest.mark.slurm)
