@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from q2pconf.catalog import NAMESPACES
-from q2pconf.check import Obj, Plan
+from q2pconf.validate import Obj, Plan
 from q2pconf.errors import ConfigError
 
 HTEX_MODULE = "parsl.executors.high_throughput"

@@ -149,11 +149,11 @@ def _init(args: argparse.Namespace) -> int:
 
     path = _init_target(args)
     text = render(args.template, path)
-    if args.force and os.path.lexists(path):
-        backup = path.with_name(f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.bak")
-        os.replace(path, backup)
-        print(f"kept the old file as {backup}")
     try:
+        if args.force and os.path.lexists(path):
+            backup = _backup_name(path)
+            os.replace(path, backup)
+            print(f"kept the old file as {backup}")
         written = write_new(path, text)
     except OSError as error:
         raise ConfigError(path, "", f"cannot be written: {error.strerror or error}",
@@ -163,6 +163,18 @@ def _init(args: argparse.Namespace) -> int:
                           "edit it, or rerun with --force to replace it (a backup is kept)")
     print(f"wrote {path}\nedit it, then check it with: q2pconf check {path}")
     return 0
+
+
+def _backup_name(path: Path) -> Path:
+    """A timestamped name beside `path` that no earlier backup holds (two --force runs in
+    the same second must not replace the first backup)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    number = 0
+    while True:
+        backup = path.with_name(f"{path.name}.{stamp}{f'.{number}' if number else ''}.bak")
+        if not os.path.lexists(backup):
+            return backup
+        number += 1
 
 
 def _init_target(args: argparse.Namespace) -> Path:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from q2pconf.check import Plan, plan, read_toml
+from q2pconf.validate import Plan, plan, read_toml
 from q2pconf.find import Located, Step, locate
 
 IN_MEMORY = "<built-in default>"

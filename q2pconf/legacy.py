@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from q2pconf.catalog import Param
-    from q2pconf.check import _Checker
+    from q2pconf.validate import _Checker
 
 RENAMED = {"max_workers": "max_workers_per_node"}
 DROPPED = {

@@ -31,11 +31,13 @@ class Step:
     """A function that runs as a Parsl app inside a pipeline, and as itself outside one."""
 
     def __init__(self, func: Callable[..., Any], executor: str | None = None,
-                 outputs: int | None = None, plugin: str | None = None) -> None:
+                 outputs: int | None = None, plugin: str | None = None,
+                 walltime: float | None = None) -> None:
         functools.update_wrapper(self, func)
         self.func = func
         self.executor = executor
         self.outputs = outputs
+        self.walltime = walltime
         self.plugin = plugin or func.__module__.rpartition(".")[2]
         self.runner = Runner(self)
 
@@ -63,8 +65,11 @@ class Runner:
         self.__qualname__ = step.func.__qualname__
         self.__module__ = step.func.__module__
         self.__signature__ = inspect.signature(step.func)
+        self.takes_walltime = "walltime" in self.__signature__.parameters
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.takes_walltime:
+            kwargs.pop("walltime", None)  # Parsl's time limit, not the step's argument
         return self.func(*args, **kwargs)
 
     def code_id(self) -> bytes:
@@ -86,6 +91,7 @@ def _load_runner(blob: bytes, name: str, qualname: str, module: str) -> Runner:
     runner = Runner.__new__(Runner)
     runner.func = dill.loads(blob)
     runner.__name__, runner.__qualname__, runner.__module__ = name, qualname, module
+    runner.takes_walltime = "walltime" in inspect.signature(runner.func).parameters
     return runner
 
 
@@ -93,16 +99,19 @@ def _load_runner(blob: bytes, name: str, qualname: str, module: str) -> Runner:
 def step(func: F) -> F: ...
 @overload
 def step(*, executor: str | None = None, outputs: int | None = None,
-         plugin: str | None = None) -> Callable[[F], F]: ...
+         plugin: str | None = None, walltime: float | None = None) -> Callable[[F], F]: ...
 
 
 def step(func: Any = None, *, executor: str | None = None, outputs: int | None = None,
-         plugin: str | None = None) -> Any:
+         plugin: str | None = None, walltime: float | None = None) -> Any:
     """Mark a pipeline step. `executor` is a hint the config's mapping overrides; `outputs=N`
     makes a call return N futures, one per element of the returned tuple; `plugin` names the
-    step's group in QIIME 2's nested mapping (default: the last part of its module's name)."""
+    step's group in QIIME 2's nested mapping (default: the last part of its module's name);
+    `walltime` seconds is Parsl's time limit for one run of the step (it raises
+    `parsl.app.errors.AppTimeout`; a step blocked inside C code is stopped only when it returns
+    to Python)."""
     def decorate(function: Callable[..., Any]) -> Step:
-        return Step(function, executor, outputs, plugin)
+        return Step(function, executor, outputs, plugin, walltime)
 
     return decorate if func is None else decorate(func)
 
@@ -166,6 +175,8 @@ class Run:
     def submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         label = self.session.label_for(step.name, step.plugin, step.executor)
         app = self.session.app(step.runner, label)
+        if step.walltime is not None:
+            kwargs = {**kwargs, "walltime": step.walltime}
         future = app(*args, **kwargs)
         where = f"step {step.plugin}.{step.name}({_summary(args, kwargs)}) on executor {label!r}"
         future.add_done_callback(functools.partial(self._done, where))

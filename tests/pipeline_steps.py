@@ -190,3 +190,14 @@ def long_on_htex(flag: str, seconds: float) -> list[object]:
 @parallel_pipeline
 def htex_failing() -> object:
     return [sleep_on_htex("/dev/null", 0), fail("on purpose")]
+
+
+@step(walltime=1)
+def spin_forever() -> None:
+    while True:
+        pass
+
+
+@parallel_pipeline
+def timed_out() -> object:
+    return spin_forever()

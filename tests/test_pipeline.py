@@ -231,3 +231,12 @@ def test_parallel_config_rejects_other_types() -> None:
 
 def _frames(tb: TracebackType | None) -> list[str]:
     return [frame.name for frame in traceback.extract_tb(tb)]
+
+
+def test_walltime_stops_a_step_that_never_returns(tmp_path: Path) -> None:
+    from parsl.app.errors import AppTimeout
+
+    with q2pconf.ParallelConfig(write_config(tmp_path)):
+        with pytest.raises(AppTimeout) as caught:
+            steps.timed_out()
+    assert "spin_forever" in "\n".join(caught.value.__notes__)

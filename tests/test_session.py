@@ -75,7 +75,10 @@ def test_no_process_outlives_a_signalled_pipeline(tmp_path: Path, signum: int) -
     wait_for_file(flag, child)  # the HTEX step is running in a worker now
     worker = int(flag.read_text())
     child.send_signal(signum)
-    _, err = child.communicate(timeout=60)
+    try:
+        _, err = child.communicate(timeout=60)
+    finally:
+        child.kill()  # only if it hung: the test fails, and leaves nothing running
     assert child.returncode != 0
     if signum == signal.SIGINT:
         assert "KeyboardInterrupt" in err

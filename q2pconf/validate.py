@@ -5,6 +5,7 @@ executor mapping, all validated, with old keys translated. Building it is `q2pco
 """
 from __future__ import annotations
 
+import ast
 import os
 import re
 from collections.abc import Callable
@@ -17,7 +18,8 @@ from q2pconf.catalog import kind_of
 from q2pconf.errors import ConfigError, did_you_mean
 
 STRATEGIES = ("none", "simple", "htex_auto_scale")
-LABEL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
+# A leading "_" is reserved for Parsl's and q2pconf's internal executors.
+LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 KIND_NAMES = {"int": "a whole number", "float": "a number", "str": "a string",
               "bool": "true or false", "list": "an array", "table": "a table"}
 EXAMPLES = {"int": "2", "float": "1.5", "str": '"text"', "bool": "true", "list": "[1, 2]",
@@ -30,11 +32,11 @@ MANAGED = {
 }
 # Classes older QIIME 2 configs name that Parsl has since removed.
 REMOVED = {
-    "AdHocProvider": "was removed from Parsl in 2024.12 (with channels); "
-                     "use LocalProvider, or a batch scheduler's provider on the cluster",
-    "LocalChannel": "was removed from Parsl in 2024.12; delete the channel table",
-    "SSHChannel": "was removed from Parsl in 2024.12; run the pipeline on the cluster's "
-                  "login node with the scheduler's provider instead",
+    "AdHocProvider": ("was removed from Parsl in 2024.12 (with channels)",
+                      "use LocalProvider, or a batch scheduler's provider on the cluster"),
+    "LocalChannel": ("was removed from Parsl in 2024.12", "delete the channel table"),
+    "SSHChannel": ("was removed from Parsl in 2024.12",
+                   "run the pipeline on the cluster's login node with the scheduler's provider"),
 }
 
 
@@ -149,7 +151,7 @@ class _Checker:
                                 'add label = "default" (or another name steps can be mapped to)')
             if not LABEL.match(label):
                 raise self.fail(f"{where}.label", f"{label!r} is not a usable label",
-                                "use letters, digits, '_', '-' and '.', not starting with '.'")
+                                "use letters, digits, '_', '-' and '.', starting with a letter or digit")
             if label in found:
                 raise self.fail(f"{where}.label", f"label {label!r} is used twice",
                                 "give each executor its own label")
@@ -165,7 +167,7 @@ class _Checker:
         if not isinstance(table, dict):
             raise self.fail(key, f"must be a table with a class key, not "
                             f"{KIND_NAMES.get(kind_of(table), kind_of(table))}",
-                            f'write {key.rsplit(".", 1)[-1]} = {{ class = "..." }}')
+                            _object_fix(key, table))
         table = dict(table)
         cls = table.pop("class", None)
         if not isinstance(cls, str):
@@ -186,13 +188,15 @@ class _Checker:
         namespace = catalog.NAMESPACES[kind]
         name = cls.removeprefix(namespace + ".")
         if name in REMOVED:
-            raise self.fail(key, f"{name} {REMOVED[name]}")
+            problem, fix = REMOVED[name]
+            raise self.fail(key, f"{name} {problem}", fix)
         allowed = catalog.names(kind)
         if name not in allowed:
             problem = (f"{cls!r} is not allowed: only names from {namespace} are"
                        if "." in name or name.startswith("_") else
                        f"{cls!r} is not in {namespace}")
-            raise self.fail(key, problem, did_you_mean(name, allowed))
+            # a dotted path: suggest its last part, the name the file should use
+            raise self.fail(key, problem, did_you_mean(name.rsplit(".", 1)[-1], allowed))
         return name
 
     def argument(self, kind: str, owner: str, params: dict[str, catalog.Param], arg: str,
@@ -204,6 +208,11 @@ class _Checker:
             raise self.fail(key, f"{owner} has no setting {arg!r}", did_you_mean(arg, params))
         if arg in catalog.NAMESPACES and isinstance(value, dict):
             return self.object(arg, value, key)
+        if arg in catalog.NAMESPACES and "any" in params[arg].accepts:
+            # the keyword takes a Parsl object, which only a table with a class can describe
+            raise self.fail(key, f"must be a table naming a class from {catalog.NAMESPACES[arg]}, "
+                            f"not {KIND_NAMES.get(kind_of(value), kind_of(value))}",
+                            _object_fix(key, value))
         self.check_type(params[arg], value, key)
         return value
 
@@ -219,11 +228,9 @@ class _Checker:
         if kind == "int" and "float" in param.accepts:
             return
         wanted = " or ".join(sorted({KIND_NAMES[k] for k in param.accepts})) or "not settable"
-        example = EXAMPLES[sorted(param.accepts)[0]] if param.accepts else ""
+        example = _example(param, value)
         fix = (f"write {param.name} = {example}" if example else
                f"remove {param.name}; it cannot be set from a TOML file")
-        if kind == "float" and param.accepts == {"int"} and float(value).is_integer():
-            fix = f"write {param.name} = {int(value)} (no decimal point)"
         raise self.fail(key, f"must be {wanted}, not {KIND_NAMES.get(kind, kind)} ({value!r})",
                         fix)
 
@@ -289,3 +296,49 @@ def _why_no(owner: str, arg: str) -> str:
         return "a ThreadPoolExecutor runs in the pipeline's own process; " \
                "use HighThroughputExecutor to run workers through a provider"
     return f"{owner} does not use one"
+
+
+def _example(param: catalog.Param, value: Any) -> str:
+    """A TOML value of the kind `param` takes, as close to what the file wrote as possible."""
+    kind = kind_of(value)
+    if kind == "float" and param.accepts == {"int"} and float(value).is_integer():
+        return f"{int(value)} (no decimal point)"
+    if kind == "str" and param.accepts & {"int", "float"}:
+        number = _number(value)
+        if number is not None and kind_of(number) in param.accepts:
+            return f"{number} (no quotes)"
+    try:
+        default = ast.literal_eval(param.default)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        default = None
+    if default is not None and kind_of(default) in param.accepts and kind_of(default) != "list":
+        return _toml_value(default)
+    if "str" in param.accepts and kind in ("int", "float"):
+        return _toml_value(str(value))
+    return EXAMPLES[sorted(param.accepts)[0]] if param.accepts else ""
+
+
+def _number(text: str) -> int | float | None:
+    for parse in (int, float):
+        try:
+            return parse(text.strip())
+        except ValueError:
+            continue
+    return None
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def _object_fix(key: str, value: Any) -> str:
+    """How to write `key` (e.g. parsl.executors[1].provider) as a TOML table."""
+    header = re.sub(r"\[\d+\]", "", key)
+    if key.endswith("]"):
+        return f'write [[{header}]] above each one, followed by class = "..." and its other keys'
+    name = value if isinstance(value, str) and LABEL.match(value) else "..."
+    return f'write a [{header}] table with class = "{name}" below it'
