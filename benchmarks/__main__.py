@@ -1,0 +1,234 @@
+"""Run every benchmark and print the table: `python -m benchmarks [--repeat N] [--write]`.
+
+Each row runs q2pconf and its baseline alternately in fresh processes, `repeat` times, and
+reports medians and their ratio. `--write` also replaces the table in benchmarks/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks import children
+
+ROOT = Path(__file__).resolve().parent.parent
+HTEX2 = """\
+[parsl]
+strategy = "none"
+[[parsl.executors]]
+class = "ThreadPoolExecutor"
+label = "default"
+max_threads = 1
+[[parsl.executors]]
+class = "HighThroughputExecutor"
+label = "htex"
+max_workers_per_node = {workers}
+[parsl.executors.provider]
+class = "{provider}"
+init_blocks = 1
+max_blocks = 1
+{extra}"""
+
+
+@dataclass
+class Row:
+    name: str
+    ours: float
+    baseline: float
+    unit: str
+    goal: str
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.ours / self.baseline if self.baseline else float("nan")
+
+
+def python(code: str, *args: str, env: dict[str, str] | None = None,
+           timeout: float = 600) -> dict[str, float]:
+    """Run `code` in a fresh interpreter; its last stdout line is JSON."""
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "Q2PCONF_PROGRESS": "0",
+                                                **(env or {})})
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark child failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def wall(command: list[str], env: dict[str, str] | None = None) -> float:
+    began = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, env=env)
+    return time.perf_counter() - began
+
+
+def medians(ours: Callable[[], float], baseline: Callable[[], float],
+            repeat: int) -> tuple[float, float]:
+    pairs = [(ours(), baseline()) for _ in range(repeat)]
+    return (statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs))
+
+
+def fan_out(repeat: int) -> Row:
+    ours, raw = medians(lambda: python(children.FAN_OUT, "2000", "q2pconf", "2")["seconds"],
+                        lambda: python(children.FAN_OUT, "2000", "raw", "2")["seconds"], repeat)
+    return Row("2000 trivial steps: @parallel_pipeline vs raw python_app", ours, raw, "s",
+               "<= 1.10")
+
+
+def sleeps(repeat: int) -> Row:
+    ours = statistics.median(python(children.SLEEPS, "8", "0.5")["seconds"]
+                             for _ in range(repeat))
+    return Row("8 x 0.5 s sleep steps (8 threads) vs ideal 0.5 s", ours, 0.5, "s", "<= 1.10")
+
+
+def first_result(repeat: int, scratch: Path) -> Row:
+    env = _isolated(scratch)
+    ours, raw = medians(lambda: python(children.FIRST_RESULT, "q2pconf", env=env)["seconds"],
+                        lambda: python(children.FIRST_RESULT, "raw", env=env)["seconds"], repeat)
+    return Row("threads-only first result, vendored default: lazy vs eager load", ours, raw,
+               "s", "<= 0.30", "eager = parsl.load of every executor, as QIIME 2 does; "
+               "both import Parsl (~0.3 s)")
+
+
+def cpu(repeat: int, scratch: Path) -> Row:
+    config = scratch / "htex2.toml"
+    config.write_text(HTEX2.format(workers=2, provider="LocalProvider", extra=""))
+    args = ("8", "6000000")
+    ours, serial = medians(
+        lambda: python(children.CPU, *args, "parallel", str(config))["seconds"],
+        lambda: python(children.CPU, *args, "serial")["seconds"], repeat)
+    return Row("CPU-bound steps: serial vs 2 HTEX workers (speed-up)", serial, ours, "s",
+               ">= 1.70", "HTEX already started; 8 steps")
+
+
+def import_cost(repeat: int, scratch: Path) -> list[Row]:
+    env = {**os.environ, **_isolated(scratch)}
+    find = [sys.executable, "-c", "import q2pconf, sys; q2pconf.load(); "
+            "assert 'parsl' not in sys.modules"]
+    bare = [sys.executable, "-c", "pass"]
+    parsl = [sys.executable, "-c", "import parsl"]
+    ours, base = medians(lambda: wall(find, env), lambda: wall(bare, env), repeat * 3)
+    heavy = statistics.median(wall(parsl, env) for _ in range(repeat * 3))
+    return [Row("import q2pconf + find config vs python -c pass", ours, base, "s", "<= 2.50",
+                "whole processes"),
+            Row("import q2pconf + find config vs python -c 'import parsl'", ours, heavy, "s",
+                "<= 0.15")]
+
+
+def activation(repeat: int, scratch: Path) -> Row:
+    prefix = scratch / "env with space"
+    (prefix / "etc").mkdir(parents=True, exist_ok=True)
+    (prefix / "etc" / "qiime2_config.toml").write_text("# present\n")
+    empty = scratch / "empty.sh"
+    empty.write_text("")
+    script = ROOT / "etc" / "conda" / "activate.d" / "q2pconf.sh"
+    env = {"PATH": os.environ["PATH"], "CONDA_PREFIX": str(prefix)}
+    loop = 'for i in $(seq 200); do . "$1"; done'
+    ours, base = medians(lambda: wall(["bash", "-c", loop, "bash", str(script)], env),
+                         lambda: wall(["bash", "-c", loop, "bash", str(empty)], env), repeat)
+    return Row("activation script x200, config present, vs empty script", ours, base, "s",
+               "no interpreter", f"{(ours - base) / 200 * 1e6:.0f} us per activation")
+
+
+def memory(scratch: Path) -> Row:
+    result = python(children.MEMORY, "10000")
+    return Row("10,000 steps: peak RSS growth per step", result["kib_per_step"], 1.0, "KiB",
+               "bounded", f"peak {result['peak_mib']:.0f} MiB")
+
+
+def slurm(repeat: int, scratch: Path) -> list[Row]:
+    sys.path.insert(0, str(ROOT / "tests"))
+    try:
+        import slurm_cluster
+    except ImportError as error:
+        return [Row(f"16-step fan-out on Slurm: skipped ({error})", float("nan"), 1, "s", "-")]
+    local = scratch / "local.toml"
+    local.write_text(HTEX2.format(workers=4, provider="LocalProvider", extra=""))
+    remote = scratch / "slurm.toml"
+    remote.write_text(HTEX2.format(workers=4, provider="SlurmProvider",
+                                   extra='partition = "debug"\nwalltime = "00:10:00"\n'
+                                         'nodes_per_block = 1\n'))
+    try:
+        cluster = slurm_cluster.start(Path(tempfile.mkdtemp(prefix="q2p-bench-slurm-")))
+    except Exception as error:  # no Slurm here: say so in the table
+        return [Row(f"16-step fan-out on Slurm: skipped ({error})", float("nan"), 1, "s", "-")]
+    try:
+        env = {**_isolated(scratch), **cluster.env}
+        runs = [(python(children.FAN_OUT_16, str(remote), env=env),
+                 python(children.FAN_OUT_16, str(local), env=env)) for _ in range(repeat)]
+    finally:
+        slurm_cluster.stop(cluster)
+    first = [statistics.median(r[i]["first"] for r in runs) for i in (0, 1)]
+    total = [statistics.median(r[i]["total"] for r in runs) for i in (0, 1)]
+    return [Row("16 x 0.2 s on HTEX: first result, Slurm vs local", first[0], first[1], "s",
+                "cost of the batch system"),
+            Row("16 x 0.2 s on HTEX: total, Slurm vs local", total[0], total[1], "s",
+                "cost of the batch system")]
+
+
+def _isolated(scratch: Path) -> dict[str, str]:
+    """No user, site or conda config: every run sees the in-memory vendored default."""
+    home = scratch / "home"
+    return {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
+            "XDG_CONFIG_DIRS": str(scratch / "xdg"), "XDG_CACHE_HOME": str(home / ".cache"),
+            "CONDA_PREFIX": "", "QIIME2_CONFIG": ""}
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| benchmark | q2pconf | baseline | ratio | goal | note |",
+             "|---|---:|---:|---:|---|---|"]
+    for row in rows:
+        lines.append(f"| {row.name} | {row.ours:.4g} {row.unit} | {row.baseline:.4g} "
+                     f"{row.unit} | {row.ratio:.2f} | {row.goal} | {row.note} |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    return (f"{platform.node() or 'host'}: {os.cpu_count()} CPUs, {platform.platform()}, "
+            f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per row (median; 3)")
+    parser.add_argument("--write", action="store_true", help="update benchmarks/README.md")
+    parser.add_argument("--no-slurm", action="store_true", help="skip the Slurm rows")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="q2pconf-bench-") as name:
+        scratch = Path(name)
+        steps: list[Callable[[], Row | list[Row]]] = [
+            lambda: fan_out(args.repeat), lambda: sleeps(args.repeat),
+            lambda: first_result(args.repeat, scratch), lambda: cpu(args.repeat, scratch),
+            lambda: import_cost(args.repeat, scratch), lambda: activation(args.repeat, scratch),
+            lambda: memory(scratch)]
+        if not args.no_slurm:
+            steps.append(lambda: slurm(args.repeat, scratch))
+        rows: list[Row] = []
+        for run in steps:
+            result = run()
+            for row in result if isinstance(result, list) else [result]:
+                rows.append(row)
+                print(table([row]).splitlines()[-1], flush=True)
+    text = table(rows)
+    print(f"\n{machine()}\n\n{text}")
+    if args.write:
+        _write(text)
+
+
+def _write(text: str) -> None:
+    readme = Path(__file__).with_name("README.md")
+    marker = "<!-- table -->"
+    head = readme.read_text().split(marker)[0] if readme.exists() else ""
+    readme.write_text(f"{head}{marker}\nLatest run on {machine()}:\n\n{text}\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Code the benchmarks run in fresh child processes; each prints one JSON line of numbers."""
+from __future__ import annotations
+
+FAN_OUT = """
+import json, sys, time
+n, mode, threads = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+from parsl.config import Config
+from parsl.executors import ThreadPoolExecutor
+import q2pconf
+from q2pconf import parallel_pipeline, step
+
+def trivial(i):
+    return i
+
+if mode == "q2pconf":
+    config = Config(executors=[ThreadPoolExecutor(label="default", max_threads=threads)])
+    work = step(trivial)
+
+    @parallel_pipeline
+    def run(n):
+        return [work(i) for i in range(n)]
+
+    with q2pconf.ParallelConfig(config):
+        run(1)  # the session and its pool are up: measure the steps only
+        began = time.perf_counter()
+        assert sum(run(n)) == n * (n - 1) // 2
+else:
+    import parsl
+    from parsl.dataflow.dependency_resolvers import DEEP_DEPENDENCY_RESOLVER
+    parsl.load(Config(executors=[ThreadPoolExecutor(label="default", max_threads=threads)],
+                      dependency_resolver=DEEP_DEPENDENCY_RESOLVER))
+    app = parsl.python_app(trivial)
+    app(0).result()
+    began = time.perf_counter()
+    assert sum(f.result() for f in [app(i) for i in range(n)]) == n * (n - 1) // 2
+print(json.dumps({"seconds": time.perf_counter() - began}))
+"""
+
+SLEEPS = """
+import json, sys, time
+from parsl.config import Config
+from parsl.executors import ThreadPoolExecutor
+import q2pconf
+from q2pconf import parallel_pipeline, step
+
+@step
+def nap(seconds):
+    time.sleep(seconds)
+
+@parallel_pipeline
+def run(n, seconds):
+    return [nap(seconds) for _ in range(n)]
+
+n, seconds = int(sys.argv[1]), float(sys.argv[2])
+with q2pconf.ParallelConfig(Config(executors=[ThreadPoolExecutor(label="default",
+                                                                 max_threads=n)])):
+    run(1, 0)
+    began = time.perf_counter()
+    run(n, seconds)
+print(json.dumps({"seconds": time.perf_counter() - began}))
+"""
+
+# Time to the first result of a threads-only pipeline, counted from the first line of the
+# program (interpreter start-up excluded), on the vendored default that also defines an HTEX.
+FIRST_RESULT = """
+import time
+began = time.perf_counter()
+import json, sys
+if sys.argv[1] == "q2pconf":
+    from q2pconf import parallel_pipeline, step
+
+    @step
+    def one():
+        return 1
+
+    @parallel_pipeline
+    def run():
+        return one()
+
+    assert run() == 1
+    print(json.dumps({"seconds": time.perf_counter() - began}))
+else:  # what a QIIME 2-style loader does: build and load every executor, then run
+    import parsl
+    import q2pconf
+    dfk = parsl.load(q2pconf.load().parsl_config())
+    assert parsl.python_app(lambda: 1, executors=["default"])().result() == 1
+    print(json.dumps({"seconds": time.perf_counter() - began}))
+    dfk.cleanup()
+"""
+
+CPU = """
+import json, sys, time
+import q2pconf
+from q2pconf import parallel_pipeline, step
+
+@step(executor="htex")
+def burn(n):
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+@parallel_pipeline
+def run(k, n):
+    return [burn(n) for _ in range(k)]
+
+k, n, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+if mode == "serial":
+    began = time.perf_counter()
+    run.serial(k, n)
+else:
+    config = sys.argv[4]
+    with q2pconf.ParallelConfig(config):
+        cold = time.perf_counter()
+        run(1, 1)  # start the HTEX and its workers
+        began = time.perf_counter()
+        run(k, n)
+print(json.dumps({"seconds": time.perf_counter() - began}))
+"""
+
+MEMORY = """
+import json, resource, sys
+from parsl.config import Config
+from parsl.executors import ThreadPoolExecutor
+import q2pconf
+from q2pconf import parallel_pipeline, step
+
+@step
+def work(i):
+    return i
+
+@parallel_pipeline
+def run(n):
+    return [work(i) for i in range(n)]
+
+n = int(sys.argv[1])
+with q2pconf.ParallelConfig(Config(executors=[ThreadPoolExecutor(label="default",
+                                                                 max_threads=2)])):
+    run(10)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert len(run(n)) == n
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"kib_per_step": (after - before) / n, "peak_mib": after / 1024}))
+"""
+
+FAN_OUT_16 = """
+import json, sys, time
+began = time.time()
+import q2pconf
+from q2pconf import parallel_pipeline, step
+
+@step(executor="htex")
+def nap(i):
+    time.sleep(0.2)
+    return time.time()
+
+@parallel_pipeline
+def run():
+    return [nap(i) for i in range(16)]
+
+with q2pconf.ParallelConfig(sys.argv[1]):
+    ends = run()
+print(json.dumps({"first": min(ends) - began, "total": time.time() - began}))
+"""
