@@ -101,7 +101,7 @@ def first_result(repeat: int, scratch: Path) -> Row:
 def cpu(repeat: int, scratch: Path) -> Row:
     config = scratch / "htex2.toml"
     config.write_text(HTEX2.format(workers=2, provider="LocalProvider", extra=""))
-    args = ("8", "6000000")
+    args = ("8", "15000000")
     ours, serial = medians(
         lambda: python(children.CPU, *args, "parallel", str(config))["seconds"],
         lambda: python(children.CPU, *args, "serial")["seconds"], repeat)

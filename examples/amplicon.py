@@ -22,7 +22,7 @@ from q2pconf import parallel_pipeline, step
 
 BASES = "ACGT"
 K = 6
-ROUNDS = 4
+ROUNDS = 3
 
 
 @step

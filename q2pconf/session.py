@@ -124,10 +124,19 @@ class Session:
         if wait:
             self.dfk.cleanup()
             return
-        self.dfk.job_status_poller.close()  # cancels every block: workers go with it
+        # Each part on its own: one failing (a scheduler command timing out, say) must not
+        # leave the interchange running.
+        _quietly(self.dfk.job_status_poller.close)  # cancels every block: workers go with it
         for executor in list(self.dfk.executors.values()):
             if type(executor).__name__ not in THREAD_POOLS:
-                executor.shutdown()
+                _quietly(executor.shutdown)
+
+
+def _quietly(action: Any) -> None:
+    try:
+        action()
+    except Exception as error:  # we are going down anyway: record it in Parsl's log only
+        logging.getLogger("parsl").warning("q2pconf: %s failed on close: %r", action, error)
 
 
 _SESSION: Session | None = None

@@ -14,25 +14,37 @@ def new_token() -> str:
     return uuid.uuid4().hex
 
 
-def tagged(token: str) -> list[psutil.Process]:
-    """Live processes whose environment carries `token` (inherited by interchange and
-    workers, so orphans reparented to init are found too)."""
+def tagged(token: str, cwd: str | os.PathLike[str] | None = None) -> list[psutil.Process]:
+    """Live processes whose environment carries `token`, or whose working directory is `cwd`
+    (or below it): both are inherited by the interchange and the workers, so orphans
+    reparented to init are found too. The interchange renames itself with setproctitle, which
+    blanks its environment as others see it: give the child its own `cwd` to find it."""
     found = []
     for process in psutil.process_iter():
         try:
-            if process.pid != os.getpid() and process.environ().get(TOKEN_VAR) == token:
-                if process.status() != psutil.STATUS_ZOMBIE:
-                    found.append(process)
+            if process.pid == os.getpid() or process.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if process.environ().get(TOKEN_VAR) == token or _below(process.cwd(), cwd):
+                found.append(process)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return found
 
 
-def wait_gone(token: str, timeout: float = 20.0) -> list[str]:
+def _below(path: str, top: str | os.PathLike[str] | None) -> bool:
+    if top is None:
+        return False
+    top = os.path.realpath(top)
+    path = os.path.realpath(path.removesuffix(" (deleted)"))
+    return path == top or path.startswith(top + os.sep)
+
+
+def wait_gone(token: str, timeout: float = 20.0,
+              cwd: str | os.PathLike[str] | None = None) -> list[str]:
     """Command lines of `token`'s processes still alive after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
-        alive = tagged(token)
+        alive = tagged(token, cwd)
         if not alive or time.monotonic() > deadline:
             return [" ".join(_cmdline(p)) for p in alive]
         time.sleep(0.2)

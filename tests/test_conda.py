@@ -8,12 +8,15 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import pytest
 
 import condatools
+import procs
 from conftest import readonly_command, require_tool
 
 CONFIG = "qiime2_config.toml"
@@ -245,3 +248,69 @@ def test_pre_unlink_without_etc_succeeds(install, env, tmp_path):
     (prefix / "etc").rename(tmp_path / "etc-away")
     done = run_link_script(prefix, "pre-unlink", env)
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
+# -- running a pipeline with the installed package -------------------------------------------
+
+def started_by(prefix: Path, cwd: Path, token: str) -> list[psutil.Process]:
+    """Live processes (not this one) that mention `prefix`, carry `token` or run in `cwd`.
+
+    All three are needed: Parsl's interchange renames itself ("parsl: HTEX interchange") with
+    setproctitle, which overwrites its cmdline and environ, so only its cwd still tells.
+    """
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.pid == os.getpid() or process.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if (str(prefix) in " ".join(process.cmdline()) or Path(process.cwd()) == cwd
+                    or process.environ().get(procs.TOKEN_VAR) == token):
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def leftovers(prefix: Path, cwd: Path, token: str, timeout: float = 20) -> list[str]:
+    """Command lines of what `started_by` still finds after `timeout` seconds; those are
+    then killed, so a failing test leaves nothing running."""
+    deadline = time.monotonic() + timeout
+    while (alive := started_by(prefix, cwd, token)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    lines = []
+    for process in alive:
+        try:
+            lines.append(f"{process.pid}: {' '.join(process.cmdline())}")
+            process.kill()
+        except psutil.NoSuchProcess:
+            continue
+    return lines
+
+
+def test_example_pipeline_runs_on_the_installed_package(install, env, tmp_path):
+    prefix = install()
+    token = procs.new_token()
+    env = {**env, "CONDA_PREFIX": str(prefix), procs.TOKEN_VAR: token, "Q2PCONF_PROGRESS": "0",
+           "PATH": os.pathsep.join([str(prefix / "bin"), env.get("PATH", "")])}
+    work = tmp_path / "work"  # not the checkout: its q2pconf/ must not be importable
+    work.mkdir()
+    python = str(prefix / "bin" / "python")
+    example = condatools.ROOT / "examples" / "amplicon.py"
+    try:
+        done = subprocess.run([python, str(example), "--samples", "3", "--depth", "200",
+                               "--no-serial"], capture_output=True, text=True, env=env,
+                              cwd=work, timeout=120)
+        where = subprocess.run([python, "-c", "import q2pconf; print(q2pconf.__file__)"],
+                               capture_output=True, text=True, env=env, cwd=work, timeout=60)
+    finally:
+        leftover = leftovers(prefix, work, token)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"config: {prefix / 'etc' / CONFIG} (source: conda)"
+    assert where.returncode == 0, where.stderr
+    assert Path(where.stdout.strip()) == (prefix / "lib" / SHORT / "site-packages" / "q2pconf"
+                                          / "__init__.py")
+    rows = {tuple(line.split()[:3]) for line in lines if line.split()[:1] in (["denoise"],
+                                                                              ["classify"])}
+    assert rows == {("denoise", "3", "htex"), ("classify", "1", "htex")}, done.stdout
+    assert not leftover, leftover

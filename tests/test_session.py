@@ -45,8 +45,11 @@ def child_env(tmp_path: Path, token: str, **extra: str) -> dict[str, str]:
 
 
 def start(tmp_path: Path, code: str, token: str, **extra: str) -> subprocess.Popen[str]:
+    """`code` in a child Python whose processes carry `token` and run in tmp_path/work."""
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
     return subprocess.Popen([sys.executable, "-c", code], env=child_env(tmp_path, token, **extra),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=work)
 
 
 def wait_for_file(path: Path, process: subprocess.Popen[str], timeout: float = 60) -> None:
@@ -84,7 +87,7 @@ def test_no_process_outlives_a_signalled_pipeline(tmp_path: Path, signum: int) -
         assert "KeyboardInterrupt" in err
     else:
         assert child.returncode == -signum
-    assert wait_gone(token) == []
+    assert wait_gone(token, cwd=tmp_path / "work") == []
     assert not _alive(worker)
 
 
@@ -95,7 +98,7 @@ def test_no_process_outlives_a_failing_pipeline(tmp_path: Path) -> None:
     assert child.returncode == 1
     assert "KeyError: 'on purpose'" in err
     assert "q2pconf: in step pipeline_steps.fail('on purpose')" in err
-    assert wait_gone(token) == []
+    assert wait_gone(token, cwd=tmp_path / "work") == []
 
 
 def test_no_process_outlives_a_normal_exit(tmp_path: Path) -> None:
@@ -104,7 +107,7 @@ def test_no_process_outlives_a_normal_exit(tmp_path: Path) -> None:
     child = start(tmp_path, code, token)
     out, err = child.communicate(timeout=120)
     assert child.returncode == 0, err
-    assert wait_gone(token) == []
+    assert wait_gone(token, cwd=tmp_path / "work") == []
     assert "Python is exiting with a DFK still running" not in err
 
 
@@ -115,7 +118,7 @@ def test_htex_starts_from_a_virtualenv_that_is_not_activated(tmp_path: Path) -> 
     child = start(tmp_path, code, token, PATH="/usr/bin:/bin")  # no pyenv, no parsl scripts
     out, err = child.communicate(timeout=120)
     assert child.returncode == 0, err
-    assert wait_gone(token) == []
+    assert wait_gone(token, cwd=tmp_path / "work") == []
 
 
 def test_resume_skips_steps_whose_inputs_and_code_are_unchanged(tmp_path: Path) -> None:
