@@ -57,8 +57,9 @@ def python(code: str, *args: str, env: dict[str, str] | None = None,
            timeout: float = 600) -> dict[str, float]:
     """Run `code` in a fresh interpreter; its last stdout line is JSON."""
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "Q2PCONF_PROGRESS": "0",
-                                                **(env or {})})
+                          timeout=timeout,
+                          env={**os.environ, "Q2PCONF_PROGRESS": "0",
+                               "PYTHONPATH": str(ROOT), **(env or {})})
     if done.returncode != 0:
         raise RuntimeError(f"benchmark child failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -204,6 +205,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="q2pconf-bench-") as name:
         scratch = Path(name)
+        os.chdir(scratch)  # children run here: raw Parsl baselines write ./runinfo
         steps: list[Callable[[], Row | list[Row]]] = [
             lambda: fan_out(args.repeat), lambda: sleeps(args.repeat),
             lambda: first_result(args.repeat, scratch), lambda: cpu(args.repeat, scratch),

@@ -22,7 +22,7 @@ from q2pconf import parallel_pipeline, step
 
 BASES = "ACGT"
 K = 6
-ROUNDS = 3
+ROUNDS = 2
 
 
 @step
@@ -60,12 +60,18 @@ def denoise(sample: str, reads: list[tuple[str, str]]) -> dict[str, int]:
 
 
 @step
-def quality_summary(sample: str, reads: list[tuple[str, str]]) -> dict[str, float]:
-    """Read count, GC content and mean Phred quality of one sample."""
-    bases = sum(len(sequence) for sequence, _ in reads)
+def quality_summary(sample: str, reads: list[tuple[str, str]]) -> dict[str, object]:
+    """Read count, GC content and the mean Phred quality at each position (as
+    `demux summarize` shows it)."""
+    length = max(len(sequence) for sequence, _ in reads)
+    totals = [0] * length
+    for _, quality in reads:
+        for position, symbol in enumerate(quality):
+            totals[position] += ord(symbol) - 33
     gc = sum(sequence.count("G") + sequence.count("C") for sequence, _ in reads)
-    phred = sum(sum(quality.encode()) - 33 * len(quality) for _, quality in reads)
-    return {"reads": len(reads), "gc": round(gc / bases, 4), "quality": round(phred / bases, 2)}
+    bases = sum(len(sequence) for sequence, _ in reads)
+    return {"reads": len(reads), "gc": round(gc / bases, 4),
+            "profile": [round(total / len(reads), 1) for total in totals]}
 
 
 @step
@@ -176,6 +182,10 @@ def main() -> None:
         elapsed = time.perf_counter() - started
         assert serial == result, "serial and parallel runs disagree"
         print(f"serial:   {elapsed:.2f} s (same result) -> speed-up {elapsed / parallel:.2f}x")
+    if q2pconf.usable_cpus() <= 2:
+        print(f"(this machine has {q2pconf.usable_cpus()} usable CPUs: the default gives one thread "
+              "and one HTEX worker, which needs a second or two to start; the speed-up grows "
+              "with CPUs and with --samples)")
 
 
 def _report(history: list[q2pconf.pipeline.StepRecord], began: float,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import hashlib
 import inspect
 import reprlib
 import sys
@@ -21,6 +20,7 @@ from typing import Any, TypeVar, overload
 
 from q2pconf import session as sessions
 from q2pconf.progress import Progress
+from q2pconf.runner import CODE_KEY, Runner, refuse_while_loading
 
 F = TypeVar("F", bound=Callable[..., Any])
 SERIAL = object()  # the active "run" while a pipeline runs with no Parsl at all
@@ -39,7 +39,7 @@ class Step:
         self.outputs = outputs
         self.walltime = walltime
         self.plugin = plugin or func.__module__.rpartition(".")[2]
-        self.runner = Runner(self)
+        self.runner = Runner(func, self)
 
     @property
     def name(self) -> str:
@@ -53,46 +53,6 @@ class Step:
 
     def __repr__(self) -> str:
         return f"<q2pconf step {self.plugin}.{self.name}>"
-
-
-class Runner:
-    """What Parsl runs for a step: picklable by value, so steps defined in a script's
-    `__main__` reach HTEX workers with the globals they use."""
-
-    def __init__(self, step: Step) -> None:
-        self.func = step.func
-        self.__name__ = step.func.__name__
-        self.__qualname__ = step.func.__qualname__
-        self.__module__ = step.func.__module__
-        self.__signature__ = inspect.signature(step.func)
-        self.takes_walltime = "walltime" in self.__signature__.parameters
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not self.takes_walltime:
-            kwargs.pop("walltime", None)  # Parsl's time limit, not the step's argument
-        return self.func(*args, **kwargs)
-
-    def code_id(self) -> bytes:
-        """Name, module and code: what decides whether a checkpointed result may be reused."""
-        code = self.func.__code__
-        digest = hashlib.sha256(code.co_code + repr(code.co_consts).encode()).hexdigest()
-        return f"{self.__module__}.{self.__qualname__}:{digest}".encode()
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        import dill
-
-        return (_load_runner, (dill.dumps(self.func, recurse=True), self.__name__,
-                               self.__qualname__, self.__module__))
-
-
-def _load_runner(blob: bytes, name: str, qualname: str, module: str) -> Runner:
-    import dill
-
-    runner = Runner.__new__(Runner)
-    runner.func = dill.loads(blob)
-    runner.__name__, runner.__qualname__, runner.__module__ = name, qualname, module
-    runner.takes_walltime = "walltime" in inspect.signature(runner.func).parameters
-    return runner
 
 
 @overload
@@ -128,6 +88,7 @@ class Pipeline:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if _ACTIVE.get() is not None:  # nested, or serial: run inline
             return self.func(*args, **kwargs)
+        refuse_while_loading()
         run = Run(sessions.session(self.resume))
         token = _ACTIVE.set(run)
         try:
@@ -177,6 +138,8 @@ class Run:
         app = self.session.app(step.runner, label)
         if step.walltime is not None:
             kwargs = {**kwargs, "walltime": step.walltime}
+        if self.session.resume:  # Parsl's memoizer hashes a function by name only
+            kwargs = {**kwargs, CODE_KEY: step.runner.code_digest()}
         future = app(*args, **kwargs)
         where = f"step {step.plugin}.{step.name}({_summary(args, kwargs)}) on executor {label!r}"
         future.add_done_callback(functools.partial(self._done, where))

@@ -26,7 +26,8 @@ from q2pconf.config import Settings, load
 DEFAULT_LABEL = "default"
 THREAD_POOLS = ("ThreadPoolExecutor",)
 # Parsl's first strategy tick starts HTEX blocks; its 5 s default makes the first result slow.
-SESSION_DEFAULTS = {"strategy_period": 0.5}
+# A tick is cheap: providers cache their job status for their own polling interval.
+SESSION_DEFAULTS = {"strategy_period": 0.2}
 
 
 @dataclass(frozen=True)

@@ -185,7 +185,9 @@ def test_session_is_reused_and_replaced_when_the_config_changes(tmp_path: Path) 
     assert first.closed
 
 
-def test_run_dir_is_under_the_user_cache(clean_env: Path) -> None:
+def test_run_dir_is_under_the_user_cache(clean_env: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(clean_env)
     steps.threads_only(1)
     run_dir = Path(sessions.session().dfk.run_dir)
     assert run_dir.is_relative_to(clean_env / "home" / ".cache" / "q2pconf" / "runinfo")

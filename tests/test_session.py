@@ -179,3 +179,38 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+RESUMABLE = '''
+import sys
+from q2pconf import parallel_pipeline, step
+
+@step
+def work(log, value):
+    with open(log, "a") as handle:
+        handle.write(f"{{value}}\\n")
+    return value * {factor}
+
+@parallel_pipeline(resume=True)
+def run(log, values):
+    return [work(log, v) for v in values]
+
+if __name__ == "__main__":
+    print(run(sys.argv[1], [1, 2]))
+'''
+
+
+def test_resume_runs_a_step_again_when_its_code_changed(tmp_path: Path) -> None:
+    script, log = tmp_path / "resumable.py", tmp_path / "calls.log"
+    env = child_env(tmp_path, new_token())
+
+    def run(factor: int) -> str:
+        script.write_text(RESUMABLE.format(factor=factor))
+        done = subprocess.run([sys.executable, str(script), str(log)], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert run(10) == "[10, 20]"
+    assert run(10) == "[10, 20]" and len(log.read_text().split()) == 2  # reused
+    assert run(100) == "[100, 200]" and len(log.read_text().split()) == 4  # code changed

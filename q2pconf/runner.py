@@ -1,0 +1,123 @@
+"""How a step travels to an HTEX worker: by reference whenever the worker can import it.
+
+A step in an importable module is sent as (module, name): the worker imports it, as
+multiprocessing does. A step in the running script (`__main__`) is sent as (script path,
+name): the worker loads the script as a module under another name, so its
+`if __name__ == "__main__":` block does not run, and the step finds its globals there. Only a
+step neither can reach (defined inside a function, or in `python -c`) is sent by value with
+dill, as raw Parsl would.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+SCRIPT_MODULE = "__q2pconf_main__"
+NO_GUARD = ("q2pconf: {path} runs a pipeline when it is imported, so an HTEX worker loading its "
+            "steps would run it again; put the call under `if __name__ == \"__main__\":`")
+_loading: list[str] = []  # scripts being loaded on this worker
+CODE_KEY = "_q2pconf_code"  # a keyword only the memoizer sees: the step's code digest
+
+
+class Runner:
+    """The callable Parsl runs for one step."""
+
+    def __init__(self, func: Callable[..., Any], owner: Any = None) -> None:
+        self.func = func
+        self.owner = owner  # the Step object users see under this name, when there is one
+        self.__name__ = func.__name__
+        self.__qualname__ = func.__qualname__
+        self.__module__ = func.__module__
+        self.__signature__ = inspect.signature(func)
+        self.takes_walltime = "walltime" in self.__signature__.parameters
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.pop(CODE_KEY, None)
+        if not self.takes_walltime:
+            kwargs.pop("walltime", None)  # Parsl's time limit, not the step's argument
+        return self.func(*args, **kwargs)
+
+    def code_digest(self) -> str:
+        """Changes when the step's code changes, so a checkpointed result is not reused."""
+        code = self.func.__code__
+        return hashlib.sha256(code.co_code + repr(code.co_consts).encode()).hexdigest()[:16]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self.__module__ == "__main__":
+            main = sys.modules["__main__"]
+            path = getattr(main, "__file__", None)
+            if path and _lookup(main, self.__qualname__) is self.owner:
+                return (_from_script, (os.path.abspath(path), self.__qualname__))
+        elif _lookup(sys.modules.get(self.__module__), self.__qualname__) is self.owner:
+            return (_from_module, (self.__module__, self.__qualname__))
+        return (Runner, (_ByValue(self.func),))
+
+
+class _ByValue:
+    """A function pickled by dill, by value."""
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        self.func = func
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        import dill
+
+        return (_loads, (dill.dumps(self.func),))
+
+
+def _loads(blob: bytes) -> Callable[..., Any]:
+    import dill
+
+    return dill.loads(blob)
+
+
+def _lookup(module: ModuleType | None, qualname: str) -> Any:
+    value: Any = module
+    for part in qualname.split("."):
+        value = getattr(value, part, None)
+    return value
+
+
+def _runner_of(value: Any, where: str) -> Runner:
+    runner = getattr(value, "runner", None)
+    if not isinstance(runner, Runner):
+        raise ImportError(f"q2pconf: {where} is not a step on this worker")
+    return runner
+
+
+def _from_module(module: str, qualname: str) -> Runner:
+    return _runner_of(_lookup(importlib.import_module(module), qualname),
+                      f"{module}.{qualname}")
+
+
+def _from_script(path: str, qualname: str) -> Runner:
+    module = sys.modules.get(SCRIPT_MODULE)
+    if module is None or getattr(module, "__file__", None) != path:
+        spec = importlib.util.spec_from_file_location(SCRIPT_MODULE, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"q2pconf: cannot load the script {path} on this worker")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[SCRIPT_MODULE] = module
+        sys.path.insert(0, os.path.dirname(path))  # as `python script.py` does
+        _loading.append(path)
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[SCRIPT_MODULE]
+            raise
+        finally:
+            _loading.pop()
+    return _runner_of(_lookup(module, qualname), f"{path}:{qualname}")
+
+
+def refuse_while_loading() -> None:
+    """Called by every pipeline: a worker loading a script must not run the script's pipeline."""
+    if _loading:
+        raise RuntimeError(NO_GUARD.format(path=_loading[-1]))
