@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from configs import two_executors
+
 from q2pconf.compat import (get_config_from_dict, get_config_from_file, get_vendored_config,
                             load_config_from_file)
 from q2pconf.errors import ConfigError
@@ -21,27 +23,11 @@ DOC = {"parsl": {
     ],
     "executor_mapping": NESTED,
 }}
-TEXT = """\
-[parsl]
-strategy = "None"
-
-[[parsl.executors]]
-class = "ThreadPoolExecutor"
-label = "default"
-max_threads = 2
-
-[[parsl.executors]]
-class = "HighThroughputExecutor"
-label = "htex"
-max_workers_per_node = 2
-
-[parsl.executors.provider]
-class = "LocalProvider"
-
+TEXT = two_executors(strategy="None", extra="""
 [parsl.executor_mapping]
 dada2 = { denoise_single = "htex", denoise_paired = "htex" }
 feature_table = { summarize = "default" }
-"""
+""")
 
 
 def is_parsl_config(value: object) -> bool:

@@ -9,34 +9,17 @@ from types import TracebackType
 import pytest
 
 import pipeline_steps as steps
+from configs import two_executors
 import q2pconf
 from procs import parsl_children
 from q2pconf import session as sessions
 
-CONFIG = """\
-[parsl]
-strategy = "none"
-
-[[parsl.executors]]
-class = "ThreadPoolExecutor"
-label = "default"
-max_threads = {threads}
-
-[[parsl.executors]]
-class = "HighThroughputExecutor"
-label = "htex"
-max_workers_per_node = 2
-
-[parsl.executors.provider]
-class = "LocalProvider"
-init_blocks = 1
-max_blocks = 1
-{mapping}"""
 
 
 def write_config(tmp_path: Path, threads: int = 4, mapping: str = "") -> Path:
     path = tmp_path / f"config-{threads}-{abs(hash(mapping))}.toml"
-    path.write_text(CONFIG.format(threads=threads, mapping=mapping))
+    extra = "init_blocks = 1\nmax_blocks = 1\n" + mapping
+    path.write_text(two_executors(threads=threads, workers=2, extra=extra))
     return path
 
 

@@ -14,23 +14,11 @@ from pathlib import Path
 import psutil
 import pytest
 
+from configs import two_executors
 from procs import TOKEN_VAR, new_token, wait_gone
 
 TESTS = Path(__file__).parent
-CONFIG = """\
-[parsl]
-strategy = "none"
-[[parsl.executors]]
-class = "ThreadPoolExecutor"
-label = "default"
-max_threads = 2
-[[parsl.executors]]
-class = "HighThroughputExecutor"
-label = "htex"
-max_workers_per_node = 1
-[parsl.executors.provider]
-class = "LocalProvider"
-"""
+CONFIG = two_executors(threads=2, workers=1)
 
 
 def child_env(tmp_path: Path, token: str, **extra: str) -> dict[str, str]:
