@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 import os
 import shlex
+import subprocess
 import sys
 import time
 from collections.abc import Iterable
@@ -16,6 +17,7 @@ from q2pconf.errors import ConfigError
 
 HTEX_MODULE = "parsl.executors.high_throughput"
 IDLE_LABEL = "_q2pconf_idle"
+LOCAL_HTEX = {"address": "127.0.0.1", "heartbeat_period": 2, "heartbeat_threshold": 30}
 
 
 def default_run_dir() -> str:
@@ -79,13 +81,23 @@ def _module_of(obj: Obj) -> str:
 
 
 def _construct(file: str, key: str, target: Any, kwargs: dict[str, Any]) -> Any:
+    name = getattr(target, "__name__", str(target))
     try:
         return target(**kwargs)
+    except subprocess.TimeoutExpired as error:  # a provider asked the scheduler at once
+        raise ConfigError(file, key, f"{name} could not run `{_command(error.cmd)}`: no answer "
+                          f"within {error.timeout:g} s",
+                          "check that the batch system's commands work in this shell (Slurm: "
+                          "sinfo, SLURM_CONF, munged); a slow scheduler needs a larger "
+                          "cmd_timeout on the provider") from None
     except Exception as error:  # Parsl's own checks (typeguard, ValueError, ...) said no
-        name = getattr(target, "__name__", str(target))
         raise ConfigError(file, key, f"Parsl refused this {name}: {_first_line(error)}",
                           "compare the keys with Parsl's documentation of "
                           f"{name}, or run q2pconf check on the file") from None
+
+
+def _command(cmd: Any) -> str:
+    return cmd if isinstance(cmd, str) else " ".join(map(str, cmd))
 
 
 def _first_line(error: Exception) -> str:
@@ -107,8 +119,10 @@ def _runnable_here(obj: Obj) -> Obj:
         provider = Obj("provider", "LocalProvider", {}, f"{obj.key}.provider")
     if isinstance(provider, Obj):
         kwargs["provider"] = _with_python_path(provider)
-        if provider.cls == "LocalProvider" and "address" not in kwargs:
-            kwargs["address"] = "127.0.0.1"  # no probing of the host's interfaces
+        if provider.cls == "LocalProvider":
+            # No probing of the host's interfaces; a dead worker reported in seconds, not 30 s.
+            for option, value in LOCAL_HTEX.items():
+                kwargs.setdefault(option, value)
     return Obj(obj.kind, obj.cls, kwargs, obj.key)
 
 

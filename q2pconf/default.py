@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import math
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,7 @@ def write_new(path: Path, text: str, mode: int = 0o644) -> bool:
     """
     import tempfile
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -164,6 +165,21 @@ def write_new(path: Path, text: str, mode: int = 0o644) -> bool:
         os.unlink(tmp)
 
 
+def _make_dirs(directory: Path) -> None:
+    """Create `directory` and missing parents, never writable by group or others (even under
+    umask 000: whoever can write there can replace the config, which runs shell commands).
+    Existing directories, symlinked ones included, are used as they are."""
+    if directory.is_dir():
+        return
+    if directory.parent != directory:
+        _make_dirs(directory.parent)
+    try:
+        os.mkdir(directory)
+    except FileExistsError:  # a racing writer made it, or it is not a directory (fails later)
+        return
+    os.chmod(directory, stat.S_IMODE(os.stat(directory).st_mode) & ~0o022)
+
+
 # Filesystems without hard links (some FUSE and network mounts) answer with these.
 _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV}
 
@@ -176,6 +192,7 @@ def _write_exclusive(path: Path, text: str, mode: int) -> bool:
         return False
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), mode)  # os.open's mode was reduced by the umask
             handle.write(text)
     except BaseException:
         os.unlink(path)

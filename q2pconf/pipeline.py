@@ -136,12 +136,13 @@ class Run:
     def submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         label = self.session.label_for(step.name, step.plugin, step.executor)
         app = self.session.app(step.runner, label)
+        where = f"step {step.plugin}.{step.name}({_summary(args, kwargs)}) on executor {label!r}"
         if step.walltime is not None:
             kwargs = {**kwargs, "walltime": step.walltime}
+            where += f" (walltime {step.walltime:g} s)"
         if self.session.resume:  # Parsl's memoizer hashes a function by name only
             kwargs = {**kwargs, CODE_KEY: step.runner.code_digest()}
         future = app(*args, **kwargs)
-        where = f"step {step.plugin}.{step.name}({_summary(args, kwargs)}) on executor {label!r}"
         future.add_done_callback(functools.partial(self._done, where))
         with self._lock:
             self.futures.append(future)

@@ -254,7 +254,22 @@ class _Checker:
                 options[arg] = self.strategy(value, key)
                 continue
             options[arg] = self.argument("config", "Config", params, arg, value, key)
+            if arg == "run_dir":
+                options[arg] = self.run_dir(value, key)
         return options
+
+    def run_dir(self, value: str, key: str) -> str:
+        """`~` expanded; a relative path is taken from the config file's directory, so the
+        file means the same directory wherever the pipeline starts."""
+        if not value.strip() or "\0" in value:
+            problem = "is empty" if not value.strip() else "contains a NUL byte"
+            raise self.fail(key, f"{problem}: it must name a directory",
+                            'write run_dir = "runs" (next to this file) or an absolute path')
+        path = os.path.expanduser(value)
+        base = _file_dir(self.file)
+        if not os.path.isabs(path) and base is not None:
+            path = os.path.join(base, path)
+        return path
 
     def strategy(self, value: str, key: str) -> str:
         if value.lower() not in STRATEGIES:
@@ -285,6 +300,14 @@ class _Checker:
             raise self.fail(key, f"no executor is labelled {value!r}",
                             did_you_mean(value, executors))
         return value
+
+
+def _file_dir(file: str) -> str | None:
+    """The absolute directory of the config file, or None when `file` names no file
+    ("<dict>", "<built-in default>": a relative run_dir then stays relative to the cwd)."""
+    if file.startswith("<") and file.endswith(">"):
+        return None
+    return os.path.dirname(os.path.abspath(file))
 
 
 def _listing(choices: tuple[object, ...]) -> str:

@@ -224,4 +224,4 @@ def test_walltime_stops_a_step_that_never_returns(tmp_path: Path) -> None:
     with q2pconf.ParallelConfig(write_config(tmp_path)):
         with pytest.raises(AppTimeout) as caught:
             steps.timed_out()
-    assert "spin_forever" in "\n".join(caught.value.__notes__)
+    assert "spin_forever() on executor 'default' (walltime 1 s)" in caught.value.__notes__[-1]
