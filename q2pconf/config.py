@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from q2pconf.validate import Plan, plan, read_toml
+from q2pconf.errors import ConfigError
 from q2pconf.find import Located, Step, locate
 
 IN_MEMORY = "<built-in default>"
@@ -91,7 +92,13 @@ def vendored() -> Settings:
 def _settings(found: Located) -> Settings:
     if found.path is None:
         return Settings(None, found.source, vendored().plan, found.trail)
-    doc = read_toml(found.path)
+    try:
+        doc = read_toml(found.path)
+    except ConfigError as error:
+        if found.source != "QIIME2_CONFIG":
+            raise
+        raise ConfigError(error.file, error.key, f"{error.problem} (named by $QIIME2_CONFIG)",
+                          f"{error.fix}, or unset QIIME2_CONFIG") from None
     return Settings(found.path, found.source, plan(doc, str(found.path), _vendored),
                     found.trail)
 

@@ -209,3 +209,27 @@ def test_conda_prefix_with_spaces_and_non_ascii(clean_env, monkeypatch, name):
     from q2pconf.config import check
 
     assert check(found.path).labels == ("default", "htex")
+
+
+def test_qiime2_config_pointing_at_an_unreadable_file(tree, monkeypatch):
+    """Root reads anything, so the command runs as root without the capabilities that
+    override file modes: the file's mode 000 then applies."""
+    import subprocess
+    import sys
+
+    from conftest import require_tool
+
+    setpriv = require_tool("setpriv")
+    secret = put(tree["QIIME2_CONFIG"])
+    secret.chmod(0)
+    monkeypatch.setenv("QIIME2_CONFIG", str(secret))
+    drop = "-dac_override,-dac_read_search"
+    done = subprocess.run([setpriv, f"--inh-caps={drop}", f"--bounding-set={drop}",
+                           sys.executable, "-m", "q2pconf", "info"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"{secret}: cannot be read: Permission denied "
+                                  "(named by $QIIME2_CONFIG)\n  Fix:")
+    assert done.stderr.rstrip().endswith("or unset QIIME2_CONFIG")
+    assert "Traceback" not in done.stderr
+    assert secret.stat().st_mode & 0o777 == 0  # left as it was
