@@ -183,7 +183,8 @@ def main() -> None:
         assert serial == result, "serial and parallel runs disagree"
         print(f"serial:   {elapsed:.2f} s (same result) -> speed-up {elapsed / parallel:.2f}x")
     if q2pconf.usable_cpus() <= 2:
-        print(f"(this machine has {q2pconf.usable_cpus()} usable CPUs: the default gives one thread "
+        print(f"(this machine has {q2pconf.usable_cpus()} usable CPUs: the default gives one "
+              "thread "
               "and one HTEX worker, which needs a second or two to start; the speed-up grows "
               "with CPUs and with --samples)")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import inspect
 import reprlib
 import sys
 import threading
@@ -57,6 +56,8 @@ class Step:
 
 @overload
 def step(func: F) -> F: ...
+
+
 @overload
 def step(*, executor: str | None = None, outputs: int | None = None,
          plugin: str | None = None, walltime: float | None = None) -> Callable[[F], F]: ...
@@ -209,7 +210,6 @@ class Run:
             else:  # wake up now and then: a failure elsewhere must not wait for this step
                 wait([future, self._failed], timeout=0.5, return_when=FIRST_COMPLETED)
         return _plain(value)
-
 
     def records(self) -> list[StepRecord]:
         with self._lock:

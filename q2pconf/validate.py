@@ -151,7 +151,8 @@ class _Checker:
                                 'add label = "default" (or another name steps can be mapped to)')
             if not LABEL.match(label):
                 raise self.fail(f"{where}.label", f"{label!r} is not a usable label",
-                                "use letters, digits, '_', '-' and '.', starting with a letter or digit")
+                                "use letters, digits, '_', '-' and '.', "
+                                "starting with a letter or digit")
             if label in found:
                 raise self.fail(f"{where}.label", f"label {label!r} is used twice",
                                 "give each executor its own label")
@@ -286,7 +287,8 @@ class _Checker:
         for name, value in raw.items():
             if isinstance(value, dict):
                 for action, label in value.items():
-                    flat[f"{name}.{action}"] = self.label(label, executors, f"{base}.{name}.{action}")
+                    where = f"{base}.{name}.{action}"
+                    flat[f"{name}.{action}"] = self.label(label, executors, where)
             else:
                 flat[name] = self.label(value, executors, f"{base}.{name}")
         return flat

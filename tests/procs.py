@@ -4,10 +4,12 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from pathlib import Path
 
 import psutil
 
 TOKEN_VAR = "Q2PCONF_TEST_TOKEN"
+TESTS = Path(__file__).resolve().parent
 
 
 def new_token() -> str:
@@ -65,3 +67,19 @@ def _cmdline(process: psutil.Process) -> list[str]:
         return process.cmdline()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return ["<gone>"]
+
+
+def program_env(tmp_path: Path, token: str, config: Path | None = None,
+                **extra: str) -> dict[str, str]:
+    """The environment of a child program: this one's, with HOME and the XDG directories under
+    `tmp_path`, no conda prefix, the config (if any) named by QIIME2_CONFIG, the tests' modules
+    importable, no progress line, and `token` for finding its processes afterwards."""
+    env = {k: v for k, v in os.environ.items() if k not in ("QIIME2_CONFIG", "CONDA_PREFIX")}
+    env.update(HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "cache"),
+               XDG_CONFIG_HOME=str(tmp_path / "config"),
+               XDG_CONFIG_DIRS=str(tmp_path / "site-config"),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS), env.get("PYTHONPATH")])))
+    if config is not None:
+        env["QIIME2_CONFIG"] = str(config)
+    env.update({"Q2PCONF_PROGRESS": "0", TOKEN_VAR: token, **extra})
+    return env

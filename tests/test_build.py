@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from q2pconf.config import check, from_dict, vendored
+from q2pconf.config import from_dict, vendored
 from q2pconf.errors import ConfigError
 
 TPOOL = {"class": "ThreadPoolExecutor", "label": "default", "max_threads": 1}

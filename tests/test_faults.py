@@ -6,7 +6,6 @@ orphan reparented to init is still found."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -16,39 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from procs import TOKEN_VAR, new_token, wait_gone
+from configs import two_executors
+from procs import new_token, program_env, wait_gone
 
-TESTS = Path(__file__).parent
 # The worker pool's watchdog looks for dead workers every heartbeat_period seconds (default
 # 30): 1 s makes a lost worker show up in about a second.
-CONFIG = """\
-[parsl]
-strategy = "none"
-[[parsl.executors]]
-class = "ThreadPoolExecutor"
-label = "default"
-max_threads = 2
-[[parsl.executors]]
-class = "HighThroughputExecutor"
-label = "htex"
-max_workers_per_node = 2
-heartbeat_period = 1
-heartbeat_threshold = 10
-[parsl.executors.provider]
-class = "LocalProvider"
-"""
+CONFIG = two_executors(htex_extra="heartbeat_period = 1\nheartbeat_threshold = 10")
 DETECTION_LIMIT = 15.0  # seconds from the worker's death to the caller's exception
 
 
 def env_for(tmp_path: Path, token: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("QIIME2_CONFIG", "CONDA_PREFIX")}
     config = tmp_path / "config.toml"
     config.write_text(CONFIG)
-    env.update(HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "cache"),
-               XDG_CONFIG_HOME=str(tmp_path / "xdg"), QIIME2_CONFIG=str(config),
-               PYTHONPATH=os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]),
-               Q2PCONF_PROGRESS="0", PYTHONFAULTHANDLER="", **{TOKEN_VAR: token})
-    return env
+    return program_env(tmp_path, token, config, PYTHONFAULTHANDLER="")
 
 
 RUN_FAULT = """\

@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
+from procs import new_token, program_env
 from q2pconf.config import check
 from q2pconf.default import CONFIG_NAME, vendored_dict
 
-TESTS = Path(__file__).parent
 STEPS = 10_000
 # Measured here (Parsl 2026.10.26, Python 3.11): ~5.8 KiB of peak RSS per step while 10,000
 # steps are in flight (each holds a Parsl AppFuture and its task record until the run ends).
@@ -53,18 +52,10 @@ print(json.dumps({"correct": first == second == list(range(1, n + 1)),
 """
 
 
-def isolated_env(tmp: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("QIIME2_CONFIG", "CONDA_PREFIX")}
-    env.update(HOME=str(tmp / "home"), XDG_CONFIG_HOME=str(tmp / "home" / ".config"),
-               XDG_CONFIG_DIRS=str(tmp / "etc-xdg"), XDG_CACHE_HOME=str(tmp / "cache"),
-               PYTHONPATH=os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]),
-               Q2PCONF_PROGRESS="0", **extra)
-    return env
-
-
 def test_ten_thousand_steps_complete_with_bounded_memory(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-c", MANY_STEPS, str(STEPS)],
-                         env=isolated_env(tmp_path), capture_output=True, text=True, timeout=300)
+                         env=program_env(tmp_path, new_token()), capture_output=True,
+                         text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     answer = json.loads(run.stdout)
     assert answer["correct"] and answer["history"] == STEPS
@@ -90,7 +81,7 @@ print(json.dumps({"result": result, "source": current.settings.source,
 def test_twenty_programs_on_one_fresh_environment_seed_one_config(tmp_path: Path) -> None:
     prefix = tmp_path / "env"
     prefix.mkdir()
-    env = isolated_env(tmp_path, CONDA_PREFIX=str(prefix))
+    env = program_env(tmp_path, new_token(), CONDA_PREFIX=str(prefix))
     children = [subprocess.Popen([sys.executable, "-c", PROGRAM], env=env, text=True,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                 for _ in range(20)]

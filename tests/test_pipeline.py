@@ -15,7 +15,6 @@ from procs import parsl_children
 from q2pconf import session as sessions
 
 
-
 def write_config(tmp_path: Path, threads: int = 4, mapping: str = "") -> Path:
     path = tmp_path / f"config-{threads}-{abs(hash(mapping))}.toml"
     extra = "init_blocks = 1\nmax_blocks = 1\n" + mapping

@@ -34,7 +34,8 @@ def run(words):
 
 {main}
 '''
-GUARDED = 'if __name__ == "__main__":\n    print(sorted(run(["aab", "xyy"])))\n    print(os.getpid())'
+GUARDED = ('if __name__ == "__main__":\n'
+           '    print(sorted(run(["aab", "xyy"])))\n    print(os.getpid())')
 UNGUARDED = 'print(run(["aab"]))'
 
 

@@ -15,21 +15,15 @@ import psutil
 import pytest
 
 from configs import two_executors
-from procs import TOKEN_VAR, new_token, wait_gone
+from procs import new_token, program_env, wait_gone
 
-TESTS = Path(__file__).parent
 CONFIG = two_executors(threads=2, workers=1)
 
 
 def child_env(tmp_path: Path, token: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("QIIME2_CONFIG", "CONDA_PREFIX")}
     config = tmp_path / "config.toml"
     config.write_text(CONFIG)
-    env.update(HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "cache"),
-               XDG_CONFIG_HOME=str(tmp_path / "config"), QIIME2_CONFIG=str(config),
-               PYTHONPATH=os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]),
-               **{"Q2PCONF_PROGRESS": "0", TOKEN_VAR: token, **extra})
-    return env
+    return program_env(tmp_path, token, config, **extra)
 
 
 def start(tmp_path: Path, code: str, token: str, **extra: str) -> subprocess.Popen[str]:

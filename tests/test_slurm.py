@@ -11,6 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from configs import slurm_htex
 from q2pconf.config import check
 from slurm_cluster import SlurmCluster, drain, wait_for
 
@@ -19,41 +20,10 @@ pytestmark = pytest.mark.slurm
 RESULT_TIMEOUT = 25
 HTEX_PROCESSES = ("process_worker_pool", "interchange")
 
-CONFIG = """\
-[parsl]
-strategy = "simple"
-strategy_period = 1
-
-[[parsl.executors]]
-class = "ThreadPoolExecutor"
-label = "default"
-max_threads = 2
-
-[[parsl.executors]]
-class = "HighThroughputExecutor"
-label = "htex"
-address = "127.0.0.1"
-max_workers_per_node = 2
-
-[parsl.executors.provider]
-class = "SlurmProvider"
-partition = "debug"
-walltime = "00:05:00"
-nodes_per_block = 1
-init_blocks = 1
-max_blocks = 1
-cmd_timeout = 10
-exclusive = false
-worker_init = ""
-
-[parsl.executors.provider.launcher]
-class = "{launcher}"
-"""
-
 
 def write_config(directory: Path, launcher: str) -> Path:
     path = directory / "qiime2_config.toml"
-    path.write_text(CONFIG.format(launcher=launcher))
+    path.write_text(slurm_htex(launcher, provider_extra='worker_init = ""'))
     return path
 
 
@@ -122,8 +92,8 @@ def test_htex_steps_run_inside_slurm_jobs(dfk_on, tmp_path: Path, launcher: str)
     assert on_threads.result(timeout=RESULT_TIMEOUT) is None
 
 
-def test_workers_start_without_the_interpreter_on_path(dfk_on, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch):
+def test_workers_start_without_the_interpreter_on_path(
+        dfk_on, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Batch jobs start in a login shell without the env activated: no entry points on PATH."""
     from parsl import python_app
 

@@ -15,8 +15,9 @@ import pytest
 
 import q2pconf
 import slurm_steps as steps
+from configs import slurm_htex
 from conftest import require_tool
-from procs import TOKEN_VAR, new_token, parsl_children, tagged, wait_gone
+from procs import TOKEN_VAR, new_token, parsl_children, program_env, tagged, wait_gone
 from q2pconf import session as sessions
 from q2pconf.config import check
 from q2pconf.errors import ConfigError
@@ -29,44 +30,12 @@ ROOT = TESTS.parent
 JOB_GONE = 15.0  # seconds for squeue to forget a cancelled or finished job
 CHILD_TIMEOUT = 35.0
 
-CONFIG = """\
-[parsl]
-strategy = "simple"
-strategy_period = 0.5
-
-[[parsl.executors]]
-class = "ThreadPoolExecutor"
-label = "default"
-max_threads = 4
-
-[[parsl.executors]]
-class = "HighThroughputExecutor"
-label = "htex"
-address = "127.0.0.1"
-max_workers_per_node = 2
-
-[parsl.executors.provider]
-class = "SlurmProvider"
-partition = "debug"
-walltime = "00:02:00"
-nodes_per_block = 1
-init_blocks = 1
-min_blocks = 0
-max_blocks = 1
-cmd_timeout = 10
-exclusive = false
-
-[parsl.executors.provider.launcher]
-class = "{launcher}"
-
-[parsl.executor_mapping]
-square = "htex"
-"""
-
 
 def write_config(directory: Path, launcher: str = "SingleNodeLauncher") -> Path:
     path = directory / f"slurm-{launcher}.toml"
-    path.write_text(CONFIG.format(launcher=launcher))
+    path.write_text(slurm_htex(launcher, threads=4, strategy_period=0.5, walltime="00:02:00",
+                               provider_extra="min_blocks = 0",
+                               tail='\n[parsl.executor_mapping]\nsquare = "htex"\n'))
     return path
 
 
@@ -96,8 +65,8 @@ def token(slurm: SlurmCluster, clean_env: Path, tmp_path: Path,
 
 
 @pytest.mark.parametrize("launcher", ["SrunLauncher", "SingleNodeLauncher"])
-def test_mapped_and_hinted_steps_run_in_a_slurm_job(token: str, slurm: SlurmCluster,
-                                                     tmp_path: Path, launcher: str) -> None:
+def test_mapped_and_hinted_steps_run_in_a_slurm_job(
+        token: str, slurm: SlurmCluster, tmp_path: Path, launcher: str) -> None:
     with q2pconf.ParallelConfig(write_config(tmp_path, launcher)):
         result = steps.fan_out(6)
     assert result["remote"] == [0, 1, 4, 27, 64, 125]
@@ -117,13 +86,9 @@ def test_mapped_and_hinted_steps_run_in_a_slurm_job(token: str, slurm: SlurmClus
 
 
 def child_env(tmp_path: Path, token: str, config: Path) -> dict[str, str]:
-    """What a user's shell would give the program: the config via QIIME2_CONFIG, SLURM_CONF."""
-    env = {k: v for k, v in os.environ.items() if k not in ("QIIME2_CONFIG", "CONDA_PREFIX")}
-    env.update(HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "cache"),
-               XDG_CONFIG_HOME=str(tmp_path / "config"), QIIME2_CONFIG=str(config),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS), env.get("PYTHONPATH")])),
-               Q2PCONF_PROGRESS="0", **{TOKEN_VAR: token})
-    return env
+    """What a user's shell would give the program: the config via QIIME2_CONFIG, SLURM_CONF
+    (exported by the `slurm` fixture)."""
+    return program_env(tmp_path, token, config)
 
 
 def start_child(tmp_path: Path, token: str, code: str,
@@ -172,8 +137,8 @@ def test_child_with_a_failing_htex_step_exits_1_and_cleans_up(token: str, slurm:
 
 
 @pytest.mark.parametrize("launcher", ["SrunLauncher", "SingleNodeLauncher"])
-def test_sigterm_cancels_the_slurm_job_and_its_workers(token: str, slurm: SlurmCluster,
-                                                        tmp_path: Path, launcher: str) -> None:
+def test_sigterm_cancels_the_slurm_job_and_its_workers(
+        token: str, slurm: SlurmCluster, tmp_path: Path, launcher: str) -> None:
     flag = tmp_path / "holding"
     child = start_child(tmp_path, token, f"import slurm_steps as s; s.held({str(flag)!r}, 300)",
                         launcher)

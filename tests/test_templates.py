@@ -1,4 +1,5 @@
-"""`q2pconf init --template NAME`: every template is valid as written and as its comments suggest."""
+"""`q2pconf init --template NAME`: every template is valid as written, and as its comments
+suggest."""
 from __future__ import annotations
 
 import re
