@@ -13,6 +13,7 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from configs import two_executors
 from q2pconf.config import check, from_dict, load
 from q2pconf.default import default_workers
 from q2pconf.errors import ConfigError
@@ -37,23 +38,8 @@ class = "LocalProvider"
 """
 
 # QIIME 2 2024.10 and later: threads are 'tpool', worker processes are 'default'.
-QIIME2_2024_10 = """\
-[parsl]
-strategy = "None"
-
-[[parsl.executors]]
-class = "ThreadPoolExecutor"
-label = "tpool"
-max_threads = 3
-
-[[parsl.executors]]
-class = "HighThroughputExecutor"
-label = "default"
-max_workers_per_node = 3
-
-[parsl.executors.provider]
-class = "LocalProvider"
-"""
+QIIME2_2024_10 = two_executors(3, 3, strategy="None", threads_label="tpool",
+                               htex_label="default")
 
 SLURM = """\
 [parsl]

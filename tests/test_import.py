@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from configs import two_executors
 from conftest import LOOKUP_VARS
 
 CODE = """
@@ -23,27 +24,9 @@ after = sorted(m for m in sys.modules if m == "parsl" or m.startswith("parsl."))
 print(json.dumps({"source": settings.source, "labels": list(checked.labels),
                   "before": before, "after": after}))
 """
-LEGACY = """\
-[parsl]
-strategy = "None"
-
-[[parsl.executors]]
-class = "ThreadPoolExecutor"
-label = "default"
-max_threads = 2
-
-[[parsl.executors]]
-class = "HighThroughputExecutor"
-label = "htex"
-max_workers = 2
-
-[parsl.executors.provider]
-class = "SlurmProvider"
-partition = "short"
-
-[parsl.executors.provider.launcher]
-class = "SrunLauncher"
-"""
+LEGACY = two_executors(strategy="None", worker_key="max_workers", provider="SlurmProvider",
+                       extra='partition = "short"\n\n'
+                             '[parsl.executors.provider.launcher]\nclass = "SrunLauncher"\n')
 
 
 def run(tmp_path: Path, mode: str, conda: bool) -> dict[str, object]:
