@@ -130,7 +130,7 @@ class Run:
         self.futures: list[Future[Any]] = []
         self.labels: list[tuple[str, str]] = []
         self.failure: BaseException | None = None
-        self.progress = Progress()
+        self.progress = Progress(running=functools.partial(_launched, session))
         self._lock = threading.Lock()
         self._failed: Future[None] = Future()
 
@@ -237,6 +237,13 @@ def _times(future: Any) -> tuple[float | None, float | None, str]:
 
     return (seconds("try_time_launched"), seconds("try_time_returned"),
             getattr(record.get("status"), "name", "unknown"))
+
+
+def _launched(session: sessions.Session) -> int:
+    """Tasks the session's executors hold now (Parsl's count; they may still be queued)."""
+    from parsl.dataflow.states import States
+
+    return session.dfk.task_state_counts[States.launched]
 
 
 def _plain(value: Any) -> Any:

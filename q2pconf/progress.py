@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any, TextIO
 
 INTERVAL = 0.2
@@ -14,8 +15,10 @@ class Progress:
 
     Silent when stderr is not a terminal or when Q2PCONF_PROGRESS=0."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None,
+                 running: Callable[[], int] | None = None) -> None:
         self.stream = stream or sys.stderr
+        self.running = running  # steps handed to an executor; else all not done yet
         self.total = self.done = self.failed = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -34,8 +37,8 @@ class Progress:
     def line(self) -> str:
         with self._lock:
             total, done, failed = self.total, self.done, self.failed
-        return (f"q2pconf: {done - failed}/{total} steps done, {total - done} running, "
-                f"{failed} failed")
+        running = total - done if self.running is None else min(self.running(), total - done)
+        return f"q2pconf: {done - failed}/{total} steps done, {running} running, {failed} failed"
 
     def __enter__(self) -> Progress:
         if self.enabled:

@@ -4,8 +4,8 @@ A step in an importable module is sent as (module, name): the worker imports it,
 multiprocessing does. A step in the running script (`__main__`) is sent as (script path,
 name): the worker loads the script as a module under another name, so its
 `if __name__ == "__main__":` block does not run, and the step finds its globals there. Only a
-step neither can reach (defined inside a function, or in `python -c`) is sent by value with
-dill, as raw Parsl would.
+step neither can reach (defined inside a function, typed into `python -c` or a notebook) is
+sent by value, with the part of its namespace it uses.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import inspect
 import os
 import sys
 from collections.abc import Callable
-from types import ModuleType
+from types import CellType, CodeType, FunctionType, ModuleType
 from typing import Any
 
 SCRIPT_MODULE = "__q2pconf_main__"
@@ -57,25 +57,82 @@ class Runner:
                 return (_from_script, (os.path.abspath(path), self.__qualname__))
         elif _lookup(sys.modules.get(self.__module__), self.__qualname__) is self.owner:
             return (_from_module, (self.__module__, self.__qualname__))
-        return (Runner, (_ByValue(self.func),))
+        return (Runner, (_ByValue(self.func),))  # type: ignore[arg-type]
 
 
 class _ByValue:
-    """A function pickled by dill, by value."""
+    """A function sent with its namespace: the functions (and steps) of the same namespace it
+    reaches, by value; modules by name; other globals as dill sends them. So a step typed into
+    `python -c` or a notebook finds `time`, its helpers and its constants on the worker."""
 
-    def __init__(self, func: Callable[..., Any]) -> None:
+    def __init__(self, func: FunctionType) -> None:
         self.func = func
 
     def __reduce__(self) -> tuple[Any, ...]:
-        import dill
+        namespace = self.func.__globals__
+        functions: dict[str, FunctionType] = {}
+        values: dict[str, Any] = {}
+        todo = [self.func]
+        while todo:
+            for name in _global_names(todo.pop().__code__):
+                if name in functions or name in values or name not in namespace:
+                    continue
+                value = namespace[name]
+                inner = getattr(getattr(value, "runner", None), "func", value)  # a Step's function
+                if isinstance(inner, FunctionType) and inner.__globals__ is namespace:
+                    functions[name] = inner
+                    todo.append(inner)
+                elif isinstance(value, ModuleType):
+                    values[name] = _ModuleByName(value.__name__)
+                else:
+                    values[name] = value
+        return (_rebuild, (_parts(self.func), {n: _parts(f) for n, f in functions.items()},
+                           values))
 
-        return (_loads, (dill.dumps(self.func),))
+
+class _ModuleByName:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (importlib.import_module, (self.name,))
 
 
-def _loads(blob: bytes) -> Callable[..., Any]:
+def _global_names(code: CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            names |= _global_names(const)
+    return names
+
+
+def _parts(func: FunctionType) -> tuple[Any, ...]:
     import dill
 
-    return dill.loads(blob)
+    cells = tuple(cell.cell_contents for cell in func.__closure__ or ())
+    return (func.__name__, dill.dumps(func.__code__), func.__defaults__, func.__kwdefaults__,
+            cells)
+
+
+def _rebuild(main: tuple[Any, ...], functions: dict[str, tuple[Any, ...]],
+             values: dict[str, Any]) -> FunctionType:
+    import builtins
+
+    namespace: dict[str, Any] = {"__builtins__": builtins, "__name__": "__q2pconf_value__"}
+    namespace.update(values)
+    for name, parts in functions.items():
+        namespace[name] = _function(parts, namespace)
+    return _function(main, namespace)
+
+
+def _function(parts: tuple[Any, ...], namespace: dict[str, Any]) -> FunctionType:
+    import dill
+
+    name, code, defaults, kwdefaults, cells = parts
+    closure = tuple(CellType(value) for value in cells) or None
+    func = FunctionType(dill.loads(code), namespace, name, defaults, closure)
+    func.__kwdefaults__ = kwdefaults
+    return func
 
 
 def _lookup(module: ModuleType | None, qualname: str) -> Any:

@@ -1,6 +1,7 @@
 """How steps reach HTEX workers: from an importable module, from the running script, by value."""
 from __future__ import annotations
 
+import json
 import pickle
 import subprocess
 import sys
@@ -103,3 +104,63 @@ def test_code_digest_changes_with_the_code() -> None:
 def test_steps_keep_their_names_for_parsl(name: str) -> None:
     runner = getattr(pipeline_steps, name).runner
     assert runner.__name__ == name and runner.__module__ == "pipeline_steps"
+
+
+TYPED_IN = '''
+import json, os, time
+from q2pconf import parallel_pipeline, step
+from q2pconf import session
+LIMIT = 3
+
+def clip(x):
+    return min(x, LIMIT)
+
+@step
+def double(x):
+    return 2 * x
+
+@step(executor="htex")
+def work(x):
+    time.sleep(0.01)
+    return clip(double(x)), os.getpid()
+
+@parallel_pipeline
+def run(xs):
+    return [work(x) for x in xs]
+
+print(json.dumps({"results": run([1, 2]), "pid": os.getpid(),
+                  "htex": "htex" in session.session().dfk.executors}))
+'''
+
+
+def test_a_step_typed_into_python_c_reaches_the_worker_with_its_namespace(
+        tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    token = new_token()
+    done = subprocess.run([sys.executable, "-c", TYPED_IN], env=child_env(tmp_path, token),
+                          cwd=work, capture_output=True, text=True, timeout=120)
+    assert wait_gone(token, cwd=work) == []
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert [value for value, _ in answer["results"]] == [2, 3]
+    assert answer["htex"] and all(pid != answer["pid"] for _, pid in answer["results"])
+
+
+def test_by_value_functions_keep_closures_defaults_and_mutual_recursion() -> None:
+    import dill
+
+    offset = 10
+
+    def even(n: int, base: int = 0) -> bool:
+        return base + offset > 0 if n == 0 else odd(n - 1)
+
+    def odd(n: int) -> bool:
+        return False if n == 0 else even(n - 1)
+
+    globals()["odd"] = odd  # a namespace where two functions call each other
+    try:
+        copy = dill.loads(dill.dumps(step(even).runner))
+    finally:
+        del globals()["odd"]
+    assert copy(4) is True and copy(3) is False and copy(0, base=-20) is False
