@@ -137,24 +137,24 @@ class Run:
     def submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         label = self.session.label_for(step.name, step.plugin, step.executor)
         app = self.session.app(step.runner, label)
-        where = f"step {step.plugin}.{step.name}({_summary(args, kwargs)}) on executor {label!r}"
+        call = Call(step, args, kwargs, label)
         if step.walltime is not None:
             kwargs = {**kwargs, "walltime": step.walltime}
-            where += f" (walltime {step.walltime:g} s)"
         if self.session.resume:  # Parsl's memoizer hashes a function by name only
             kwargs = {**kwargs, CODE_KEY: step.runner.code_digest()}
         future = app(*args, **kwargs)
-        future.add_done_callback(functools.partial(self._done, where))
+        future.add_done_callback(functools.partial(self._done, call))
         with self._lock:
             self.futures.append(future)
             self.labels.append((step.name, label))
         self.progress.submitted()
         if step.outputs is None:
             return future
-        return self._split(future, step, where)
+        return self._split(future, call)
 
-    def _split(self, parent: Future[Any], step: Step, where: str) -> tuple[Future[Any], ...]:
+    def _split(self, parent: Future[Any], call: Call) -> tuple[Future[Any], ...]:
         """One future per declared output of `parent`'s returned tuple."""
+        step = call.step
         children: tuple[Future[Any], ...] = tuple(Future() for _ in range(step.outputs or 0))
 
         def copy(done: Future[Any]) -> None:
@@ -164,7 +164,7 @@ class Run:
                                   or len(value) != len(children)):
                 error = ValueError(f"step {step.name} was declared with outputs={step.outputs} "
                                    f"but returned {type(value).__name__} {_REPR.repr(value)}")
-                self._failed_with(error, where)
+                self._failed_with(error, call)
             for index, child in enumerate(children):
                 if error is None:
                     child.set_result(value[index])  # type: ignore[index]
@@ -174,17 +174,17 @@ class Run:
         parent.add_done_callback(copy)
         return children
 
-    def _done(self, where: str, future: Future[Any]) -> None:
+    def _done(self, call: Call, future: Future[Any]) -> None:
         from parsl.dataflow.errors import DependencyError
 
         error = future.exception()
         self.progress.finished(failed=error is not None)
         if error is None or isinstance(error, DependencyError):
             return
-        self._failed_with(error, where)
+        self._failed_with(error, call)
 
-    def _failed_with(self, error: BaseException, where: str) -> None:
-        _add_note(error, f"q2pconf: in {where}")
+    def _failed_with(self, error: BaseException, call: Call) -> None:
+        _add_note(error, f"q2pconf: in {call.where()}")
         with self._lock:
             if self.failure is None:
                 self.failure = error
@@ -215,6 +215,22 @@ class Run:
         with self._lock:
             pairs = list(zip(self.labels, self.futures))
         return [StepRecord(name, label, *_times(future)) for (name, label), future in pairs]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One submitted step call, described only if it fails (formatting costs per step)."""
+
+    step: Step
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    label: str
+
+    def where(self) -> str:
+        step = self.step
+        text = (f"step {step.plugin}.{step.name}({_summary(self.args, self.kwargs)}) "
+                f"on executor {self.label!r}")
+        return text if step.walltime is None else f"{text} (walltime {step.walltime:g} s)"
 
 
 @dataclass(frozen=True)
