@@ -8,6 +8,13 @@ parallel::
     print(settings.path, settings.source)
     config = settings.parsl_config()   # a parsl.Config (imports Parsl only now)
 
+    @q2pconf.step
+    def denoise(sample): ...
+
+    @q2pconf.parallel_pipeline
+    def run(samples):                  # steps run in parallel on the config's executors
+        return [denoise(s) for s in samples]
+
 Importing q2pconf is cheap: names below load their module on first use, and nothing imports
 Parsl until a ``parsl.Config`` is built or a pipeline runs.
 """
