@@ -1,6 +1,15 @@
 """Config files the tests write: one thread pool and one HTEX, shaped as a test needs."""
 from __future__ import annotations
 
+import sys
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, from PyPI, before Python 3.11
+    import tomli as tomllib
+
+__all__ = ["slurm_htex", "tomllib", "two_executors"]
+
 TWO_EXECUTORS = """\
 [parsl]
 strategy = "{strategy}"

@@ -6,11 +6,11 @@ import os
 import stat
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
 
+from configs import tomllib
 from conftest import readonly_command
 from q2pconf.default import (cgroup_cpu_quota, default_workers, seed_prefix, usable_cpus,
                              vendored_dict, vendored_toml, write_new)

@@ -5,9 +5,9 @@ import json
 import stat
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
+from configs import tomllib
 from procs import new_token, program_env
 from q2pconf.config import check
 from q2pconf.default import CONFIG_NAME, vendored_dict

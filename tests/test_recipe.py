@@ -22,7 +22,7 @@ PROJECT = pyproject()["project"]
 def load_file_data(filename: str, fileformat: str | None = None, *, from_recipe_dir: bool = False,
                    recipe_dir: str | None = None, **_: Any) -> dict[str, Any]:
     """conda-build's load_file_data: a data file relative to the recipe or the source tree."""
-    import tomllib
+    from configs import tomllib
 
     base = Path(recipe_dir or RECIPE_DIR) if from_recipe_dir else ROOT  # source: path: ..
     path = base / filename
