@@ -295,5 +295,13 @@ def _summary(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
 def _add_note(error: BaseException, note: str) -> None:
     if sys.version_info >= (3, 11):
         error.add_note(note)
-    else:  # shown by traceback on 3.11+ only, but kept for tools that read it
-        error.__notes__ = [*getattr(error, "__notes__", []), note]
+        return
+    error.__notes__ = [*getattr(error, "__notes__", []), note]  # type: ignore[attr-defined]
+    if sys.excepthook is sys.__excepthook__:  # before 3.11 tracebacks do not show notes
+        sys.excepthook = _show_notes
+
+
+def _show_notes(kind: type[BaseException], error: BaseException, tb: Any) -> None:
+    sys.__excepthook__(kind, error, tb)
+    for note in getattr(error, "__notes__", ()):
+        print(note, file=sys.stderr)

@@ -3,11 +3,11 @@ suggest."""
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
 
+from configs import tomllib
 from q2pconf.cli import main
 from q2pconf.config import check
 from q2pconf.default import htex_worker_key
