@@ -50,22 +50,13 @@ class = "SlurmProvider"
 # qos = "normal"
 walltime = "01:00:00"
 nodes_per_block = 1
-# No job until a step needs one; at most max_blocks jobs at a time.
-init_blocks = 0
-min_blocks = 0
-max_blocks = 4
 # Share nodes with other jobs: ask for cores (and memory) instead of whole nodes.
 exclusive = false
 cores_per_node = 4
 # mem_per_node = 16    # GB per job
-# Shell lines each job runs before its workers. Workers start with the full path of the
-# Python running the pipeline (it must exist on the compute nodes too, e.g. on a shared
-# filesystem), so no environment needs activating; add what your steps' tools need:
-# worker_init = "module load cuda; source ~/miniforge3/bin/activate qiime2"
-worker_init = ""
-# Seconds to wait for sbatch/squeue/scancel on a busy controller.
-cmd_timeout = 60
+"""
 
+SLURM_LAUNCHER = """
 # srun starts one worker pool per node of the job.
 [parsl.executors.provider.launcher]
 class = "SrunLauncher"
@@ -86,6 +77,16 @@ nodes_per_block = 1
 cpus_per_node = 4
 # select_options = "mem=16gb"
 # scheduler_options = "#PBS -l place=scatter"
+"""
+
+PBS_LAUNCHER = """
+# One worker pool per job; for nodes_per_block > 1 use class = "MpiExecLauncher".
+[parsl.executors.provider.launcher]
+class = "SingleNodeLauncher"
+"""
+
+# What every batch provider's table ends with: jobs on demand, and how workers start.
+JOBS = """\
 # No job until a step needs one; at most max_blocks jobs at a time.
 init_blocks = 0
 min_blocks = 0
@@ -95,12 +96,8 @@ max_blocks = 4
 # filesystem), so no environment needs activating; add what your steps' tools need:
 # worker_init = "module load cuda; source ~/miniforge3/bin/activate qiime2"
 worker_init = ""
-# Seconds to wait for qsub/qstat/qdel on a busy server.
-cmd_timeout = 120
-
-# One worker pool per job; for nodes_per_block > 1 use class = "MpiExecLauncher".
-[parsl.executors.provider.launcher]
-class = "SingleNodeLauncher"
+# Seconds to wait for {commands} on a busy {server}.
+cmd_timeout = {timeout}
 """
 
 MAPPING = """
@@ -113,12 +110,14 @@ MAPPING = """
 
 def slurm_toml(path: str | os.PathLike[str] = "qiime2_config.toml") -> str:
     """The commented Slurm template."""
-    return _render("Slurm", "slurm", path) + SLURM + MAPPING
+    jobs = JOBS.format(commands="sbatch/squeue/scancel", server="controller", timeout=60)
+    return _render("Slurm", "slurm", path) + SLURM + jobs + SLURM_LAUNCHER + MAPPING
 
 
 def pbs_toml(path: str | os.PathLike[str] = "qiime2_config.toml") -> str:
     """The commented PBS Pro template."""
-    return _render("PBS Pro", "pbs", path) + PBS + MAPPING
+    jobs = JOBS.format(commands="qsub/qstat/qdel", server="server", timeout=120)
+    return _render("PBS Pro", "pbs", path) + PBS + jobs + PBS_LAUNCHER + MAPPING
 
 
 def _render(scheduler: str, name: str, path: str | os.PathLike[str]) -> str:
