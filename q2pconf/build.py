@@ -20,12 +20,17 @@ IDLE_LABEL = "_q2pconf_idle"
 LOCAL_HTEX = {"address": "127.0.0.1", "heartbeat_period": 2, "heartbeat_threshold": 30}
 
 
-def default_run_dir() -> str:
-    """A fresh directory per process under the user's cache, so runs never race on numbering."""
+def runinfo_root() -> str:
+    """Where q2pconf's default run directories go: the user's cache."""
     from platformdirs import user_cache_dir
 
+    return str(Path(user_cache_dir("q2pconf"), "runinfo"))
+
+
+def default_run_dir() -> str:
+    """A fresh directory per process under `runinfo_root`, so runs never race on numbering."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return str(Path(user_cache_dir("q2pconf"), "runinfo", f"{stamp}-{os.getpid()}"))
+    return str(Path(runinfo_root(), f"{stamp}-{os.getpid()}"))
 
 
 def parsl_config(plan: Plan, labels: Iterable[str] | None = None, **defaults: Any) -> Any:

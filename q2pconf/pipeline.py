@@ -128,7 +128,7 @@ class Run:
     def __init__(self, session: sessions.Session) -> None:
         self.session = session
         self.futures: list[Future[Any]] = []
-        self.labels: list[tuple[str, str]] = []
+        self.calls: list[Call] = []
         self.failure: BaseException | None = None
         self.progress = Progress(running=functools.partial(_launched, session))
         self._lock = threading.Lock()
@@ -146,7 +146,7 @@ class Run:
         future.add_done_callback(functools.partial(self._done, call))
         with self._lock:
             self.futures.append(future)
-            self.labels.append((step.name, label))
+            self.calls.append(call)
         self.progress.submitted()
         if step.outputs is None:
             return future
@@ -213,8 +213,8 @@ class Run:
 
     def records(self) -> list[StepRecord]:
         with self._lock:
-            pairs = list(zip(self.labels, self.futures))
-        return [StepRecord(name, label, *_times(future)) for (name, label), future in pairs]
+            pairs = list(zip(self.calls, self.futures))
+        return [StepRecord(call.step.name, call.label, *_times(future)) for call, future in pairs]
 
 
 @dataclass(frozen=True)

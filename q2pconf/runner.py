@@ -37,6 +37,7 @@ class Runner:
         self.__module__ = func.__module__
         self.__signature__ = inspect.signature(func)
         self.takes_walltime = "walltime" in self.__signature__.parameters
+        self._code_digest: str | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.pop(CODE_KEY, None)
@@ -45,9 +46,13 @@ class Runner:
         return self.func(*args, **kwargs)
 
     def code_digest(self) -> str:
-        """Changes when the step's code changes, so a checkpointed result is not reused."""
-        code = self.func.__code__
-        return hashlib.sha256(code.co_code + repr(code.co_consts).encode()).hexdigest()[:16]
+        """Changes when the step's code changes, so a checkpointed result is not reused.
+        Worked out on the first resumable call, then kept: the code does not change."""
+        if self._code_digest is None:
+            code = self.func.__code__
+            text = code.co_code + repr(code.co_consts).encode()
+            self._code_digest = hashlib.sha256(text).hexdigest()[:16]
+        return self._code_digest
 
     def __reduce__(self) -> tuple[Any, ...]:
         if self.__module__ == "__main__":

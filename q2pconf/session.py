@@ -17,11 +17,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from q2pconf.config import Settings, load
+from q2pconf.validate import flat_mapping
 
 DEFAULT_LABEL = "default"
 THREAD_POOLS = ("ThreadPoolExecutor",)
@@ -54,7 +54,7 @@ class ParallelConfig:
     """
 
     def __init__(self, config: Any = None, mapping: dict[str, Any] | None = None) -> None:
-        self.choice = Choice(config, _flatten(mapping or {}))
+        self.choice = Choice(config, flat_mapping(mapping or {}, lambda value, key: value))
         self._tokens: list[contextvars.Token[Choice | None]] = []
 
     def __enter__(self) -> ParallelConfig:
@@ -214,23 +214,13 @@ def _resuming_memoizer(settings: Settings) -> Any:
     """Parsl's own memoizer, checkpointing each task and reading all earlier checkpoints."""
     from parsl.dataflow.memoization import BasicMemoizer
 
-    from q2pconf.build import default_run_dir
+    from q2pconf.build import runinfo_root
 
-    base = settings.plan.options.get("run_dir") or str(Path(default_run_dir()).parent)
+    base = settings.plan.options.get("run_dir") or runinfo_root()
     # Parsl numbers runs inside run_dir (run_dir/000); q2pconf's default adds a per-process level.
     found = glob.glob(os.path.join(glob.escape(base), "*", "checkpoint"))
     found += glob.glob(os.path.join(glob.escape(base), "*", "*", "checkpoint"))
     return BasicMemoizer(checkpoint_mode="task_exit", checkpoint_files=sorted(found))
-
-
-def _flatten(mapping: dict[str, Any]) -> dict[str, str]:
-    flat: dict[str, str] = {}
-    for name, value in mapping.items():
-        if isinstance(value, dict):
-            flat.update({f"{name}.{action}": label for action, label in value.items()})
-        else:
-            flat[name] = value
-    return flat
 
 
 def _quiet_parsl_logging() -> None:

@@ -283,15 +283,7 @@ class _Checker:
         base = "parsl.executor_mapping"
         if not isinstance(raw, dict):
             raise self.fail(base, "must be a table", f"write [{base}] with step = \"label\" lines")
-        flat = {}
-        for name, value in raw.items():
-            if isinstance(value, dict):
-                for action, label in value.items():
-                    where = f"{base}.{name}.{action}"
-                    flat[f"{name}.{action}"] = self.label(label, executors, where)
-            else:
-                flat[name] = self.label(value, executors, f"{base}.{name}")
-        return flat
+        return flat_mapping(raw, lambda value, key: self.label(value, executors, key))
 
     def label(self, value: Any, executors: dict[str, Obj], key: str) -> str:
         if not isinstance(value, str):
@@ -302,6 +294,20 @@ class _Checker:
             raise self.fail(key, f"no executor is labelled {value!r}",
                             did_you_mean(value, executors))
         return value
+
+
+def flat_mapping(raw: dict[str, Any], label: Callable[[Any, str], str]) -> dict[str, str]:
+    """QIIME 2's `plugin = {action = label}` and plain `step = label` as one flat dict keyed
+    "plugin.action" or "step"; `label(value, key_path)` checks each value."""
+    base = "parsl.executor_mapping"
+    flat = {}
+    for name, value in raw.items():
+        if isinstance(value, dict):
+            for action, item in value.items():
+                flat[f"{name}.{action}"] = label(item, f"{base}.{name}.{action}")
+        else:
+            flat[name] = label(value, f"{base}.{name}")
+    return flat
 
 
 def _file_dir(file: str) -> str | None:
@@ -353,11 +359,10 @@ def _number(text: str) -> int | float | None:
 
 
 def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return repr(value)
+    """`value` as TOML writes it (quoting and escapes included)."""
+    import tomli_w
+
+    return tomli_w.dumps({"v": value}).partition(" = ")[2].rstrip("\n")
 
 
 def _object_fix(key: str, value: Any) -> str:
