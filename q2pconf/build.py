@@ -136,7 +136,7 @@ def _with_python_path(provider: Obj) -> Obj:
     (on a cluster, the same paths on a shared file system)."""
     interpreter = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix)}
     extra = [os.path.abspath(p or ".") for p in sys.path
-             if not any(os.path.realpath(p or ".").startswith(base) for base in interpreter)]
+             if not any(_inside(os.path.realpath(p or "."), base) for base in interpreter)]
     extra = [p for p in dict.fromkeys(extra) if os.path.isdir(p)]
     if not extra:
         return provider
@@ -145,6 +145,10 @@ def _with_python_path(provider: Obj) -> Obj:
     kwargs = dict(provider.kwargs)
     kwargs["worker_init"] = "\n".join(filter(None, (export, kwargs.get("worker_init"))))
     return Obj(provider.kind, provider.cls, kwargs, provider.key)
+
+
+def _inside(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip(os.sep) + os.sep)
 
 
 def _worker_launch_cmd() -> str:
