@@ -58,10 +58,10 @@ def translate(file: str, kind: str, table: dict[str, Any], key: str,
             new = RENAMED[arg]
             if new in table:
                 raise ConfigError(file, where, f"is the old name of {new}, which is set too",
-                                   f"remove {arg}")
+                                  f"remove {arg}")
             out[new] = _whole(value)
             warn(where, f"is called {new} in today's Parsl; "
-                         f"write {new} = {out[new]} (translated for now)")
+                 f"write {new} = {out[new]} (translated for now)")
         elif arg in DROPPED:
             warn(where, f"is ignored: {DROPPED[arg]}; delete it")
         elif arg in REFUSED:
@@ -71,13 +71,13 @@ def translate(file: str, kind: str, table: dict[str, Any], key: str,
         elif arg in MEMOIZER_KEYS and kind == "config" and "memoizer" in params:
             memoizer[MEMOIZER_KEYS[arg]] = value
             warn(where, "moved into the memoizer in today's Parsl; write "
-                         "[parsl.memoizer] with class = \"BasicMemoizer\" (translated for now)")
+                 "[parsl.memoizer] with class = \"BasicMemoizer\" (translated for now)")
         else:
             out[arg] = value  # unknown: the checker names it with a suggestion
     if memoizer:
         if "memoizer" in out:
             raise ConfigError(file, f"{key}.memoizer", "is set together with old checkpoint keys",
-                               "move the checkpoint keys into the memoizer table")
+                              "move the checkpoint keys into the memoizer table")
         out["memoizer"] = {"class": "BasicMemoizer", **memoizer}
     return out, warnings
 
@@ -92,8 +92,8 @@ def _channel(file: str, value: Any, where: str, warn: Any) -> None:
     cls = value.get("class") if isinstance(value, dict) else None
     if cls == "LocalChannel":
         warn(where, "is ignored: channels were removed in Parsl 2024.12 and "
-                     "LocalChannel was the default; delete the channel table")
+             "LocalChannel was the default; delete the channel table")
         return
     raise ConfigError(file, where, f"{cls or 'a channel'} cannot work: channels were removed in "
-                       "Parsl 2024.12", "run the pipeline on the cluster itself and delete "
-                       "the channel table")
+                      "Parsl 2024.12", "run the pipeline on the cluster itself and delete "
+                      "the channel table")

@@ -20,6 +20,7 @@ from q2pconf.paths import CONFIG_NAME
 
 # -- the vendored default (the seed document's executors, sized to this machine) ---------------
 
+
 def htex_worker_key() -> str:
     """The HTEX keyword for workers per node that the installed Parsl accepts."""
     from q2pconf import catalog
@@ -75,9 +76,7 @@ def vendored_toml(path: str | os.PathLike[str] = CONFIG_NAME, workers: int | Non
     """The commented default, as written to disk."""
     n = default_workers() if workers is None else workers
     return LOCAL.format(cpus=usable_cpus(), workers=n, worker_key=htex_worker_key(),
-                           path=path)
-
-
+                        path=path)
 
 
 # -- batch clusters (Slurm, PBS Pro): a human adapts these to a site ---------------------------

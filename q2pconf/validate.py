@@ -31,6 +31,8 @@ MANAGED = {
     "retry_handler": "it takes a Python function: pass a parsl.Config to ParallelConfig instead",
     "std_autopath": "it takes a Python function: pass a parsl.Config to ParallelConfig instead",
 }
+
+
 @dataclass(frozen=True)
 class ObjectSpec:
     """A table that becomes a Parsl object: `kind` namespace, class name, checked keywords."""
