@@ -182,6 +182,8 @@ def _settings(target: Any) -> Settings | None:
         return load(target)
     if isinstance(target, Settings):
         return target
+    # By name, not isinstance: importing parsl.config here would import Parsl (~0.3 s) for
+    # every lookup; a parsl.Config can only exist if the caller imported Parsl already.
     if type(target).__name__ == "Config" and type(target).__module__.startswith("parsl"):
         return None
     raise TypeError("ParallelConfig takes a path, a q2pconf.Settings or a parsl.Config, "
