@@ -157,5 +157,5 @@ def _worker_launch_cmd() -> str:
     program, _, rest = DEFAULT_LAUNCH_CMD.partition(" ")
     if program != "process_worker_pool.py":
         return DEFAULT_LAUNCH_CMD  # a Parsl we do not know: keep its own command
-    module = f"{HTEX_MODULE}.process_worker_pool"
-    return f"{shlex.quote(sys.executable)} -m {module} {rest}"
+    # Parsl's pool, its workers forked from a warm server (see q2pconf.pool).
+    return f"{shlex.quote(sys.executable)} -m q2pconf.pool {HTEX_MODULE}.process_worker_pool {rest}"

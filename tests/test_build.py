@@ -44,8 +44,8 @@ def test_defaults_apply_unless_the_file_sets_them():
 
 def test_htex_runs_with_this_interpreter_on_loopback():
     built = vendored().executor("htex")
-    assert shlex.split(built.launch_cmd)[:3] == [
-        sys.executable, "-m", "parsl.executors.high_throughput.process_worker_pool"]
+    assert shlex.split(built.launch_cmd)[:4] == [
+        sys.executable, "-m", "q2pconf.pool", "parsl.executors.high_throughput.process_worker_pool"]
     assert built.interchange_launch_cmd == [
         sys.executable, "-m", "parsl.executors.high_throughput.interchange"]
     assert built.address == "127.0.0.1"
