@@ -48,7 +48,15 @@ _KINDS = ((bool, "bool"), (int, "int"), (float, "float"), (str, "str"), (list, "
 
 def kind_of(value: object) -> str:
     """The TOML kind of a parsed value."""
-    return next((kind for type_, kind in _KINDS if isinstance(value, type_)), "any")
+    kind = next((kind for type_, kind in _KINDS if isinstance(value, type_)), None)
+    if kind is not None:
+        return kind
+    import datetime  # TOML's dates and times
+
+    for kind in ("datetime", "date", "time"):  # datetime before date: it is a date too
+        if isinstance(value, getattr(datetime, kind)):
+            return kind
+    return "any"
 
 
 def parsl_root() -> Path:
