@@ -90,14 +90,15 @@ class Pipeline:
         if _ACTIVE.get() is not None:  # nested, or serial: run inline
             return self.func(*args, **kwargs)
         refuse_while_loading()
-        run = Run(sessions.session(self.resume))
-        token = _ACTIVE.set(run)
-        try:
-            with sessions.closed_on_interrupt(), run.progress:
-                return run.resolve(self.func(*args, **kwargs))
-        finally:
-            _ACTIVE.reset(token)
-            self.history = run.records()
+        with sessions.using(self.resume) as session:  # no other thread closes it meanwhile
+            run = Run(session)
+            token = _ACTIVE.set(run)
+            try:
+                with sessions.closed_on_interrupt(), run.progress:
+                    return run.resolve(self.func(*args, **kwargs))
+            finally:
+                _ACTIVE.reset(token)
+                self.history = run.records()
 
     def serial(self, *args: Any, **kwargs: Any) -> Any:
         """Run the same pipeline one step after another, without Parsl (for debugging)."""
