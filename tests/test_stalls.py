@@ -1,0 +1,116 @@
+"""A pipeline that can never finish says so, within a bound, instead of waiting for ever:
+a worker pool that cannot start, an executor with no block and no way to start one, a dead
+interchange. Each case runs in a child Python with a timeout, then checks what it leaves."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from configs import two_executors
+from procs import new_token, program_env, tagged, wait_gone
+
+REPORT = """\
+import json, sys, time
+import q2pconf, session_steps as s
+began = time.monotonic()
+try:
+    with q2pconf.ParallelConfig({config}, mapping={{"hold": "htex"}}):
+        s.held(sys.argv[1], sys.argv[2])
+except Exception as error:
+    print(json.dumps({{"type": type(error).__name__, "message": str(error),
+                      "cause": type(error.__cause__).__name__,
+                      "seconds": time.monotonic() - began}}), flush=True)
+"""
+
+
+def run_report(tmp_path: Path, config: str, timeout: float = 90, **env: str) -> dict:
+    """Run a pipeline whose step waits on `htex` under `config` (a Python expression); the
+    error it ended with. Leaves nothing running, even when it fails."""
+    token, work = new_token(), tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    code = REPORT.format(config=config)
+    try:
+        child = subprocess.run([sys.executable, "-c", code, str(tmp_path / "started"),
+                                str(tmp_path / "flag")], cwd=work, capture_output=True,
+                               text=True, timeout=timeout, env=program_env(tmp_path, token,
+                                                                           **env))
+        assert child.returncode == 0, child.stderr
+        assert wait_gone(token, cwd=work) == []
+    finally:
+        for process in tagged(token, work):
+            process.kill()
+    assert child.stdout.strip(), f"the pipeline did not fail: {child.stderr[-2000:]}"
+    return json.loads(child.stdout)
+
+
+def toml(tmp_path: Path, **provider: str) -> str:
+    path = tmp_path / "config.toml"
+    extra = "".join(f"{key} = {value}\n" for key, value in provider.items())
+    path.write_text(two_executors(threads=1, workers=1, extra=extra))
+    return repr(str(path))
+
+
+@pytest.mark.parametrize("cause,setting,shown", [
+    ("worker_init", {"worker_init": '"echo no module cuda >&2; exit 3"'}, "no module cuda"),
+    ("no-interpreter", {"launch_cmd": '"/no/such/python -m parsl.executors.high_throughput'
+                                      '.process_worker_pool"'},
+     "/no/such/python: No such file or directory"),
+])
+def test_a_worker_pool_that_cannot_start_names_its_stderr_file(
+        tmp_path: Path, cause: str, setting: dict[str, str], shown: str) -> None:
+    if "launch_cmd" in setting:  # an executor setting: the file's HTEX table gets it
+        path = tmp_path / "config.toml"
+        path.write_text(two_executors(threads=1, workers=1,
+                                      htex_extra=f"launch_cmd = {setting['launch_cmd']}"))
+        config = repr(str(path))
+    else:
+        config = toml(tmp_path, **setting)
+    answer = run_report(tmp_path, config)
+    assert answer["type"] == "ExecutorFailed", answer
+    message = answer["message"]
+    assert "executor 'htex' could not start its worker pool" in message
+    stderr = re.search(r"stderr: (\S+\.err), last lines:\n(.*)", message)
+    assert stderr, message
+    assert Path(stderr[1]).is_file() and shown in Path(stderr[1]).read_text()
+    assert shown in stderr[2]
+    assert "submit_scripts directory for more" not in message
+    assert answer["cause"] == "BadStateException"
+
+
+PARSL_CONFIG = """parsl_config(dict({strategy}), dict({provider}))
+"""
+MAKE_CONFIG = """\
+import sys
+from parsl.config import Config
+from parsl.executors import HighThroughputExecutor, ThreadPoolExecutor
+from parsl.providers import LocalProvider
+
+
+def parsl_config(options, provider):
+    htex = HighThroughputExecutor(
+        label="htex", address="127.0.0.1", provider=LocalProvider(**provider),
+        interchange_launch_cmd=[sys.executable, "-m",
+                                "parsl.executors.high_throughput.interchange"])
+    return Config(executors=[ThreadPoolExecutor(label="default"), htex], **options)
+"""
+
+
+@pytest.mark.parametrize("options,provider,why", [
+    ({"strategy": "simple"}, {"init_blocks": 0, "max_blocks": 0}, "max_blocks = 0 allows none"),
+    ({"strategy": "none"}, {"init_blocks": 0}, 'strategy "none" starts none'),
+], ids=["max_blocks-0", "strategy-none"])
+def test_steps_no_block_can_ever_run_fail_within_seconds(
+        tmp_path: Path, options: dict, provider: dict, why: str) -> None:
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "make_config.py").write_text(MAKE_CONFIG)  # -c imports from cwd
+    config = f"__import__('make_config').parsl_config({options!r}, {provider!r})"
+    answer = run_report(tmp_path, config)
+    assert answer["type"] == "ExecutorFailed", answer
+    assert f"executor 'htex' has no block pending or running, and {why}" in answer["message"]
+    assert "Q2PCONF_STALL_TIMEOUT" in answer["message"]
+    assert answer["seconds"] < 30  # the bound: 5 s, or 3 strategy periods (the default: 5 s)
