@@ -10,6 +10,7 @@ sends a command to an interchange, which would block for ever if it is dead.
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -29,9 +30,13 @@ class ExecutorFailed(RuntimeError):
     failed block's stderr file and shows its last lines."""
 
     def __init__(self, label: str, problem: str, blocks: str, fix: str) -> None:
-        self.label = label
+        self.label, self.problem, self.blocks, self.fix = label, problem, blocks, fix
         text = f"q2pconf: executor {label!r} {problem}"
         super().__init__("\n".join(filter(None, (text, blocks, f"  Fix: {fix}"))))
+
+    def again(self) -> ExecutorFailed:
+        """The same failure as a new object (each failing step gets its own notes)."""
+        return ExecutorFailed(self.label, self.problem, self.blocks, self.fix)
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class Problem:
     text: str
     fix: str
     grace: float
+    dead: bool = False  # the executor can never run anything again
 
 
 def stall_limit() -> float | None:
@@ -78,7 +84,11 @@ class Watchdog:
                 continue
             since = self._since.setdefault(label, now)
             if now - since >= problem.grace and waits_on(label):
-                raise ExecutorFailed(label, problem.text, blocks_report(executor), problem.fix)
+                failure = ExecutorFailed(label, problem.text, blocks_report(executor),
+                                         problem.fix)
+                if problem.dead:
+                    _abandon(executor, failure)
+                raise failure
 
 
 def _problem(executor: Any, config: Any, limit: float | None) -> Problem | None:
@@ -92,7 +102,7 @@ def _problem(executor: Any, config: Any, limit: float | None) -> Problem | None:
     if interchange is not None and interchange.poll() is not None:
         return Problem(f"lost its interchange process (exit status {interchange.returncode})",
                        "see interchange.log in the executor's directory under the run "
-                       "directory; run the pipeline again", 0.0)
+                       "directory; run the pipeline again", 0.0, dead=True)
     if limit is None or any(not s.terminal for s in executor.status_facade.values()):
         return None  # a block is pending or running: it may yet run the steps
     why = _cannot_scale(config.strategy, provider)
@@ -119,11 +129,28 @@ BLOCKS_FIX = ('set init_blocks >= 1 (with strategy = "none"), or strategy = "sim
               f"{STALL_VAR} sets how long to wait (seconds; 0 waits for ever, as Parsl does)")
 
 
+def _abandon(executor: Any, failure: ExecutorFailed) -> None:
+    """A dead executor: fail its tasks, and cancel its blocks through the provider alone. In
+    bad state, Parsl's shutdown skips its scale-in, which asks the (dead) interchange which
+    blocks are idle and would wait for the answer for ever."""
+    jobs = getattr(executor, "blocks_to_job_id", {})
+    live = [jobs[block] for block, status in executor.status_facade.items()
+            if not status.terminal and block in jobs]
+    executor.set_bad_state_and_fail_all(failure)
+    if live:
+        try:
+            executor.provider.cancel(live)
+        except Exception as error:  # a scheduler command failing: the jobs end at walltime
+            logging.getLogger("parsl").warning("q2pconf: cancelling %s failed: %r", live, error)
+
+
 def pool_failed(executor: Any, label: str, error: BaseException) -> BaseException:
     """Parsl's BadStateException ("check the submit_scripts directory") as ExecutorFailed,
     naming each failed block's stderr file with its last lines."""
     if executor is None or getattr(executor, "provider", None) is None:
         return error
+    if isinstance(executor.executor_exception, ExecutorFailed):  # the watchdog's own verdict
+        return executor.executor_exception.again()
     failed = ExecutorFailed(label, "could not start its worker pool", blocks_report(executor),
                             POOL_FIX)
     failed.__cause__ = error
