@@ -81,8 +81,8 @@ def test_alternating_resume_and_ordinary_runs_reuse_their_sessions(tmp_path: Pat
     out, _ = run_child(tmp_path, ALTERNATING, str(config(tmp_path, "one")))
     assert json.loads(out) == [[0, 2, 4]] * 6
     # each Parsl DataFlowKernel numbers its own run directory: one per session started
-    runs = sorted(p.name for p in (tmp_path / "cache" / "q2pconf" / "runinfo").glob("*/[0-9]*"))
-    assert runs == ["000", "001"]
+    runs = list((tmp_path / "cache" / "q2pconf" / "runinfo").glob("*/[0-9]*"))
+    assert len(runs) == 2, runs
 
 
 MANY_CONFIGS = """\
