@@ -45,6 +45,8 @@ _EXPORTS = {
     "get_config_from_file": "q2pconf.compat",
     "load_config_from_file": "q2pconf.compat",
     "get_config_from_dict": "q2pconf.compat",
+    "load_config_from_dict": "q2pconf.compat",
+    "get_vendored_config_path": "q2pconf.compat",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
