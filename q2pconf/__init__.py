@@ -26,6 +26,7 @@ from typing import Any
 # public name -> module that defines it
 _EXPORTS = {
     "ConfigError": "q2pconf.errors",
+    "UnknownLabelError": "q2pconf.errors",
     "locate": "q2pconf.find",
     "Located": "q2pconf.find",
     "load": "q2pconf.config",

@@ -153,6 +153,10 @@ def _summary(settings: Settings) -> None:
     print("mapping:" + ("" if settings.mapping else " none (every step runs on 'default')"))
     for step, label in settings.mapping.items():
         print(f"  {step} -> {label}")
+    if settings.plan.mapping_only:
+        print("  (the file holds only a mapping: the executors above are the vendored ones, "
+              "and a ParallelConfig block can give it others; a label the executors in force "
+              "lack fails when a pipeline starts)")
 
 
 def _init(args: argparse.Namespace) -> int:

@@ -228,19 +228,17 @@ def session(resume: bool = False) -> Session:
 def _mapping_in_force(choice: Choice, settings: Settings | None) -> dict[str, str]:
     """The block's mapping, else the config's own; checked against the executors in force."""
     if choice.mapping is not None:
-        mapping = choice.mapping
-        file, base = (BLOCK_MAPPING, "") if choice.mapping_file is None else \
-            (choice.mapping_file, MAPPING_KEY)
+        mapping, file = choice.mapping, choice.mapping_file
     elif settings is not None:
-        mapping, file, base = settings.mapping, str(settings.path or settings.plan.file), \
-            MAPPING_KEY
+        mapping, file = settings.mapping, str(settings.path or settings.plan.file)
     else:
         return {}
     if settings is not None:
         classes = {label: settings.executor_class(label) for label in settings.labels}
     else:
         classes = {e.label: type(e).__name__ for e in choice.target.executors}
-    check_labels(mapping, classes, file, base)
+    # A mapping given as a dict has no file: its keys are named as the dict spells them.
+    check_labels(mapping, classes, file or BLOCK_MAPPING, MAPPING_KEY if file else "")
     return dict(mapping)
 
 

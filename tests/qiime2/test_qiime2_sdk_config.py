@@ -18,9 +18,10 @@ import dummy_plugin
 import other_plugin
 from q2pconf import ConfigError, ParallelConfig
 from q2pconf.compat import load_config_from_dict, load_config_from_file
-from qiime2_port import (MAPPING, QIIME2_2024_10_DEFAULT, RELEASES, TPOOL_MAPPING, TEST,
-                         THREADS, data, execution_context, execution_contexts, in_force, ints, config_source,
-                         qiimetest, test_expected, threads_expected)
+from qiime2_port import (MAPPING, QIIME2_2024_10_DEFAULT, RELEASES, TEST, THREADS,
+                         TPOOL_MAPPING, config_source, data, execution_context,
+                         execution_contexts, in_force, ints, qiimetest, test_expected,
+                         threads_expected)
 
 __all__ = ["qiimetest"]  # the fixture, imported for pytest
 pipeline = dummy_plugin.resumable_pipeline
@@ -88,7 +89,7 @@ def test_mapping_from_dict(qiimetest: Path, release: str) -> None:
 def test_parallel_configs(qiimetest: Path, release: str) -> None:
     """qiime2/qiime2 qiime2/sdk/tests/test_config.py, 2024.5.0 and 2024.10.0:
     TestConfig.test_parallel_configs. Same; the last block's error also says which label to
-    use instead of "tpool" (row "Executor labels")."""
+    use instead of "tpool" (row "Labels of the vendored default")."""
     with ParallelConfig():
         assert run_resumable() == (threads_expected, threads_expected)
 
@@ -119,10 +120,11 @@ def test_nested_configs(qiimetest: Path) -> None:
 
 def test_parallel_non_pipeline(qiimetest: Path) -> None:
     """qiime2/qiime2 qiime2/sdk/tests/test_config.py, 2024.5.0 and 2024.10.0:
-    TestConfig.test_parallel_non_pipeline. Differs, row "Running pipelines": QIIME 2's
-    `method.parallel(...)` raises ValueError('Only pipelines may be run in parallel');
-    q2pconf has no `.parallel`, and a step called outside a pipeline is not run in parallel
-    either: it is an ordinary call, in the caller's thread, starting no Parsl."""
+    TestConfig.test_parallel_non_pipeline. Differs, README's paragraph "Outside the config
+    itself": QIIME 2's `method.parallel(...)` raises ValueError('Only pipelines may be run
+    in parallel'); q2pconf has no `.parallel`, and a step called outside a pipeline is not
+    run in parallel either: it is an ordinary call, in the caller's thread, starting no
+    Parsl."""
     from q2pconf import session as sessions
 
     assert not hasattr(method, "parallel")
@@ -173,19 +175,20 @@ def test_load_complex_config(qiimetest: Path, tmp_path: Path) -> None:
 
 def test_no_config(qiimetest: Path) -> None:
     """qiime2/qiime2 qiime2/sdk/tests/test_config.py, 2024.5.0 and 2024.10.0:
-    TestConfig.test_no_config. Differs, row "Running pipelines": QIIME 2's `.parallel()`
-    outside a ParallelConfig raises NoDataFlowKernelError('Must first load config'); a q2pconf
-    pipeline called outside any block runs with the config the lookup finds ($QIIME2_CONFIG
-    here), as `QIIME2_CONFIG=my.toml python script.py` relies on."""
+    TestConfig.test_no_config. Differs, README's paragraph "Outside the config itself":
+    QIIME 2's `.parallel()` outside a ParallelConfig raises NoDataFlowKernelError('Must
+    first load config'); a q2pconf pipeline called outside any block runs with the config
+    the lookup finds ($QIIME2_CONFIG here), as `QIIME2_CONFIG=my.toml python script.py`
+    relies on."""
     assert run_resumable() == (threads_expected, threads_expected)
     assert config_source() == ("QIIME2_CONFIG", data("test_config.toml"))
 
 
 def test_config_unset(qiimetest: Path) -> None:
     """qiime2/qiime2 qiime2/sdk/tests/test_config.py, 2024.5.0 and 2024.10.0:
-    TestConfig.test_config_unset. Differs, row "Running pipelines": after the block QIIME 2
-    raises NoDataFlowKernelError again; q2pconf is back on the lookup's config, not the
-    block's."""
+    TestConfig.test_config_unset. Differs, README's paragraph "Outside the config itself":
+    after the block QIIME 2 raises NoDataFlowKernelError again; q2pconf is back on the
+    lookup's config, not the block's."""
     test_default, _ = load_config_from_dict(QIIME2_2024_10_DEFAULT)
     with ParallelConfig(test_default):
         assert run_resumable() == (test_expected, test_expected)
