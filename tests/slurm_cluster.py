@@ -106,8 +106,10 @@ class SlurmCluster:
         for pid in sorted({pid for ns in self.namespaces for pid in netns.inside(ns)} - daemons):
             try:
                 process = psutil.Process(pid)
-                if process.status() != psutil.STATUS_ZOMBIE:
-                    found.append(f"{pid}: {' '.join(process.cmdline())[:120]}")
+                text = " ".join(process.cmdline())
+                helper = process.ppid() in daemons and "slurmscriptd" in text  # slurmctld's own
+                if process.status() != psutil.STATUS_ZOMBIE and not helper:
+                    found.append(f"{pid}: {text[:120]}")
             except psutil.NoSuchProcess:
                 continue
         return found

@@ -1,0 +1,162 @@
+"""Pipelines across the nodes of a live three-host Slurm cluster (tests/slurm_cluster.py builds it
+in network namespaces): one job on two nodes, workers that cannot reach the pipeline, a node lost
+mid-run, the pipeline killed outright. The pipeline runs in a child process inside the
+controller's namespace, as it would on a login node; afterwards no job and no process is left."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from procs import program_env, tagged, new_token
+from slurm_cluster import SlurmCluster, drain, wait_for
+
+pytestmark = pytest.mark.slurm_multinode
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+CHILD_TIMEOUT = 60.0
+JOB_GONE = 15.0
+ADDRESS_LINE = 'address = { class = "address_by_interface", ifname = "ib0" }\n'
+
+
+def readme_example() -> str:
+    """The README's multi-node config, exactly as printed there."""
+    [text] = [block for block in re.findall(r"```toml\n(.*?)```", README, flags=re.S)
+              if "nodes_per_block = 2" in block]
+    return text
+
+
+def config(directory: Path, text: str, htex_extra: str = "", parsl_extra: str = "") -> Path:
+    """`text` with lines added to the HTEX's and to [parsl]'s tables, written to a file."""
+    if htex_extra:
+        text = text.replace('label = "htex"\n', f'label = "htex"\n{htex_extra}\n', 1)
+    if parsl_extra:
+        text = text.replace("[parsl]\n", f"[parsl]\n{parsl_extra}\n", 1)
+    path = directory / "qiime2_config.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def token(multinode: SlurmCluster) -> Iterator[str]:
+    """A token for this test's processes; afterwards the cluster is left empty even when the
+    test failed (its own assertions say whether it was before this cleanup)."""
+    value = new_token()
+    yield value
+    for line in multinode.strays():
+        _kill(int(line.split(":")[0]))
+    for process in tagged(value):
+        _kill(process.pid)
+    drain(multinode, grace=0.5)
+
+
+def _kill(pid: int) -> None:
+    try:
+        psutil.Process(pid).kill()
+    except psutil.NoSuchProcess:
+        pass
+
+
+def start(cluster: SlurmCluster, directory: Path, token: str, path: Path,
+          code: str) -> subprocess.Popen[str]:
+    """`python -c code` in the controller's namespace (as on a login node), with the config in
+    QIIME2_CONFIG and SLURM_CONF exported; output in files under `directory`."""
+    env = program_env(directory, token, path, **cluster.env)
+    with open(directory / "out", "w") as out, open(directory / "err", "w") as err:
+        return subprocess.Popen(cluster.command(sys.executable, "-c", code), env=env,
+                                cwd=directory, stdout=out, stderr=err, text=True)
+
+
+def finish(child: subprocess.Popen[str], directory: Path,
+           timeout: float = CHILD_TIMEOUT) -> tuple[str, str]:
+    """The child's stdout and stderr once it exited; a child still running after `timeout`
+    is killed (its exit status then fails the test)."""
+    try:
+        child.wait(timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+    return (directory / "out").read_text(), (directory / "err").read_text()
+
+
+def run(cluster: SlurmCluster, directory: Path, token: str, path: Path, code: str,
+        timeout: float = CHILD_TIMEOUT) -> tuple[int, str, str]:
+    child = start(cluster, directory, token, path, code)
+    out, err = finish(child, directory, timeout)
+    return child.returncode, out, err
+
+
+def assert_clean(cluster: SlurmCluster, token: str) -> None:
+    """No job in the queue, and no process left in the cluster or carrying the token."""
+    assert wait_for(lambda: not cluster.jobs(), JOB_GONE, 0.3), f"jobs left: {cluster.jobs()}"
+    assert wait_for(lambda: not cluster.strays() and not tagged(token), 10, 0.3), \
+        cluster.strays() + [" ".join(p.cmdline()) for p in tagged(token)]
+
+
+SPREAD = ("import slurm_steps as s, json; r = s.spread({n}, 'meeting', {seconds}); "
+          "print(json.dumps(r)); print(json.dumps([(x.name, x.executor, x.state) "
+          "for x in s.spread.history]))")
+
+
+def spread(n: int, seconds: float = 0.0) -> str:
+    return SPREAD.format(n=n, seconds=seconds)
+
+
+def results(out: str) -> tuple[list[dict], list[list[str]]]:
+    import json
+
+    lines = out.strip().splitlines()
+    return json.loads(lines[-2]), json.loads(lines[-1])
+
+
+def test_readme_example_fans_out_over_two_nodes_in_one_job(
+        multinode: SlurmCluster, tmp_path: Path, token: str) -> None:
+    code, out, err = run(multinode, tmp_path, token, config(tmp_path, readme_example()),
+                         spread(8))
+    assert code == 0, err
+    found, history = results(out)
+    assert [row["value"] for row in found] == [i * i for i in range(8)]
+    assert {row["host"] for row in found} == {"node1", "node2"}
+    assert {row["node"] for row in found} == {"0", "1"}
+    [job] = {row["job"] for row in found}  # one Slurm job held both nodes
+    assert job.isdigit()
+    assert history == [["where", "htex", "exec_done"]] * 8
+    assert_clean(multinode, token)
+
+
+def test_workers_reach_the_pipeline_without_an_address(
+        multinode: SlurmCluster, tmp_path: Path, token: str) -> None:
+    """Unset, Parsl offers every address of this host; the workers find the one that works."""
+    text = readme_example()
+    assert ADDRESS_LINE in text
+    code, out, err = run(multinode, tmp_path, token,
+                         config(tmp_path, text.replace(ADDRESS_LINE, "")), spread(4))
+    assert code == 0, err
+    found, _ = results(out)
+    assert [row["value"] for row in found] == [0, 1, 4, 9]
+    assert {row["host"] for row in found} == {"node1", "node2"}
+    assert_clean(multinode, token)
+
+
+def test_unreachable_address_fails_in_bounded_time_saying_how_to_fix_it(
+        multinode: SlurmCluster, tmp_path: Path, token: str) -> None:
+    """The interface named is one the nodes cannot reach (loopback): the job runs, no worker
+    ever connects, and the pipeline says so after heartbeat_threshold seconds."""
+    text = readme_example().replace('ifname = "ib0"', 'ifname = "lo"')
+    path = config(tmp_path, text, htex_extra="heartbeat_threshold = 15")
+    began = time.monotonic()
+    code, _, err = run(multinode, tmp_path, token, path, spread(2))
+    took = time.monotonic() - began
+    assert code == 1, err
+    assert took < 50, f"took {took:.0f} s"
+    assert "no worker connected" in err, err
+    assert "127.0.0.1" in err and "address_by_interface" in err and str(path) in err, err
+    assert "Traceback" not in err.split("no worker connected")[-1]
+    assert_clean(multinode, token)
