@@ -19,6 +19,7 @@ from typing import Any, TypeVar, overload
 
 from q2pconf import session as sessions
 from q2pconf.progress import Progress
+from q2pconf.reach import ConnectWatches
 from q2pconf.transport import CODE_KEY, Runner, refuse_while_loading
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -133,6 +134,8 @@ class Run:
         self.progress = Progress(running=functools.partial(_launched, session))
         self._lock = threading.Lock()
         self._failed: Future[None] = Future()
+        settings = session.settings
+        self.reach = ConnectWatches(str(settings.path) if settings and settings.path else None)
 
     def submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         label = self.session.label_for(step.name, step.plugin, step.executor)
@@ -209,6 +212,7 @@ class Run:
                 done += 1
             else:  # wake up now and then: a failure elsewhere must not wait for this step
                 wait([future, self._failed], timeout=0.5, return_when=FIRST_COMPLETED)
+                self.reach.check(self.session.dfk.executors)
         return _plain(value)
 
     def records(self) -> list[StepRecord]:
