@@ -54,6 +54,7 @@ SelectTypeParameters=CR_Core
 ReturnToService=2
 MpiDefault=none
 MailProg=/bin/true
+KillWait=5
 {nodes}
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """
@@ -355,6 +356,14 @@ def revive_node(cluster: SlurmCluster, node: str) -> None:
         {**os.environ, **cluster.env})
     if not wait_for(lambda: _idle(cluster), START_TIMEOUT, 0.3):
         raise TimeoutError(f"after reviving {node} the nodes are {_node_state(cluster)!r}")
+
+
+def revive_dead_nodes(cluster: SlurmCluster) -> None:
+    """Start again every slurmd that is no longer running."""
+    for node in cluster.nodes:
+        proc = cluster.procs.get(f"slurmd-{node}")
+        if proc is not None and proc.poll() is not None:
+            revive_node(cluster, node)
 
 
 def _write_ledger(directory: Path, record: dict[str, object]) -> None:

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from procs import program_env, tagged, new_token
-from slurm_cluster import SlurmCluster, drain, wait_for
+from slurm_cluster import SlurmCluster, drain, kill_node, revive_dead_nodes, wait_for
 
 pytestmark = pytest.mark.slurm_multinode
 
@@ -50,6 +50,7 @@ def token(multinode: SlurmCluster) -> Iterator[str]:
     test failed (its own assertions say whether it was before this cleanup)."""
     value = new_token()
     yield value
+    revive_dead_nodes(multinode)
     for line in multinode.strays():
         _kill(int(line.split(":")[0]))
     for process in tagged(value):
@@ -159,4 +160,51 @@ def test_unreachable_address_fails_in_bounded_time_saying_how_to_fix_it(
     assert "no worker connected" in err, err
     assert "127.0.0.1" in err and "address_by_interface" in err and str(path) in err, err
     assert "Traceback" not in err.split("no worker connected")[-1]
+    assert_clean(multinode, token)
+
+
+LOST_NODE = "heartbeat_period = 1\nheartbeat_threshold = 8"
+
+
+def lose_node_mid_run(cluster: SlurmCluster, directory: Path, token: str,
+                      text: str) -> tuple[int, str, str]:
+    """Run 6 steps of 4 s over both nodes; once steps run on both, kill everything on node2
+    (its slurmd, the job's step and the workers), then bring its slurmd back after the
+    pipeline ended (a job holding a dead node leaves the queue only when the node answers)."""
+    child = start(cluster, directory, token, config(directory, text, htex_extra=LOST_NODE),
+                  spread(6, 4))
+    meeting = directory / "meeting"
+    both = wait_for(lambda: child.poll() is not None or len(
+        {p.name.rsplit("-", 1)[0] for p in meeting.glob("*")}) == 2, CHILD_TIMEOUT, 0.1)
+    assert both and child.poll() is None, finish(child, directory, 1)
+    kill_node(cluster, "node2")
+    out, err = finish(child, directory)
+    revive_dead_nodes(cluster)
+    return child.returncode, out, err
+
+
+def test_steps_on_a_lost_node_run_again_on_the_other_with_retries(
+        multinode: SlurmCluster, tmp_path: Path, token: str) -> None:
+    text = readme_example()
+    assert "retries = 1" in text
+    code, out, err = lose_node_mid_run(multinode, tmp_path, token, text)
+    assert code == 0, err
+    found, history = results(out)
+    assert [row["value"] for row in found] == [i * i for i in range(6)]
+    lost = {int(p.name.rsplit("-", 1)[1]) for p in (tmp_path / "meeting").glob("node2-*")}
+    assert lost, "no step ran on node2"
+    assert {found[i]["host"] for i in lost} == {"node1"}, found  # each ran again on node1
+    assert history == [["where", "htex", "exec_done"]] * 6
+    assert_clean(multinode, token)
+
+
+def test_a_lost_node_without_retries_fails_naming_the_node_and_the_step(
+        multinode: SlurmCluster, tmp_path: Path, token: str) -> None:
+    text = readme_example().replace("retries = 1", "retries = 0")
+    began = time.monotonic()
+    code, _, err = lose_node_mid_run(multinode, tmp_path, token, text)
+    assert code == 1, err
+    assert time.monotonic() - began < CHILD_TIMEOUT
+    assert "ManagerLost" in err and "node2" in err, err
+    assert "q2pconf: in step slurm_steps.where(" in err, err
     assert_clean(multinode, token)
