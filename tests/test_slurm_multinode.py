@@ -208,3 +208,27 @@ def test_a_lost_node_without_retries_fails_naming_the_node_and_the_step(
     assert "ManagerLost" in err and "node2" in err, err
     assert "q2pconf: in step slurm_steps.where(" in err, err
     assert_clean(multinode, token)
+
+
+KILLED_JOB_GONE = 20.0  # "within seconds": far below the example's 30 min walltime
+
+
+@pytest.mark.xfail(strict=True, reason="worker pools outlive a SIGKILLed pipeline until "
+                   "heartbeat_threshold (120 s): waits for the supervisor that ends them when "
+                   "the interchange is gone (helper A1)")
+def test_killing_the_pipeline_ends_its_slurm_job_within_seconds(
+        multinode: SlurmCluster, tmp_path: Path, token: str) -> None:
+    """SIGKILL leaves the pipeline no chance to cancel its job: the worker pools must notice
+    that the interchange is gone and end the job themselves."""
+    child = start(multinode, tmp_path, token, config(tmp_path, readme_example()),
+                  spread(4, 300))
+    meeting = tmp_path / "meeting"
+    both = wait_for(lambda: child.poll() is not None or len(
+        {p.name.rsplit("-", 1)[0] for p in meeting.glob("*")}) == 2, CHILD_TIMEOUT, 0.1)
+    assert both and child.poll() is None, finish(child, tmp_path, 1)
+    [job] = multinode.jobs()
+    child.kill()
+    finish(child, tmp_path)
+    assert wait_for(lambda: job not in multinode.jobs(), KILLED_JOB_GONE, 0.3), \
+        f"job {job} still queued {KILLED_JOB_GONE:g} s after the pipeline was killed"
+    assert_clean(multinode, token)
