@@ -15,7 +15,8 @@ import psutil
 import pytest
 
 from procs import program_env, tagged, new_token
-from slurm_cluster import SlurmCluster, drain, kill_node, revive_dead_nodes, wait_for
+from slurm_cluster import (SlurmCluster, drain, kill_node, node_cpus, revive_dead_nodes,
+                           wait_for)
 
 pytestmark = pytest.mark.slurm_multinode
 
@@ -231,4 +232,39 @@ def test_killing_the_pipeline_ends_its_slurm_job_within_seconds(
     finish(child, tmp_path)
     assert wait_for(lambda: job not in multinode.jobs(), KILLED_JOB_GONE, 0.3), \
         f"job {job} still queued {KILLED_JOB_GONE:g} s after the pipeline was killed"
+    assert_clean(multinode, token)
+
+
+def edited(text: str, *changes: tuple[str, str]) -> str:
+    """`text` with each (old, new) made; each old line must be there exactly once."""
+    for old, new in changes:
+        assert text.count(old) == 1, f"the template no longer says {old!r}"
+        text = text.replace(old, new)
+    return text
+
+
+def test_slurm_template_edited_where_its_comments_say_runs_on_both_nodes(
+        multinode: SlurmCluster, tmp_path: Path, token: str) -> None:
+    """`q2pconf init --template slurm`, changed only where its comments invite it: workers per
+    node = the nodes' cores, a shorter strategy_period, and the address line uncommented (this
+    cluster's interface is ib0, as in the comment). One job per node, two jobs."""
+    done = subprocess.run([sys.executable, "-m", "q2pconf", "init", "--prefix", str(tmp_path),
+                           "--template", "slurm"], capture_output=True, text=True, timeout=30,
+                          env=program_env(tmp_path, token))
+    assert done.returncode == 0, done.stderr
+    path = tmp_path / "etc" / "qiime2_config.toml"
+    cores = str(node_cpus())
+    text = edited(path.read_text(),
+                  ("max_workers_per_node = 4", f"max_workers_per_node = {cores}"),
+                  ("cores_per_node = 4", f"cores_per_node = {cores}"),
+                  ("strategy_period = 5", "strategy_period = 1"),
+                  ('# address = { class = "address_by_interface", ifname = "ib0" }',
+                   'address = { class = "address_by_interface", ifname = "ib0" }'))
+    code, out, err = run(multinode, tmp_path, token, config(tmp_path, text), spread(8))
+    assert code == 0, err
+    found, history = results(out)
+    assert [row["value"] for row in found] == [i * i for i in range(8)]
+    assert {row["host"] for row in found} == {"node1", "node2"}
+    assert len({row["job"] for row in found}) == 2  # nodes_per_block = 1: one job per node
+    assert history == [["where", "htex", "exec_done"]] * 8
     assert_clean(multinode, token)
