@@ -221,6 +221,12 @@ def _node_state(cluster: SlurmCluster) -> str:
     return " ".join(sorted(states)) or "no nodes"
 
 
+def settle(cluster: SlurmCluster, timeout: float = START_TIMEOUT) -> bool:
+    """Wait until the queue is empty and every node idle (a finished job's nodes are busy
+    for a moment after it leaves the queue)."""
+    return wait_for(lambda: not cluster.jobs() and _node_state(cluster) == "idle", timeout, 0.2)
+
+
 def drain(cluster: SlurmCluster, grace: float = DRAIN_GRACE) -> None:
     """Let jobs end on their own for `grace` seconds, then cancel whatever is left."""
     def empty() -> bool:
