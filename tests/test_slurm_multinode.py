@@ -157,14 +157,14 @@ def test_unreachable_address_fails_in_bounded_time_saying_how_to_fix_it(
     code, _, err = run(multinode, tmp_path, token, path, spread(2))
     took = time.monotonic() - began
     assert code == 1, err
-    assert took < 50, f"took {took:.0f} s"
+    assert took < 55, f"took {took:.0f} s"
     assert "no worker connected" in err, err
     assert "127.0.0.1" in err and "address_by_interface" in err and str(path) in err, err
     assert "Traceback" not in err.split("no worker connected")[-1]
     assert_clean(multinode, token)
 
 
-LOST_NODE = "heartbeat_period = 1\nheartbeat_threshold = 8"
+LOST_NODE = "heartbeat_period = 1\nheartbeat_threshold = 12"
 
 
 def lose_node_mid_run(cluster: SlurmCluster, directory: Path, token: str,
