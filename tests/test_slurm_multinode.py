@@ -5,6 +5,7 @@ controller's namespace, as it would on a login node; afterwards no job and no pr
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -266,3 +267,52 @@ def test_slurm_template_edited_where_its_comments_say_runs_on_both_nodes(
     assert len({row["job"] for row in found}) == 2  # nodes_per_block = 1: one job per node
     assert history == [["where", "htex", "exec_done"]] * 8
     assert_clean(multinode, token)
+
+
+INNER_SESSION = '''
+import json, os, time
+
+def test_hold(multinode):
+    record = {"daemons": [p.pid for p in multinode.procs.values()],
+              "namespaces": list(multinode.namespaces), "dir": str(multinode.dir)}
+    with open(os.environ["INNER_FLAG"], "w") as flag:
+        json.dump(record, flag)
+    time.sleep(120)
+'''
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_an_interrupted_session_leaves_nothing_behind(
+        multinode: SlurmCluster, tmp_path: Path, signum: int) -> None:
+    """Another pytest session builds its own cluster, then is killed mid-test. On SIGTERM its
+    fixture tears the cluster down; after SIGKILL the next cluster start removes the leftovers
+    (its daemons, namespaces and directory)."""
+    import json
+
+    import netns
+    from slurm_cluster import clean_leftovers
+
+    (tmp_path / "test_inner.py").write_text(INNER_SESSION)
+    flag = tmp_path / "flag.json"
+    env = program_env(tmp_path, new_token(), INNER_FLAG=str(flag))
+    inner = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "conftest",
+                              "-p", "no:cacheprovider", str(tmp_path / "test_inner.py")],
+                             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: flag.exists() or inner.poll() is not None, CHILD_TIMEOUT), \
+            "the inner session never reached its test"
+        made = json.loads(flag.read_text())
+        assert set(made["namespaces"]) <= set(netns.existing())
+        inner.send_signal(signum)  # the pytest process only: its daemons would live on
+        inner.wait(CHILD_TIMEOUT)
+    finally:
+        if inner.poll() is None:
+            inner.kill()
+    if signum == signal.SIGKILL:
+        clean_leftovers()
+    assert not set(made["namespaces"]) & set(netns.existing())
+    assert [pid for pid in made["daemons"] if psutil.pid_exists(pid) and
+            psutil.Process(pid).status() != psutil.STATUS_ZOMBIE] == []
+    assert not Path(made["dir"]).exists()
+    assert multinode.node_states() == {"node1": "idle", "node2": "idle"}  # ours untouched
