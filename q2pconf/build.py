@@ -177,6 +177,7 @@ def _worker_launch_cmd() -> str:
     program, _, rest = DEFAULT_LAUNCH_CMD.partition(" ")
     if program != "process_worker_pool.py":
         return DEFAULT_LAUNCH_CMD  # a Parsl we do not know: keep its own command
-    module = f"{HTEX_MODULE}.process_worker_pool"
+    # Parsl's pool (its workers forked from a warm server: q2pconf.pool), under the guard
+    pool = f"{shlex.quote(sys.executable)} -m q2pconf.pool {HTEX_MODULE}.process_worker_pool"
     guard = " ".join(map(shlex.quote, GUARD))
-    return f"{guard} pool -- {shlex.quote(sys.executable)} -m {module} {rest}"
+    return f"{guard} pool -- {pool} {rest}"

@@ -14,17 +14,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from q2pconf.watchdog import ExecutorFailed
+
 CHECK_EVERY = 1.0  # seconds between looks at the interchange's managers
 POLL_EVERY = 2.0  # seconds between asking the batch system about the blocks (squeue, ...)
 
 
-class WorkersUnreachable(RuntimeError):
+class WorkersUnreachable(ExecutorFailed):
     """An executor's blocks run, but none of their workers ever connected to the pipeline."""
 
     def __init__(self, label: str, problem: str, fix: str) -> None:
-        self.label = label
-        super().__init__(f"q2pconf: no worker connected to executor {label!r}: {problem}\n"
-                         f"  Fix: {fix}")
+        super().__init__(label, f"has no worker connected: {problem}", "", fix)
 
 
 class ConnectWatch:
