@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from q2pconf import catalog
+from q2pconf import catalog, limits
 from q2pconf.catalog import kind_of
 from q2pconf.errors import ConfigError, did_you_mean
+from q2pconf.placement import elsewhere
 
 STRATEGIES = ("none", "simple", "htex_auto_scale")
 # A leading "_" is reserved for Parsl's and q2pconf's internal executors.
@@ -130,6 +131,7 @@ class _Checker:
             raw_executors = section.pop("executors")
         executors = self.executors(raw_executors)
         options = self.options(section)
+        limits.check_document(self, options, executors)
         mapping = self.mapping(raw_mapping, executors)
         return Plan(self.file, options, executors, mapping, tuple(self.warnings), uses_vendored)
 
@@ -183,6 +185,7 @@ class _Checker:
         if missing:
             raise self.fail(key, f"{name} needs {', '.join(missing)}",
                             f"add {missing[0]} = ... to this table")
+        limits.check(self, name, kwargs, key, params)
         return Obj(kind, name, kwargs, key)
 
     def resolve(self, kind: str, cls: str, key: str) -> str:
@@ -206,6 +209,9 @@ class _Checker:
             if arg in catalog.NAMESPACES:
                 raise self.fail(key, f"{owner} takes no {arg}",
                                 f"remove it; {_why_no(owner, arg)}")
+            moved = elsewhere(kind, arg)
+            if moved is not None:
+                raise self.fail(key, f"{owner} has no setting {arg!r}: {moved[0]}", moved[1])
             raise self.fail(key, f"{owner} has no setting {arg!r}", did_you_mean(arg, params))
         if arg in catalog.NAMESPACES and isinstance(value, dict):
             return self.object(arg, value, key)
@@ -257,6 +263,7 @@ class _Checker:
             options[arg] = self.argument("config", "Config", params, arg, value, key)
             if arg == "run_dir":
                 options[arg] = self.run_dir(value, key)
+        limits.check(self, "Config", options, "parsl", params)
         return options
 
     def run_dir(self, value: str, key: str) -> str:

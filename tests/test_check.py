@@ -388,13 +388,14 @@ def test_missing_file(tmp_path):
 
 
 def test_build_refusal_is_a_config_error(tmp_path):
-    # usage_tracking passes the type check (an int) but Parsl only takes 0..3
-    path = write(tmp_path, "[parsl]\nusage_tracking = 7\n" + HEAD)
+    # the check reads a list's kind, not its items' types; typeguard in Parsl does
+    path = write(tmp_path, HEAD + HTEX + "available_accelerators = [1, 2]\n")
     settings = check(path)
     with pytest.raises(ConfigError) as caught:
         settings.parsl_config()
-    assert str(caught.value).startswith(f"{path}: parsl: Parsl refused this Config: ")
-    assert "0, 1, 2, or 3" in str(caught.value) and "\n  Fix: " in str(caught.value)
+    assert str(caught.value).startswith(
+        f"{path}: parsl.executors[1]: Parsl refused this HighThroughputExecutor: ")
+    assert "available_accelerators" in str(caught.value) and "\n  Fix: " in str(caught.value)
 
 
 # -- property: nothing but ConfigError escapes ------------------------------------------------
