@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from q2pconf.validate import Plan, plan, read_toml
+from q2pconf.tomlfile import read_toml
+from q2pconf.validate import Plan, plan
 from q2pconf.errors import ConfigError
 from q2pconf.find import Located, Looked, locate
 

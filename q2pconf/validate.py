@@ -10,7 +10,6 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from q2pconf import catalog, legacy, limits
@@ -54,33 +53,6 @@ class Plan:
     mapping: dict[str, str]
     warnings: tuple[str, ...] = field(default=())
     vendored_executors: bool = False
-
-
-def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Parse a TOML file; any problem reading it becomes a ConfigError naming the file."""
-    import sys
-
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:
-        import tomli as tomllib
-    fix = "point to a TOML config file (`q2pconf init --prefix DIR` writes one)"
-    try:
-        data = Path(path).read_bytes()
-    except IsADirectoryError:
-        raise ConfigError(path, "", "is a directory, not a config file", fix) from None
-    except OSError as error:
-        raise ConfigError(path, "", f"cannot be read: {error.strerror or error}", fix) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ConfigError(path, "", f"is not UTF-8 text (byte {error.start} is invalid)",
-                          "save it as UTF-8; a TOML config is plain text") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(path, "", f"is not valid TOML: {error}",
-                          "fix the syntax at that line and column") from None
 
 
 def plan(doc: dict[str, Any], file: str,
