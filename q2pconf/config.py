@@ -126,7 +126,8 @@ def _vendored() -> dict[str, Any]:
 
 
 def _report(warnings: Iterable[str]) -> None:
-    from q2pconf.errors import warn
+    """Each warning once per process: every pipeline call loads the config again."""
+    from q2pconf.errors import warn_once
 
     for message in warnings:
-        warn(message)
+        warn_once(message)
