@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from q2pconf import session as sessions
+from q2pconf import unmatched
 from q2pconf.progress import Progress
 from q2pconf.transport import CODE_KEY, Runner, refuse_while_loading
 
@@ -94,7 +95,9 @@ class Pipeline:
         token = _ACTIVE.set(run)
         try:
             with sessions.closed_on_interrupt(), run.progress:
-                return run.resolve(self.func(*args, **kwargs))
+                result = run.resolve(self.func(*args, **kwargs))
+            unmatched.unused_keys(run.session.mapping, run.ran(), self.__name__)
+            return result
         finally:
             _ACTIVE.reset(token)
             self.history = run.records()
@@ -210,6 +213,11 @@ class Run:
             else:  # wake up now and then: a failure elsewhere must not wait for this step
                 wait([future, self._failed], timeout=0.5, return_when=FIRST_COMPLETED)
         return _plain(value)
+
+    def ran(self) -> set[tuple[str, str]]:
+        """(plugin, name) of every step this run submitted."""
+        with self._lock:
+            return {(call.step.plugin, call.step.name) for call in self.calls}
 
     def records(self) -> list[StepRecord]:
         with self._lock:

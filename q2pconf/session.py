@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from q2pconf import unmatched
 from q2pconf.config import Settings, choose_executor, load
 from q2pconf.validate import flat_mapping
 
@@ -86,6 +87,8 @@ class Session:
 
     def label_for(self, name: str, plugin: str | None, hint: str | None) -> str:
         """The executor a step runs on (see `q2pconf.config.choose_executor`)."""
+        if hint is not None and hint not in self.labels:
+            unmatched.hint(f"{plugin}.{name}" if plugin else name, hint, self.labels)
         return choose_executor(self.mapping, self.labels, name, plugin, hint)
 
     def app(self, runner: Any, label: str) -> Any:
