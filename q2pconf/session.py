@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from q2pconf import unmatched
+from q2pconf import rundir, unmatched
 from q2pconf.config import Settings, choose_executor, load
 from q2pconf.validate import flat_mapping
 
@@ -79,7 +79,10 @@ class Session:
         self._lock = threading.Lock()
         self._apps: dict[tuple[int, str], Any] = {}
         _quiet_parsl_logging()
+        rundir.prepare(parsl_config, _run_dir_source(settings))
         self.dfk = DataFlowKernel(parsl_config)
+        rundir.make_private(self.dfk.run_dir)
+        rundir.quiet_log_errors(self.dfk.run_dir)
         self.labels = (tuple(settings.labels) if settings is not None
                        else tuple(label for label in self.dfk.executors
                                   if not label.startswith("_")))
@@ -215,6 +218,13 @@ def _resuming_memoizer(settings: Settings) -> Any:
     found = glob.glob(os.path.join(glob.escape(base), "*", "checkpoint"))
     found += glob.glob(os.path.join(glob.escape(base), "*", "*", "checkpoint"))
     return BasicMemoizer(checkpoint_mode="task_exit", checkpoint_files=sorted(found))
+
+
+def _run_dir_source(settings: Settings | None) -> str | None:
+    """The config file that set run_dir, for an error naming it (None: q2pconf's default)."""
+    if settings is None:
+        return "<parsl.Config>"
+    return settings.plan.file if "run_dir" in settings.plan.options else None
 
 
 def _quiet_parsl_logging() -> None:
