@@ -116,9 +116,9 @@ def _runnable_here(obj: ObjectSpec) -> ObjectSpec:
     if obj.kind != "executors" or not obj.cls.endswith(("HighThroughputExecutor", "MPIExecutor")):
         return obj
     kwargs = dict(obj.kwargs)
-    if "launch_cmd" not in kwargs:
+    if not kwargs.get("launch_cmd"):  # Parsl reads "" as its default: not on PATH un-activated
         kwargs["launch_cmd"] = _worker_launch_cmd()
-    if "interchange_launch_cmd" not in kwargs:
+    if not kwargs.get("interchange_launch_cmd"):
         kwargs["interchange_launch_cmd"] = [sys.executable, "-m", f"{HTEX_MODULE}.interchange"]
     provider = kwargs.get("provider")
     if provider is None:

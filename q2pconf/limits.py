@@ -57,7 +57,8 @@ LIMITS: dict[str, Limit] = {
     "mem_per_worker": _whole("mem_per_worker", 0, "memory cannot be negative", "4 (GB)"),
     "nodes_per_block": _whole("nodes_per_block", 1, "a block without nodes runs nothing", "1"),
     "cores_per_node": _whole("cores_per_node", 1, "a node without cores runs nothing", "8"),
-    "mem_per_node": _positive("mem_per_node", "a node without memory runs nothing", "16 (GB)"),
+    # 0 is Slurm's --mem=0: all of the node's memory
+    "mem_per_node": _whole("mem_per_node", 0, "memory cannot be negative", "16 (GB)"),
     "init_blocks": _whole("init_blocks", 0, "a block count cannot be negative", "1"),
     "min_blocks": _whole("min_blocks", 0, "a block count cannot be negative", "0"),
     "max_blocks": _whole("max_blocks", 1, "with no block allowed, no worker ever starts and the "

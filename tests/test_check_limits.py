@@ -125,9 +125,19 @@ def test_values_at_the_edge_of_what_works_pass(tmp_path, extra, htex_extra):
     settings.parsl_config()  # and Parsl builds it
 
 
-def test_a_walltime_of_one_minute_passes(tmp_path):
-    text = two_executors(provider="SlurmProvider", extra=SLURM_TAIL.format("00:01:00"))
+def test_a_walltime_of_one_minute_and_all_the_node_s_memory_pass(tmp_path):
+    text = two_executors(provider="SlurmProvider",
+                         extra=SLURM_TAIL.format("00:01:00") + "mem_per_node = 0\n")
     assert check(write(tmp_path, text)).labels == ("default", "htex")
+
+
+def test_an_empty_launch_command_still_launches_with_this_interpreter(tmp_path):
+    """Parsl reads "" as its default command, which is not on PATH in an un-activated
+    virtualenv: q2pconf's own command is used instead."""
+    text = two_executors(htex_extra='launch_cmd = ""\ninterchange_launch_cmd = []')
+    htex = check(write(tmp_path, text)).executor("htex")
+    assert htex.launch_cmd.startswith(sys.executable)
+    assert htex.interchange_launch_cmd[0] == sys.executable
 
 
 @pytest.mark.parametrize("address", ["0.0.0.0", "::", "10.1.2.3"])
