@@ -193,6 +193,9 @@ class _Checker:
                 raise self.fail(key, f"{value!r} is not one of {_listing(param.choices)}",
                                 did_you_mean(str(value), map(str, param.choices)))
             return
+        if kind == "list" and param.items is not None and "list" in param.accepts:
+            self.check_items(param, value, key)
+            return
         if "any" in param.accepts or kind in param.accepts:
             return
         if kind == "int" and "float" in param.accepts:
@@ -203,6 +206,17 @@ class _Checker:
                f"remove {param.name}; it cannot be set from a TOML file")
         raise self.fail(key, f"must be {wanted}, not {describe(value)} ({value!r})",
                         fix)
+
+    def check_items(self, param: catalog.Param, value: list[Any], key: str) -> None:
+        """Each item of an array is of a kind Parsl's annotation allows."""
+        allowed = param.items or frozenset()
+        for index, item in enumerate(value):
+            kind = kind_of(item)
+            if kind in allowed or kind == "int" and "float" in allowed:
+                continue
+            wanted = " or ".join(sorted(KIND_NAMES[k] for k in allowed))
+            raise self.fail(f"{key}[{index}]", f"must be {wanted}, not {describe(item)} "
+                            f"({item!r})", f"write each item of {param.name} as {wanted}")
 
     def translate(self, kind: str, table: dict[str, Any], key: str,
                   params: dict[str, catalog.Param]) -> dict[str, Any]:
