@@ -120,33 +120,38 @@ def temporary_name(name: str) -> str:
     """`.NAME.HOST.PID.RANDOM.tmp`: the host and pid tell a later writer whether it is dead."""
     import secrets
 
-    host = socket.gethostname().replace("/", "_") or "host"
-    return f".{name}.{host}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    return f".{name}.{_host()}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
 
 
 def remove_stale_temporaries(directory: int, name: str) -> None:
     """Remove temporary files for `name` left by a writer that was killed (SIGKILL, power
     loss): only ours (same owner, our naming), only regular files, only when their writer is
     gone from this host or the file is older than STALE_AFTER."""
-    pattern = re.compile(rf"\.{re.escape(name)}\.(.+)\.(\d+)\.[0-9a-f]+\.tmp\Z")
+    # ours, and (second form) tempfile.mkstemp's names from q2pconf before 2026.11
+    pattern = re.compile(rf"\.{re.escape(name)}\.(?:(.+)\.(\d+)\.[0-9a-f]+|[a-z0-9_]{{8}})"
+                         r"\.tmp\Z")
     for entry in os.listdir(directory):
         match = pattern.match(entry)
         if match is None:
             continue
         try:
             info = os.stat(entry, dir_fd=directory, follow_symlinks=False)
-            if _stale(info, match.group(1), int(match.group(2))):
+            if _stale(info, match.group(1), match.group(2)):
                 os.unlink(entry, dir_fd=directory)
         except OSError:
             continue  # removed by another writer, or not ours to remove
 
 
-def _stale(info: os.stat_result, host: str, pid: int) -> bool:
+def _stale(info: os.stat_result, host: str | None, pid: str | None) -> bool:
     if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
         return False
     if time.time() - info.st_mtime > STALE_AFTER:
         return True
-    return host == socket.gethostname().replace("/", "_") and not _alive(pid)
+    return pid is not None and host == _host() and not _alive(int(pid))
+
+
+def _host() -> str:
+    return socket.gethostname().replace("/", "_") or "host"
 
 
 def _alive(pid: int) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 from q2pconf.paths import CONFIG_NAME
 from q2pconf.seed import STALE_AFTER, seed_prefix, write_new
 
-RACE_SECONDS = 4.0
+RACE_SECONDS = 5.0
 
 
 def temporaries(*directories: Path) -> list[str]:
@@ -67,7 +67,7 @@ def test_swapping_etc_for_a_symlink_while_seeding(tmp_path):
     finally:
         swapper.kill()
         swapper.wait(timeout=30)
-    assert seeds > 50 and swaps > 50, (seeds, swaps)
+    assert seeds >= 20 and swaps >= 20, (seeds, swaps)  # both really ran, even on a busy machine
     assert stat.S_IMODE(other.stat().st_mode) == 0o777
     assert temporaries(prefix, other, graveyard) == []
 
@@ -100,6 +100,12 @@ def test_a_seeder_killed_halfway_leaves_a_temporary_the_next_seed_removes(tmp_pa
     os.utime(foreign, (old, old))
     assert write_new(etc / "other.toml", "x = 1\n") is True  # another name: not its temporary
     assert foreign.exists()
+    older = etc / f".{CONFIG_NAME}.k3j_x9a2.tmp"  # tempfile.mkstemp's name, older q2pconf
+    older.write_text("")
+    os.unlink(path)
+    seed_prefix(tmp_path)
+    assert sorted(temporaries(etc)) == sorted([str(live), str(older)])  # not old enough yet
+    os.utime(older, (old, old))
     os.unlink(path)
     seed_prefix(tmp_path)
     assert temporaries(etc) == [str(live)]
