@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from configs import two_executors
 from conftest import LOOKUP_VARS, readonly_command, require_tool
 
 TESTS = Path(__file__).parent
@@ -50,15 +51,20 @@ def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
 
 
-@pytest.mark.parametrize("size, fill, said", [
-    ("64k", True, "is full: Parsl's file log is off"),
-    ("2m", False, "cannot write Parsl's log"),
-], ids=["full-from-the-start", "fills-during-the-run"])
+HTEX = two_executors(strategy="simple", extra="init_blocks = 1\nmax_blocks = 1\n") + \
+    '[parsl.executor_mapping]\nadd = "htex"\n'
+
+
+@pytest.mark.parametrize("size, fill, said, text", [
+    ("64k", True, "is full: Parsl's file log is off", THREADS),
+    ("2m", False, "cannot write Parsl's log", THREADS),
+    ("3m", False, "cannot write Parsl's log", HTEX),
+], ids=["full-from-the-start", "fills-during-the-run", "htex-fills-during-the-run"])
 def test_a_full_cache_is_one_warning_and_the_results_are_all_there(tmp_path, home, size, fill,
-                                                                   said):
+                                                                   said, text):
     """Today: 473,007 lines of '--- Logging error ---' for one threads-only run."""
     config = tmp_path / "c.toml"
-    config.write_text(THREADS)
+    config.write_text(text)
     cache = home / ".cache"
     prepare = f"mount -t tmpfs -o size={size} tmpfs {shlex.quote(str(cache))}"
     if fill:  # leave no room at all before the run starts
