@@ -185,13 +185,15 @@ def _write_cache(path: Path, root: Path, found: dict[str, Any],
     """Write the cache atomically (a private temporary file renamed into place)."""
     import tempfile
 
+    from q2pconf.paths import make_private_dirs
+
     doc = {"stamp": _stamp(root, files), "names": found["names"],
            "params": {key: {arg: [sorted(p.accepts), list(p.choices), p.required, p.default,
                                   None if p.items is None else sorted(p.items)]
                             for arg, p in table.items()}
                       for key, table in found["params"].items()}}
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dirs(str(path.parent))  # ~/.cache too, if missing: 0700 whatever the umask
         fd, tmp = tempfile.mkstemp(prefix=".parsl-catalog-", suffix=".tmp", dir=path.parent)
     except OSError:
         return

@@ -18,8 +18,8 @@ import stat
 from typing import Any
 
 from q2pconf.errors import ConfigError, warn_once
+from q2pconf.paths import PRIVATE, make_private_dirs
 
-PRIVATE = 0o700
 MIN_FREE = 1 << 20  # bytes: less than this and Parsl's start-up log may not fit
 
 
@@ -59,27 +59,6 @@ def _create(run_dir: str, config_file: str | None) -> None:
                               "directory you can write") from None
         raise ConfigError(config_file, "parsl.run_dir", f"cannot create {failed} ({reason})",
                           "set run_dir to a directory you can write") from None
-
-
-def make_private_dirs(path: str) -> None:
-    """`os.makedirs`, but each directory created here is 0700 exactly (the umask can only
-    take bits away from mkdir's mode, and 000 takes none; a racing creator's is kept)."""
-    path = os.path.abspath(path)
-    missing = []
-    while not os.path.isdir(path):
-        missing.append(path)
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    for directory in reversed(missing):
-        try:
-            os.mkdir(directory, PRIVATE)
-        except FileExistsError:
-            if not os.path.isdir(directory):
-                raise
-            continue
-        os.chmod(directory, PRIVATE)
 
 
 def make_private(directory: str) -> None:
