@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from q2pconf import session as sessions
+from q2pconf import unmatched
 from q2pconf.progress import Progress
 from q2pconf.reach import ConnectWatches
 from q2pconf.watchdog import Watchdog, pool_failed
@@ -97,7 +98,9 @@ class Pipeline:
             token = _ACTIVE.set(run)
             try:
                 with sessions.closed_on_interrupt(), run.progress:
-                    return run.resolve(self.func(*args, **kwargs))
+                    result = run.resolve(self.func(*args, **kwargs))
+                unmatched.unused_keys(session.mapping, run.ran(), self.__name__)
+                return result
             finally:
                 _ACTIVE.reset(token)
                 self.history = run.records()
@@ -226,6 +229,11 @@ class Run:
                 self.watchdog.check(self._waits_on)
                 self.reach.check(self.session.dfk.executors)
         return _plain(value)
+
+    def ran(self) -> set[tuple[str, str]]:
+        """(plugin, name) of every step this run submitted."""
+        with self._lock:
+            return {(call.step.plugin, call.step.name) for call in self.calls}
 
     def _waits_on(self, label: str) -> bool:
         """Whether a step of this run that has not finished was sent to executor `label`."""
