@@ -1,0 +1,281 @@
+"""The trace of one pipeline run: a TSV line per step attempt, written when the attempt ends.
+
+Files, side by side in Parsl's run directory of the session (`<stem>` is `<pipeline>-<n>`):
+
+- `<stem>.trace.tsv`: one line per attempt (`COLUMNS`), each written with its own `write()`
+  call, so a process killed with SIGKILL leaves every line written so far;
+- `<stem>.run.json`: the pipeline, the config used, where it came from, the mapping, and
+  (rewritten at the end) when and how the run ended. No `finished` time: the run did not end.
+
+Parsl's task records give the task id, executor, attempt and the submitted/launched times;
+the rest (`q2pconf.measure.Usage`) is measured inside the step's own process. Empty values
+are `NA`, so `column -t` keeps columns aligned and pandas reads them as missing.
+
+Columns: `peak_rss_mib` is the step's own peak when `rss_of` is `step` (a worker process, its
+high-water mark reset before the step) and the submitting process's peak so far when `rss_of`
+is `process` (thread steps share that process). `cpu_s` is the step's thread (thread steps)
+or its worker process and the children it waited for.
+"""
+from __future__ import annotations
+
+import datetime
+import itertools
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from q2pconf.errors import warn
+from q2pconf.measure import ARRIVED, TRACE_KEY, USAGE_ATTR, Usage
+
+COLUMNS = ("step", "call", "task", "attempt", "executor", "status", "error", "submitted",
+           "launched", "started", "finished", "wall_s", "cpu_s", "peak_rss_mib", "rss_of",
+           "host", "pid", "worker", "job", "walltime_s")
+DONE, FAILED, DEPENDENCY, CANCELLED, CACHED = ("done", "failed", "dependency_failed",
+                                               "cancelled", "cached")
+NA = "NA"
+INDEX = "runs.log"  # under runinfo_root: one line per traced run, newest last
+_CLEAN = str.maketrans({" ": "_", "\t": "_", "\n": "_"})
+_KEYS = itertools.count()
+_LIVE: dict[int, list[Any]] = {}  # call key -> [trace, entry, future] while not finished
+_WARNED = threading.Event()
+
+
+class Entry(NamedTuple):
+    """What the trace needs of one submitted call (kept only until it finishes)."""
+
+    step: str  # plugin.name
+    call: int
+    walltime: float | None
+
+
+def enabled() -> bool:
+    """Tracing is on unless Q2PCONF_TRACE=0."""
+    return os.environ.get("Q2PCONF_TRACE", "").strip() != "0"
+
+
+class Trace:
+    """The open trace of one pipeline run."""
+
+    def __init__(self, directory: Path, stem: str, meta: dict[str, Any]) -> None:
+        self.path = directory / f"{stem}.trace.tsv"
+        self.meta_path = directory / f"{stem}.run.json"
+        self.meta = meta
+        self.calls = 0
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                                       | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o644)
+        self._lock = threading.Lock()
+        self._offset = time.strftime("%z")
+        self._offset = f"{self._offset[:3]}:{self._offset[3:]}" if self._offset else ""
+        self._write("\t".join(COLUMNS) + "\n")
+        meta.update(trace=str(self.path), columns=list(COLUMNS))
+        _write_json(self.meta_path, meta)
+
+    def expect(self, step: str, walltime: float | None) -> tuple[int, int]:
+        """Register a call about to be submitted; returns the marker the Runner gets."""
+        key = next(_KEYS)
+        with self._lock:
+            call = self.calls
+            self.calls += 1
+        _LIVE[key] = [self, Entry(step, call, walltime), None]
+        return (os.getpid(), key)
+
+    def attach(self, marker: tuple[int, int], future: Any) -> None:
+        """The future Parsl returned for the call (for a `cancelled` line, should it not end)."""
+        found = _LIVE.get(marker[1])
+        if found is not None:
+            found[2] = future
+
+    def finished(self, key: int, future: Any) -> None:
+        """The call's future is done: write its successful attempt (failures were written by
+        `retry_handler` as they happened)."""
+        found = _LIVE.pop(key, None)
+        usage = ARRIVED.pop(key, None)
+        if found is None or future.exception() is not None:
+            return
+        record = getattr(future, "task_record", {})
+        status = CACHED if record.get("from_memo") else DONE
+        self.record(found[1], record, status, None, usage)
+
+    def record(self, entry: Entry, task: dict[str, Any], status: str, error: str | None,
+               usage: Usage | None) -> None:
+        """Write one attempt's line."""
+        try:
+            self._write(self._line(entry, task, status, error, usage))
+        except Exception as problem:  # a full disk must not fail the pipeline
+            self._give_up(problem)
+
+    def _line(self, entry: Entry, task: dict[str, Any], status: str, error: str | None,
+              usage: Usage | None) -> str:
+        times = self._when(task.get("time_invoked")), self._when(task.get("try_time_launched"))
+        if usage is None:
+            ended = task.get("try_time_returned") or task.get("time_returned")
+            measured = [NA, self._when(ended), NA, NA, NA, NA, NA, NA, NA, NA]
+        else:
+            measured = [self._stamp(usage.started), self._stamp(usage.started + usage.wall),
+                        f"{usage.wall:.3f}", f"{usage.cpu:.3f}", _mib(usage.peak_kib),
+                        usage.scope, usage.host, str(usage.pid),
+                        usage.worker.translate(_CLEAN), usage.job or NA]
+        fields = [entry.step, str(entry.call), str(task.get("id", NA)),
+                  str(task.get("try_id", 0) + 1), str(task.get("executor", NA)), status,
+                  error or NA, *times, *measured,
+                  NA if entry.walltime is None else f"{entry.walltime:g}"]
+        return "\t".join(fields) + "\n"
+
+    def _when(self, value: datetime.datetime | None) -> str:
+        if value is None:
+            return NA
+        return value.isoformat(timespec="milliseconds") + self._offset
+
+    def _stamp(self, seconds: float) -> str:
+        return self._when(datetime.datetime.fromtimestamp(seconds))
+
+    def _write(self, text: str) -> None:
+        fd = self._fd
+        if fd is not None:
+            os.write(fd, text.encode())
+
+    def _give_up(self, problem: BaseException) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            _quiet_close(fd)
+            _warn_once(f"the trace {self.path} stopped at this point ({_reason(problem)})")
+
+    def close(self, outcome: str) -> None:
+        """The run ended: its calls still unfinished are `cancelled`; `run.json` says how it
+        ended."""
+        mine = [(key, found) for key, found in list(_LIVE.items()) if found[0] is self]
+        for key, (_, entry, future) in sorted(mine, key=lambda item: item[1][1].call):
+            _LIVE.pop(key, None)
+            ARRIVED.pop(key, None)
+            task = dict(getattr(future, "task_record", None) or {})
+            task.setdefault("time_returned", datetime.datetime.now())
+            self.record(entry, task, CANCELLED, None, None)
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            _quiet_close(fd)
+        self.meta.update(finished=_now(), outcome=outcome, calls=self.calls)
+        try:
+            _write_json(self.meta_path, self.meta)
+        except OSError as problem:
+            _warn_once(f"could not finish {self.meta_path} ({_reason(problem)})")
+
+
+def retry_handler(previous: Any = None) -> Any:
+    """A Parsl `retry_handler` writing each failed attempt as it fails, then deciding like
+    `previous` (the config's own handler) or like Parsl without one (each failure costs 1)."""
+    def handle(error: BaseException, task: dict[str, Any]) -> float:
+        try:
+            _failed_attempt(error, task)
+        except Exception as problem:  # never let the trace change what Parsl does
+            _warn_once(f"a failed step could not be traced ({_reason(problem)})")
+        return 1.0 if previous is None else previous(error, task)
+
+    handle.q2pconf = True  # type: ignore[attr-defined]
+    return handle
+
+
+def _failed_attempt(error: BaseException, task: dict[str, Any]) -> None:
+    marker = (task.get("kwargs") or {}).get(TRACE_KEY)
+    found = None if marker is None else _LIVE.get(marker[1])
+    if found is None:
+        return
+    trace, entry, _ = found
+    dependency = type(error).__name__ == "DependencyError"
+    usage = getattr(error, USAGE_ATTR, None)
+    trace.record(entry, task, DEPENDENCY if dependency else FAILED, type(error).__name__,
+                 usage if isinstance(usage, Usage) else None)
+
+
+def start(session: Any, pipeline: str) -> Trace | None:
+    """Open the trace of a new run of `pipeline` in the session's run directory, or warn once
+    and return None when it cannot be written."""
+    if not enabled():
+        return None
+    directory = Path(session.dfk.run_dir)
+    try:
+        if getattr(session, "trace_kept", True) is False:
+            raise OSError(session.trace_problem)
+        stem = _stem(directory, pipeline)
+        trace = Trace(directory, stem, run_meta(session, pipeline))
+    except OSError as problem:
+        _warn_once(f"no trace of this run is kept: cannot write to {directory} "
+                   f"({_reason(problem)}). Fix: set XDG_CACHE_HOME, or run_dir under [parsl], "
+                   "to a writable directory")
+        return None
+    _index(trace)
+    return trace
+
+
+def _stem(directory: Path, pipeline: str) -> str:
+    """`<pipeline>-<n>`, n one more than the runs already in `directory`."""
+    taken = sum(1 for name in os.listdir(directory) if name.endswith(".run.json"))
+    return f"{pipeline}-{taken + 1}"
+
+
+def run_meta(session: Any, pipeline: str) -> dict[str, Any]:
+    """What `run.json` holds when a run starts: who ran what, with which config."""
+    from q2pconf.runs import config_meta
+
+    return {"pipeline": pipeline, "started": _now(), "finished": None, "outcome": None,
+            "host": socket.gethostname(), "pid": os.getpid(), "user": _user(),
+            "argv": list(sys.argv), "python": sys.version.split()[0],
+            "run_dir": str(session.dfk.run_dir), "config": config_meta(session)}
+
+
+def _index(trace: Trace) -> None:
+    """Remember the run for `q2pconf info --runs` and `q2pconf report` (best effort)."""
+    from q2pconf.runs import index_path
+
+    try:
+        path = index_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as handle:
+            handle.write(f"{trace.meta['started']}\t{trace.meta_path}\n")
+    except OSError:
+        pass  # the trace itself is kept; only the shortcut to it is missing
+
+
+def _mib(kib: int | None) -> str:
+    return NA if kib is None else f"{kib / 1024:.1f}"
+
+
+def _now() -> str:
+    return datetime.datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+def _user() -> str:
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except Exception:
+        return str(os.getuid())
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Replace `path` atomically: a reader never sees half a file."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial.write_text(json.dumps(data, indent=1, default=str) + "\n")
+    os.replace(partial, path)
+
+
+def _quiet_close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def _reason(problem: BaseException) -> str:
+    return getattr(problem, "strerror", None) or str(problem) or type(problem).__name__
+
+
+def _warn_once(message: str) -> None:
+    if not _WARNED.is_set():
+        _WARNED.set()
+        warn(message)
