@@ -12,19 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from q2pconf.catalog import NAMESPACES
-from q2pconf.validate import Obj, Plan
-from q2pconf.errors import ConfigError
+from q2pconf.paths import runinfo_root
+from q2pconf.validate import ObjectSpec, Plan
+from q2pconf.errors import ConfigError, no_such_executor
 
 HTEX_MODULE = "parsl.executors.high_throughput"
 IDLE_LABEL = "_q2pconf_idle"
 LOCAL_HTEX = {"address": "127.0.0.1", "heartbeat_period": 2, "heartbeat_threshold": 30}
-
-
-def runinfo_root() -> str:
-    """Where q2pconf's default run directories go: the user's cache."""
-    from platformdirs import user_cache_dir
-
-    return str(Path(user_cache_dir("q2pconf"), "runinfo"))
 
 
 def default_run_dir() -> str:
@@ -40,14 +34,22 @@ def parsl_config(plan: Plan, labels: Iterable[str] | None = None, **defaults: An
     `defaults` are Config keywords used unless the file sets the same key.
     """
     from parsl.config import Config
-    from parsl.dataflow.dependency_resolvers import DEEP_DEPENDENCY_RESOLVER
 
     chosen = list(plan.executors) if labels is None else list(labels)
     kwargs: dict[str, Any] = {"run_dir": default_run_dir(), **defaults}
     kwargs.update({k: build(plan.file, v) for k, v in plan.options.items()})
-    kwargs["dependency_resolver"] = DEEP_DEPENDENCY_RESOLVER
     kwargs["executors"] = [executor(plan, label) for label in chosen] or [_idle_executor()]
-    return _construct(plan.file, "parsl", Config, kwargs)
+    return follow_nested_futures(_construct(plan.file, "parsl", Config, kwargs))
+
+
+def follow_nested_futures(config: Any) -> Any:
+    """Let steps take futures inside lists, tuples, sets and dicts: Parsl's default resolver
+    only waits for futures passed directly. Keeps a resolver the caller chose itself."""
+    if config.dependency_resolver is None:
+        from parsl.dataflow.dependency_resolvers import DEEP_DEPENDENCY_RESOLVER
+
+        config.dependency_resolver = DEEP_DEPENDENCY_RESOLVER
+    return config
 
 
 def _idle_executor() -> Any:
@@ -62,16 +64,15 @@ def executor(plan: Plan, label: str) -> Any:
     """A new, unstarted executor for `label`."""
     obj = plan.executors.get(label)
     if obj is None:
-        raise ConfigError(plan.file, "parsl.executors", f"no executor is labelled {label!r}",
-                          f"use one of: {', '.join(plan.executors)}")
+        raise no_such_executor(plan.file, "parsl.executors", label, plan.executors)
     return build(plan.file, _runnable_here(obj))
 
 
 def build(file: str, value: Any) -> Any:
-    """Build an `Obj` (recursively); other values pass through."""
+    """Build an `ObjectSpec` (recursively); other values pass through."""
     if isinstance(value, list):
         return [build(file, item) for item in value]
-    if not isinstance(value, Obj):
+    if not isinstance(value, ObjectSpec):
         return value
     module = importlib.import_module(_module_of(value))
     target = getattr(module, value.cls)
@@ -79,7 +80,7 @@ def build(file: str, value: Any) -> Any:
     return _construct(file, value.key, target, kwargs)
 
 
-def _module_of(obj: Obj) -> str:
+def _module_of(obj: ObjectSpec) -> str:
     from q2pconf import catalog
 
     return catalog.names(obj.kind).get(obj.cls, NAMESPACES[obj.kind])
@@ -110,7 +111,7 @@ def _first_line(error: Exception) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}"
 
 
-def _runnable_here(obj: Obj) -> Obj:
+def _runnable_here(obj: ObjectSpec) -> ObjectSpec:
     """HTEX launched with this interpreter (works un-activated) and, locally, on loopback."""
     if obj.kind != "executors" or not obj.cls.endswith(("HighThroughputExecutor", "MPIExecutor")):
         return obj
@@ -121,17 +122,17 @@ def _runnable_here(obj: Obj) -> Obj:
         kwargs["interchange_launch_cmd"] = [sys.executable, "-m", f"{HTEX_MODULE}.interchange"]
     provider = kwargs.get("provider")
     if provider is None:
-        provider = Obj("provider", "LocalProvider", {}, f"{obj.key}.provider")
-    if isinstance(provider, Obj):
+        provider = ObjectSpec("provider", "LocalProvider", {}, f"{obj.key}.provider")
+    if isinstance(provider, ObjectSpec):
         kwargs["provider"] = _with_python_path(provider)
         if provider.cls == "LocalProvider":
             # No probing of the host's interfaces; a dead worker reported in seconds, not 30 s.
             for option, value in LOCAL_HTEX.items():
                 kwargs.setdefault(option, value)
-    return Obj(obj.kind, obj.cls, kwargs, obj.key)
+    return ObjectSpec(obj.kind, obj.cls, kwargs, obj.key)
 
 
-def _with_python_path(provider: Obj) -> Obj:
+def _with_python_path(provider: ObjectSpec) -> ObjectSpec:
     """Workers import what this program imports: its script directory and sys.path additions
     (on a cluster, the same paths on a shared file system)."""
     interpreter = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix)}
@@ -144,7 +145,7 @@ def _with_python_path(provider: Obj) -> Obj:
               '${PYTHONPATH:+:$PYTHONPATH}')
     kwargs = dict(provider.kwargs)
     kwargs["worker_init"] = "\n".join(filter(None, (export, kwargs.get("worker_init"))))
-    return Obj(provider.kind, provider.cls, kwargs, provider.key)
+    return ObjectSpec(provider.kind, provider.cls, kwargs, provider.key)
 
 
 def _inside(path: str, top: str) -> bool:

@@ -233,4 +233,9 @@ def kind_of(value: object) -> str:
         return "list"
     if isinstance(value, dict):
         return "table"
+    import datetime  # TOML's dates and times
+
+    for kind in ("datetime", "date", "time"):  # datetime before date: it is a date too
+        if isinstance(value, getattr(datetime, kind)):
+            return kind
     return "any"

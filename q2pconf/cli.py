@@ -144,7 +144,7 @@ def _summary(settings: Settings) -> None:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from q2pconf.default import write_new
+    from q2pconf.seed import write_new
     from q2pconf.templates import render
 
     path = _init_target(args)
@@ -178,7 +178,7 @@ def _backup_name(path: Path) -> Path:
 
 
 def _init_target(args: argparse.Namespace) -> Path:
-    from q2pconf.find import conda_config_path, site_config_path, user_config_path
+    from q2pconf.paths import conda_config_path, site_config_path, user_config_path
 
     if args.prefix:
         return conda_config_path(args.prefix)
@@ -186,7 +186,7 @@ def _init_target(args: argparse.Namespace) -> Path:
 
 
 def _seed(args: argparse.Namespace) -> int:
-    from q2pconf.default import seed_prefix
+    from q2pconf.seed import seed_prefix
 
     try:
         seed_prefix(args.prefix)

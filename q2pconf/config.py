@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from q2pconf.validate import Plan, plan, read_toml
 from q2pconf.errors import ConfigError
-from q2pconf.find import Located, Step, locate
+from q2pconf.find import Located, Looked, locate
 
 IN_MEMORY = "<built-in default>"
+DEFAULT_LABEL = "default"  # unmapped steps run here; every config must have it
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class Settings:
     path: Path | None
     source: str
     plan: Plan
-    trail: tuple[Step, ...] = field(default=())
+    trail: tuple[Looked, ...] = field(default=())
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -37,10 +38,7 @@ class Settings:
 
     def label_for(self, action: str, plugin: str | None = None) -> str | None:
         """The executor the mapping sends `action` to ("plugin.action" first), or None."""
-        mapping = self.plan.mapping
-        if plugin is not None and f"{plugin}.{action}" in mapping:
-            return mapping[f"{plugin}.{action}"]
-        return mapping.get(action)
+        return mapped_label(self.plan.mapping, action, plugin)
 
     def executor_class(self, label: str) -> str:
         return self.plan.executors[label].cls
@@ -64,6 +62,23 @@ class Settings:
         from q2pconf.build import executor
 
         return executor(self.plan, label)
+
+
+def mapped_label(mapping: Mapping[str, str], name: str, plugin: str | None) -> str | None:
+    """The label a flat mapping gives a step: "plugin.name" first, then "name"; else None."""
+    if plugin is not None and f"{plugin}.{name}" in mapping:
+        return mapping[f"{plugin}.{name}"]
+    return mapping.get(name)
+
+
+def choose_executor(mapping: Mapping[str, str], labels: Iterable[str], name: str,
+                    plugin: str | None = None, hint: str | None = None) -> str:
+    """The one rule for where a step runs: the mapping ("plugin.name", then "name"), else the
+    step's own `@step(executor=...)` hint when an executor has that label, else "default"."""
+    label = mapped_label(mapping, name, plugin)
+    if label is not None:
+        return label
+    return hint if hint is not None and hint in labels else DEFAULT_LABEL
 
 
 def load(explicit: str | os.PathLike[str] | None = None, *, seed: bool = True) -> Settings:
@@ -104,7 +119,7 @@ def _settings(found: Located) -> Settings:
 
 
 def _vendored() -> dict[str, Any]:
-    from q2pconf.default import vendored_dict
+    from q2pconf.templates import vendored_dict
 
     return vendored_dict()
 

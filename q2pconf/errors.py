@@ -24,6 +24,13 @@ class ConfigError(ValueError):
         super().__init__(f"{text}\n  Fix: {fix}" if fix else text)
 
 
+def no_such_executor(file: object, key: str, label: str, labels: Iterable[str]) -> ConfigError:
+    """The one message for a label that no executor of the config in force has."""
+    labels = list(labels)
+    fix = did_you_mean(label, labels) if labels else "define an executor with that label"
+    return ConfigError(file, key, f"no executor is labelled {label!r}", fix)
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """'did you mean X?' for the closest choice, else a list of the valid ones."""
     options = sorted(set(choices))

@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from q2pconf.default import CONFIG_NAME
+from q2pconf.paths import conda_config_path, site_config_path, user_config_path
 from q2pconf.errors import ConfigError, warn
 
 # Where a config came from, in lookup order.
@@ -13,8 +13,8 @@ SOURCES = ("explicit", "QIIME2_CONFIG", "user", "site", "conda", "vendored", "in
 
 
 @dataclass(frozen=True)
-class Step:
-    """One step of the lookup: where it looked and what it found."""
+class Looked:
+    """One place the lookup looked at, and why it did not use it."""
 
     source: str
     path: Path | None
@@ -27,24 +27,7 @@ class Located:
 
     path: Path | None
     source: str
-    trail: tuple[Step, ...] = field(default=())
-
-
-def user_config_path() -> Path:
-    from platformdirs import user_config_dir
-
-    return Path(user_config_dir("qiime2"), CONFIG_NAME)
-
-
-def site_config_path() -> Path:
-    # platformdirs, like appdirs, takes the first XDG_CONFIG_DIRS entry.
-    from platformdirs import site_config_dir
-
-    return Path(site_config_dir("qiime2"), CONFIG_NAME)
-
-
-def conda_config_path(prefix: str) -> Path:
-    return Path(prefix, "etc", CONFIG_NAME)
+    trail: tuple[Looked, ...] = field(default=())
 
 
 def locate(explicit: str | os.PathLike[str] | None = None, *, seed: bool = True) -> Located:
@@ -54,41 +37,41 @@ def locate(explicit: str | os.PathLike[str] | None = None, *, seed: bool = True)
     $CONDA_PREFIX/etc > seed the default into $CONDA_PREFIX/etc (if `seed`) > the default in
     memory. An explicit path or $QIIME2_CONFIG naming no file is a ConfigError.
     """
-    trail: list[Step] = []
+    trail: list[Looked] = []
     if explicit is not None:
         return Located(_must_exist(Path(explicit), "--parallel-config"), "explicit")
-    trail.append(Step("explicit", None, "no --parallel-config given"))
+    trail.append(Looked("explicit", None, "no --parallel-config given"))
 
     env = os.environ.get("QIIME2_CONFIG", "")
     if env:
         return Located(_must_exist(Path(env), "$QIIME2_CONFIG"),
                        "QIIME2_CONFIG", tuple(trail))
-    trail.append(Step("QIIME2_CONFIG", None, "not set"))
+    trail.append(Looked("QIIME2_CONFIG", None, "not set"))
 
     for source, path in (("user", user_config_path()), ("site", site_config_path())):
         if os.path.exists(path):
             return Located(path, source, tuple(trail))
-        trail.append(Step(source, path, "no file"))
+        trail.append(Looked(source, path, "no file"))
 
     prefix = os.environ.get("CONDA_PREFIX", "")
     if not prefix:
-        trail.append(Step("conda", None, "CONDA_PREFIX not set"))
+        trail.append(Looked("conda", None, "CONDA_PREFIX not set"))
         return Located(None, "in-memory", tuple(trail))
     path = conda_config_path(prefix)
     if os.path.exists(path):
         return Located(path, "conda", tuple(trail))
-    trail.append(Step("conda", path, "no file"))
+    trail.append(Looked("conda", path, "no file"))
     if not seed:
-        trail.append(Step("vendored", path, "not written (seeding disabled)"))
+        trail.append(Looked("vendored", path, "not written (seeding disabled)"))
         return Located(None, "in-memory", tuple(trail))
     return _seed(prefix, path, trail)
 
 
-def _seed(prefix: str, path: Path, trail: list[Step]) -> Located:
-    from q2pconf.default import seed_prefix
+def _seed(prefix: str, path: Path, trail: list[Looked]) -> Located:
+    from q2pconf.seed import seed_prefix
 
     if not os.path.isdir(prefix):
-        trail.append(Step("vendored", path, f"CONDA_PREFIX {prefix} is not a directory"))
+        trail.append(Looked("vendored", path, f"CONDA_PREFIX {prefix} is not a directory"))
         return Located(None, "in-memory", tuple(trail))
     try:
         seed_prefix(prefix)
@@ -96,7 +79,7 @@ def _seed(prefix: str, path: Path, trail: list[Step]) -> Located:
         reason = error.strerror or str(error)
         warn(f"could not write the default config to {path} ({reason}); using it from memory. "
              "Fix: run `q2pconf init --user` to get a config you can edit.")
-        trail.append(Step("vendored", path, f"could not write: {reason}"))
+        trail.append(Looked("vendored", path, f"could not write: {reason}"))
         return Located(None, "in-memory", tuple(trail))
     return Located(path, "vendored", tuple(trail))
 

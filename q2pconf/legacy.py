@@ -5,12 +5,19 @@ keeps working on old and new Parsl alike.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
-if TYPE_CHECKING:
-    from q2pconf.catalog import Param
-    from q2pconf.validate import _Checker
+from q2pconf.errors import ConfigError
 
+# Classes older QIIME 2 configs name that Parsl has since removed: (what happened, the fix).
+REMOVED = {
+    "AdHocProvider": ("was removed from Parsl in 2024.12 (with channels)",
+                      "use LocalProvider, or a batch scheduler's provider on the cluster"),
+    "LocalChannel": ("was removed from Parsl in 2024.12", "delete the channel table"),
+    "SSHChannel": ("was removed from Parsl in 2024.12",
+                   "run the pipeline on the cluster's login node with the scheduler's provider"),
+}
 RENAMED = {"max_workers": "max_workers_per_node"}
 DROPPED = {
     "start_method": "Parsl chooses how workers start",
@@ -25,9 +32,22 @@ MEMOIZER_KEYS = {"checkpoint_mode": "checkpoint_mode", "checkpoint_files": "chec
                  "checkpoint_period": "checkpoint_period", "app_cache": "memoize"}
 
 
-def translate(checker: _Checker, kind: str, name: str, table: dict[str, Any], key: str,
-              params: dict[str, Param]) -> dict[str, Any]:
-    """`table` with old keys rewritten for the installed Parsl; warnings go to `checker`."""
+def refuse_removed(file: str, name: str, key: str) -> None:
+    """Raise ConfigError when `name` is a class Parsl has removed."""
+    if name in REMOVED:
+        problem, fix = REMOVED[name]
+        raise ConfigError(file, key, f"{name} {problem}", fix)
+
+
+def translate(file: str, kind: str, table: dict[str, Any], key: str,
+              params: Mapping[str, object]) -> tuple[dict[str, Any], list[str]]:
+    """`table` with old keys rewritten for the installed Parsl (whose keywords are `params`),
+    and a warning per rewritten or dropped key. Raises ConfigError for keys that cannot work."""
+    warnings: list[str] = []
+
+    def warn(where: str, message: str) -> None:
+        warnings.append(f"{file}: {where}: {message}")
+
     out: dict[str, Any] = {}
     memoizer: dict[str, Any] = {}
     for arg, value in table.items():
@@ -37,29 +57,29 @@ def translate(checker: _Checker, kind: str, name: str, table: dict[str, Any], ke
         elif arg in RENAMED and RENAMED[arg] in params:
             new = RENAMED[arg]
             if new in table:
-                raise checker.fail(where, f"is the old name of {new}, which is set too",
-                                   f"remove {arg}")
+                raise ConfigError(file, where, f"is the old name of {new}, which is set too",
+                                  f"remove {arg}")
             out[new] = _whole(value)
-            checker.warn(where, f"is called {new} in today's Parsl; "
-                         f"write {new} = {out[new]} (translated for now)")
+            warn(where, f"is called {new} in today's Parsl; "
+                 f"write {new} = {out[new]} (translated for now)")
         elif arg in DROPPED:
-            checker.warn(where, f"is ignored: {DROPPED[arg]}; delete it")
+            warn(where, f"is ignored: {DROPPED[arg]}; delete it")
         elif arg in REFUSED:
-            raise checker.fail(where, "is no longer a Parsl setting", REFUSED[arg])
+            raise ConfigError(file, where, "is no longer a Parsl setting", REFUSED[arg])
         elif arg == "channel" and kind == "provider":
-            _channel(checker, value, where)
+            _channel(file, value, where, warn)
         elif arg in MEMOIZER_KEYS and kind == "config" and "memoizer" in params:
             memoizer[MEMOIZER_KEYS[arg]] = value
-            checker.warn(where, "moved into the memoizer in today's Parsl; write "
-                         "[parsl.memoizer] with class = \"BasicMemoizer\" (translated for now)")
+            warn(where, "moved into the memoizer in today's Parsl; write "
+                 "[parsl.memoizer] with class = \"BasicMemoizer\" (translated for now)")
         else:
             out[arg] = value  # unknown: the checker names it with a suggestion
     if memoizer:
         if "memoizer" in out:
-            raise checker.fail(f"{key}.memoizer", "is set together with old checkpoint keys",
-                               "move the checkpoint keys into the memoizer table")
+            raise ConfigError(file, f"{key}.memoizer", "is set together with old checkpoint keys",
+                              "move the checkpoint keys into the memoizer table")
         out["memoizer"] = {"class": "BasicMemoizer", **memoizer}
-    return out
+    return out, warnings
 
 
 def _whole(value: Any) -> Any:
@@ -68,12 +88,12 @@ def _whole(value: Any) -> Any:
     return value  # anything else is checked (and refused) like a new-style value
 
 
-def _channel(checker: _Checker, value: Any, where: str) -> None:
+def _channel(file: str, value: Any, where: str, warn: Any) -> None:
     cls = value.get("class") if isinstance(value, dict) else None
     if cls == "LocalChannel":
-        checker.warn(where, "is ignored: channels were removed in Parsl 2024.12 and "
-                     "LocalChannel was the default; delete the channel table")
+        warn(where, "is ignored: channels were removed in Parsl 2024.12 and "
+             "LocalChannel was the default; delete the channel table")
         return
-    raise checker.fail(where, f"{cls or 'a channel'} cannot work: channels were removed in "
-                       "Parsl 2024.12", "run the pipeline on the cluster itself and delete "
-                       "the channel table")
+    raise ConfigError(file, where, f"{cls or 'a channel'} cannot work: channels were removed in "
+                      "Parsl 2024.12", "run the pipeline on the cluster itself and delete "
+                      "the channel table")

@@ -19,7 +19,7 @@ from typing import Any, TypeVar, overload
 
 from q2pconf import session as sessions
 from q2pconf.progress import Progress
-from q2pconf.runner import CODE_KEY, Runner, refuse_while_loading
+from q2pconf.transport import CODE_KEY, Runner, refuse_while_loading
 
 F = TypeVar("F", bound=Callable[..., Any])
 SERIAL = object()  # the active "run" while a pipeline runs with no Parsl at all

@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from q2pconf.config import Settings, load
+from q2pconf.config import Settings, choose_executor, load
 from q2pconf.validate import flat_mapping
 
-DEFAULT_LABEL = "default"
 THREAD_POOLS = ("ThreadPoolExecutor",)
 # Parsl's first strategy tick starts HTEX blocks; its 5 s default makes the first result slow.
 # A tick is cheap: providers cache their job status for their own polling interval.
@@ -86,13 +85,8 @@ class Session:
         self.closed = False
 
     def label_for(self, name: str, plugin: str | None, hint: str | None) -> str:
-        """Mapping ("plugin.name", then "name") > the step's own hint > "default"."""
-        for key in (f"{plugin}.{name}" if plugin else None, name):
-            if key is not None and key in self.mapping:
-                return self.mapping[key]
-        if hint is not None and hint in self.labels:
-            return hint
-        return DEFAULT_LABEL
+        """The executor a step runs on (see `q2pconf.config.choose_executor`)."""
+        return choose_executor(self.mapping, self.labels, name, plugin, hint)
 
     def app(self, runner: Any, label: str) -> Any:
         """The Parsl app running `runner` on `label`, starting that executor if needed."""
@@ -111,10 +105,9 @@ class Session:
         if label in self.dfk.executors:
             return
         if self.settings is None:
-            from q2pconf.errors import ConfigError
+            from q2pconf.errors import no_such_executor
 
-            raise ConfigError("<parsl.Config>", "executors", f"no executor is labelled {label!r}",
-                              f"use one of: {', '.join(self.labels)}")
+            raise no_such_executor("<parsl.Config>", "executors", label, self.labels)
         self.dfk.add_executors([self.settings.executor(label)])
 
     def close(self, wait: bool = True) -> None:
@@ -172,11 +165,9 @@ def close(wait: bool = True) -> None:
 def _new_session(key: tuple[Any, ...], choice: Choice, settings: Settings | None,
                  resume: bool) -> Session:
     if settings is None:  # a ready parsl.Config
-        config = choice.target
-        if config.dependency_resolver is None:
-            from parsl.dataflow.dependency_resolvers import DEEP_DEPENDENCY_RESOLVER
+        from q2pconf.build import follow_nested_futures
 
-            config.dependency_resolver = DEEP_DEPENDENCY_RESOLVER
+        config = follow_nested_futures(choice.target)
         return Session(key, None, config, dict(choice.mapping or {}), resume)
     defaults: dict[str, Any] = dict(SESSION_DEFAULTS)
     if resume and "memoizer" not in settings.plan.options:
@@ -214,7 +205,7 @@ def _resuming_memoizer(settings: Settings) -> Any:
     """Parsl's own memoizer, checkpointing each task and reading all earlier checkpoints."""
     from parsl.dataflow.memoization import BasicMemoizer
 
-    from q2pconf.build import runinfo_root
+    from q2pconf.paths import runinfo_root
 
     base = settings.plan.options.get("run_dir") or runinfo_root()
     # Parsl numbers runs inside run_dir (run_dir/000); q2pconf's default adds a per-process level.

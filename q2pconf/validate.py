@@ -1,6 +1,6 @@
 """Read a config file and check every key against the installed Parsl, without importing it.
 
-The result is a plan (`Plan`): the `[parsl]` options, one `Obj` per executor, and the flat
+The result is a plan (`Plan`): the `[parsl]` options, one `ObjectSpec` per executor, and the flat
 executor mapping, all validated, with old keys translated. Building it is `q2pconf.build`'s job.
 """
 from __future__ import annotations
@@ -13,15 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from q2pconf import catalog
+from q2pconf import catalog, legacy
 from q2pconf.catalog import kind_of
-from q2pconf.errors import ConfigError, did_you_mean
+from q2pconf.errors import ConfigError, did_you_mean, no_such_executor
 
 STRATEGIES = ("none", "simple", "htex_auto_scale")
 # A leading "_" is reserved for Parsl's and q2pconf's internal executors.
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 KIND_NAMES = {"int": "a whole number", "float": "a number", "str": "a string",
-              "bool": "true or false", "list": "an array", "table": "a table"}
+              "bool": "true or false", "list": "an array", "table": "a table",
+              "datetime": "a date-time", "date": "a date", "time": "a time"}
 EXAMPLES = {"int": "2", "float": "1.5", "str": '"text"', "bool": "true", "list": "[1, 2]",
             "table": "{ key = 1 }"}
 # [parsl] keys q2pconf sets itself, and why the file cannot.
@@ -30,18 +31,10 @@ MANAGED = {
     "retry_handler": "it takes a Python function: pass a parsl.Config to ParallelConfig instead",
     "std_autopath": "it takes a Python function: pass a parsl.Config to ParallelConfig instead",
 }
-# Classes older QIIME 2 configs name that Parsl has since removed.
-REMOVED = {
-    "AdHocProvider": ("was removed from Parsl in 2024.12 (with channels)",
-                      "use LocalProvider, or a batch scheduler's provider on the cluster"),
-    "LocalChannel": ("was removed from Parsl in 2024.12", "delete the channel table"),
-    "SSHChannel": ("was removed from Parsl in 2024.12",
-                   "run the pipeline on the cluster's login node with the scheduler's provider"),
-}
 
 
 @dataclass(frozen=True)
-class Obj:
+class ObjectSpec:
     """A table that becomes a Parsl object: `kind` namespace, class name, checked keywords."""
 
     kind: str
@@ -56,7 +49,7 @@ class Plan:
 
     file: str
     options: dict[str, Any]
-    executors: dict[str, Obj]
+    executors: dict[str, ObjectSpec]
     mapping: dict[str, str]
     warnings: tuple[str, ...] = field(default=())
     vendored_executors: bool = False
@@ -116,7 +109,7 @@ class _Checker:
             raise self.fail("parsl", "the file has no [parsl] table", fix)
         section = doc["parsl"]
         if not isinstance(section, dict):
-            raise self.fail("parsl", f"must be a table, not {KIND_NAMES.get(kind_of(section))}",
+            raise self.fail("parsl", f"must be a table, not {describe(section)}",
                             "write [parsl] on a line of its own, with its keys below it")
         section = dict(section)
         raw_mapping = section.pop("executor_mapping", {})
@@ -133,7 +126,7 @@ class _Checker:
         mapping = self.mapping(raw_mapping, executors)
         return Plan(self.file, options, executors, mapping, tuple(self.warnings), uses_vendored)
 
-    def executors(self, value: Any) -> dict[str, Obj]:
+    def executors(self, value: Any) -> dict[str, ObjectSpec]:
         key = "parsl.executors"
         if isinstance(value, dict):
             raise self.fail(key, "is a single table, but it must be an array of tables",
@@ -141,7 +134,7 @@ class _Checker:
         if not isinstance(value, list) or not value:
             raise self.fail(key, "must be a non-empty array of executor tables",
                             "add at least one [[parsl.executors]] table with class and label")
-        found: dict[str, Obj] = {}
+        found: dict[str, ObjectSpec] = {}
         for index, table in enumerate(value):
             where = f"{key}[{index}]"
             obj = self.object("executors", table, where)
@@ -162,12 +155,12 @@ class _Checker:
                             "label one executor \"default\": unmapped steps run there")
         return found
 
-    def object(self, kind: str, table: Any, key: str) -> Obj:
+    def object(self, kind: str, table: Any, key: str) -> ObjectSpec:
         """Check a table with a `class` key against that class's signature in Parsl."""
         namespace = catalog.NAMESPACES[kind]
         if not isinstance(table, dict):
             raise self.fail(key, f"must be a table with a class key, not "
-                            f"{KIND_NAMES.get(kind_of(table), kind_of(table))}",
+                            f"{describe(table)}",
                             _object_fix(key, table))
         table = dict(table)
         cls = table.pop("class", None)
@@ -177,20 +170,18 @@ class _Checker:
         name = self.resolve(kind, cls, f"{key}.class")
         params = catalog.parameters(kind, name)
         kwargs = {}
-        for arg, value in self.translate(kind, name, table, key, params).items():
+        for arg, value in self.translate(kind, table, key, params).items():
             kwargs[arg] = self.argument(kind, name, params, arg, value, f"{key}.{arg}")
         missing = [p.name for p in params.values() if p.required and p.name not in kwargs]
         if missing:
             raise self.fail(key, f"{name} needs {', '.join(missing)}",
                             f"add {missing[0]} = ... to this table")
-        return Obj(kind, name, kwargs, key)
+        return ObjectSpec(kind, name, kwargs, key)
 
     def resolve(self, kind: str, cls: str, key: str) -> str:
         namespace = catalog.NAMESPACES[kind]
         name = cls.removeprefix(namespace + ".")
-        if name in REMOVED:
-            problem, fix = REMOVED[name]
-            raise self.fail(key, f"{name} {problem}", fix)
+        legacy.refuse_removed(self.file, name, key)
         allowed = catalog.names(kind)
         if name not in allowed:
             problem = (f"{cls!r} is not allowed: only names from {namespace} are"
@@ -212,7 +203,7 @@ class _Checker:
         if arg in catalog.NAMESPACES and "any" in params[arg].accepts:
             # the keyword takes a Parsl object, which only a table with a class can describe
             raise self.fail(key, f"must be a table naming a class from {catalog.NAMESPACES[arg]}, "
-                            f"not {KIND_NAMES.get(kind_of(value), kind_of(value))}",
+                            f"not {describe(value)}",
                             _object_fix(key, value))
         self.check_type(params[arg], value, key)
         return value
@@ -232,19 +223,19 @@ class _Checker:
         example = _example(param, value)
         fix = (f"write {param.name} = {example}" if example else
                f"remove {param.name}; it cannot be set from a TOML file")
-        raise self.fail(key, f"must be {wanted}, not {KIND_NAMES.get(kind, kind)} ({value!r})",
+        raise self.fail(key, f"must be {wanted}, not {describe(value)} ({value!r})",
                         fix)
 
-    def translate(self, kind: str, name: str, table: dict[str, Any], key: str,
+    def translate(self, kind: str, table: dict[str, Any], key: str,
                   params: dict[str, catalog.Param]) -> dict[str, Any]:
         """Old keys from earlier QIIME 2 / Parsl releases: rename, drop or refuse."""
-        from q2pconf.legacy import translate
-
-        return translate(self, kind, name, table, key, params)
+        out, warnings = legacy.translate(self.file, kind, table, key, params)
+        self.warnings += warnings
+        return out
 
     def options(self, section: dict[str, Any]) -> dict[str, Any]:
         params = catalog.parameters("config", "Config")
-        section = self.translate("config", "Config", section, "parsl", params)
+        section = self.translate("config", section, "parsl", params)
         options: dict[str, Any] = {}
         for arg, value in section.items():
             key = f"parsl.{arg}"
@@ -278,21 +269,20 @@ class _Checker:
                             did_you_mean(value.lower(), STRATEGIES))
         return value.lower()  # QIIME 2 writes "None"; Parsl wants 'none'
 
-    def mapping(self, raw: Any, executors: dict[str, Obj]) -> dict[str, str]:
+    def mapping(self, raw: Any, executors: dict[str, ObjectSpec]) -> dict[str, str]:
         """Flatten QIIME 2's `plugin = {action = label}` and plain `step = label` forms."""
         base = "parsl.executor_mapping"
         if not isinstance(raw, dict):
             raise self.fail(base, "must be a table", f"write [{base}] with step = \"label\" lines")
         return flat_mapping(raw, lambda value, key: self.label(value, executors, key))
 
-    def label(self, value: Any, executors: dict[str, Obj], key: str) -> str:
+    def label(self, value: Any, executors: dict[str, ObjectSpec], key: str) -> str:
         if not isinstance(value, str):
             raise self.fail(key, f"must be an executor label (a string), not "
-                            f"{KIND_NAMES.get(kind_of(value), kind_of(value))}",
+                            f"{describe(value)}",
                             f"use one of: {', '.join(executors)}")
         if value not in executors:
-            raise self.fail(key, f"no executor is labelled {value!r}",
-                            did_you_mean(value, executors))
+            raise no_such_executor(self.file, key, value, executors)
         return value
 
 
@@ -308,6 +298,11 @@ def flat_mapping(raw: dict[str, Any], label: Callable[[Any, str], str]) -> dict[
         else:
             flat[name] = label(value, f"{base}.{name}")
     return flat
+
+
+def describe(value: object) -> str:
+    """What a TOML value is, in words: "a whole number", "a table", "a date-time"..."""
+    return KIND_NAMES.get(kind_of(value), f"a {type(value).__name__}")
 
 
 def _file_dir(file: str) -> str | None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from configs import two_executors
 from q2pconf.config import check, from_dict, load
-from q2pconf.default import default_workers
+from q2pconf.cpus import default_workers
 from q2pconf.errors import ConfigError
 
 # The seed document's default, as printed there; numCPUs - 1 is filled in before parsing.
@@ -209,6 +209,9 @@ MALFORMED: dict[str, tuple[str | bytes, str, str, str]] = {
     "misspelled-parsl": ("[parsel]\nstrategy = 'none'\n", "parsl", "no [parsl] table",
                          "rename [parsel] to [parsl]"),
     "parsl-not-table": ("parsl = 3\n", "parsl", "must be a table", "[parsl]"),
+    "parsl-a-date": ("parsl = 2020-01-01\n", "parsl", "must be a table, not a date", "[parsl]"),
+    "strategy-a-date-time": ("[parsl]\nstrategy = 2020-01-01T10:00:00\n" + HEAD, "parsl.strategy",
+                             "must be a string, not a date-time", "strategy = "),
     "executors-single-table": ('[parsl.executors]\nclass = "ThreadPoolExecutor"\n',
                                "parsl.executors", "array of tables", "[[parsl.executors]]"),
     "executors-string": ('[parsl]\nexecutors = "ThreadPoolExecutor"\n', "parsl.executors",

@@ -10,7 +10,8 @@ from pathlib import Path
 from configs import tomllib
 from procs import new_token, program_env
 from q2pconf.config import check
-from q2pconf.default import CONFIG_NAME, vendored_dict
+from q2pconf.paths import CONFIG_NAME
+from q2pconf.templates import vendored_dict
 
 STEPS = 10_000
 # Measured here (Parsl 2026.10.26, Python 3.11): ~5.8 KiB of peak RSS per step while 10,000

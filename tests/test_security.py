@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from q2pconf.config import check, from_dict, load
-from q2pconf.default import CONFIG_NAME, seed_prefix, vendored_dict, write_new
+from q2pconf.paths import CONFIG_NAME
+from q2pconf.seed import seed_prefix, write_new
+from q2pconf.templates import vendored_dict
 from q2pconf.errors import ConfigError
 from q2pconf.find import locate
 from q2pconf.validate import plan

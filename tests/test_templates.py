@@ -10,9 +10,9 @@ import pytest
 from configs import tomllib
 from q2pconf.cli import main
 from q2pconf.config import check
-from q2pconf.default import htex_worker_key
 from q2pconf.errors import ConfigError
-from q2pconf.templates import TEMPLATES, render
+from q2pconf.templates import (TEMPLATES, htex_worker_key, render, vendored_dict,
+                               vendored_toml)
 
 CLUSTERS = {"slurm": ("SlurmProvider", "SrunLauncher"),
             "pbs": ("PBSProProvider", "SingleNodeLauncher")}
@@ -140,3 +140,21 @@ def test_the_checker_rejects_a_key_the_provider_lacks(tmp_path: Path):
                                                  'class = "TorqueProvider"')
     with pytest.raises(ConfigError, match="cpus_per_node"):
         check(write(tmp_path, "torque", text))
+
+
+# -- the default's text ----------------------------------------------------------------------
+
+def test_written_default_is_commented_toml_equal_to_the_dict():
+    text = vendored_toml("/x/qiime2_config.toml", workers=3)
+    assert text.count("\n#") >= 5
+    assert tomllib.loads(text) == vendored_dict(workers=3)
+
+
+def test_default_matches_the_seed_document_on_installed_parsl():
+    doc = vendored_dict(workers=4)["parsl"]
+    assert doc["strategy"] == "None"
+    tpool, htex = doc["executors"]
+    assert tpool == {"class": "ThreadPoolExecutor", "label": "default", "max_threads": 4}
+    assert htex["class"] == "HighThroughputExecutor" and htex["label"] == "htex"
+    assert htex["max_workers_per_node"] == 4 and "max_workers" not in htex
+    assert htex["provider"] == {"class": "LocalProvider"}

@@ -1,4 +1,4 @@
-"""The vendored default: CPU sizing, its text, and seeding it safely."""
+"""Seeding the default safely: atomic, never over a file or through a link, read-only prefixes."""
 from __future__ import annotations
 
 import json
@@ -6,14 +6,12 @@ import os
 import stat
 import subprocess
 import sys
-from pathlib import Path
-
 import pytest
 
 from configs import tomllib
 from conftest import readonly_command
-from q2pconf.default import (cgroup_cpu_quota, default_workers, seed_prefix, usable_cpus,
-                             vendored_dict, vendored_toml, write_new)
+from q2pconf.seed import seed_prefix, write_new
+from q2pconf.templates import vendored_dict
 
 CONFIG = "qiime2_config.toml"
 
@@ -21,76 +19,6 @@ CONFIG = "qiime2_config.toml"
 def python(code: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, timeout=120, **kwargs)
-
-
-# -- CPU sizing ------------------------------------------------------------------------------
-
-def test_usable_cpus_follows_cpu_affinity():
-    code = ("import os; os.sched_setaffinity(0, {0}); "
-            "from q2pconf.default import usable_cpus, default_workers; "
-            "print(usable_cpus(), default_workers())")
-    assert python(code).stdout.split() == ["1", "1"]
-
-
-def test_usable_cpus_is_affinity_when_no_quota():
-    assert usable_cpus(proc_cgroup="/nonexistent") == len(os.sched_getaffinity(0))
-    assert default_workers() == max(usable_cpus() - 1, 1)
-
-
-def cgroup_tree(root: Path, proc_line: str, files: dict[str, str]) -> Path:
-    for relative, text in files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    proc = root / "proc-self-cgroup"
-    proc.write_text(proc_line + "\n")
-    return proc
-
-
-QUOTAS = {
-    "v2-limit": ("0::/user/job", {"user/job/cpu.max": "150000 100000\n"}, 1.5),
-    "v2-unlimited": ("0::/user/job", {"user/job/cpu.max": "max 100000\n"}, None),
-    "v2-parent-tighter": ("0::/a/b", {"a/b/cpu.max": "400000 100000\n",
-                                      "a/cpu.max": "100000 100000\n"}, 1.0),
-    "v2-container-root": ("0::/docker/abc", {"cpu.max": "200000 100000\n"}, 2.0),
-    "v1-limit": ("4:cpu,cpuacct:/slurm/job1", {
-        "cpu,cpuacct/slurm/job1/cpu.cfs_quota_us": "300000\n",
-        "cpu,cpuacct/slurm/job1/cpu.cfs_period_us": "100000\n"}, 3.0),
-    "v1-unlimited": ("4:cpu,cpuacct:/", {"cpu,cpuacct/cpu.cfs_quota_us": "-1\n",
-                                         "cpu,cpuacct/cpu.cfs_period_us": "100000\n"}, None),
-    "no-cpu-controller": ("5:memory:/x", {"memory/x/memory.limit_in_bytes": "1\n"}, None),
-}
-
-
-@pytest.mark.parametrize("line,files,expected", QUOTAS.values(), ids=QUOTAS.keys())
-def test_cgroup_quota(tmp_path, line, files, expected):
-    proc = cgroup_tree(tmp_path, line, files)
-    assert cgroup_cpu_quota(str(tmp_path), str(proc)) == expected
-
-
-def test_quota_caps_usable_cpus_but_never_below_one(tmp_path):
-    proc = cgroup_tree(tmp_path, "0::/j", {"j/cpu.max": "50000 100000\n"})
-    assert usable_cpus(str(tmp_path), str(proc)) == 1
-    proc = cgroup_tree(tmp_path, "0::/j", {"j/cpu.max": "100000000 100000\n"})
-    assert usable_cpus(str(tmp_path), str(proc)) == len(os.sched_getaffinity(0))
-
-
-# -- the default's text ----------------------------------------------------------------------
-
-def test_written_default_is_commented_toml_equal_to_the_dict():
-    text = vendored_toml("/x/qiime2_config.toml", workers=3)
-    assert text.count("\n#") >= 5
-    assert tomllib.loads(text) == vendored_dict(workers=3)
-
-
-def test_default_matches_the_seed_document_on_installed_parsl():
-    doc = vendored_dict(workers=4)["parsl"]
-    assert doc["strategy"] == "None"
-    tpool, htex = doc["executors"]
-    assert tpool == {"class": "ThreadPoolExecutor", "label": "default", "max_threads": 4}
-    assert htex["class"] == "HighThroughputExecutor" and htex["label"] == "htex"
-    assert htex["max_workers_per_node"] == 4 and "max_workers" not in htex
-    assert htex["provider"] == {"class": "LocalProvider"}
 
 
 # -- writing safely --------------------------------------------------------------------------
@@ -173,7 +101,7 @@ def test_disk_full_leaves_no_partial_file(tmp_path):
     # RLIMIT_FSIZE makes the write fail part way, like a full disk
     code = ("import resource, signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
             "resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100)); "
-            "from pathlib import Path; from q2pconf.default import seed_prefix; "
+            "from pathlib import Path; from q2pconf.seed import seed_prefix; "
             f"seed_prefix({str(tmp_path)!r})")
     run = python(code)
     assert run.returncode != 0 and "File too large" in run.stderr

@@ -13,7 +13,7 @@ import pytest
 import pipeline_steps
 from procs import new_token, wait_gone
 from q2pconf import step
-from q2pconf.runner import Runner
+from q2pconf.transport import Runner
 from test_session import child_env
 
 SCRIPT = '''

@@ -1,0 +1,38 @@
+"""Where QIIME 2 and q2pconf look for config files, and where q2pconf keeps run directories.
+
+    >>> from q2pconf.paths import conda_config_path
+    >>> str(conda_config_path("/opt/env"))
+    '/opt/env/etc/qiime2_config.toml'
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+CONFIG_NAME = "qiime2_config.toml"
+
+
+def user_config_path() -> Path:
+    """`user_config_dir('qiime2')/qiime2_config.toml` (`~/.config/qiime2/` on Linux)."""
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("qiime2"), CONFIG_NAME)
+
+
+def site_config_path() -> Path:
+    """`site_config_dir('qiime2')/qiime2_config.toml` (`/etc/xdg/qiime2/` on Linux)."""
+    # platformdirs, like appdirs, takes the first XDG_CONFIG_DIRS entry.
+    from platformdirs import site_config_dir
+
+    return Path(site_config_dir("qiime2"), CONFIG_NAME)
+
+
+def conda_config_path(prefix: str) -> Path:
+    """The config inside a conda environment: `PREFIX/etc/qiime2_config.toml`."""
+    return Path(prefix, "etc", CONFIG_NAME)
+
+
+def runinfo_root() -> str:
+    """Where q2pconf's default run directories go: the user's cache."""
+    from platformdirs import user_cache_dir
+
+    return str(Path(user_cache_dir("q2pconf"), "runinfo"))
