@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from q2pconf.catalog import NAMESPACES
-from q2pconf.paths import runinfo_root
+from q2pconf.paths import runinfo_root, temporary_run_dir
 from q2pconf.validate import ObjectSpec, Plan
 from q2pconf.errors import ConfigError, no_such_executor
 
@@ -22,9 +22,16 @@ LOCAL_HTEX = {"address": "127.0.0.1", "heartbeat_period": 2, "heartbeat_threshol
 
 
 def default_run_dir() -> str:
-    """A fresh directory per process under `runinfo_root`, so runs never race on numbering."""
+    """A fresh directory per process under `runinfo_root`, so runs never race on numbering.
+    When the cache cannot be written (read-only, full), a temporary directory instead: the
+    pipeline still runs, and `paths.temporary_run_dir` notes that no trace is kept."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return str(Path(runinfo_root(), f"{stamp}-{os.getpid()}"))
+    path = Path(runinfo_root(), f"{stamp}-{os.getpid()}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return temporary_run_dir(f"cannot write to {path.parent}: {error.strerror or error}")
+    return str(path)
 
 
 def parsl_config(plan: Plan, labels: Iterable[str] | None = None, **defaults: Any) -> Any:
@@ -36,7 +43,9 @@ def parsl_config(plan: Plan, labels: Iterable[str] | None = None, **defaults: An
     from parsl.config import Config
 
     chosen = list(plan.executors) if labels is None else list(labels)
-    kwargs: dict[str, Any] = {"run_dir": default_run_dir(), **defaults}
+    kwargs: dict[str, Any] = dict(defaults)
+    if "run_dir" not in plan.options:
+        kwargs.setdefault("run_dir", default_run_dir())
     kwargs.update({k: build(plan.file, v) for k, v in plan.options.items()})
     kwargs["executors"] = [executor(plan, label) for label in chosen] or [_idle_executor()]
     return follow_nested_futures(_construct(plan.file, "parsl", Config, kwargs))

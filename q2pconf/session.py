@@ -21,6 +21,8 @@ from types import FrameType
 from typing import Any
 
 from q2pconf.config import Settings, choose_executor, load
+from q2pconf.measure import TRACE_KEY
+from q2pconf.trace import retry_handler
 from q2pconf.validate import flat_mapping
 
 THREAD_POOLS = ("ThreadPoolExecutor",)
@@ -98,7 +100,8 @@ class Session:
             with self._lock:
                 self._start(label)
                 app = self._apps.setdefault(key, PythonApp(
-                    runner, data_flow_kernel=self.dfk, executors=[label], cache=self.resume))
+                    runner, data_flow_kernel=self.dfk, executors=[label], cache=self.resume,
+                    ignore_for_cache=[TRACE_KEY]))
         return app
 
     def _start(self, label: str) -> None:
@@ -168,8 +171,10 @@ def _new_session(key: tuple[Any, ...], choice: Choice, settings: Settings | None
         from q2pconf.build import follow_nested_futures
 
         config = follow_nested_futures(choice.target)
+        if not getattr(config.retry_handler, "q2pconf", False):
+            config.retry_handler = retry_handler(config.retry_handler)
         return Session(key, None, config, dict(choice.mapping or {}), resume)
-    defaults: dict[str, Any] = dict(SESSION_DEFAULTS)
+    defaults: dict[str, Any] = {**SESSION_DEFAULTS, "retry_handler": retry_handler()}
     if resume and "memoizer" not in settings.plan.options:
         defaults["memoizer"] = _resuming_memoizer(settings)
     config = settings.parsl_config(labels=[], **defaults)

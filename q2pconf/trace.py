@@ -38,7 +38,6 @@ COLUMNS = ("step", "call", "task", "attempt", "executor", "status", "error", "su
 DONE, FAILED, DEPENDENCY, CANCELLED, CACHED = ("done", "failed", "dependency_failed",
                                                "cancelled", "cached")
 NA = "NA"
-INDEX = "runs.log"  # under runinfo_root: one line per traced run, newest last
 _CLEAN = str.maketrans({" ": "_", "\t": "_", "\n": "_"})
 _KEYS = itertools.count()
 _LIVE: dict[int, list[Any]] = {}  # call key -> [trace, entry, future] while not finished
@@ -196,16 +195,17 @@ def start(session: Any, pipeline: str) -> Trace | None:
     and return None when it cannot be written."""
     if not enabled():
         return None
+    from q2pconf.paths import unkept_reason
+
     directory = Path(session.dfk.run_dir)
     try:
-        if getattr(session, "trace_kept", True) is False:
-            raise OSError(session.trace_problem)
-        stem = _stem(directory, pipeline)
-        trace = Trace(directory, stem, run_meta(session, pipeline))
+        unkept = unkept_reason(str(directory))
+        if unkept is not None:
+            raise OSError(unkept)
+        trace = Trace(directory, _stem(directory, pipeline), run_meta(session, pipeline))
     except OSError as problem:
-        _warn_once(f"no trace of this run is kept: cannot write to {directory} "
-                   f"({_reason(problem)}). Fix: set XDG_CACHE_HOME, or run_dir under [parsl], "
-                   "to a writable directory")
+        _warn_once(f"no trace of this run is kept ({_reason(problem)}). Fix: point "
+                   "XDG_CACHE_HOME, or run_dir under [parsl], at a writable directory")
         return None
     _index(trace)
     return trace
