@@ -65,24 +65,26 @@ def measured(marker: tuple[int, int], func: Callable[..., Any], args: tuple[Any,
     if not at_home:
         _reset_peak()
     began, cpu = time.perf_counter(), clock()
-    started = time.time()
     try:
         value = func(*args, **kwargs)
     except BaseException as error:
-        usage = _usage(at_home, started, time.perf_counter() - began, clock() - cpu)
+        usage = _usage(at_home, time.perf_counter() - began, clock() - cpu)
         try:  # pickled with the exception's __dict__ on the way back from a worker
             setattr(error, USAGE_ATTR, usage)
         except Exception:  # an exception class without a __dict__: the usage is lost
             pass
         raise
-    usage = _usage(at_home, started, time.perf_counter() - began, clock() - cpu)
+    usage = _usage(at_home, time.perf_counter() - began, clock() - cpu)
     if at_home:
         ARRIVED[key] = usage
         return value
     return Measured(key, value, usage)
 
 
-def _usage(at_home: bool, started: float, wall: float, cpu: float) -> Usage:
+def _usage(at_home: bool, wall: float, cpu: float) -> Usage:
+    # Anchored at the end: a process preempted here reports a later end, never one after the
+    # result reached the pipeline.
+    started = time.time() - wall
     if at_home:  # ru_maxrss: the process's lifetime peak (KiB on Linux); a syscall, no file
         peak: int | None = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return Usage(started, wall, cpu, peak, "process", HOST, os.getpid(),

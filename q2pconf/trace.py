@@ -67,7 +67,7 @@ class Trace:
         self.calls = 0
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL
                                        | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o644)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # held while writing: `close` waits for a write
         self._offset = time.strftime("%z")
         self._offset = f"{self._offset[:3]}:{self._offset[3:]}" if self._offset else ""
         self._write("\t".join(COLUMNS) + "\n")
@@ -91,20 +91,24 @@ class Trace:
 
     def finished(self, key: int, future: Any) -> None:
         """The call's future is done: write its successful attempt (failures were written by
-        `retry_handler` as they happened)."""
-        found = _LIVE.pop(key, None)
-        usage = ARRIVED.pop(key, None)
-        if found is None or future.exception() is not None:
-            return
-        record = getattr(future, "task_record", {})
-        status = CACHED if record.get("from_memo") else DONE
-        self.record(found[1], record, status, None, usage)
+        `retry_handler` as they happened). Under the lock: `close` must not shut the file
+        between taking the call and writing its line."""
+        with self._lock:
+            found = _LIVE.pop(key, None)
+            usage = ARRIVED.pop(key, None)
+            if found is None or future.exception() is not None:
+                return
+            record = getattr(future, "task_record", {})
+            status = CACHED if record.get("from_memo") else DONE
+            self.record(found[1], record, status, None, usage)
 
     def record(self, entry: Entry, task: dict[str, Any], status: str, error: str | None,
                usage: Usage | None) -> None:
         """Write one attempt's line."""
         try:
-            self._write(self._line(entry, task, status, error, usage))
+            line = self._line(entry, task, status, error, usage)
+            with self._lock:
+                self._write(line)
         except Exception as problem:  # a full disk must not fail the pipeline
             self._give_up(problem)
 
@@ -149,12 +153,21 @@ class Trace:
         ended."""
         mine = [(key, found) for key, found in list(_LIVE.items()) if found[0] is self]
         for key, (_, entry, future) in sorted(mine, key=lambda item: item[1][1].call):
-            _LIVE.pop(key, None)
-            ARRIVED.pop(key, None)
-            task = dict(getattr(future, "task_record", None) or {})
-            task.setdefault("time_returned", datetime.datetime.now())
-            self.record(entry, task, CANCELLED, None, None)
-        fd, self._fd = self._fd, None
+            if future is not None and future.done():  # its callback has not run yet
+                self.finished(key, future)
+                continue
+            with self._lock:
+                if _LIVE.pop(key, None) is None:
+                    continue
+                ARRIVED.pop(key, None)
+                task = dict(getattr(future, "task_record", None) or {})
+                task.setdefault("time_returned", datetime.datetime.now())
+                if _doomed(future, set()):  # Parsl would fail it in a moment
+                    self.record(entry, task, DEPENDENCY, "DependencyError", None)
+                else:
+                    self.record(entry, task, CANCELLED, None, None)
+        with self._lock:
+            fd, self._fd = self._fd, None
         if fd is not None:
             _quiet_close(fd)
         self.meta.update(finished=_now(), outcome=outcome, calls=self.calls)
@@ -162,6 +175,17 @@ class Trace:
             _write_json(self.meta_path, self.meta)
         except OSError as problem:
             _warn_once(f"could not finish {self.meta_path} ({_reason(problem)})")
+
+
+def _doomed(future: Any, seen: set[int]) -> bool:
+    """Whether a future has failed, or waits (through Parsl's `depends`) on one that did."""
+    if future is None or id(future) in seen:
+        return False
+    seen.add(id(future))
+    if future.done():
+        return future.exception() is not None
+    depends = (getattr(future, "task_record", None) or {}).get("depends") or ()
+    return any(_doomed(dependency, seen) for dependency in depends)
 
 
 def retry_handler(previous: Any = None) -> Any:
