@@ -91,7 +91,7 @@ def retried(flag: str) -> object:
 
 
 @step(walltime=1)
-def overrun(seconds: float) -> float:
+def overrun(seconds: float, *after: object) -> float:
     """Sleeps in short naps, so Parsl's time limit can stop it between them."""
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -101,9 +101,9 @@ def overrun(seconds: float) -> float:
 
 @parallel_pipeline
 def mixed(n: int) -> list[object]:
-    """Thread and HTEX steps, and one that runs past its @step(walltime=1)."""
-    return ([nap_thread(0.2) for _ in range(n)] + [busy_htex(0.2) for _ in range(n)]
-            + [overrun(3)])
+    """Thread and HTEX steps, then one that runs past its @step(walltime=1)."""
+    ran = [nap_thread(0.2) for _ in range(n)] + [busy_htex(0.2) for _ in range(n)]
+    return overrun(3, *ran)
 
 
 @parallel_pipeline
