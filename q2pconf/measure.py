@@ -131,9 +131,10 @@ def _high_water() -> int | None:
     return None
 
 
+_JOB: list[str | None] = []  # this process's batch job id, looked up once
+
+
 def _job() -> str | None:
-    for name in JOB_VARS:
-        value = os.environ.get(name)
-        if value:
-            return value
-    return None
+    if not _JOB:
+        _JOB.append(next((os.environ[name] for name in JOB_VARS if os.environ.get(name)), None))
+    return _JOB[0]

@@ -68,8 +68,6 @@ class Trace:
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL
                                        | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o644)
         self._lock = threading.RLock()  # held while writing: `close` waits for a write
-        self._offset = time.strftime("%z")
-        self._offset = f"{self._offset[:3]}:{self._offset[3:]}" if self._offset else ""
         self._write("\t".join(COLUMNS) + "\n")
         meta.update(trace=str(self.path), columns=list(COLUMNS))
         _write_json(self.meta_path, meta)
@@ -130,12 +128,10 @@ class Trace:
         return "\t".join(fields) + "\n"
 
     def _when(self, value: datetime.datetime | None) -> str:
-        if value is None:
-            return NA
-        return value.isoformat(timespec="milliseconds") + self._offset
+        return NA if value is None else _iso(value.timestamp())
 
     def _stamp(self, seconds: float) -> str:
-        return self._when(datetime.datetime.fromtimestamp(seconds))
+        return _iso(seconds)
 
     def _write(self, text: str) -> None:
         fd = self._fd
@@ -262,6 +258,24 @@ def _index(trace: Trace) -> None:
             handle.write(f"{trace.meta['started']}\t{trace.meta_path}\n")
     except OSError:
         pass  # the trace itself is kept; only the shortcut to it is missing
+
+
+_SECOND: tuple[int, str, str] = (-1, "", "")  # the last second formatted, and its parts
+
+
+def _iso(seconds: float) -> str:
+    """Local ISO 8601 time with milliseconds and UTC offset; the date part is formatted once
+    per second (a trace line has four times: this is most of its cost)."""
+    global _SECOND
+    whole = int(seconds)
+    cached = _SECOND
+    if cached[0] != whole:
+        local = time.localtime(whole)
+        offset = time.strftime("%z", local)
+        cached = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", local),
+                  f"{offset[:3]}:{offset[3:]}" if offset else "")
+        _SECOND = cached  # one assignment: threads never see a half-updated pair
+    return f"{cached[1]}.{int((seconds - whole) * 1000):03d}{cached[2]}"
 
 
 def _mib(kib: int | None) -> str:
