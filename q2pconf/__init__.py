@@ -37,6 +37,7 @@ _EXPORTS = {
     "seed_prefix": "q2pconf.seed",
     "parallel_pipeline": "q2pconf.pipeline",
     "step": "q2pconf.pipeline",
+    "StepRecord": "q2pconf.pipeline",
     "ParallelConfig": "q2pconf.session",
     "add_parallel_arguments": "q2pconf.cli",
     "config_from_args": "q2pconf.cli",

@@ -61,6 +61,18 @@ def follow_nested_futures(config: Any) -> Any:
     return config
 
 
+def checkpointing(files: list[str]) -> dict[str, Any]:
+    """Config keywords that checkpoint every task as it ends and read `files`, in the form the
+    installed Parsl takes: a BasicMemoizer object today, plain Config keys before (2024.12)."""
+    from q2pconf import catalog
+
+    if "memoizer" not in catalog.parameters("config", "Config"):
+        return {"checkpoint_mode": "task_exit", "checkpoint_files": files}
+    from parsl.dataflow.memoization import BasicMemoizer
+
+    return {"memoizer": BasicMemoizer(checkpoint_mode="task_exit", checkpoint_files=files)}
+
+
 def _idle_executor() -> Any:
     """A thread pool that never gets a task: Parsl needs one executor to load, and executors
     added later (`dfk.add_executors`) then start only when a step needs them."""

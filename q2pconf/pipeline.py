@@ -217,6 +217,8 @@ class Run:
 
         error = future.exception()
         self.progress.finished(failed=error is not None)
+        # A DependencyError only says an earlier step failed: that step's own error has been
+        # (or is being) reported by its own callback, and is the one the user must see.
         if error is None or isinstance(error, DependencyError):
             return
         self._failed_with(error, call)

@@ -175,8 +175,8 @@ def _new_session(key: tuple[Any, ...], choice: Choice, settings: Settings | None
             config.retry_handler = retry_handler(config.retry_handler)
         return Session(key, None, config, dict(choice.mapping or {}), resume)
     defaults: dict[str, Any] = {**SESSION_DEFAULTS, "retry_handler": retry_handler()}
-    if resume and "memoizer" not in settings.plan.options:
-        defaults["memoizer"] = _resuming_memoizer(settings)
+    if resume and not {"memoizer", "checkpoint_mode"} & set(settings.plan.options):
+        defaults.update(_resuming(settings))
     config = settings.parsl_config(labels=[], **defaults)
     mapping = {**settings.mapping, **(choice.mapping or {})}
     return Session(key, settings, config, mapping, resume)
@@ -187,6 +187,8 @@ def _settings(target: Any) -> Settings | None:
         return load(target)
     if isinstance(target, Settings):
         return target
+    # By name, not isinstance: importing parsl.config here would import Parsl (~0.3 s) for
+    # every lookup; a parsl.Config can only exist if the caller imported Parsl already.
     if type(target).__name__ == "Config" and type(target).__module__.startswith("parsl"):
         return None
     raise TypeError("ParallelConfig takes a path, a q2pconf.Settings or a parsl.Config, "
@@ -206,17 +208,16 @@ def _identity(target: Any, settings: Settings | None) -> tuple[Any, ...]:
     return (str(settings.path), stat.st_mtime_ns, stat.st_size, stat.st_ino)
 
 
-def _resuming_memoizer(settings: Settings) -> Any:
-    """Parsl's own memoizer, checkpointing each task and reading all earlier checkpoints."""
-    from parsl.dataflow.memoization import BasicMemoizer
-
+def _resuming(settings: Settings) -> dict[str, Any]:
+    """Config keywords that checkpoint each task and read all earlier checkpoints."""
+    from q2pconf.build import checkpointing
     from q2pconf.paths import runinfo_root
 
     base = settings.plan.options.get("run_dir") or runinfo_root()
     # Parsl numbers runs inside run_dir (run_dir/000); q2pconf's default adds a per-process level.
     found = glob.glob(os.path.join(glob.escape(base), "*", "checkpoint"))
     found += glob.glob(os.path.join(glob.escape(base), "*", "*", "checkpoint"))
-    return BasicMemoizer(checkpoint_mode="task_exit", checkpoint_files=sorted(found))
+    return checkpointing(sorted(found))
 
 
 def _quiet_parsl_logging() -> None:

@@ -321,6 +321,9 @@ def _why_no(owner: str, arg: str) -> str:
     if owner == "ThreadPoolExecutor" and arg == "provider":
         return "a ThreadPoolExecutor runs in the pipeline's own process; " \
                "use HighThroughputExecutor to run workers through a provider"
+    if owner == "Config" and arg == "memoizer":  # Parsl 2024.12, the oldest q2pconf supports
+        return ("this Parsl predates memoizer objects: set checkpoint_mode and checkpoint_files "
+                "under [parsl] (or a BasicMemoizer table), or upgrade Parsl")
     return f"{owner} does not use one"
 
 
