@@ -77,8 +77,9 @@ def _parser() -> argparse.ArgumentParser:
 
     report = command("report", _report, "write the HTML report of a pipeline run",
                      "q2pconf report            (your last run; prints the file's path)")
-    report.add_argument("target", metavar="RUN", nargs="?", help="a run's .run.json or .trace.tsv file, or a "
-                        "directory of runs (default: your last run)")
+    report.add_argument("target", metavar="RUN", nargs="?",
+                        help="a run's .run.json or .trace.tsv file, or a directory of runs "
+                        "(default: your last run)")
     report.add_argument("-o", "--output", metavar="FILE", help="write the report here instead "
                         "of beside the trace")
 

@@ -3,8 +3,8 @@
 The Runner calls `measured` around a step when the pipeline traces. In the submitting process
 (a thread step) the usage goes straight into `ARRIVED`; in a worker process it rides back
 inside the pickled result (`Measured`) and lands in `ARRIVED` when the submitting side
-unpickles it. A failed attempt's usage rides on its exception (`USAGE_ATTR`) either way. Only the standard library: workers import
-this module before every traced step.
+unpickles it. A failed attempt's usage rides on its exception (`USAGE_ATTR`) either way.
+Only the standard library: workers import this module before every traced step.
 """
 from __future__ import annotations
 

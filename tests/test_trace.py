@@ -17,8 +17,6 @@ import q2pconf
 import trace_steps as steps
 from configs import two_executors
 from conftest import readonly_command, require_tool
-from procs import parsl_children
-from q2pconf import session as sessions
 from q2pconf.runs import read, seconds
 from q2pconf.trace import COLUMNS
 
@@ -34,12 +32,7 @@ def write_config(tmp_path: Path, parsl_extra: str = "") -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def fresh_session(clean_env: Path):
-    sessions.close()
-    yield
-    sessions.close()
-    assert parsl_children() == []
+pytestmark = pytest.mark.usefixtures("fresh_session")
 
 
 def rows_of(path: Path | None) -> list[dict[str, str]]:
