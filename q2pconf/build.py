@@ -29,9 +29,29 @@ def default_run_dir() -> str:
     path = Path(runinfo_root(), f"{stamp}-{os.getpid()}")
     try:
         path.mkdir(parents=True, exist_ok=True)
+        _probe(path)
     except OSError as error:
+        _quietly_remove(path)
         return temporary_run_dir(f"cannot write to {path.parent}: {error.strerror or error}")
     return str(path)
+
+
+def _probe(directory: Path) -> None:
+    """Raise OSError unless a few KiB can be written in `directory`: a full disk still lets
+    directories be made, and Parsl's log would then fail on every line."""
+    probe = directory / ".q2pconf-probe"
+    try:
+        with open(probe, "wb") as handle:
+            handle.write(b"\0" * 8192)  # a full file system refuses it here (no fsync: cheap)
+    finally:
+        _quietly_remove(probe)
+
+
+def _quietly_remove(path: Path) -> None:
+    try:
+        path.rmdir() if path.is_dir() else path.unlink()
+    except OSError:
+        pass
 
 
 def parsl_config(plan: Plan, labels: Iterable[str] | None = None, **defaults: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -202,23 +203,37 @@ def _wait_for_lines(cache: Path, count: int, child: subprocess.Popen[bytes]) -> 
     raise AssertionError(f"no trace with {count} lines under {cache}")
 
 
-READONLY = """
+UNWRITABLE = """
 import trace_steps, q2pconf
 print(trace_steps.many_naps(3, 0.0), trace_steps.many_naps.trace_path)
 print(trace_steps.many_naps(2, 0.0), trace_steps.many_naps.trace_path)
 """
 
 
-def test_a_read_only_cache_runs_with_one_warning_and_no_trace(tmp_path: Path) -> None:
+def full_command(directory: Path, command: list[str]) -> list[str]:
+    """`command` run with a full 1 MiB file system mounted on `directory` (a private mount
+    namespace: nothing stays mounted)."""
+    require_tool("unshare")
+    target = shlex.quote(str(directory))
+    script = (f"mount -t tmpfs -o size=1m tmpfs {target} && "
+              f"(dd if=/dev/zero of={target}/fill bs=4k 2>/dev/null; true) && "
+              f"exec {' '.join(shlex.quote(part) for part in command)}")
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+
+
+@pytest.mark.parametrize("make, problem", [(readonly_command, "Read-only file system"),
+                                           (full_command, "No space left on device")])
+def test_an_unwritable_cache_runs_with_one_warning_and_no_trace(tmp_path: Path, make, problem
+                                                                ) -> None:
     cache = tmp_path / "home" / ".cache"
     cache.mkdir(parents=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)]),
            "Q2PCONF_PROGRESS": "0"}
-    done = subprocess.run(readonly_command(cache, [sys.executable, "-c", READONLY]), env=env,
+    done = subprocess.run(make(cache, [sys.executable, "-c", UNWRITABLE]), env=env,
                           capture_output=True, text=True, timeout=CHILD_TIMEOUT)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == 2 and all(line.endswith("] None") for line in lines), done.stdout
     assert done.stderr.count("no trace of this run is kept") == 1, done.stderr
-    assert "Read-only file system" in done.stderr
+    assert problem in done.stderr and "Logging error" not in done.stderr, done.stderr
     assert not list(cache.rglob("*"))
