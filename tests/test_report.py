@@ -89,3 +89,23 @@ def test_the_report_fetches_nothing(browser: Browser, report: Path, tmp_path: Pa
     control.write_text('<!DOCTYPE html><img src="http://192.0.2.1/pixel.png">')
     other = browser.open(control.as_uri())
     assert "http://192.0.2.1/pixel.png" in browser.requests(other)
+
+
+def test_the_example_writes_its_report_and_prints_where(clean_env: Path, tmp_path: Path
+                                                        ) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "Q2PCONF_PROGRESS": "0", "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, str(root / "examples" / "amplicon.py"), "--samples",
+                           "2", "--depth", "100", "--no-serial"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    paths = {line.split(":", 1)[0]: Path(line.split(":", 1)[1].strip())
+             for line in done.stdout.splitlines() if line.startswith(("trace:", "report:"))}
+    assert paths["report"].name.endswith(".report.html"), done.stdout
+    assert paths["report"].parent == paths["trace"].parent
+    assert f"q2pconf: report: {paths['report']}" in done.stderr
+    page = paths["report"].read_text()
+    assert 'id="timeline"' in page and "__main__.denoise" in page

@@ -18,6 +18,7 @@ import q2pconf
 import trace_steps as steps
 from configs import two_executors
 from conftest import readonly_command, require_tool
+from q2pconf.advice import findings
 from q2pconf.runs import read, seconds
 from q2pconf.trace import COLUMNS
 
@@ -26,9 +27,10 @@ ROOT = TESTS.parent
 CHILD_TIMEOUT = 60.0
 
 
-def write_config(tmp_path: Path, parsl_extra: str = "") -> Path:
+def write_config(tmp_path: Path, parsl_extra: str = "", htex_extra: str = "") -> Path:
     path = tmp_path / "traced.toml"
     path.write_text(two_executors(threads=2, workers=2, parsl_extra=parsl_extra,
+                                  htex_extra=htex_extra,
                                   extra="init_blocks = 1\nmax_blocks = 1\n"))
     return path
 
@@ -63,7 +65,7 @@ def check_times(row: dict[str, str], began: float, ended: float) -> None:
 
 def test_thread_and_htex_steps_record_where_and_what_they_used(tmp_path: Path) -> None:
     began = time.time()
-    with q2pconf.ParallelConfig(write_config(tmp_path)):
+    with q2pconf.ParallelConfig(write_config(tmp_path, htex_extra="mem_per_worker = 0.25")):
         pids = steps.usage(1.0)
     ended = time.time()
     rows = rows_of(steps.usage.trace_path)
@@ -96,6 +98,11 @@ def test_thread_and_htex_steps_record_where_and_what_they_used(tmp_path: Path) -
     # Memory: the step's own peak in a worker process
     big, small = float(named["allocate"]["peak_rss_mib"]), float(named["trivial"]["peak_rss_mib"])
     assert big >= 200 and small < big - 150, (big, small)
+    # ... which the report holds against the 256 MiB each worker was given
+    run = read(Path(str(steps.usage.trace_path).replace(".trace.tsv", ".run.json")))
+    memory = [f for f in findings(run) if "mem_per_worker" in f.setting]
+    assert [(f.step, f.level) for f in memory] in (
+        [("trace_steps.allocate", "close")], [("trace_steps.allocate", "hit")]), memory
 
 
 def test_run_json_records_the_config_and_how_the_run_ended(tmp_path: Path) -> None:
