@@ -119,6 +119,30 @@ def test_run_json_records_the_config_and_how_the_run_ended(tmp_path: Path) -> No
     assert len(run.rows) == 6
 
 
+def test_the_command_line_lists_runs_and_reports_the_last(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]
+                                                          ) -> None:
+    from q2pconf.cli import main
+
+    assert main(["report"]) == 2
+    assert "no traced run is recorded" in capsys.readouterr().err
+    with q2pconf.ParallelConfig(write_config(tmp_path)):
+        steps.many_naps(2, 0.0)
+        with pytest.raises(KeyError):
+            steps.failing()
+    assert main(["info", "--runs"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("  failing  failed, 2 step attempts")
+    assert out[1] == f"  trace: {steps.failing.trace_path}"
+    assert out[2].endswith("  many_naps  done, 2 step attempts")
+    assert main(["report"]) == 0
+    page = Path(capsys.readouterr().out.strip())
+    assert page == steps.failing.trace_path.with_name("failing-2.report.html")
+    assert 'data-status="failed"' in page.read_text()
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "no such run" in capsys.readouterr().err
+
+
 def test_a_failing_step_and_the_step_that_never_ran(tmp_path: Path) -> None:
     began = time.time()
     with q2pconf.ParallelConfig(write_config(tmp_path)):
