@@ -16,7 +16,11 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-TRACE_KEY = "_q2pconf_trace"  # the keyword carrying (submitting pid, call key) to the Runner
+TRACE_KEY = "_q2pconf_trace"  # the keyword carrying a call's key (an int) to the Runner
+# The process whose pipelines trace: a step running in it is a thread step. A worker process
+# (a fresh interpreter, or a fork of this one) has another pid. An int key, not a tuple:
+# Parsl's dependency resolver walks into tuples on every call.
+HOME_PID: int | None = None
 USAGE_ATTR = "_q2pconf_usage"  # where a failed attempt's usage rides on its exception
 ARRIVED: dict[int, Usage] = {}  # call key -> usage of its successful attempt (submit side)
 HOST = socket.gethostname()
@@ -56,11 +60,10 @@ def _arrive(key: int, value: Any, usage: tuple[Any, ...]) -> Any:
     return value
 
 
-def measured(marker: tuple[int, int], func: Callable[..., Any], args: tuple[Any, ...],
+def measured(key: int, func: Callable[..., Any], args: tuple[Any, ...],
              kwargs: dict[str, Any]) -> Any:
-    """Call `func`, measuring it; `marker` is (submitting pid, call key)."""
-    owner, key = marker
-    at_home = owner == os.getpid()
+    """Call `func`, measuring it; `key` names the call in the submitting process."""
+    at_home = HOME_PID == os.getpid()
     clock = time.thread_time if at_home else _process_cpu
     if not at_home:
         _reset_peak()

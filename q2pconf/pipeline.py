@@ -175,13 +175,12 @@ class Run:
             kwargs = {**kwargs, CODE_KEY: step.runner.code_digest()}
         trace = self.trace
         if trace is not None:
-            marker = trace.expect(f"{step.plugin}.{step.name}", step.walltime)
-            kwargs = {**kwargs, TRACE_KEY: marker}
+            key = trace.expect(f"{step.plugin}.{step.name}", step.walltime)
+            kwargs = {**kwargs, TRACE_KEY: key}
         future = app(*args, **kwargs)
         future.add_done_callback(functools.partial(self._done, call))
         if trace is not None:
-            trace.attach(marker, future)
-            future.add_done_callback(functools.partial(trace.finished, marker[1]))
+            trace.watch(key, future)
         with self._lock:
             self.futures.append(future)
             self.calls.append(call)

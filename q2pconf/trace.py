@@ -19,6 +19,7 @@ or its worker process and the children it waited for.
 from __future__ import annotations
 
 import datetime
+import functools
 import itertools
 import json
 import os
@@ -64,7 +65,7 @@ class Trace:
         self.path = directory / f"{stem}.trace.tsv"
         self.meta_path = directory / f"{stem}.run.json"
         self.meta = meta
-        self.calls = 0
+        self._numbers = itertools.count()
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL
                                        | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o644)
         self._lock = threading.RLock()  # held while writing: `close` waits for a write
@@ -72,20 +73,19 @@ class Trace:
         meta.update(trace=str(self.path), columns=list(COLUMNS))
         _write_json(self.meta_path, meta)
 
-    def expect(self, step: str, walltime: float | None) -> tuple[int, int]:
-        """Register a call about to be submitted; returns the marker the Runner gets."""
-        key = next(_KEYS)
-        with self._lock:
-            call = self.calls
-            self.calls += 1
-        _LIVE[key] = [self, Entry(step, call, walltime), None]
-        return (os.getpid(), key)
+    def expect(self, step: str, walltime: float | None) -> int:
+        """Register a call about to be submitted; returns the key the Runner gets."""
+        key = next(_KEYS)  # next() on a count is atomic: no lock
+        _LIVE[key] = [self, Entry(step, next(self._numbers), walltime), None]
+        return key
 
-    def attach(self, marker: tuple[int, int], future: Any) -> None:
-        """The future Parsl returned for the call (for a `cancelled` line, should it not end)."""
-        found = _LIVE.get(marker[1])
+    def watch(self, key: int, future: Any) -> None:
+        """The future Parsl returned for the call: its line is written when it is done (and a
+        `cancelled` line from it, should the run end first)."""
+        found = _LIVE.get(key)
         if found is not None:
             found[2] = future
+        future.add_done_callback(functools.partial(self.finished, key))
 
     def finished(self, key: int, future: Any) -> None:
         """The call's future is done: write its successful attempt (failures were written by
@@ -166,7 +166,7 @@ class Trace:
             fd, self._fd = self._fd, None
         if fd is not None:
             _quiet_close(fd)
-        self.meta.update(finished=_now(), outcome=outcome, calls=self.calls)
+        self.meta.update(finished=_now(), outcome=outcome, calls=next(self._numbers))
         try:
             _write_json(self.meta_path, self.meta)
         except OSError as problem:
@@ -199,8 +199,8 @@ def retry_handler(previous: Any = None) -> Any:
 
 
 def _failed_attempt(error: BaseException, task: dict[str, Any]) -> None:
-    marker = (task.get("kwargs") or {}).get(TRACE_KEY)
-    found = None if marker is None else _LIVE.get(marker[1])
+    key = (task.get("kwargs") or {}).get(TRACE_KEY)
+    found = None if key is None else _LIVE.get(key)
     if found is None:
         return
     trace, entry, _ = found
@@ -215,8 +215,10 @@ def start(session: Any, pipeline: str) -> Trace | None:
     and return None when it cannot be written."""
     if not enabled():
         return None
+    from q2pconf import measure
     from q2pconf.paths import unkept_reason
 
+    measure.HOME_PID = os.getpid()  # steps running in this process are thread steps
     directory = Path(session.dfk.run_dir)
     try:
         unkept = unkept_reason(str(directory))

@@ -43,12 +43,12 @@ class Runner:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.pop(CODE_KEY, None)
-        marker = kwargs.pop(TRACE_KEY, None)
+        key = kwargs.pop(TRACE_KEY, None)
         if not self.takes_walltime:
             kwargs.pop("walltime", None)  # Parsl's time limit, not the step's argument
-        if marker is None:
+        if key is None:
             return self.func(*args, **kwargs)
-        return measured(marker, self.func, args, kwargs)
+        return measured(key, self.func, args, kwargs)
 
     def code_digest(self) -> str:
         """Changes when the step's code changes, so a checkpointed result is not reused.
