@@ -112,26 +112,26 @@ class Trace:
 
     def _line(self, entry: Entry, task: dict[str, Any], status: str, error: str | None,
               usage: Usage | None) -> str:
-        times = self._when(task.get("time_invoked")), self._when(task.get("try_time_launched"))
+        """One line of the trace: one f-string, as this runs once per step."""
+        when = self._when
         if usage is None:
             ended = task.get("try_time_returned") or task.get("time_returned")
-            measured = [NA, self._when(ended), NA, NA, NA, NA, NA, NA, NA, NA]
+            measured = f"NA\t{when(ended)}\tNA\tNA\tNA\tNA\tNA\tNA\tNA\tNA"
         else:
-            measured = [self._stamp(usage.started), self._stamp(usage.started + usage.wall),
-                        f"{usage.wall:.3f}", f"{usage.cpu:.3f}", _mib(usage.peak_kib),
-                        usage.scope, usage.host, str(usage.pid),
-                        usage.worker.translate(_CLEAN), usage.job or NA]
-        fields = [entry.step, str(entry.call), str(task.get("id", NA)),
-                  str(task.get("try_id", 0) + 1), str(task.get("executor", NA)), status,
-                  error or NA, *times, *measured,
-                  NA if entry.walltime is None else f"{entry.walltime:g}"]
-        return "\t".join(fields) + "\n"
+            started, wall, worker = usage.started, usage.wall, usage.worker
+            if " " in worker or "\t" in worker or "\n" in worker:
+                worker = worker.translate(_CLEAN)
+            measured = (f"{_iso(started)}\t{_iso(started + wall)}\t{wall:.3f}\t{usage.cpu:.3f}"
+                        f"\t{_mib(usage.peak_kib)}\t{usage.scope}\t{usage.host}\t{usage.pid}"
+                        f"\t{worker}\t{usage.job or NA}")
+        limit = NA if entry.walltime is None else f"{entry.walltime:g}"
+        return (f"{entry.step}\t{entry.call}\t{task.get('id', NA)}\t{task.get('try_id', 0) + 1}"
+                f"\t{task.get('executor', NA)}\t{status}\t{error or NA}"
+                f"\t{when(task.get('time_invoked'))}\t{when(task.get('try_time_launched'))}"
+                f"\t{measured}\t{limit}\n")
 
     def _when(self, value: datetime.datetime | None) -> str:
         return NA if value is None else _iso(value.timestamp())
-
-    def _stamp(self, seconds: float) -> str:
-        return _iso(seconds)
 
     def _write(self, text: str) -> None:
         fd = self._fd
