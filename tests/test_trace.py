@@ -268,3 +268,18 @@ def test_an_unwritable_cache_runs_with_one_warning_and_no_trace(tmp_path: Path, 
     assert done.stderr.count("no trace of this run is kept") == 1, done.stderr
     assert problem in done.stderr and "Logging error" not in done.stderr, done.stderr
     assert not list(cache.rglob("*"))
+
+
+def test_steps_resumed_from_a_checkpoint_are_cached(tmp_path: Path) -> None:
+    import pipeline_steps
+
+    log = tmp_path / "calls.log"
+    run = q2pconf.parallel_pipeline(pipeline_steps.counted.func, resume=True)
+    with q2pconf.ParallelConfig(write_config(tmp_path)):
+        assert run(str(log), [1, 2]) == [10, 20]
+        assert {row["status"] for row in rows_of(run.trace_path)} == {"done"}
+        assert run(str(log), [1, 2, 3]) == [10, 20, 30]
+    rows = rows_of(run.trace_path)
+    assert sorted((row["status"], row["wall_s"] == "NA") for row in rows) == [
+        ("cached", True), ("cached", True), ("done", False)]
+    assert sorted(log.read_text().split()) == ["1", "2", "3"]
