@@ -17,6 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
+from q2pconf import closing
 from q2pconf import session as sessions
 from q2pconf.progress import Progress
 from q2pconf.transport import CODE_KEY, Runner, refuse_while_loading
@@ -95,6 +96,9 @@ class Pipeline:
         try:
             with sessions.closed_on_interrupt(), run.progress:
                 return run.resolve(self.func(*args, **kwargs))
+        except BaseException:
+            run.abandon()  # what has not started never starts
+            raise
         finally:
             _ACTIVE.reset(token)
             self.history = run.records()
@@ -200,6 +204,7 @@ class Run:
             if self.failure is not None:
                 raise self.failure
             if self.session.closed:
+                closing.await_signal_death()
                 raise RuntimeError("q2pconf: the Parsl session was closed while steps ran")
             with self._lock:
                 if done == len(self.futures):
@@ -208,8 +213,15 @@ class Run:
             if future.done():
                 done += 1
             else:  # wake up now and then: a failure elsewhere must not wait for this step
+                self.session.check()
                 wait([future, self._failed], timeout=0.5, return_when=FIRST_COMPLETED)
         return _plain(value)
+
+    def abandon(self) -> None:
+        """After a failure or an interrupt: steps of this run still queued do not start."""
+        with self._lock:
+            futures = list(self.futures)
+        closing.cancel_not_started(self.session.dfk, futures)
 
     def records(self) -> list[StepRecord]:
         with self._lock:
