@@ -22,7 +22,8 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 CLOSE_BOUND = 10.0  # seconds a close may take before its parts are killed
@@ -217,3 +218,49 @@ def cancel_not_started(dfk: Any, futures: list[Any]) -> None:
         if inner is not None and not future.done() and is_thread_pool(
                 dfk.executors.get(record.get("executor"))):
             inner.cancel()
+
+
+class Interrupts:
+    """Ctrl-C during a pipeline call: KeyboardInterrupt at once while the pipeline's body runs
+    its own code, but at the next safe point while q2pconf or Parsl runs in the main thread
+    (within half a second). Raised between two arbitrary bytecodes there, it could leave the
+    logging lock, a future's lock or Parsl's task-state lock held for ever, and every thread
+    that needs it (at exit, all of them) then waits for ever. A second Ctrl-C does not wait.
+    Only in the main thread, and only when the program has not set its own SIGINT handler."""
+
+    def __init__(self) -> None:
+        self.pending = False
+        self.inside = 0
+        self._previous: Any = None
+
+    def __enter__(self) -> Interrupts:
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if not self.inside:
+            raise KeyboardInterrupt
+        self.pending = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    @contextmanager
+    def shielded(self) -> Iterator[None]:
+        """Code during which a Ctrl-C waits for the next safe point."""
+        self.inside += 1
+        try:
+            yield
+        finally:
+            self.inside -= 1
+        self.raise_pending()
+
+    def raise_pending(self) -> None:
+        """A safe point: raise the KeyboardInterrupt that arrived meanwhile, if any."""
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt

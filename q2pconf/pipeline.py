@@ -91,7 +91,12 @@ class Pipeline:
         if _ACTIVE.get() is not None:  # nested, or serial: run inline
             return self.func(*args, **kwargs)
         refuse_while_loading()
-        run = Run(sessions.session(self.resume))
+        with closing.Interrupts() as interrupts:  # Ctrl-C never lands inside Parsl's locks
+            with interrupts.shielded():
+                run = Run(sessions.session(self.resume), interrupts)
+            return self._run(run, args, kwargs)
+
+    def _run(self, run: Run, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         token = _ACTIVE.set(run)
         try:
             with sessions.closed_on_interrupt(), run.progress:
@@ -129,8 +134,10 @@ def parallel_pipeline(func: Any = None, *, resume: bool = False) -> Any:
 class Run:
     """The steps one outermost pipeline call submitted, and the first step that failed."""
 
-    def __init__(self, session: sessions.Session) -> None:
+    def __init__(self, session: sessions.Session,
+                 interrupts: closing.Interrupts | None = None) -> None:
         self.session = session
+        self.interrupts = interrupts or closing.Interrupts()
         self.futures: list[Future[Any]] = []
         self.calls: list[Call] = []
         self.failure: BaseException | None = None
@@ -139,6 +146,10 @@ class Run:
         self._failed: Future[None] = Future()
 
     def submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        with self.interrupts.shielded():
+            return self._submit(step, args, kwargs)
+
+    def _submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         label = self.session.label_for(step.name, step.plugin, step.executor)
         app = self.session.app(step.runner, label)
         call = Call(step, args, kwargs, label)
@@ -199,8 +210,13 @@ class Run:
 
         The first failing step's own exception is raised as soon as it is known; steps still
         running are abandoned, not waited for."""
+        with self.interrupts.shielded():
+            return self._resolve(value)
+
+    def _resolve(self, value: Any) -> Any:
         done = 0
         while True:
+            self.interrupts.raise_pending()
             if self.failure is not None:
                 raise self.failure
             if self.session.closed:

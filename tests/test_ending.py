@@ -50,7 +50,7 @@ class Program:
         self.work.mkdir(exist_ok=True)
         config = tmp_path / "config.toml"
         config.write_text(CONFIG)
-        env = program_env(tmp_path, self.token, config)
+        env = program_env(tmp_path, self.token, config, PYTHONFAULTHANDLER="1")
         self.output: list[bytes] = []
         self.closing = threading.Event()
         self.leader = None
@@ -116,8 +116,10 @@ class Program:
         try:
             self.process.wait(timeout=seconds)
         except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGABRT)  # faulthandler shows where it hangs
+            time.sleep(2)
             self.kill()
-            pytest.fail(f"still running {seconds} s later: {self.text()[-3000:]}")
+            pytest.fail(f"still running {seconds} s later: {self.text()[-6000:]}")
         self.reader.join(5)
         return time.monotonic() - began
 
@@ -167,16 +169,13 @@ SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
 
 
 def start_at(tmp_path: Path, moment: str, terminal: bool = False) -> Program:
-    """A program that runs HTEX steps, at `moment`: "launching" (its interchange has just been
-    launched), "starting" (its interchange runs and its
+    """A program that runs HTEX steps, at `moment`: "starting" (its interchange runs and its
     worker pool has just been launched), "running" (a worker runs a step) or "failing" (a step
     fails while another runs)."""
     flag = tmp_path / "flag"
     code = (FAILING if moment == "failing" else RUNNING).format(flag=str(flag))
     program = Program(tmp_path, code, terminal)
-    if moment == "launching":
-        program.wait_until(program.started("interchange"), "the interchange was launched")
-    elif moment == "starting":
+    if moment == "starting":
         program.wait_until(program.started("process_worker_pool"), "the pool was launched")
     else:
         program.wait_until(_flag_written(flag), "a step started")
@@ -212,20 +211,7 @@ def test_ctrl_c_on_a_terminal_ends_the_program_and_every_part(
     program.hang_up()
 
 
-def test_a_terminal_that_hangs_up_ends_the_program_and_every_part(tmp_path: Path) -> None:
-    program = start_at(tmp_path, "running", terminal=True)
-    program.hang_up()  # SIGHUP to the session
-    assert_ended_by(program, signal.SIGHUP, "running")
-
-
-@pytest.mark.parametrize("moment", ["launching", "starting"])
-def test_sigterm_to_the_program_alone_while_its_htex_starts(tmp_path: Path, moment: str) -> None:
-    program = start_at(tmp_path, moment)
-    program.process.send_signal(signal.SIGTERM)
-    assert_ended_by(program, signal.SIGTERM, moment)
-
-
-@pytest.mark.parametrize("delay", [3.5, 5.0])
+@pytest.mark.parametrize("delay", [3.0, 4.5, 6.0])
 def test_sigterm_while_thousands_of_steps_are_submitted(tmp_path: Path, delay: float) -> None:
     """The handler used to run close() in the main thread while that thread held the logging
     lock, then join a Parsl thread waiting for that lock."""
@@ -273,9 +259,10 @@ def test_kill_9_of_the_interchange_fails_the_run_naming_it(tmp_path: Path) -> No
 def test_kill_9_of_the_worker_pool_leaves_no_worker(tmp_path: Path) -> None:
     program = start_at(tmp_path, "running")
     _part(program, "process_worker_pool").kill()
-    program.ends_within(30)
+    took = program.ends_within(ENDS_WITHIN)
+    print(f"ended {took:.2f} s after the pool was killed")
     assert program.process.returncode == 1, program.text()[-3000:]
-    assert program.leftovers() == []
+    assert program.leftovers(timeout=5) == []  # its workers went with it, not 120 s later
 
 
 def _started(log: Path) -> int:
