@@ -26,6 +26,7 @@ from typing import Any
 # public name -> module that defines it
 _EXPORTS = {
     "ConfigError": "q2pconf.errors",
+    "UnknownLabelError": "q2pconf.errors",
     "locate": "q2pconf.find",
     "Located": "q2pconf.find",
     "load": "q2pconf.config",
@@ -37,7 +38,9 @@ _EXPORTS = {
     "seed_prefix": "q2pconf.seed",
     "parallel_pipeline": "q2pconf.pipeline",
     "step": "q2pconf.pipeline",
+    "StepRecord": "q2pconf.pipeline",
     "ParallelConfig": "q2pconf.session",
+    "ExecutorFailed": "q2pconf.watchdog",
     "add_parallel_arguments": "q2pconf.cli",
     "config_from_args": "q2pconf.cli",
     # QIIME 2's names (qiime2.sdk.parallel_config), same meaning where it fits
@@ -45,6 +48,8 @@ _EXPORTS = {
     "get_config_from_file": "q2pconf.compat",
     "load_config_from_file": "q2pconf.compat",
     "get_config_from_dict": "q2pconf.compat",
+    "load_config_from_dict": "q2pconf.compat",
+    "get_vendored_config_path": "q2pconf.compat",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

@@ -56,6 +56,18 @@ def follow_nested_futures(config: Any) -> Any:
     return config
 
 
+def checkpointing(files: list[str]) -> dict[str, Any]:
+    """Config keywords that checkpoint every task as it ends and read `files`, in the form the
+    installed Parsl takes: a BasicMemoizer object today, plain Config keys before (2024.12)."""
+    from q2pconf import catalog
+
+    if "memoizer" not in catalog.parameters("config", "Config"):
+        return {"checkpoint_mode": "task_exit", "checkpoint_files": files}
+    from parsl.dataflow.memoization import BasicMemoizer
+
+    return {"memoizer": BasicMemoizer(checkpoint_mode="task_exit", checkpoint_files=files)}
+
+
 def _idle_executor() -> Any:
     """A thread pool that never gets a task: Parsl needs one executor to load, and executors
     added later (`dfk.add_executors`) then start only when a step needs them."""
@@ -165,6 +177,7 @@ def _worker_launch_cmd() -> str:
     program, _, rest = DEFAULT_LAUNCH_CMD.partition(" ")
     if program != "process_worker_pool.py":
         return DEFAULT_LAUNCH_CMD  # a Parsl we do not know: keep its own command
-    module = f"{HTEX_MODULE}.process_worker_pool"
+    # Parsl's pool (its workers forked from a warm server: q2pconf.pool), under the guard
+    pool = f"{shlex.quote(sys.executable)} -m q2pconf.pool {HTEX_MODULE}.process_worker_pool"
     guard = " ".join(map(shlex.quote, GUARD))
-    return f"{guard} pool -- {shlex.quote(sys.executable)} -m {module} {rest}"
+    return f"{guard} pool -- {pool} {rest}"

@@ -56,51 +56,70 @@ def htex_parts(dfk: Any) -> list[Any]:
 
 
 def check_interchanges(dfk: Any) -> None:
-    """Put every executor whose interchange has died in Parsl's bad state: its waiting tasks
-    fail at once with a message naming the interchange, its pid and its log."""
+    """Put every executor whose interchange has died in Parsl's bad state (its tasks fail with
+    a message naming the interchange) and cancel its blocks: Parsl's cleanup then skips it."""
     for executor in htex_parts(dfk):
-        process = executor.interchange_proc
-        if executor.bad_state_is_set:
+        if executor.interchange_proc.poll() is None or executor.bad_state_is_set:
             continue
-        if process.poll() is None:
-            _GUARDED.setdefault(process.pid, _child_of(process.pid))
-            continue
-        executor.set_bad_state_and_fail_all(InterchangeDied(_obituary(executor, process)))
+        executor.set_bad_state_and_fail_all(InterchangeDied(interchange_ended(executor)))
         _cancel_blocks(executor)  # its workers go now, not when their guard notices
 
 
 # The interchange's own pid by its guard's pid: a message about its death names the pid the
 # user sees in `ps` (Linux; elsewhere the guard's pid is named).
-_GUARDED: dict[int, int | None] = {}
+_GUARDED: dict[int, int] = {}
 
 
-def _child_of(pid: int) -> int | None:
+def remember(executor: Any) -> None:
+    """Note the pid of a just-started executor's interchange (the child of its guard)."""
+    process = getattr(executor, "interchange_proc", None)
+    if process is None:
+        return
     try:
-        with open(f"/proc/{pid}/task/{pid}/children") as children:
+        with open(f"/proc/{process.pid}/task/{process.pid}/children") as children:
             found = children.read().split()
     except OSError:
-        return None
-    return int(found[0]) if found else None
+        return
+    if found:
+        _GUARDED[process.pid] = int(found[0])
 
 
-def _obituary(executor: Any, process: subprocess.Popen[bytes]) -> str:
+def interchange_alive(executor: Any) -> bool:
+    """Whether an executor's interchange runs (started or not yet: True), looking at the
+    interchange itself where its guard's pid was remembered, not only at the guard."""
+    process = getattr(executor, "interchange_proc", None)
+    if process is None:
+        return True
+    if process.poll() is not None:
+        return False
+    pid = _GUARDED.get(process.pid)
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return pid is None  # gone, unless it was never remembered (not Linux)
+
+
+def interchange_ended(executor: Any) -> str:
+    """How an executor's interchange ended: its pid, the signal or status, its log."""
+    process = executor.interchange_proc
     status = process.returncode
     how = (f"was killed by {signal.Signals(-status).name}" if status < 0
            else f"exited with status {status}")
     log = os.path.join(executor.logdir, "interchange.log") if executor.logdir else "its run_dir"
-    pid = _GUARDED.get(process.pid) or process.pid
-    return (f"the interchange of executor {executor.label!r} (pid {pid}) {how}; its log is "
-            f"{log}. Its steps that had not finished failed; run the pipeline again")
+    pid = _GUARDED.get(process.pid, process.pid)
+    return f"the interchange of executor {executor.label!r} (pid {pid}) {how}; its log is {log}"
 
 
 def finish(dfk: Any) -> None:
-    """Parsl's full cleanup (waits for running thread steps), after cancelling queued ones and
-    the blocks of any interchange that died."""
+    """Parsl's full cleanup (waits for running thread steps), after cancelling queued ones;
+    `stop` instead when an HTEX is dead or in bad state: Parsl's cleanup joins its status
+    poller thread, which may be waiting for ever on an answer from a dead interchange."""
     cancel_queued(dfk)
     check_interchanges(dfk)
-    for executor in htex_parts(dfk):
-        if executor.bad_state_is_set:
-            _cancel_blocks(executor)
+    if any(executor.bad_state_is_set for executor in htex_parts(dfk)):
+        stop(dfk)
+        return
     dfk.cleanup()
 
 
@@ -258,6 +277,15 @@ class Interrupts:
         finally:
             self.inside -= 1
         self.raise_pending()
+
+    @contextmanager
+    def exposed(self) -> Iterator[None]:
+        """The pipeline's body inside a shielded block: there Ctrl-C raises at once again."""
+        saved, self.inside = self.inside, 0
+        try:
+            yield
+        finally:
+            self.inside = saved
 
     def raise_pending(self) -> None:
         """A safe point: raise the KeyboardInterrupt that arrived meanwhile, if any."""

@@ -5,8 +5,7 @@
 
 Writes OUTPUT_DIR/noarch/q2pconf-<version>-<build>.conda and prints its path. The recipe has
 no host requirements (its script copies the pure-Python tree), so nothing is solved or
-downloaded. The version comes from pyproject.toml, read by the recipe itself
-(`load_from_file`, an experimental rattler-build feature enabled here).
+downloaded. rattler-build runs with its default settings (no experimental features).
 """
 from __future__ import annotations
 
@@ -35,15 +34,13 @@ def project_version(root: Path = ROOT) -> str:
 
 def build(output_dir: Path) -> Path:
     """Build the package into a scratch directory; copy the .conda to OUTPUT_DIR/noarch/."""
-    from rattler_build import RenderConfig, Stage0Recipe, ToolConfiguration
-    from rattler_build.tool_config import PlatformConfig
+    from rattler_build import Stage0Recipe, ToolConfiguration
 
     recipe = Stage0Recipe.from_file(RECIPE_DIR / "recipe.yaml")
     with tempfile.TemporaryDirectory(prefix="q2pconf-conda-") as scratch:
         results = recipe.run_build(
             output_dir=scratch,
             channels=[],  # nothing to solve: no host or build requirements
-            render_config=RenderConfig(platform=PlatformConfig(experimental=True)),
             tool_config=ToolConfiguration(test_strategy="skip"),
         )
         packages = [Path(p) for result in results for p in result.packages]

@@ -41,13 +41,12 @@ def render_meta() -> dict[str, Any]:
 
 
 def render_v1() -> dict[str, Any]:
-    """recipe.yaml rendered by rattler-build itself, with the flag build_conda.py passes."""
-    from rattler_build import RenderConfig, Stage0Recipe
-    from rattler_build.tool_config import PlatformConfig
+    """recipe.yaml rendered by rattler-build itself, with its default settings (no
+    experimental features: conda-forge's tooling enables none)."""
+    from rattler_build import Stage0Recipe
 
     recipe = Stage0Recipe.from_file(RECIPE_DIR / "recipe.yaml")
-    config = RenderConfig(platform=PlatformConfig(experimental=True))
-    [variant] = recipe.render(render_config=config)
+    [variant] = recipe.render()
     return variant.recipe.to_dict()
 
 
@@ -86,7 +85,7 @@ def test_pyproject_is_what_the_recipes_assume():
 def test_meta_package_matches_pyproject(meta):
     assert meta["package"] == {"name": PROJECT["name"], "version": PROJECT["version"]}
     assert meta["about"]["summary"] == PROJECT["description"]
-    assert meta["about"]["license"] == PROJECT["license"]["text"]
+    assert meta["about"]["license"] == PROJECT["license"]
 
 
 def test_meta_is_noarch_python_with_the_entry_point(meta):
@@ -128,16 +127,19 @@ def test_link_scripts_sit_beside_meta_yaml_under_conda_build_names():
 
 # -- recipe.yaml (rattler-build) -------------------------------------------------------------
 
-def test_v1_recipe_reads_the_version_from_pyproject():
-    raw = yaml.safe_load((RECIPE_DIR / "recipe.yaml").read_text())
-    assert "pyproject.toml" in raw["context"]["project"]
+def test_v1_recipe_context_repeats_pyproject_and_uses_no_experimental_feature():
+    text = (RECIPE_DIR / "recipe.yaml").read_text()
+    raw = yaml.safe_load(text)
+    assert raw["context"] == {"version": PROJECT["version"],
+                              "python_min": PROJECT["requires-python"].removeprefix(">=")}
     assert raw["package"] == {"name": "q2pconf", "version": "${{ version }}"}
+    assert "load_from_file" not in text  # experimental in rattler-build; render_v1 uses none
 
 
 def test_v1_package_matches_pyproject(v1):
     assert v1["package"] == {"name": PROJECT["name"], "version": PROJECT["version"]}
     assert v1["about"]["summary"] == PROJECT["description"]
-    assert v1["about"]["license"] == PROJECT["license"]["text"]
+    assert v1["about"]["license"] == PROJECT["license"]
 
 
 def test_v1_is_noarch_python_with_the_entry_point(v1):
