@@ -242,20 +242,6 @@ def _part(program: Program, name: str) -> psutil.Process:
     return found[-1]
 
 
-def test_kill_9_of_the_interchange_fails_the_run_naming_it(tmp_path: Path) -> None:
-    program = start_at(tmp_path, "running")
-    interchange = _part(program, "interchange")
-    interchange.kill()
-    took = program.ends_within(20)
-    text = program.text()
-    print(f"ended {took:.2f} s after the interchange was killed")
-    assert program.process.returncode == 1, text[-3000:]
-    assert (f"the interchange of executor 'htex' (pid {interchange.pid}) was killed by SIGKILL"
-            in text), text[-3000:]
-    assert "interchange.log" in text
-    assert program.leftovers() == []
-
-
 def test_kill_9_of_the_worker_pool_leaves_no_worker(tmp_path: Path) -> None:
     program = start_at(tmp_path, "running")
     _part(program, "process_worker_pool").kill()
