@@ -84,6 +84,34 @@ def fan_out(repeat: int) -> Row:
                "<= 1.10")
 
 
+def fan_out_htex(repeat: int, scratch: Path) -> Row:
+    config = scratch / "htex2-fan.toml"
+    config.write_text(HTEX2.format(workers=2, provider="LocalProvider", extra=""))
+    env = _isolated(scratch)
+    args = ("2000",)
+
+    def one(mode: str) -> float:
+        return python(children.FAN_OUT_HTEX, *args, mode, str(config), env=env)["seconds"]
+
+    ours, raw = medians(lambda: one("q2pconf"), lambda: one("raw"), repeat)
+    return Row("2000 trivial steps on 2 HTEX workers: @parallel_pipeline vs raw python_app",
+               ours, raw, "s", "<= 1.10", "both HTEX already started")
+
+
+def htex_first(repeat: int, scratch: Path) -> Row:
+    env = _isolated(scratch)
+    parsl = [sys.executable, "-c", "import parsl"]
+    runs = [(python(children.HTEX_FIRST, env=env), wall(parsl, {**os.environ, **env}))
+            for _ in range(repeat)]
+    first = statistics.median(r[0]["first"] for r in runs)
+    marks = {name: statistics.median(r[0]["marks"][name] for r in runs)
+             for name in runs[0][0]["marks"]}
+    split = ", ".join(f"{name} {value:.2f}" for name, value in marks.items())
+    return Row("first HTEX result, vendored default, from the pipeline call (Parsl imported) "
+               "vs python -c 'import parsl'", first, statistics.median(r[1] for r in runs), "s",
+               "<= 3.00", f"seconds from the call: {split}")
+
+
 def sleeps(repeat: int) -> Row:
     ours = statistics.median(python(children.SLEEPS, "8", "0.5")["seconds"]
                              for _ in range(repeat))
@@ -118,10 +146,19 @@ def import_cost(repeat: int, scratch: Path) -> list[Row]:
     parsl = [sys.executable, "-c", "import parsl"]
     ours, base = medians(lambda: wall(find, env), lambda: wall(bare, env), repeat * 3)
     heavy = statistics.median(wall(parsl, env) for _ in range(repeat * 3))
+    config = scratch / "lookup.toml"
+    config.write_text(HTEX2.format(workers=2, provider="LocalProvider", extra=""))
+    info = [sys.executable, "-m", "q2pconf", "info", "--json", "--parallel-config", str(config)]
+    wall(info, env)  # the first run reads Parsl's source and caches what it found
+    looked, base2 = medians(lambda: wall(info, env), lambda: wall(bare, env), repeat * 3)
     return [Row("import q2pconf + find config vs python -c pass", ours, base, "s", "<= 2.50",
                 "whole processes"),
             Row("import q2pconf + find config vs python -c 'import parsl'", ours, heavy, "s",
-                "<= 0.15")]
+                "<= 0.15"),
+            Row("q2pconf info --json (HTEX + provider config) vs python -c pass", looked, base2,
+                "s", "<= 2.50", "whole processes; Parsl's catalog cached"),
+            Row("q2pconf info --json vs python -c 'import parsl'", looked, heavy, "s",
+                "<= 0.10")]
 
 
 def activation(repeat: int, scratch: Path) -> Row:
@@ -139,10 +176,13 @@ def activation(repeat: int, scratch: Path) -> Row:
                "no interpreter", f"{(ours - base) / 200 * 1e6:.0f} us per activation")
 
 
-def memory(scratch: Path) -> Row:
-    result = python(children.MEMORY, "10000")
-    return Row("10,000 steps: peak RSS growth per step", result["kib_per_step"], 1.0, "KiB",
-               "bounded", f"peak {result['peak_mib']:.0f} MiB")
+def memory(scratch: Path) -> list[Row]:
+    rows = []
+    for n in (10_000, 100_000):
+        result = python(children.MEMORY, str(n), timeout=1800)
+        rows.append(Row(f"{n:,} trivial steps: peak RSS growth per step", result["kib_per_step"],
+                        1.0, "KiB", "<= 1.00", f"peak {result['peak_mib']:.0f} MiB"))
+    return rows
 
 
 def slurm(repeat: int, scratch: Path) -> list[Row]:
@@ -207,7 +247,8 @@ def main() -> None:
         scratch = Path(name)
         os.chdir(scratch)  # children run here: raw Parsl baselines write ./runinfo
         steps: list[Callable[[], Row | list[Row]]] = [
-            lambda: fan_out(args.repeat), lambda: sleeps(args.repeat),
+            lambda: fan_out(args.repeat), lambda: fan_out_htex(args.repeat, scratch),
+            lambda: htex_first(args.repeat, scratch), lambda: sleeps(args.repeat),
             lambda: first_result(args.repeat, scratch), lambda: cpu(args.repeat, scratch),
             lambda: import_cost(args.repeat, scratch), lambda: activation(args.repeat, scratch),
             lambda: memory(scratch)]
