@@ -87,6 +87,13 @@ class Session:
                                   if not label.startswith("_")))
         self.closed = False
 
+    @property
+    def broken(self) -> bool:
+        """Parsl gave up on one of its executors (its blocks failed, or its interchange died):
+        later runs get a new session rather than that executor's old error."""
+        return any(getattr(executor, "bad_state_is_set", False)
+                   for executor in list(self.dfk.executors.values()))
+
     def label_for(self, name: str, plugin: str | None, hint: str | None) -> str:
         """The executor a step runs on (see `q2pconf.config.choose_executor`)."""
         return choose_executor(self.mapping, self.labels, name, plugin, hint)
@@ -167,14 +174,18 @@ def _acquire(resume: bool) -> Session:
     settings = _settings(choice.target)
     key = (_identity(choice.target, settings), tuple(sorted((choice.mapping or {}).items())),
            resume)
+    idle = []
     with _SESSION_LOCK:
         current = _SESSIONS.pop(key, None)  # re-inserted last: the most recently used
+        if current is not None and current.users == 0 and current.broken:
+            idle.append(current)
+            current = None
         if current is None or current.closed:
             current = _new_session(key, choice, settings, resume)
             _install_handlers()
         _SESSIONS[key] = current
         current.users += 1
-        idle = _surplus(key)
+        idle += _surplus(key)
     _close_all(idle)
     return current
 
