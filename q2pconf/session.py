@@ -214,6 +214,13 @@ def _close_all(doomed: list[Session], wait: bool = True) -> None:
         old.close(wait)
 
 
+def open_sessions() -> tuple[Session, ...]:
+    """Every session in the registry, read without the lock: for a signal's cleanup thread,
+    which must not wait for a lock the interrupted thread may hold (copying a dict's values
+    runs in C, under the GIL, so it sees the dict whole)."""
+    return tuple(_SESSIONS.values())
+
+
 def close(wait: bool = True) -> None:
     """Close every session (the next pipeline call starts a new one)."""
     with _SESSION_LOCK:
