@@ -132,10 +132,10 @@ def _runnable_here(obj: ObjectSpec) -> ObjectSpec:
     if obj.kind != "executors" or not obj.cls.endswith(("HighThroughputExecutor", "MPIExecutor")):
         return obj
     kwargs = dict(obj.kwargs)
-    if "launch_cmd" not in kwargs:  # the user's own command runs as written (see README)
-        kwargs["launch_cmd"] = _worker_launch_cmd()
-    interchange = kwargs.get("interchange_launch_cmd",
-                             [sys.executable, "-m", f"{HTEX_MODULE}.interchange"])
+    if not kwargs.get("launch_cmd"):  # the user's own command runs as written (see README);
+        kwargs["launch_cmd"] = _worker_launch_cmd()  # Parsl reads "" as its default, off PATH
+    interchange = (kwargs.get("interchange_launch_cmd")
+                   or [sys.executable, "-m", f"{HTEX_MODULE}.interchange"])
     if isinstance(interchange, list):  # it runs here, where the guard surely runs too
         kwargs["interchange_launch_cmd"] = [*GUARD, "interchange", "--", *interchange]
     provider = kwargs.get("provider")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from q2pconf.paths import conda_config_path, site_config_path, user_config_path
-from q2pconf.errors import ConfigError, warn
+from q2pconf.errors import ConfigError, warn_once
 
 # Where a config came from, in lookup order.
 SOURCES = ("explicit", "QIIME2_CONFIG", "user", "site", "conda", "vendored", "in-memory")
@@ -35,15 +35,18 @@ def locate(explicit: str | os.PathLike[str] | None = None, *, seed: bool = True)
 
     Order: `explicit` > $QIIME2_CONFIG > user config dir > site config dir >
     $CONDA_PREFIX/etc > seed the default into $CONDA_PREFIX/etc (if `seed`) > the default in
-    memory. An explicit path or $QIIME2_CONFIG naming no file is a ConfigError.
+    memory. An explicit path or $QIIME2_CONFIG naming no file is a ConfigError; an empty
+    $QIIME2_CONFIG means the default in memory (source "QIIME2_CONFIG", no path), as in QIIME 2.
     """
     trail: list[Looked] = []
     if explicit is not None:
         return Located(_must_exist(Path(explicit), "--parallel-config"), "explicit")
     trail.append(Looked("explicit", None, "no --parallel-config given"))
 
-    env = os.environ.get("QIIME2_CONFIG", "")
-    if env:
+    env = os.environ.get("QIIME2_CONFIG")
+    if env == "":  # QIIME 2 reads "set but empty" as "the built-in default": so do we
+        return Located(None, "QIIME2_CONFIG", tuple(trail))
+    if env is not None:
         return Located(_must_exist(Path(env), "$QIIME2_CONFIG"),
                        "QIIME2_CONFIG", tuple(trail))
     trail.append(Looked("QIIME2_CONFIG", None, "not set"))
@@ -77,8 +80,8 @@ def _seed(prefix: str, path: Path, trail: list[Looked]) -> Located:
         seed_prefix(prefix)
     except OSError as error:
         reason = error.strerror or str(error)
-        warn(f"could not write the default config to {path} ({reason}); using it from memory. "
-             "Fix: run `q2pconf init --user` to get a config you can edit.")
+        warn_once(f"could not write the default config to {path} ({reason}); using it from "
+                  "memory. Fix: run `q2pconf init --user` to get a config you can edit.")
         trail.append(Looked("vendored", path, f"could not write: {reason}"))
         return Located(None, "in-memory", tuple(trail))
     return Located(path, "vendored", tuple(trail))

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from q2pconf import session as sessions
+from q2pconf import unmatched
 from q2pconf.progress import Progress
+from q2pconf.reach import ConnectWatches
 from q2pconf.watchdog import Watchdog, pool_failed
 from q2pconf.transport import CODE_KEY, Runner, refuse_while_loading
 
@@ -96,7 +98,9 @@ class Pipeline:
             token = _ACTIVE.set(run)
             try:
                 with sessions.closed_on_interrupt(), run.progress:
-                    return run.resolve(self.func(*args, **kwargs))
+                    result = run.resolve(self.func(*args, **kwargs))
+                unmatched.unused_keys(session.mapping, run.ran(), self.__name__)
+                return result
             finally:
                 _ACTIVE.reset(token)
                 self.history = run.records()
@@ -136,6 +140,8 @@ class Run:
         self._lock = threading.Lock()
         self._failed: Future[None] = Future()
         self.watchdog = Watchdog(session.dfk)
+        settings = session.settings
+        self.reach = ConnectWatches(str(settings.path) if settings and settings.path else None)
 
     def submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         label = self.session.label_for(step.name, step.plugin, step.executor)
@@ -221,7 +227,13 @@ class Run:
             else:  # wake up now and then: a failure elsewhere must not wait for this step
                 wait([future, self._failed], timeout=0.5, return_when=FIRST_COMPLETED)
                 self.watchdog.check(self._waits_on)
+                self.reach.check(self.session.dfk.executors)
         return _plain(value)
+
+    def ran(self) -> set[tuple[str, str]]:
+        """(plugin, name) of every step this run submitted."""
+        with self._lock:
+            return {(call.step.plugin, call.step.name) for call in self.calls}
 
     def _waits_on(self, label: str) -> bool:
         """Whether a step of this run that has not finished was sent to executor `label`."""

@@ -10,13 +10,14 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from q2pconf import catalog, legacy
+from q2pconf import catalog, legacy, limits
 from q2pconf.catalog import kind_of
 from q2pconf.errors import ConfigError, did_you_mean, no_such_executor
+from q2pconf.placement import elsewhere
 
+MAPPING_KEY = "parsl.executor_mapping"
 STRATEGIES = ("none", "simple", "htex_auto_scale")
 # A leading "_" is reserved for Parsl's and q2pconf's internal executors.
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
@@ -54,32 +55,11 @@ class Plan:
     warnings: tuple[str, ...] = field(default=())
     vendored_executors: bool = False
 
-
-def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Parse a TOML file; any problem reading it becomes a ConfigError naming the file."""
-    import sys
-
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:
-        import tomli as tomllib
-    fix = "point to a TOML config file (`q2pconf init --prefix DIR` writes one)"
-    try:
-        data = Path(path).read_bytes()
-    except IsADirectoryError:
-        raise ConfigError(path, "", "is a directory, not a config file", fix) from None
-    except OSError as error:
-        raise ConfigError(path, "", f"cannot be read: {error.strerror or error}", fix) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ConfigError(path, "", f"is not UTF-8 text (byte {error.start} is invalid)",
-                          "save it as UTF-8; a TOML config is plain text") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(path, "", f"is not valid TOML: {error}",
-                          "fix the syntax at that line and column") from None
+    @property
+    def mapping_only(self) -> bool:
+        """The file holds only a mapping (QIIME 2: a config of None): it applies to whichever
+        config is in force, and its labels are checked when it meets that config's executors."""
+        return self.vendored_executors and not self.options
 
 
 def plan(doc: dict[str, Any], file: str,
@@ -123,7 +103,10 @@ class _Checker:
             raw_executors = section.pop("executors")
         executors = self.executors(raw_executors)
         options = self.options(section)
-        mapping = self.mapping(raw_mapping, executors)
+        limits.check_document(self, options, executors)
+        mapping = self.mapping(raw_mapping)
+        if not uses_vendored:  # else checked against the executors in force, when it meets them
+            check_labels(mapping, {label: obj.cls for label, obj in executors.items()}, self.file)
         return Plan(self.file, options, executors, mapping, tuple(self.warnings), uses_vendored)
 
     def executors(self, value: Any) -> dict[str, ObjectSpec]:
@@ -176,6 +159,7 @@ class _Checker:
         if missing:
             raise self.fail(key, f"{name} needs {', '.join(missing)}",
                             f"add {missing[0]} = ... to this table")
+        limits.check(self, name, kwargs, key, params)
         return ObjectSpec(kind, name, kwargs, key)
 
     def resolve(self, kind: str, cls: str, key: str) -> str:
@@ -197,6 +181,9 @@ class _Checker:
             if arg in catalog.NAMESPACES:
                 raise self.fail(key, f"{owner} takes no {arg}",
                                 f"remove it; {_why_no(owner, arg)}")
+            moved = elsewhere(kind, arg)
+            if moved is not None:
+                raise self.fail(key, f"{owner} has no setting {arg!r}: {moved[0]}", moved[1])
             raise self.fail(key, f"{owner} has no setting {arg!r}", did_you_mean(arg, params))
         if arg in catalog.NAMESPACES and isinstance(value, dict):
             return self.object(arg, value, key)
@@ -215,6 +202,9 @@ class _Checker:
                 raise self.fail(key, f"{value!r} is not one of {_listing(param.choices)}",
                                 did_you_mean(str(value), map(str, param.choices)))
             return
+        if kind == "list" and param.items is not None and "list" in param.accepts:
+            self.check_items(param, value, key)
+            return
         if "any" in param.accepts or kind in param.accepts:
             return
         if kind == "int" and "float" in param.accepts:
@@ -225,6 +215,17 @@ class _Checker:
                f"remove {param.name}; it cannot be set from a TOML file")
         raise self.fail(key, f"must be {wanted}, not {describe(value)} ({value!r})",
                         fix)
+
+    def check_items(self, param: catalog.Param, value: list[Any], key: str) -> None:
+        """Each item of an array is of a kind Parsl's annotation allows."""
+        allowed = param.items or frozenset()
+        for index, item in enumerate(value):
+            kind = kind_of(item)
+            if kind in allowed or kind == "int" and "float" in allowed:
+                continue
+            wanted = " or ".join(sorted(KIND_NAMES[k] for k in allowed))
+            raise self.fail(f"{key}[{index}]", f"must be {wanted}, not {describe(item)} "
+                            f"({item!r})", f"write each item of {param.name} as {wanted}")
 
     def translate(self, kind: str, table: dict[str, Any], key: str,
                   params: dict[str, catalog.Param]) -> dict[str, Any]:
@@ -248,6 +249,7 @@ class _Checker:
             options[arg] = self.argument("config", "Config", params, arg, value, key)
             if arg == "run_dir":
                 options[arg] = self.run_dir(value, key)
+        limits.check(self, "Config", options, "parsl", params)
         return options
 
     def run_dir(self, value: str, key: str) -> str:
@@ -269,27 +271,35 @@ class _Checker:
                             did_you_mean(value.lower(), STRATEGIES))
         return value.lower()  # QIIME 2 writes "None"; Parsl wants 'none'
 
-    def mapping(self, raw: Any, executors: dict[str, ObjectSpec]) -> dict[str, str]:
+    def mapping(self, raw: Any) -> dict[str, str]:
         """Flatten QIIME 2's `plugin = {action = label}` and plain `step = label` forms."""
-        base = "parsl.executor_mapping"
         if not isinstance(raw, dict):
-            raise self.fail(base, "must be a table", f"write [{base}] with step = \"label\" lines")
-        return flat_mapping(raw, lambda value, key: self.label(value, executors, key))
+            raise self.fail(MAPPING_KEY, "must be a table",
+                            f"write [{MAPPING_KEY}] with step = \"label\" lines")
+        return flat_mapping(raw, self.label)
 
-    def label(self, value: Any, executors: dict[str, ObjectSpec], key: str) -> str:
+    def label(self, value: Any, key: str) -> str:
         if not isinstance(value, str):
-            raise self.fail(key, f"must be an executor label (a string), not "
-                            f"{describe(value)}",
-                            f"use one of: {', '.join(executors)}")
-        if value not in executors:
-            raise no_such_executor(self.file, key, value, executors)
+            raise self.fail(key, f"must be an executor label (a string), not {describe(value)}",
+                            f'write it in quotes: {key.rpartition(".")[2]} = "default"')
         return value
+
+
+def check_labels(mapping: dict[str, str], classes: dict[str, str], file: str,
+                 base: str = MAPPING_KEY) -> None:
+    """Every label of a flat mapping names an executor of the config in force (`classes`:
+    label -> class name); else the unknown-label error naming the mapping's file and key."""
+    pools = [label for label, cls in classes.items() if cls == "ThreadPoolExecutor"]
+    for name, label in mapping.items():
+        if label not in classes:
+            key = f"{base}.{name}" if base else name
+            raise no_such_executor(file, key, label, classes, pools)
 
 
 def flat_mapping(raw: dict[str, Any], label: Callable[[Any, str], str]) -> dict[str, str]:
     """QIIME 2's `plugin = {action = label}` and plain `step = label` as one flat dict keyed
     "plugin.action" or "step"; `label(value, key_path)` checks each value."""
-    base = "parsl.executor_mapping"
+    base = MAPPING_KEY
     flat = {}
     for name, value in raw.items():
         if isinstance(value, dict):
