@@ -127,6 +127,13 @@ def pool_failed(executor: Any, label: str, error: BaseException) -> BaseExceptio
     return failed
 
 
+# Parsl's terminal job states in words (HTEX calls a job that ended before any of its workers
+# registered MISSING, whatever the batch system said).
+ENDED = {"MISSING": "ended before its workers connected", "FAILED": "failed",
+         "COMPLETED": "ended", "CANCELLED": "was cancelled", "TIMEOUT": "reached its walltime",
+         "SCALED_IN": "was scaled in"}
+
+
 def blocks_report(executor: Any) -> str:
     """The last failed blocks: job id, state, exit status, stderr file and its last lines."""
     jobs = getattr(executor, "blocks_to_job_id", {})
@@ -134,7 +141,8 @@ def blocks_report(executor: Any) -> str:
               if status.terminal]
     lines = []
     for block, status in failed[-SHOWN_BLOCKS:]:
-        text = f"  block {block} (job {jobs.get(block, '?')}): {status.state.name}"
+        state = status.state.name
+        text = f"  block {block} (job {jobs.get(block, '?')}) {ENDED.get(state, state)}"
         if status.exit_code is not None:
             text += f", exit status {status.exit_code}"
         lines.append(text)
