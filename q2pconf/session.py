@@ -161,6 +161,13 @@ class Session:
                                   if not label.startswith("_")))
         self.closed = False
 
+    @property
+    def broken(self) -> bool:
+        """Parsl gave up on one of its executors (its blocks failed, or its interchange died):
+        later runs get a new session rather than that executor's old error."""
+        return any(getattr(executor, "bad_state_is_set", False)
+                   for executor in list(self.dfk.executors.values()))
+
     def label_for(self, name: str, plugin: str | None, hint: str | None) -> str:
         """The executor a step runs on (see `q2pconf.config.choose_executor`)."""
         if hint is not None and hint not in self.labels:
@@ -235,14 +242,18 @@ def _acquire(resume: bool) -> Session:
     settings = load() if target is None else target if isinstance(target, Settings) else None
     mapping = _mapping_in_force(choice, settings)
     key = (_identity(target, settings), tuple(sorted(mapping.items())), resume)
+    idle = []
     with _SESSION_LOCK:
         current = _SESSIONS.pop(key, None)  # re-inserted last: the most recently used
+        if current is not None and current.users == 0 and current.broken:
+            idle.append(current)
+            current = None
         if current is None or current.closed:
             current = _new_session(key, target, settings, mapping, resume)
             _install_handlers()
         _SESSIONS[key] = current
         current.users += 1
-        idle = _surplus(key)
+        idle += _surplus(key)
     _close_all(idle)
     return current
 
@@ -269,6 +280,13 @@ def _file_of(key: tuple[Any, ...]) -> str | None:
 def _close_all(doomed: list[Session], wait: bool = True) -> None:
     for old in doomed:
         old.close(wait)
+
+
+def open_sessions() -> tuple[Session, ...]:
+    """Every session in the registry, read without the lock: for a signal's cleanup thread,
+    which must not wait for a lock the interrupted thread may hold (copying a dict's values
+    runs in C, under the GIL, so it sees the dict whole)."""
+    return tuple(_SESSIONS.values())
 
 
 def _mapping_in_force(choice: Choice, settings: Settings | None) -> dict[str, str]:
