@@ -130,3 +130,19 @@ def test_devices_are_refused_through_the_python_api():
     for path in (Path("/dev/zero"), Path("/dev/null")):
         with pytest.raises(ConfigError, match="not a config file"):
             check(path)
+
+
+def test_a_fifo_in_place_of_the_catalog_cache_does_not_block_a_check(tmp_path, monkeypatch):
+    """The catalog of Parsl's signatures is cached in the user's cache directory; a FIFO
+    found there is ignored (rebuilt over), not read."""
+    from q2pconf import catalog
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cache = catalog.cache_path(catalog.parsl_root())
+    cache.parent.mkdir(parents=True)
+    os.mkfifo(cache)
+    config = tmp_path / "c.toml"
+    config.write_text(THREADS)
+    done = cli("check", str(config), env={**os.environ})
+    assert done.returncode == 0, done.stderr
+    assert cache.is_file()  # replaced by a real cache
