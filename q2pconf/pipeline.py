@@ -20,6 +20,7 @@ from typing import Any, TypeVar, overload
 from q2pconf import session as sessions
 from q2pconf import unmatched
 from q2pconf.progress import Progress
+from q2pconf.reach import ConnectWatches
 from q2pconf.watchdog import Watchdog, pool_failed
 from q2pconf.transport import CODE_KEY, Runner, refuse_while_loading
 
@@ -139,6 +140,8 @@ class Run:
         self._lock = threading.Lock()
         self._failed: Future[None] = Future()
         self.watchdog = Watchdog(session.dfk)
+        settings = session.settings
+        self.reach = ConnectWatches(str(settings.path) if settings and settings.path else None)
 
     def submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         label = self.session.label_for(step.name, step.plugin, step.executor)
@@ -224,6 +227,7 @@ class Run:
             else:  # wake up now and then: a failure elsewhere must not wait for this step
                 wait([future, self._failed], timeout=0.5, return_when=FIRST_COMPLETED)
                 self.watchdog.check(self._waits_on)
+                self.reach.check(self.session.dfk.executors)
         return _plain(value)
 
     def ran(self) -> set[tuple[str, str]]:
