@@ -45,7 +45,11 @@ def test_nesting_thousands_deep_is_one_message(tmp_path, text):
 def test_dotted_keys_thousands_deep_are_checked_without_a_traceback(tmp_path):
     path = tmp_path / "dotted.toml"
     path.write_text("[parsl]\n" + ".".join(["k"] * 5000) + " = 1\n" + THREADS)
-    one_message(cli("check", str(path)), path, "Config has no setting 'k'")
+    done = cli("check", str(path))
+    one_message(done, path, "")
+    # tomllib builds the nested tables; tomli (Python 3.10) runs out of stack doing it
+    assert ("Config has no setting 'k'" in done.stderr
+            or "nests tables or arrays deeper" in done.stderr), done.stderr
 
 
 def test_dev_zero_as_qiime2_config_is_refused_unread(tmp_path):
