@@ -99,10 +99,10 @@ LIMITS: dict[str, Limit] = {
 }
 
 
-def check(checker: _Checker, owner: str, kwargs: dict[str, Any], key: str,
+def check(checker: _Checker, kwargs: dict[str, Any], key: str,
           params: dict[str, Param]) -> None:
-    """Refuse a value that cannot work in one table (the keys of `owner`, checked already by
-    type), and combinations of its keys that cannot."""
+    """Refuse a value that cannot work in one table (its keys checked already by type, against
+    `params`), and combinations of its keys that cannot."""
     for arg, value in kwargs.items():
         limit = LIMITS.get(arg)
         if limit is not None and _number(value) and not limit.works(value):
@@ -112,7 +112,7 @@ def check(checker: _Checker, owner: str, kwargs: dict[str, Any], key: str,
     _affinity(checker, kwargs, key)
     _blocks(checker, kwargs, key, params)
     _heartbeat(checker, kwargs, key)
-    _network(checker, owner, kwargs, key)
+    _network(checker, kwargs, key)
 
 
 def effective(kwargs: dict[str, Any], params: dict[str, Param], arg: str) -> Any:
@@ -189,7 +189,7 @@ def _heartbeat(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
                            f"write heartbeat_threshold = {max(4 * period, 30)} or more")
 
 
-def _network(checker: _Checker, owner: str, kwargs: dict[str, Any], key: str) -> None:
+def _network(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
     """Unencrypted worker traffic is a pickle, and a pickle is code: it may only stay on
     this machine (an address on loopback, or q2pconf's loopback for a LocalProvider)."""
     if kwargs.get("encrypted") is not False:
