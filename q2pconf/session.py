@@ -156,6 +156,7 @@ class Session:
         self.dfk = DataFlowKernel(parsl_config)
         rundir.make_private(self.dfk.run_dir)
         rundir.quiet_log_errors(self.dfk.run_dir)
+        rundir.guard_checkpoints(self.dfk)
         self.labels = (tuple(settings.labels) if settings is not None
                        else tuple(label for label in self.dfk.executors
                                   if not label.startswith("_")))
@@ -352,6 +353,8 @@ def _resuming(settings: Settings) -> dict[str, Any]:
     # Parsl numbers runs inside run_dir (run_dir/000); q2pconf's default adds a per-process level.
     found = glob.glob(os.path.join(glob.escape(base), "*", "checkpoint"))
     found += glob.glob(os.path.join(glob.escape(base), "*", "*", "checkpoint"))
+    # a run stopped before its first checkpoint was written has none: Parsl refuses the dir
+    found = [path for path in found if os.path.isfile(os.path.join(path, "tasks.pkl"))]
     return checkpointing(sorted(found))
 
 

@@ -159,7 +159,7 @@ class _Checker:
         if missing:
             raise self.fail(key, f"{name} needs {', '.join(missing)}",
                             f"add {missing[0]} = ... to this table")
-        limits.check(self, name, kwargs, key, params)
+        limits.check(self, kwargs, key, params)
         return ObjectSpec(kind, name, kwargs, key)
 
     def resolve(self, kind: str, cls: str, key: str) -> str:
@@ -249,7 +249,7 @@ class _Checker:
             options[arg] = self.argument("config", "Config", params, arg, value, key)
             if arg == "run_dir":
                 options[arg] = self.run_dir(value, key)
-        limits.check(self, "Config", options, "parsl", params)
+        limits.check(self, options, "parsl", params)
         return options
 
     def run_dir(self, value: str, key: str) -> str:
