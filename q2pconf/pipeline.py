@@ -1,9 +1,9 @@
 """`@step` and `@parallel_pipeline`: a pipeline body that sends its steps to Parsl.
 
 The body runs in the caller's thread. Each step call inside it becomes a Parsl app and returns
-a future at once; futures (also inside lists, tuples and dicts) passed to later steps are
-waited on by Parsl before those steps run. Only the outermost pipeline call waits, and it
-returns plain values.
+a future at once; futures passed to later steps (also nested in lists, tuples, sets and dicts:
+see q2pconf.nested) are waited on by Parsl before those steps run. Only the outermost pipeline
+call waits, and it returns plain values.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
+from q2pconf import nested
 from q2pconf import session as sessions
 from q2pconf.progress import Progress
 from q2pconf.reach import ConnectWatches
@@ -225,7 +226,7 @@ class Run:
                 wait([future, self._failed], timeout=0.5, return_when=FIRST_COMPLETED)
                 self.watchdog.check(self._waits_on)
                 self.reach.check(self.session.dfk.executors)
-        return _plain(value)
+        return nested.unwrap(value)
 
     def _waits_on(self, label: str) -> bool:
         """Whether a step of this run that has not finished was sent to executor `label`."""
@@ -290,21 +291,6 @@ def _launched(session: sessions.Session) -> int:
     from parsl.dataflow.states import States
 
     return session.dfk.task_state_counts[States.launched]
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Future):
-        return _plain(value.result())
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, tuple):
-        items = [_plain(item) for item in value]
-        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
-    if isinstance(value, dict):
-        return type(value)((key, _plain(item)) for key, item in value.items())
-    if isinstance(value, (set, frozenset)):
-        return type(value)(_plain(item) for item in value)
-    return value
 
 
 _REPR = reprlib.Repr()

@@ -1,6 +1,7 @@
 """@step and @parallel_pipeline on real Parsl: threads and a local HTEX."""
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import subprocess
@@ -289,3 +290,17 @@ def test_walltime_stops_a_step_that_never_returns(tmp_path: Path) -> None:
         with pytest.raises(AppTimeout) as caught:
             steps.timed_out()
     assert "spin_forever() on executor 'default' (walltime 1 s)" in caught.value.__notes__[-1]
+
+
+@pytest.mark.parametrize("where", ["threads", "htex"])
+def test_futures_in_every_container_are_followed_and_types_kept(tmp_path: Path,
+                                                                where: str) -> None:
+    with q2pconf.ParallelConfig(write_config(tmp_path)):
+        answer = steps.nested_everywhere(where)
+    expected = steps.containers(1)
+    assert answer["seen"] == {name: steps.shape(value) for name, value in expected.items()}
+    assert answer["returned"] == expected
+    returned = answer["returned"]
+    assert type(returned["point"]) is steps.Point and type(returned["frozenset"]) is frozenset
+    assert returned["default"].default_factory is list
+    assert type(returned["ordered"]) is collections.OrderedDict
