@@ -12,6 +12,7 @@ import functools
 import reprlib
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from q2pconf.watchdog import Watchdog, pool_failed
 from q2pconf.transport import CODE_KEY, Runner, refuse_while_loading
 
 F = TypeVar("F", bound=Callable[..., Any])
-SERIAL = object()  # the active "run" while a pipeline runs with no Parsl at all
+SERIAL_LABEL = "(serial)"  # the executor a serial run's history names
 _ACTIVE: contextvars.ContextVar[Any] = contextvars.ContextVar("q2pconf_run", default=None)
 
 
@@ -49,7 +50,7 @@ class Step:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         run = _ACTIVE.get()
-        if run is None or run is SERIAL:
+        if run is None:
             return self.func(*args, **kwargs)
         return run.submit(self, args, kwargs)
 
@@ -105,11 +106,13 @@ class Pipeline:
 
     def serial(self, *args: Any, **kwargs: Any) -> Any:
         """Run the same pipeline one step after another, without Parsl (for debugging)."""
-        token = _ACTIVE.set(SERIAL)
+        run = SerialRun()
+        token = _ACTIVE.set(run)
         try:
-            return self.func(*args, **kwargs)
+            return nested.unwrap(self.func(*args, **kwargs))
         finally:
             _ACTIVE.reset(token)
+            self.history = run.records
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         return self if obj is None else functools.partial(self, obj)
@@ -167,11 +170,10 @@ class Run:
         def copy(done: Future[Any]) -> None:
             error = done.exception()
             value = None if error is not None else done.result()
-            if error is None and (not isinstance(value, (tuple, list))
-                                  or len(value) != len(children)):
-                error = ValueError(f"step {step.name} was declared with outputs={step.outputs} "
-                                   f"but returned {type(value).__name__} {_REPR.repr(value)}")
-                self._failed_with(error, call)
+            if error is None:
+                error = _outputs_error(step, value)
+                if error is not None:
+                    self._failed_with(error, call)
             for index, child in enumerate(children):
                 if error is None:
                     child.set_result(value[index])  # type: ignore[index]
@@ -240,6 +242,55 @@ class Run:
         return [StepRecord(call.step.name, call.label, *_times(future)) for call, future in pairs]
 
 
+class SerialRun:
+    """A pipeline run without Parsl: each step runs when it is called, in the caller's thread,
+    and returns a completed future, so the body sees what a parallel run gives it. Every
+    check of a parallel run is made: outputs=N, walltime, the note naming a failing step."""
+
+    def __init__(self) -> None:
+        self.records: list[StepRecord] = []
+
+    def submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        call = Call(step, args, kwargs, None)
+        began = time.time()
+        try:
+            value = _within(step.walltime, step.runner, nested.unwrap(args), nested.unwrap(kwargs))
+            error = None if step.outputs is None else _outputs_error(step, value)
+            if error is not None:
+                raise error
+        except BaseException as failure:
+            self.records.append(StepRecord(step.name, SERIAL_LABEL, began, time.time(), "failed"))
+            _add_note(failure, f"q2pconf: in {call.where()}")
+            raise
+        self.records.append(StepRecord(step.name, SERIAL_LABEL, began, time.time(), "exec_done"))
+        if step.outputs is None:
+            return _completed(value)
+        return tuple(_completed(item) for item in value)
+
+
+def _within(walltime: float | None, runner: Runner, args: Any, kwargs: Any) -> Any:
+    """runner(*args, **kwargs), stopped after `walltime` seconds as Parsl stops it."""
+    if walltime is None:
+        return runner(*args, **kwargs)
+    from parsl.app.python import timeout  # Parsl's own: the same AppTimeout, raised the same way
+
+    return timeout(runner, walltime)(*args, **kwargs)
+
+
+def _completed(value: Any) -> Future[Any]:
+    future: Future[Any] = Future()
+    future.set_result(value)
+    return future
+
+
+def _outputs_error(step: Step, value: Any) -> ValueError | None:
+    """Why `value` is not what `@step(outputs=N)` promised, or None."""
+    if isinstance(value, (tuple, list)) and len(value) == step.outputs:
+        return None
+    return ValueError(f"step {step.name} was declared with outputs={step.outputs} "
+                      f"but returned {type(value).__name__} {_REPR.repr(value)}")
+
+
 @dataclass(frozen=True)
 class Call:
     """One submitted step call, described only if it fails (formatting costs per step)."""
@@ -247,12 +298,12 @@ class Call:
     step: Step
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
-    label: str
+    label: str | None  # None: run serially
 
     def where(self) -> str:
         step = self.step
-        text = (f"step {step.plugin}.{step.name}({_summary(self.args, self.kwargs)}) "
-                f"on executor {self.label!r}")
+        on = "run serially" if self.label is None else f"on executor {self.label!r}"
+        text = f"step {step.plugin}.{step.name}({_summary(self.args, self.kwargs)}) {on}"
         return text if step.walltime is None else f"{text} (walltime {step.walltime:g} s)"
 
 

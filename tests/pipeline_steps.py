@@ -243,3 +243,9 @@ def nested_everywhere(where: str) -> dict[str, object]:
     one = add(0, 1)
     return {"seen": {name: shaped(value) for name, value in containers(one).items()},
             "returned": containers(one)}
+
+
+@parallel_pipeline
+def fails_first(marker: str) -> object:
+    broken = fail("no such sample")
+    return touch(marker, broken)
