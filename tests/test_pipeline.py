@@ -82,11 +82,16 @@ def test_steps_outside_a_pipeline_and_serial_runs_never_load_parsl(tmp_path: Pat
     code = ("import sys; import pipeline_steps as s\n"
             "assert s.add(2, 3) == 5 and s.deep.serial() == 15\n"
             "print(sorted(m for m in sys.modules if m == 'parsl' or m.startswith('parsl.')))")
+    assert run_in_tests(code) == "[]"
+
+
+def run_in_tests(code: str) -> str:
+    """What `code` prints, run by a fresh Python in the tests' directory (with a timeout)."""
     tests = Path(__file__).parent
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, cwd=tests, env={**os.environ, "PYTHONPATH": str(tests)})
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    return done.stdout.strip()
 
 
 def test_serial_mode_gives_the_same_results_without_parsl(tmp_path: Path) -> None:
@@ -120,11 +125,7 @@ def test_a_serial_step_keeps_its_walltime(tmp_path: Path) -> None:
             "try:\n    s.timed_out.serial()\n"
             "except AppTimeout as error:\n"
             "    print(round(time.monotonic() - began), error.__notes__[-1])\n")
-    tests = Path(__file__).parent
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, cwd=tests, env={**os.environ, "PYTHONPATH": str(tests)})
-    assert done.returncode == 0, done.stderr
-    seconds, note = done.stdout.split(" ", 1)
+    seconds, note = run_in_tests(code).split(" ", 1)
     assert "spin_forever() run serially (walltime 1 s)" in note and int(seconds) < 30
 
 
