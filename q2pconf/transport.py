@@ -21,6 +21,7 @@ from typing import Any
 
 from q2pconf import crossing
 from q2pconf.crossing import SCRIPT_MODULE
+from q2pconf.measure import TRACE_KEY, measured
 
 NO_GUARD = ("q2pconf: {path} runs a pipeline when it is imported, so an HTEX worker loading its "
             "steps would run it again; put the call under `if __name__ == \"__main__\":`")
@@ -49,8 +50,14 @@ class Runner:
         """Run the step. `remote`: in a process that received it pickled, so what it returns
         or raises must be pickled back (see q2pconf.crossing)."""
         kwargs.pop(CODE_KEY, None)
+        key = kwargs.pop(TRACE_KEY, None)
         if not self.takes_walltime:
             kwargs.pop("walltime", None)  # Parsl's time limit, not the step's argument
+        if key is None:
+            return self._run(args, kwargs, remote)
+        return measured(key, self._run, (args, kwargs, remote), {})
+
+    def _run(self, args: tuple[Any, ...], kwargs: dict[str, Any], remote: bool) -> Any:
         try:
             result = self.func(*args, **kwargs)
         except Exception as error:
