@@ -171,6 +171,7 @@ class Run:
         self.failure: BaseException | None = None
         self.progress = Progress(running=functools.partial(_launched, session))
         self._lock = threading.Lock()
+        self._fingerprints: dict[Runner, str] = {}
         self._failed: Future[None] = Future()
         self.watchdog = Watchdog(session.dfk)
         settings = session.settings
@@ -183,7 +184,7 @@ class Run:
         if step.walltime is not None:
             kwargs = {**kwargs, "walltime": step.walltime}
         if self.session.resume:  # Parsl's memoizer hashes a function by name only
-            kwargs = {**kwargs, CODE_KEY: step.runner.code_digest()}
+            kwargs = {**kwargs, CODE_KEY: self._fingerprint(step.runner)}
         trace = self.trace
         if trace is not None:
             key = trace.expect(f"{step.plugin}.{step.name}", step.walltime)
@@ -199,6 +200,14 @@ class Run:
         if step.outputs is None:
             return future
         return self._split(future, call)
+
+    def _fingerprint(self, runner: Runner) -> str:
+        """The step's fingerprint, worked out once per run: a module's values may change
+        between two runs in one program."""
+        found = self._fingerprints.get(runner)
+        if found is None:
+            found = self._fingerprints[runner] = runner.code_digest()
+        return found
 
     def _split(self, parent: Future[Any], call: Call) -> tuple[Future[Any], ...]:
         """One future per declared output of `parent`'s returned tuple."""

@@ -9,7 +9,6 @@ sent by value, with the part of its namespace it uses.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -41,7 +40,6 @@ class Runner:
         self.__module__ = func.__module__
         self.__signature__ = inspect.signature(func)
         self.takes_walltime = "walltime" in self.__signature__.parameters
-        self._code_digest: str | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.call(args, kwargs, remote=False)
@@ -72,13 +70,10 @@ class Runner:
         return crossing.check_returned(self.__qualname__, result) if remote else result
 
     def code_digest(self) -> str:
-        """Changes when the step's code changes, so a checkpointed result is not reused.
-        Worked out on the first resumable call, then kept: the code does not change."""
-        if self._code_digest is None:
-            code = self.func.__code__
-            text = code.co_code + repr(code.co_consts).encode()
-            self._code_digest = hashlib.sha256(text).hexdigest()[:16]
-        return self._code_digest
+        """What the step's result depends on besides its arguments (q2pconf.fingerprint)."""
+        from q2pconf import fingerprint
+
+        return fingerprint.of(self.func)  # type: ignore[arg-type]
 
     def __reduce__(self) -> tuple[Any, ...]:
         """A pickled runner arrives as a Remote: it checks what it sends back."""
