@@ -2,6 +2,7 @@
 tests/test_crossing.py (importable by HTEX workers through PYTHONPATH)."""
 from __future__ import annotations
 
+import os
 import socket
 import sys
 
@@ -59,6 +60,7 @@ CASES = {
     "socket": lambda: socket.socket(),
     "pair": lambda: Pair(1, 2),
     "lambda": lambda: (lambda x: x + 1),
+    "file": lambda: open(os.devnull),  # dill sends an open file by name: it is opened again
 }
 
 

@@ -35,7 +35,7 @@ for case in steps.CASES:
 # boundary (threads), a StepError where it could not; ("value", text) for a returned value.
 SAME_ON_BOTH = {"exit": ("StepError", "SystemExit", "3"),
                 "interrupt": ("StepError", "KeyboardInterrupt", "pressed inside a step"),
-                "lambda": ("called", 2)}
+                "lambda": ("called", 2), "file": ("value", "<_io.TextIOWrapper name='/dev/null'")}
 EXPECTED = {
     "threads": {**SAME_ON_BOTH, "score": ("ScoreError",), "holding": ("Holding",),
                 "generator": ("value", "<generator"), "socket": ("value", "<socket.socket"),
