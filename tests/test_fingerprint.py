@@ -5,6 +5,7 @@ and reuses the result when only something it does not reach changed.
 Each run is a child process (a rerun must read checkpoints from disk, as a user's would)."""
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -137,3 +138,25 @@ WORDS = frozenset({"alpha", "beta", "gamma"})
 
 def reaching(x: int) -> object:
     return [w for w in WORDS if len(w) > x], {"k": lambda y: y + LIMIT}
+
+
+def _scaled(k: int):  # type: ignore[no-untyped-def]
+    def scale(x: int) -> int:
+        return x * k
+    return scale
+
+
+def _logged(func):  # type: ignore[no-untyped-def]
+    @functools.wraps(func)
+    def wrapper(*args):  # type: ignore[no-untyped-def]
+        return func(*args)
+    return wrapper
+
+
+def test_closures_and_decorated_helpers_are_followed() -> None:
+    from q2pconf import fingerprint
+
+    assert fingerprint.of(_scaled(3)) == fingerprint.of(_scaled(3))
+    assert fingerprint.of(_scaled(3)) != fingerprint.of(_scaled(4))
+    # a helper wrapped by a decorator: what it wraps counts, as if called directly
+    assert fingerprint.of(_logged(_scaled(3))) != fingerprint.of(_logged(_scaled(4)))
