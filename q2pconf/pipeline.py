@@ -306,7 +306,9 @@ class SerialRun:
         call = Call(step, args, kwargs, None)
         began = time.time()
         try:
-            value = _within(step.walltime, step.runner, nested.unwrap(args), nested.unwrap(kwargs))
+            # the function itself, not its runner: in this thread a KeyboardInterrupt can be
+            # the user's Ctrl-C, which must stop the run as itself
+            value = _within(step.walltime, step.func, nested.unwrap(args), nested.unwrap(kwargs))
             error = None if step.outputs is None else _outputs_error(step, value)
             if error is not None:
                 raise error
@@ -320,13 +322,13 @@ class SerialRun:
         return tuple(_completed(item) for item in value)
 
 
-def _within(walltime: float | None, runner: Runner, args: Any, kwargs: Any) -> Any:
-    """runner(*args, **kwargs), stopped after `walltime` seconds as Parsl stops it."""
+def _within(walltime: float | None, func: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    """func(*args, **kwargs), stopped after `walltime` seconds as Parsl stops it."""
     if walltime is None:
-        return runner(*args, **kwargs)
+        return func(*args, **kwargs)
     from parsl.app.python import timeout  # Parsl's own: the same AppTimeout, raised the same way
 
-    return timeout(runner, walltime)(*args, **kwargs)
+    return timeout(func, walltime)(*args, **kwargs)
 
 
 def _completed(value: Any) -> Future[Any]:

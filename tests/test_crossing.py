@@ -131,3 +131,14 @@ def test_classes_of_the_running_script_travel_back_from_the_htex(tmp_path: Path)
     lines = run_child(tmp_path, [str(script)])
     assert lines == ["[Result(sample='a', score=0.9), Result(sample='b', score=0.7)]",
                      "LowScore | c scored only 0.1 | True"]
+
+
+def test_a_serial_run_lets_an_interrupt_go_on_as_itself() -> None:
+    """A serial step runs in the caller's thread, where Ctrl-C lands: it must stop the run."""
+    import crossing_steps
+
+    with pytest.raises(KeyboardInterrupt) as caught:
+        crossing_steps.run.serial("interrupt", "threads")
+    assert "run serially" in caught.value.__notes__[-1]
+    with pytest.raises(crossing_steps.ScoreError):
+        crossing_steps.run.serial("score", "htex")
