@@ -249,3 +249,18 @@ def nested_everywhere(where: str) -> dict[str, object]:
 def fails_first(marker: str) -> object:
     broken = fail("no such sample")
     return touch(marker, broken)
+
+
+@step
+def count_size(log: str, value: object) -> int:
+    """Append to `log` each time it really runs; the size of `value`."""
+    with open(log, "a") as handle:
+        handle.write(f"{type(value).__name__}\n")
+    return len(value)  # type: ignore[arg-type]
+
+
+@parallel_pipeline
+def counted_kinds(log: str) -> list[object]:
+    """Arguments of the kinds q2pconf teaches Parsl's memoizer (resume tests)."""
+    return [count_size(log, {"b", "a"}), count_size(log, frozenset([3, 1, 2])),
+            count_size(log, b"four"), count_size(log, [{"c"}, (frozenset(["d"]),)])]
