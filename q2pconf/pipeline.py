@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
+from q2pconf import closing
 from q2pconf import nested
 from q2pconf import session as sessions
 from q2pconf import unmatched
@@ -103,23 +104,31 @@ class Pipeline:
         if _ACTIVE.get() is not None:  # nested, or serial: run inline
             return self.func(*args, **kwargs)
         refuse_while_loading()
-        with sessions.using(self.resume) as session:  # no other thread closes it meanwhile
-            run = Run(session, tracing.start(session, self.__name__))
-            token = _ACTIVE.set(run)
-            outcome = "failed"
-            try:
-                with sessions.closed_on_interrupt(), run.progress:
-                    value = run.resolve(self.func(*args, **kwargs))
-                unmatched.unused_keys(session.mapping, run.ran(), self.__name__)
-                outcome = "done"
-                return value
-            except KeyboardInterrupt:
+        with closing.Interrupts() as interrupts:  # Ctrl-C never lands inside Parsl's locks
+            with interrupts.shielded(), sessions.using(self.resume) as session:
+                # held: no other thread closes it meanwhile
+                run = Run(session, tracing.start(session, self.__name__), interrupts)
+                with interrupts.exposed():
+                    return self._run(run, args, kwargs)
+
+    def _run(self, run: Run, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        token = _ACTIVE.set(run)
+        outcome = "failed"
+        try:
+            with sessions.closed_on_interrupt(), run.progress:
+                value = run.resolve(self.func(*args, **kwargs))
+            unmatched.unused_keys(run.session.mapping, run.ran(), self.__name__)
+            outcome = "done"
+            return value
+        except BaseException as error:
+            if isinstance(error, KeyboardInterrupt):
                 outcome = "interrupted"
-                raise
-            finally:
-                _ACTIVE.reset(token)
-                self.history = run.records()
-                self._end_trace(run.trace, outcome)
+            run.abandon()  # what has not started never starts
+            raise
+        finally:
+            _ACTIVE.reset(token)
+            self.history = run.records()
+            self._end_trace(run.trace, outcome)
 
     def _end_trace(self, trace: tracing.Trace | None, outcome: str) -> None:
         """Finish the run's trace, and write its report when asked to."""
@@ -163,9 +172,11 @@ def parallel_pipeline(func: Any = None, *, resume: bool = False, report: bool = 
 class Run:
     """The steps one outermost pipeline call submitted, and the first step that failed."""
 
-    def __init__(self, session: sessions.Session, trace: tracing.Trace | None = None) -> None:
+    def __init__(self, session: sessions.Session, trace: tracing.Trace | None = None,
+                 interrupts: closing.Interrupts | None = None) -> None:
         self.session = session
         self.trace = trace
+        self.interrupts = interrupts or closing.Interrupts()
         self.futures: list[Future[Any]] = []
         self.calls: list[Call] = []
         self.failure: BaseException | None = None
@@ -178,6 +189,10 @@ class Run:
         self.reach = ConnectWatches(str(settings.path) if settings and settings.path else None)
 
     def submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        with self.interrupts.shielded():
+            return self._submit(step, args, kwargs)
+
+    def _submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         label = self.session.label_for(step.name, step.plugin, step.executor)
         app = self.session.app(step.runner, label)
         call = Call(step, args, kwargs, label)
@@ -256,11 +271,17 @@ class Run:
 
         The first failing step's own exception is raised as soon as it is known; steps still
         running are abandoned, not waited for."""
+        with self.interrupts.shielded():
+            return self._resolve(value)
+
+    def _resolve(self, value: Any) -> Any:
         done = 0
         while True:
+            self.interrupts.raise_pending()
             if self.failure is not None:
                 raise self.failure
             if self.session.closed:
+                closing.await_signal_death()
                 raise RuntimeError("q2pconf: the Parsl session was closed while steps ran")
             with self._lock:
                 if done == len(self.futures):
@@ -281,6 +302,12 @@ class Run:
         """(plugin, name) of every step this run submitted."""
         with self._lock:
             return {(call.step.plugin, call.step.name) for call in self.calls}
+
+    def abandon(self) -> None:
+        """After a failure or an interrupt: steps of this run still queued do not start."""
+        with self._lock:
+            futures = list(self.futures)
+        closing.cancel_not_started(self.session.dfk, futures)
 
     def _waits_on(self, label: str) -> bool:
         """Whether a step of this run that has not finished was sent to executor `label`."""

@@ -14,22 +14,19 @@ import contextvars
 import glob
 import logging
 import os
-import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any
 
-from q2pconf import rundir, unmatched
+from q2pconf import closing, rundir, unmatched
 from q2pconf.config import Settings, choose_executor, from_dict, load
 from q2pconf.errors import ConfigError
 from q2pconf.measure import TRACE_KEY
 from q2pconf.trace import retry_handler
 from q2pconf.validate import MAPPING_KEY, check_labels, describe, flat_mapping
 
-THREAD_POOLS = ("ThreadPoolExecutor",)
 # Parsl's first strategy tick starts HTEX blocks; its 5 s default makes the first result slow.
 # A tick is cheap: providers cache their job status for their own polling interval.
 SESSION_DEFAULTS = {"strategy_period": 0.2}
@@ -192,28 +189,18 @@ class Session:
 
             raise no_such_executor("<parsl.Config>", "executors", label, self.labels)
         self.dfk.add_executors([self.settings.executor(label)])
+        closing.remember(self.dfk.executors[label])
 
     def close(self, wait: bool = True) -> None:
-        """Stop every executor. With wait=False (a signal), do not wait for running threads."""
+        """Stop every executor, within closing.CLOSE_BOUND seconds. With wait=False (a signal,
+        Ctrl-C) running steps are abandoned; with wait=True running thread steps finish. Steps
+        not yet started never start."""
         if self.closed:
             return
         self.closed = True
-        if wait:
-            self.dfk.cleanup()
-            return
-        # Each part on its own: one failing (a scheduler command timing out, say) must not
-        # leave the interchange running.
-        _quietly(self.dfk.job_status_poller.close)  # cancels every block: workers go with it
-        for executor in list(self.dfk.executors.values()):
-            if type(executor).__name__ not in THREAD_POOLS:
-                _quietly(executor.shutdown)
-
-
-def _quietly(action: Any) -> None:
-    try:
-        action()
-    except Exception as error:  # we are going down anyway: record it in Parsl's log only
-        logging.getLogger("parsl").warning("q2pconf: %s failed on close: %r", action, error)
+        dfk = self.dfk
+        closing.bounded(lambda: closing.finish(dfk) if wait else closing.stop(dfk),
+                        lambda: closing.kill(dfk))
 
 
 # Sessions by config: a run holds its session (`using`), so another thread choosing another
@@ -366,28 +353,24 @@ def _quiet_parsl_logging() -> None:
     logging.getLogger("parsl").propagate = False
 
 
-_HANDLED = False
+_CLOSER: closing.SignalCloser | None = None
 
 
 def _install_handlers() -> None:
-    """Close the session at exit and on SIGTERM/SIGHUP (when the program has not taken them)."""
-    global _HANDLED
-    if _HANDLED:
-        return
-    _HANDLED = True
-    atexit.register(close)
-    if threading.current_thread() is not threading.main_thread():
-        return
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(signum) == signal.SIG_DFL:
-            signal.signal(signum, _on_signal)
+    """Close the session at exit and on SIGTERM/SIGHUP (when the program has not taken them;
+    signals can be taken in the main thread only: a later call from there takes them)."""
+    global _CLOSER
+    if _CLOSER is None:
+        atexit.register(close)
+        _CLOSER = closing.SignalCloser(_close_on_signal)
+    if threading.current_thread() is threading.main_thread():
+        _CLOSER.install()
 
 
-def _on_signal(signum: int, frame: FrameType | None) -> None:
-    """Stop the HTEX and its workers, then die of the same signal as we would have."""
-    close(wait=False)
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
+def _close_on_signal() -> None:
+    """In the cleanup thread: the sessions as they are now, without the lock the interrupted
+    main thread may hold."""
+    _close_all(list(_SESSIONS.values()), wait=False)
 
 
 @contextmanager

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from q2pconf.closing import interchange_ended
+
 STALL_VAR = "Q2PCONF_STALL_TIMEOUT"
 DEFAULT_STALL = 60.0
 SETTLE = 5.0  # seconds a certain stall must last: the strategy may not have started blocks yet
@@ -100,9 +102,8 @@ def _problem(executor: Any, config: Any, limit: float | None) -> Problem | None:
         return Problem("could not start its worker pool", POOL_FIX, 0.0)
     interchange = getattr(executor, "interchange_proc", None)
     if interchange is not None and interchange.poll() is not None:
-        return Problem(f"lost its interchange process (exit status {interchange.returncode})",
-                       "see interchange.log in the executor's directory under the run "
-                       "directory; run the pipeline again", 0.0, dead=True)
+        return Problem(f"lost its interchange: {interchange_ended(executor)}",
+                       "see that log; run the pipeline again", 0.0, dead=True)
     if limit is None or any(not s.terminal for s in executor.status_facade.values()):
         return None  # a block is pending or running: it may yet run the steps
     why = _cannot_scale(config.strategy, provider)

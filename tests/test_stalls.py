@@ -188,7 +188,10 @@ def test_a_dead_interchange_fails_the_pipeline_within_seconds(tmp_path: Path) ->
             process.kill()
     answer = json.loads(out)
     assert answer["type"] == "ExecutorFailed", err
-    assert "executor 'htex' lost its interchange process (exit status -9)" in answer["message"]
+    # the interchange itself, as `ps` shows it (not the q2pconf.guard that started it)
+    assert (f"executor 'htex' lost its interchange: the interchange of executor 'htex' "
+            f"(pid {interchange[0].pid}) was killed by SIGKILL; its log is ") in answer["message"]
+    assert "interchange.log" in answer["message"]
     assert answer["caught"] - killed < 15
 
 
