@@ -1,9 +1,9 @@
 """`@step` and `@parallel_pipeline`: a pipeline body that sends its steps to Parsl.
 
 The body runs in the caller's thread. Each step call inside it becomes a Parsl app and returns
-a future at once; futures (also inside lists, tuples and dicts) passed to later steps are
-waited on by Parsl before those steps run. Only the outermost pipeline call waits, and it
-returns plain values.
+a future at once; futures passed to later steps (also nested in lists, tuples, sets and dicts:
+see q2pconf.nested) are waited on by Parsl before those steps run. Only the outermost pipeline
+call waits, and it returns plain values.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import os
 import reprlib
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from q2pconf import closing
+from q2pconf import nested
 from q2pconf import session as sessions
 from q2pconf import unmatched
 from q2pconf import trace as tracing
@@ -30,7 +32,7 @@ from q2pconf.watchdog import Watchdog, pool_failed
 from q2pconf.transport import CODE_KEY, Runner, refuse_while_loading
 
 F = TypeVar("F", bound=Callable[..., Any])
-SERIAL = object()  # the active "run" while a pipeline runs with no Parsl at all
+SERIAL_LABEL = "(serial)"  # the executor a serial run's history names
 _ACTIVE: contextvars.ContextVar[Any] = contextvars.ContextVar("q2pconf_run", default=None)
 
 
@@ -54,7 +56,7 @@ class Step:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         run = _ACTIVE.get()
-        if run is None or run is SERIAL:
+        if run is None:
             return self.func(*args, **kwargs)
         return run.submit(self, args, kwargs)
 
@@ -143,11 +145,13 @@ class Pipeline:
 
     def serial(self, *args: Any, **kwargs: Any) -> Any:
         """Run the same pipeline one step after another, without Parsl (for debugging)."""
-        token = _ACTIVE.set(SERIAL)
+        run = SerialRun()
+        token = _ACTIVE.set(run)
         try:
-            return self.func(*args, **kwargs)
+            return nested.unwrap(self.func(*args, **kwargs))
         finally:
             _ACTIVE.reset(token)
+            self.history = run.records
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         return self if obj is None else functools.partial(self, obj)
@@ -178,6 +182,7 @@ class Run:
         self.failure: BaseException | None = None
         self.progress = Progress(running=functools.partial(_launched, session))
         self._lock = threading.Lock()
+        self._fingerprints: dict[Runner, str] = {}
         self._failed: Future[None] = Future()
         self.watchdog = Watchdog(session.dfk)
         settings = session.settings
@@ -194,7 +199,7 @@ class Run:
         if step.walltime is not None:
             kwargs = {**kwargs, "walltime": step.walltime}
         if self.session.resume:  # Parsl's memoizer hashes a function by name only
-            kwargs = {**kwargs, CODE_KEY: step.runner.code_digest()}
+            kwargs = {**kwargs, CODE_KEY: self._fingerprint(step.runner)}
         trace = self.trace
         if trace is not None:
             key = trace.expect(f"{step.plugin}.{step.name}", step.walltime)
@@ -211,6 +216,14 @@ class Run:
             return future
         return self._split(future, call)
 
+    def _fingerprint(self, runner: Runner) -> str:
+        """The step's fingerprint, worked out once per run: a module's values may change
+        between two runs in one program."""
+        found = self._fingerprints.get(runner)
+        if found is None:
+            found = self._fingerprints[runner] = runner.code_digest()
+        return found
+
     def _split(self, parent: Future[Any], call: Call) -> tuple[Future[Any], ...]:
         """One future per declared output of `parent`'s returned tuple."""
         step = call.step
@@ -219,11 +232,10 @@ class Run:
         def copy(done: Future[Any]) -> None:
             error = done.exception()
             value = None if error is not None else done.result()
-            if error is None and (not isinstance(value, (tuple, list))
-                                  or len(value) != len(children)):
-                error = ValueError(f"step {step.name} was declared with outputs={step.outputs} "
-                                   f"but returned {type(value).__name__} {_REPR.repr(value)}")
-                self._failed_with(error, call)
+            if error is None:
+                error = _outputs_error(step, value)
+                if error is not None:
+                    self._failed_with(error, call)
             for index, child in enumerate(children):
                 if error is None:
                     child.set_result(value[index])  # type: ignore[index]
@@ -284,7 +296,7 @@ class Run:
                 wait([future, self._failed], timeout=0.5, return_when=FIRST_COMPLETED)
                 self.watchdog.check(self._waits_on)
                 self.reach.check(self.session.dfk.executors)
-        return _plain(value)
+        return nested.unwrap(value)
 
     def ran(self) -> set[tuple[str, str]]:
         """(plugin, name) of every step this run submitted."""
@@ -309,6 +321,57 @@ class Run:
         return [StepRecord(call.step.name, call.label, *_times(future)) for call, future in pairs]
 
 
+class SerialRun:
+    """A pipeline run without Parsl: each step runs when it is called, in the caller's thread,
+    and returns a completed future, so the body sees what a parallel run gives it. Every
+    check of a parallel run is made: outputs=N, walltime, the note naming a failing step."""
+
+    def __init__(self) -> None:
+        self.records: list[StepRecord] = []
+
+    def submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        call = Call(step, args, kwargs, None)
+        began = time.time()
+        try:
+            # the function itself, not its runner: in this thread a KeyboardInterrupt can be
+            # the user's Ctrl-C, which must stop the run as itself
+            value = _within(step.walltime, step.func, nested.unwrap(args), nested.unwrap(kwargs))
+            error = None if step.outputs is None else _outputs_error(step, value)
+            if error is not None:
+                raise error
+        except BaseException as failure:
+            self.records.append(StepRecord(step.name, SERIAL_LABEL, began, time.time(), "failed"))
+            _add_note(failure, f"q2pconf: in {call.where()}")
+            raise
+        self.records.append(StepRecord(step.name, SERIAL_LABEL, began, time.time(), "exec_done"))
+        if step.outputs is None:
+            return _completed(value)
+        return tuple(_completed(item) for item in value)
+
+
+def _within(walltime: float | None, func: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    """func(*args, **kwargs), stopped after `walltime` seconds as Parsl stops it."""
+    if walltime is None:
+        return func(*args, **kwargs)
+    from parsl.app.python import timeout  # Parsl's own: the same AppTimeout, raised the same way
+
+    return timeout(func, walltime)(*args, **kwargs)
+
+
+def _completed(value: Any) -> Future[Any]:
+    future: Future[Any] = Future()
+    future.set_result(value)
+    return future
+
+
+def _outputs_error(step: Step, value: Any) -> ValueError | None:
+    """Why `value` is not what `@step(outputs=N)` promised, or None."""
+    if isinstance(value, (tuple, list)) and len(value) == step.outputs:
+        return None
+    return ValueError(f"step {step.name} was declared with outputs={step.outputs} "
+                      f"but returned {type(value).__name__} {_REPR.repr(value)}")
+
+
 @dataclass(frozen=True)
 class Call:
     """One submitted step call, described only if it fails (formatting costs per step)."""
@@ -316,12 +379,12 @@ class Call:
     step: Step
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
-    label: str
+    label: str | None  # None: run serially
 
     def where(self) -> str:
         step = self.step
-        text = (f"step {step.plugin}.{step.name}({_summary(self.args, self.kwargs)}) "
-                f"on executor {self.label!r}")
+        on = "run serially" if self.label is None else f"on executor {self.label!r}"
+        text = f"step {step.plugin}.{step.name}({_summary(self.args, self.kwargs)}) {on}"
         return text if step.walltime is None else f"{text} (walltime {step.walltime:g} s)"
 
 
@@ -360,21 +423,6 @@ def _launched(session: sessions.Session) -> int:
     from parsl.dataflow.states import States
 
     return session.dfk.task_state_counts[States.launched]
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Future):
-        return _plain(value.result())
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, tuple):
-        items = [_plain(item) for item in value]
-        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
-    if isinstance(value, dict):
-        return type(value)((key, _plain(item)) for key, item in value.items())
-    if isinstance(value, (set, frozenset)):
-        return type(value)(_plain(item) for item in value)
-    return value
 
 
 _REPR = reprlib.Repr()

@@ -317,6 +317,10 @@ def close(wait: bool = True) -> None:
 
 def _new_session(key: tuple[Any, ...], target: Any, settings: Settings | None,
                  mapping: dict[str, str], resume: bool) -> Session:
+    if resume:
+        from q2pconf import memo
+
+        memo.register()
     if settings is None:  # a ready parsl.Config
         from q2pconf.build import follow_nested_futures
 

@@ -28,7 +28,7 @@ EXAMPLES = {"int": "2", "float": "1.5", "str": '"text"', "bool": "true", "list":
             "table": "{ key = 1 }"}
 # [parsl] keys q2pconf sets itself, and why the file cannot.
 MANAGED = {
-    "dependency_resolver": "q2pconf always follows futures inside lists and dicts",
+    "dependency_resolver": "q2pconf always follows futures nested in lists, tuples, sets and dicts",
     "retry_handler": "it takes a Python function: pass a parsl.Config to ParallelConfig instead",
     "std_autopath": "it takes a Python function: pass a parsl.Config to ParallelConfig instead",
 }
