@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from benchmarks import children
 
@@ -54,10 +56,12 @@ class Row:
 
 
 def python(code: str, *args: str, env: dict[str, str] | None = None,
-           timeout: float = 600) -> dict[str, float]:
-    """Run `code` in a fresh interpreter; its last stdout line is JSON."""
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          timeout=timeout,
+           timeout: float = 600,
+           where: Callable[[list[str]], list[str]] = list) -> dict[str, float]:
+    """Run `code` in a fresh interpreter; its last stdout line is JSON. `where` wraps the
+    command (a multi-node cluster's `command`, to run it in the cluster's network)."""
+    done = subprocess.run(where([sys.executable, "-c", code, *args]), capture_output=True,
+                          text=True, timeout=timeout,
                           env={**os.environ, "Q2PCONF_PROGRESS": "0",
                                "PYTHONPATH": str(ROOT), **(env or {})})
     if done.returncode != 0:
@@ -82,6 +86,34 @@ def fan_out(repeat: int) -> Row:
                         lambda: python(children.FAN_OUT, "2000", "raw", "2")["seconds"], repeat)
     return Row("2000 trivial steps: @parallel_pipeline vs raw python_app", ours, raw, "s",
                "<= 1.10")
+
+
+def fan_out_htex(repeat: int, scratch: Path) -> Row:
+    config = scratch / "htex2-fan.toml"
+    config.write_text(HTEX2.format(workers=2, provider="LocalProvider", extra=""))
+    env = _isolated(scratch)
+    args = ("2000",)
+
+    def one(mode: str) -> float:
+        return python(children.FAN_OUT_HTEX, *args, mode, str(config), env=env)["seconds"]
+
+    ours, raw = medians(lambda: one("q2pconf"), lambda: one("raw"), repeat)
+    return Row("2000 trivial steps on 2 HTEX workers: @parallel_pipeline vs raw python_app",
+               ours, raw, "s", "<= 1.10", "both HTEX already started")
+
+
+def htex_first(repeat: int, scratch: Path) -> Row:
+    env = _isolated(scratch)
+    parsl = [sys.executable, "-c", "import parsl"]
+    runs = [(python(children.HTEX_FIRST, env=env), wall(parsl, {**os.environ, **env}))
+            for _ in range(repeat)]
+    first = statistics.median(r[0]["first"] for r in runs)
+    marks = {name: statistics.median(r[0]["marks"][name] for r in runs)
+             for name in runs[0][0]["marks"]}
+    split = ", ".join(f"{name} {value:.2f}" for name, value in marks.items())
+    return Row("first HTEX result, vendored default, from the pipeline call (Parsl imported) "
+               "vs python -c 'import parsl'", first, statistics.median(r[1] for r in runs), "s",
+               "<= 3.00", f"seconds from the call: {split}")
 
 
 def sleeps(repeat: int) -> Row:
@@ -118,10 +150,19 @@ def import_cost(repeat: int, scratch: Path) -> list[Row]:
     parsl = [sys.executable, "-c", "import parsl"]
     ours, base = medians(lambda: wall(find, env), lambda: wall(bare, env), repeat * 3)
     heavy = statistics.median(wall(parsl, env) for _ in range(repeat * 3))
+    config = scratch / "lookup.toml"
+    config.write_text(HTEX2.format(workers=2, provider="LocalProvider", extra=""))
+    info = [sys.executable, "-m", "q2pconf", "info", "--json", "--parallel-config", str(config)]
+    wall(info, env)  # the first run reads Parsl's source and caches what it found
+    looked, base2 = medians(lambda: wall(info, env), lambda: wall(bare, env), repeat * 3)
     return [Row("import q2pconf + find config vs python -c pass", ours, base, "s", "<= 2.50",
                 "whole processes"),
             Row("import q2pconf + find config vs python -c 'import parsl'", ours, heavy, "s",
-                "<= 0.15")]
+                "<= 0.15"),
+            Row("q2pconf info --json (HTEX + provider config) vs python -c pass", looked, base2,
+                "s", "<= 2.50", "whole processes; Parsl's catalog cached"),
+            Row("q2pconf info --json vs python -c 'import parsl'", looked, heavy, "s",
+                "<= 0.10")]
 
 
 def activation(repeat: int, scratch: Path) -> Row:
@@ -139,10 +180,13 @@ def activation(repeat: int, scratch: Path) -> Row:
                "no interpreter", f"{(ours - base) / 200 * 1e6:.0f} us per activation")
 
 
-def memory(scratch: Path) -> Row:
-    result = python(children.MEMORY, "10000")
-    return Row("10,000 steps: peak RSS growth per step", result["kib_per_step"], 1.0, "KiB",
-               "bounded", f"peak {result['peak_mib']:.0f} MiB")
+def memory(scratch: Path) -> list[Row]:
+    rows = []
+    for n in (10_000, 100_000):
+        result = python(children.MEMORY, str(n), timeout=1800)
+        rows.append(Row(f"{n:,} trivial steps: peak RSS growth per step", result["kib_per_step"],
+                        1.0, "KiB", "<= 1.00", f"peak {result['peak_mib']:.0f} MiB"))
+    return rows
 
 
 def slurm(repeat: int, scratch: Path) -> list[Row]:
@@ -157,14 +201,14 @@ def slurm(repeat: int, scratch: Path) -> list[Row]:
     remote.write_text(HTEX2.format(workers=4, provider="SlurmProvider",
                                    extra='partition = "debug"\nwalltime = "00:10:00"\n'
                                          'nodes_per_block = 1\n'))
-    try:
-        cluster = slurm_cluster.start(Path(tempfile.mkdtemp(prefix="q2p-bench-slurm-")))
-    except Exception as error:  # no Slurm here: say so in the table
-        return [Row(f"16-step fan-out on Slurm: skipped ({error})", float("nan"), 1, "s", "-")]
+    cluster, why = _started(
+        lambda: slurm_cluster.start(Path(tempfile.mkdtemp(prefix="q2p-bench-slurm-"))))
+    if cluster is None:  # no Slurm here: say so in the table
+        return [Row(f"16-step fan-out on Slurm: skipped ({why})", float("nan"), 1, "s", "-")]
     try:
         env = {**_isolated(scratch), **cluster.env}
-        runs = [(python(children.FAN_OUT_16, str(remote), env=env),
-                 python(children.FAN_OUT_16, str(local), env=env)) for _ in range(repeat)]
+        runs = [(python(children.NAPS, str(remote), "16", env=env),
+                 python(children.NAPS, str(local), "16", env=env)) for _ in range(repeat)]
     finally:
         slurm_cluster.stop(cluster)
     first = [statistics.median(r[i]["first"] for r in runs) for i in (0, 1)]
@@ -173,6 +217,62 @@ def slurm(repeat: int, scratch: Path) -> list[Row]:
                 "cost of the batch system"),
             Row("16 x 0.2 s on HTEX: total, Slurm vs local", total[0], total[1], "s",
                 "cost of the batch system")]
+
+
+def multinode(repeat: int, scratch: Path) -> list[Row]:
+    """32 x 0.2 s sleeps on one node against two nodes (one job each time) of the three-host
+    Slurm cluster in network namespaces the tests use (needs root)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    cluster, why = _started(lambda: __import__("slurm_cluster").start_multinode())
+    if cluster is None:
+        return [Row(f"32-step fan-out on 2 Slurm nodes: skipped ({why})", float("nan"), 1,
+                    "s", "-")]
+    import slurm_cluster
+
+    env = {**_isolated(scratch), **cluster.env}
+
+    def on(nodes: int) -> dict[str, float]:
+        slurm_cluster.settle(cluster)  # the last job's nodes are free again
+        return python(children.NAPS, str(_nodes_config(scratch, nodes)), "32", env=env,
+                      where=lambda argv: cluster.command(*argv))
+    try:
+        runs = [(on(1), on(2)) for _ in range(repeat)]
+    finally:
+        slurm_cluster.drain(cluster)
+        slurm_cluster.stop(cluster)
+        shutil.rmtree(cluster.dir, ignore_errors=True)
+    first = [statistics.median(r[i]["first"] for r in runs) for i in (0, 1)]
+    total = [statistics.median(r[i]["total"] for r in runs) for i in (0, 1)]
+    note = f"{slurm_cluster.node_cpus()} workers per node; one job"
+    return [Row("32 x 0.2 s on Slurm: total, 1 node vs 2 nodes (speed-up)", total[0], total[1],
+                "s", ">= 1.5", note),
+            Row("32 x 0.2 s on Slurm: first result, 2 nodes vs 1 node", first[1], first[0],
+                "s", "~ 1", "what a job on two nodes costs before its first result")]
+
+
+def _nodes_config(scratch: Path, nodes: int) -> Path:
+    """One HTEX block of `nodes` nodes on the namespace cluster, a worker per core."""
+    from slurm_cluster import CONTROLLER_IP, node_cpus
+
+    path = scratch / f"nodes{nodes}.toml"
+    text = HTEX2.format(workers=node_cpus(), provider="SlurmProvider",
+                        extra=f'walltime = "00:10:00"\nnodes_per_block = {nodes}\n'
+                              f"exclusive = false\ncores_per_node = {node_cpus()}\n"
+                              '[parsl.executors.provider.launcher]\nclass = "SrunLauncher"\n')
+    path.write_text(text.replace('label = "htex"\n',
+                                 f'label = "htex"\naddress = "{CONTROLLER_IP}"\n'))
+    return path
+
+
+def _started(start: Callable[[], Any]) -> tuple[Any, str | None]:
+    """A test cluster `start` made, or None and why not (no Slurm here, not root, ...)."""
+    try:
+        return start(), None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as error:  # the cluster module fails through pytest.fail
+        text = str(error).strip().splitlines()
+        return None, text[0] if text else type(error).__name__
 
 
 def _isolated(scratch: Path) -> dict[str, str]:
@@ -207,12 +307,14 @@ def main() -> None:
         scratch = Path(name)
         os.chdir(scratch)  # children run here: raw Parsl baselines write ./runinfo
         steps: list[Callable[[], Row | list[Row]]] = [
-            lambda: fan_out(args.repeat), lambda: sleeps(args.repeat),
+            lambda: fan_out(args.repeat), lambda: fan_out_htex(args.repeat, scratch),
+            lambda: htex_first(args.repeat, scratch), lambda: sleeps(args.repeat),
             lambda: first_result(args.repeat, scratch), lambda: cpu(args.repeat, scratch),
             lambda: import_cost(args.repeat, scratch), lambda: activation(args.repeat, scratch),
             lambda: memory(scratch)]
         if not args.no_slurm:
             steps.append(lambda: slurm(args.repeat, scratch))
+            steps.append(lambda: multinode(args.repeat, scratch))
         rows: list[Row] = []
         for run in steps:
             result = run()

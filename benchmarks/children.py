@@ -143,7 +143,7 @@ with q2pconf.ParallelConfig(Config(executors=[ThreadPoolExecutor(label="default"
 print(json.dumps({"kib_per_step": (after - before) / n, "peak_mib": after / 1024}))
 """
 
-FAN_OUT_16 = """
+NAPS = """
 import json, sys, time
 began = time.time()
 import q2pconf
@@ -155,10 +155,76 @@ def nap(i):
     return time.time()
 
 @parallel_pipeline
-def run():
-    return [nap(i) for i in range(16)]
+def run(n):
+    return [nap(i) for i in range(n)]
 
 with q2pconf.ParallelConfig(sys.argv[1]):
-    ends = run()
+    ends = run(int(sys.argv[2]))
 print(json.dumps({"first": min(ends) - began, "total": time.time() - began}))
+"""
+
+# 2000 trivial steps on a started 2-worker HTEX: @parallel_pipeline against raw python_app.
+FAN_OUT_HTEX = """
+import json, sys, time
+n, mode, config = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+import q2pconf
+from q2pconf import parallel_pipeline
+from benchmarks import steps
+
+if mode == "q2pconf":
+    @parallel_pipeline
+    def run(n):
+        return [steps.trivial_htex(i) for i in range(n)]
+
+    with q2pconf.ParallelConfig(config):
+        run(4)  # the HTEX and its workers are up: measure the steps only
+        began = time.perf_counter()
+        assert sum(run(n)) == n * (n - 1) // 2
+        seconds = time.perf_counter() - began
+else:
+    import parsl
+    dfk = parsl.load(q2pconf.load(config).parsl_config())
+    app = parsl.python_app(steps.plain, executors=["htex"])
+    [f.result() for f in [app(i) for i in range(4)]]
+    began = time.perf_counter()
+    assert sum(f.result() for f in [app(i) for i in range(n)]) == n * (n - 1) // 2
+    seconds = time.perf_counter() - began
+    dfk.cleanup()
+print(json.dumps({"seconds": seconds}))
+"""
+
+# The first result of one HTEX step on the vendored default, counted from the pipeline call
+# with Parsl already imported; the split comes from the time stamps in Parsl's own logs.
+HTEX_FIRST = """
+import glob, json, os, sys, time
+import parsl
+from q2pconf import parallel_pipeline, session
+from benchmarks import steps
+
+@parallel_pipeline
+def run():
+    return steps.trivial_htex(1)
+
+began = time.time()
+assert run() == 1
+first = time.time() - began
+run_dir = session._SESSION.dfk.run_dir
+session.close()
+
+def stamp(pattern, text):
+    for path in sorted(glob.glob(os.path.join(run_dir, pattern), recursive=True)):
+        for line in open(path, errors="replace"):
+            if text in line:
+                try:
+                    return float(line.split()[0]) - began
+                except ValueError:
+                    pass
+    return float("nan")
+
+marks = {"interchange up": stamp("htex/interchange.log", "Bound to port"),
+         "block launched": stamp("parsl.log", "Scaling out by"),
+         "pool imported": stamp("htex/block-*/*/manager.log", "Manager initializing"),
+         "workers forked": stamp("htex/block-*/*/manager.log", "Manager threads started"),
+         "registered": stamp("htex/interchange.log", "Registered manager")}
+print(json.dumps({"first": first, "marks": marks}))
 """

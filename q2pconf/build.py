@@ -132,10 +132,10 @@ def _runnable_here(obj: ObjectSpec) -> ObjectSpec:
     if obj.kind != "executors" or not obj.cls.endswith(("HighThroughputExecutor", "MPIExecutor")):
         return obj
     kwargs = dict(obj.kwargs)
-    if "launch_cmd" not in kwargs:  # the user's own command runs as written (see README)
-        kwargs["launch_cmd"] = _worker_launch_cmd()
-    interchange = kwargs.get("interchange_launch_cmd",
-                             [sys.executable, "-m", f"{HTEX_MODULE}.interchange"])
+    if not kwargs.get("launch_cmd"):  # the user's own command runs as written (see README);
+        kwargs["launch_cmd"] = _worker_launch_cmd()  # Parsl reads "" as its default, off PATH
+    interchange = (kwargs.get("interchange_launch_cmd")
+                   or [sys.executable, "-m", f"{HTEX_MODULE}.interchange"])
     if isinstance(interchange, list):  # it runs here, where the guard surely runs too
         kwargs["interchange_launch_cmd"] = [*GUARD, "interchange", "--", *interchange]
     provider = kwargs.get("provider")
@@ -177,6 +177,7 @@ def _worker_launch_cmd() -> str:
     program, _, rest = DEFAULT_LAUNCH_CMD.partition(" ")
     if program != "process_worker_pool.py":
         return DEFAULT_LAUNCH_CMD  # a Parsl we do not know: keep its own command
-    module = f"{HTEX_MODULE}.process_worker_pool"
+    # Parsl's pool (its workers forked from a warm server: q2pconf.pool), under the guard
+    pool = f"{shlex.quote(sys.executable)} -m q2pconf.pool {HTEX_MODULE}.process_worker_pool"
     guard = " ".join(map(shlex.quote, GUARD))
-    return f"{guard} pool -- {shlex.quote(sys.executable)} -m {module} {rest}"
+    return f"{guard} pool -- {pool} {rest}"

@@ -148,9 +148,11 @@ def _summary(settings: Settings) -> None:
     print("executors:")
     for label in settings.labels:
         workers = settings.workers(label)
-        size = "" if workers is None else f", workers: {workers}"
+        size = "" if workers is None else f", workers: {workers or 'one per core'}"
         print(f"  {label:<10} {settings.executor_class(label)}{size}")
-    print("mapping:" + ("" if settings.mapping else " none (every step runs on 'default')"))
+    print("mapping:" + ("" if settings.mapping else
+                        " none (a step runs where its @step(executor=...) names, else on "
+                        "'default')"))
     for step, label in settings.mapping.items():
         print(f"  {step} -> {label}")
     if settings.plan.mapping_only:

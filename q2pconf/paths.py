@@ -6,9 +6,11 @@
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 CONFIG_NAME = "qiime2_config.toml"
+PRIVATE = 0o700  # directories q2pconf creates in the user's cache
 
 
 def user_config_path() -> Path:
@@ -36,3 +38,24 @@ def runinfo_root() -> str:
     from platformdirs import user_cache_dir
 
     return str(Path(user_cache_dir("q2pconf"), "runinfo"))
+
+
+def make_private_dirs(path: str) -> None:
+    """`os.makedirs`, but each directory created here is 0700 exactly (the umask can only
+    take bits away from mkdir's mode, and 000 takes none; a racing creator's is kept)."""
+    path = os.path.abspath(path)
+    missing = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, PRIVATE)
+        except FileExistsError:
+            if not os.path.isdir(directory):
+                raise
+            continue
+        os.chmod(directory, PRIVATE)

@@ -18,7 +18,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from q2pconf import session as sessions
+from q2pconf import unmatched
 from q2pconf.progress import Progress
+from q2pconf.reach import ConnectWatches
+from q2pconf.watchdog import Watchdog, pool_failed
 from q2pconf.transport import CODE_KEY, Runner, refuse_while_loading
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -90,14 +93,17 @@ class Pipeline:
         if _ACTIVE.get() is not None:  # nested, or serial: run inline
             return self.func(*args, **kwargs)
         refuse_while_loading()
-        run = Run(sessions.session(self.resume))
-        token = _ACTIVE.set(run)
-        try:
-            with sessions.closed_on_interrupt(), run.progress:
-                return run.resolve(self.func(*args, **kwargs))
-        finally:
-            _ACTIVE.reset(token)
-            self.history = run.records()
+        with sessions.using(self.resume) as session:  # no other thread closes it meanwhile
+            run = Run(session)
+            token = _ACTIVE.set(run)
+            try:
+                with sessions.closed_on_interrupt(), run.progress:
+                    result = run.resolve(self.func(*args, **kwargs))
+                unmatched.unused_keys(session.mapping, run.ran(), self.__name__)
+                return result
+            finally:
+                _ACTIVE.reset(token)
+                self.history = run.records()
 
     def serial(self, *args: Any, **kwargs: Any) -> Any:
         """Run the same pipeline one step after another, without Parsl (for debugging)."""
@@ -133,6 +139,9 @@ class Run:
         self.progress = Progress(running=functools.partial(_launched, session))
         self._lock = threading.Lock()
         self._failed: Future[None] = Future()
+        self.watchdog = Watchdog(session.dfk)
+        settings = session.settings
+        self.reach = ConnectWatches(str(settings.path) if settings and settings.path else None)
 
     def submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         label = self.session.label_for(step.name, step.plugin, step.executor)
@@ -176,6 +185,7 @@ class Run:
 
     def _done(self, call: Call, future: Future[Any]) -> None:
         from parsl.dataflow.errors import DependencyError
+        from parsl.executors.errors import BadStateException
 
         error = future.exception()
         self.progress.finished(failed=error is not None)
@@ -183,6 +193,8 @@ class Run:
         # (or is being) reported by its own callback, and is the one the user must see.
         if error is None or isinstance(error, DependencyError):
             return
+        if isinstance(error, BadStateException):  # Parsl gave up on the executor's blocks
+            error = pool_failed(self.session.dfk.executors.get(call.label), call.label, error)
         self._failed_with(error, call)
 
     def _failed_with(self, error: BaseException, call: Call) -> None:
@@ -208,10 +220,26 @@ class Run:
                     break
                 future = self.futures[done]
             if future.done():
+                if self.failure is None and _failed_step(future):
+                    # its done-callback, in Parsl's thread, may not have recorded it yet
+                    wait([self._failed], timeout=5)
                 done += 1
             else:  # wake up now and then: a failure elsewhere must not wait for this step
                 wait([future, self._failed], timeout=0.5, return_when=FIRST_COMPLETED)
+                self.watchdog.check(self._waits_on)
+                self.reach.check(self.session.dfk.executors)
         return _plain(value)
+
+    def ran(self) -> set[tuple[str, str]]:
+        """(plugin, name) of every step this run submitted."""
+        with self._lock:
+            return {(call.step.plugin, call.step.name) for call in self.calls}
+
+    def _waits_on(self, label: str) -> bool:
+        """Whether a step of this run that has not finished was sent to executor `label`."""
+        with self._lock:
+            pairs = list(zip(self.calls, self.futures))
+        return any(call.label == label and not future.done() for call, future in pairs)
 
     def records(self) -> list[StepRecord]:
         with self._lock:
@@ -255,6 +283,14 @@ def _times(future: Any) -> tuple[float | None, float | None, str]:
 
     return (seconds("try_time_launched"), seconds("try_time_returned"),
             getattr(record.get("status"), "name", "unknown"))
+
+
+def _failed_step(future: Future[Any]) -> bool:
+    """A finished step's future holds its own error (not a dependency's)."""
+    from parsl.dataflow.errors import DependencyError
+
+    error = future.exception()
+    return error is not None and not isinstance(error, DependencyError)
 
 
 def _launched(session: sessions.Session) -> int:

@@ -1,9 +1,11 @@
-"""The Parsl session: one per process, started lazily, always cleaned up.
+"""Parsl sessions: one per config in use, started lazily, always cleaned up.
 
-A session owns one Parsl DataFlowKernel. It is created by the first pipeline call, reused by
-later calls with the same config, and closed at interpreter exit, on SIGTERM/SIGHUP, and when
-Ctrl-C interrupts a pipeline. Executors start the first time a step is sent to them, so a
-pipeline that only uses threads never starts an HTEX interchange or its workers.
+A session owns one Parsl DataFlowKernel. It is created by the first pipeline call for a
+config, reused by later calls with the same config (and `resume` setting), and closed at
+interpreter exit, on SIGTERM/SIGHUP, when Ctrl-C interrupts a pipeline, and when it has been
+idle longest and more than IDLE_SESSIONS sessions are idle. A session is never closed by
+another thread's choice while a run uses it. Executors start the first time a step is sent
+to them, so a pipeline that only uses threads never starts an HTEX interchange or its workers.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from q2pconf import rundir, unmatched
 from q2pconf.config import Settings, choose_executor, from_dict, load
 from q2pconf.errors import ConfigError
 from q2pconf.validate import MAPPING_KEY, check_labels, describe, flat_mapping
@@ -148,8 +151,12 @@ class Session:
         self.resume = resume
         self._lock = threading.Lock()
         self._apps: dict[tuple[int, str], Any] = {}
+        self.users = 0  # runs using it now; changed under _SESSION_LOCK
         _quiet_parsl_logging()
+        rundir.prepare(parsl_config, _run_dir_source(settings))
         self.dfk = DataFlowKernel(parsl_config)
+        rundir.make_private(self.dfk.run_dir)
+        rundir.quiet_log_errors(self.dfk.run_dir)
         self.labels = (tuple(settings.labels) if settings is not None
                        else tuple(label for label in self.dfk.executors
                                   if not label.startswith("_")))
@@ -157,6 +164,8 @@ class Session:
 
     def label_for(self, name: str, plugin: str | None, hint: str | None) -> str:
         """The executor a step runs on (see `q2pconf.config.choose_executor`)."""
+        if hint is not None and hint not in self.labels:
+            unmatched.hint(f"{plugin}.{name}" if plugin else name, hint, self.labels)
         return choose_executor(self.mapping, self.labels, name, plugin, hint)
 
     def app(self, runner: Any, label: str) -> Any:
@@ -204,25 +213,72 @@ def _quietly(action: Any) -> None:
         logging.getLogger("parsl").warning("q2pconf: %s failed on close: %r", action, error)
 
 
-_SESSION: Session | None = None
+# Sessions by config: a run holds its session (`using`), so another thread choosing another
+# config never closes it; idle sessions are kept for reuse, at most IDLE_SESSIONS of them.
+IDLE_SESSIONS = 2
+_SESSIONS: dict[tuple[Any, ...], Session] = {}
 _SESSION_LOCK = threading.RLock()
 
 
+@contextmanager
+def using(resume: bool = False) -> Iterator[Session]:
+    """The session for the config chosen now, held open (against eviction) while in the block."""
+    current = _acquire(resume)
+    try:
+        yield current
+    finally:
+        with _SESSION_LOCK:
+            current.users -= 1
+            idle = _surplus(())
+        _close_all(idle)
+
+
 def session(resume: bool = False) -> Session:
-    """The process's session for the config chosen now; reused while the choice is the same."""
-    global _SESSION
+    """The session for the config chosen now; reused while the choice is the same."""
+    with using(resume) as current:
+        return current
+
+
+def _acquire(resume: bool) -> Session:
     choice = _CHOICE.get() or Choice()
     target = choice.target
     settings = load() if target is None else target if isinstance(target, Settings) else None
     mapping = _mapping_in_force(choice, settings)
     key = (_identity(target, settings), tuple(sorted(mapping.items())), resume)
     with _SESSION_LOCK:
-        if _SESSION is not None and not _SESSION.closed and _SESSION.key == key:
-            return _SESSION
-        close()
-        _SESSION = _new_session(key, target, settings, mapping, resume)
-        _install_handlers()
-        return _SESSION
+        current = _SESSIONS.pop(key, None)  # re-inserted last: the most recently used
+        if current is None or current.closed:
+            current = _new_session(key, target, settings, mapping, resume)
+            _install_handlers()
+        _SESSIONS[key] = current
+        current.users += 1
+        idle = _surplus(key)
+    _close_all(idle)
+    return current
+
+
+def _surplus(key: tuple[Any, ...]) -> list[Session]:
+    """Idle sessions to close (call with the lock held): those whose config file has changed
+    since (`key` is the newest for its file) and, oldest first, those beyond IDLE_SESSIONS."""
+    idle = [s for s in _SESSIONS.values() if s.users == 0 and not s.closed]
+    stale = [s for s in idle if key and s.key[0] != key[0]
+             and _file_of(s.key) is not None and _file_of(s.key) == _file_of(key)]
+    kept = [s for s in idle if s not in stale]
+    doomed = stale + kept[:max(0, len(kept) - IDLE_SESSIONS)]
+    for old in doomed:
+        del _SESSIONS[old.key]
+    return doomed
+
+
+def _file_of(key: tuple[Any, ...]) -> str | None:
+    """The config file a session key was made for (see `_identity`), if any."""
+    identity = key[0]
+    return identity[0] if len(identity) in (1, 4) else None
+
+
+def _close_all(doomed: list[Session], wait: bool = True) -> None:
+    for old in doomed:
+        old.close(wait)
 
 
 def _mapping_in_force(choice: Choice, settings: Settings | None) -> dict[str, str]:
@@ -243,12 +299,11 @@ def _mapping_in_force(choice: Choice, settings: Settings | None) -> dict[str, st
 
 
 def close(wait: bool = True) -> None:
-    """Close the process's session, if any (the next pipeline call starts a new one)."""
-    global _SESSION
+    """Close every session (the next pipeline call starts a new one)."""
     with _SESSION_LOCK:
-        current, _SESSION = _SESSION, None
-    if current is not None:
-        current.close(wait)
+        doomed = list(_SESSIONS.values())
+        _SESSIONS.clear()
+    _close_all(doomed, wait)
 
 
 def _new_session(key: tuple[Any, ...], target: Any, settings: Settings | None,
@@ -287,6 +342,13 @@ def _resuming(settings: Settings) -> dict[str, Any]:
     found = glob.glob(os.path.join(glob.escape(base), "*", "checkpoint"))
     found += glob.glob(os.path.join(glob.escape(base), "*", "*", "checkpoint"))
     return checkpointing(sorted(found))
+
+
+def _run_dir_source(settings: Settings | None) -> str | None:
+    """The config file that set run_dir, for an error naming it (None: q2pconf's default)."""
+    if settings is None:
+        return "<parsl.Config>"
+    return settings.plan.file if "run_dir" in settings.plan.options else None
 
 
 def _quiet_parsl_logging() -> None:

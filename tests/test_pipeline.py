@@ -207,8 +207,14 @@ def test_session_is_reused_and_replaced_when_the_config_changes(tmp_path: Path) 
         assert sessions.session() is first
     with q2pconf.ParallelConfig(write_config(tmp_path, threads=2)):
         steps.threads_only(2)
-        assert sessions.session() is not first
-    assert first.closed
+        other = sessions.session()
+        assert other is not first
+    assert not first.closed  # idle, kept for the next run with its config
+    path.write_text(path.read_text().replace("max_threads = 4", "max_threads = 3"))
+    with q2pconf.ParallelConfig(path):
+        steps.threads_only(2)
+        assert sessions.session() not in (first, other)
+    assert first.closed and not other.closed  # its file changed: it can never be used again
 
 
 def test_run_dir_is_under_the_user_cache(clean_env: Path,

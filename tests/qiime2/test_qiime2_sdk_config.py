@@ -125,14 +125,14 @@ def test_parallel_non_pipeline(qiimetest: Path) -> None:
     in parallel'); q2pconf has no `.parallel`, and a step called outside a pipeline is not
     run in parallel either: it is an ordinary call, in the caller's thread, starting no
     Parsl."""
-    from q2pconf import session as sessions
+    from procs import parsl_children
 
     assert not hasattr(method, "parallel")
     results = method([0, 1])
     assert [result["value"] for result in results] == [0, 1]
     assert results[0]["ran"]["pid"] == os.getpid()
     assert results[0]["ran"]["thread"] == threading.current_thread().name
-    assert sessions._SESSION is None
+    assert parsl_children() == []  # no interchange, no worker: nothing was started
 
 
 def test_no_vendored_fp(qiimetest: Path, monkeypatch: pytest.MonkeyPatch) -> None:
