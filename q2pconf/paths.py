@@ -11,6 +11,7 @@ from pathlib import Path
 
 CONFIG_NAME = "qiime2_config.toml"
 PRIVATE = 0o700  # directories q2pconf creates in the user's cache
+UNKEPT: dict[str, str] = {}  # temporary run directory -> why the cache could not hold it
 
 
 def user_config_path() -> Path:
@@ -59,3 +60,24 @@ def make_private_dirs(path: str) -> None:
                 raise
             continue
         os.chmod(directory, PRIVATE)
+
+
+def temporary_run_dir(reason: str) -> str:
+    """A run directory for Parsl when the cache cannot hold one, removed at exit: runs still
+    work, but keep no trace (`reason` goes into the one warning `q2pconf.trace` gives)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="q2pconf-run-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    UNKEPT[directory] = reason
+    return directory
+
+
+def unkept_reason(run_dir: str) -> str | None:
+    """Why `run_dir` (inside a temporary run directory) keeps no trace; None if it can."""
+    for directory, reason in UNKEPT.items():
+        if run_dir == directory or run_dir.startswith(directory.rstrip("/") + "/"):
+            return reason
+    return None

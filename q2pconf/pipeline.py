@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import os
 import reprlib
 import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from q2pconf import session as sessions
 from q2pconf import unmatched
+from q2pconf import trace as tracing
+from q2pconf.measure import TRACE_KEY
 from q2pconf.progress import Progress
 from q2pconf.reach import ConnectWatches
 from q2pconf.watchdog import Watchdog, pool_failed
@@ -83,27 +87,50 @@ def step(func: Any = None, *, executor: str | None = None, outputs: int | None =
 class Pipeline:
     """A pipeline function: its outermost call runs it in parallel and returns plain values."""
 
-    def __init__(self, func: Callable[..., Any], resume: bool = False) -> None:
+    def __init__(self, func: Callable[..., Any], resume: bool = False,
+                 report: bool = False) -> None:
         functools.update_wrapper(self, func)
         self.func = func
         self.resume = resume
+        self.report = report
         self.history: list[StepRecord] = []
+        self.trace_path: Path | None = None  # the last run's trace (q2pconf.trace)
+        self.report_path: Path | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if _ACTIVE.get() is not None:  # nested, or serial: run inline
             return self.func(*args, **kwargs)
         refuse_while_loading()
         with sessions.using(self.resume) as session:  # no other thread closes it meanwhile
-            run = Run(session)
+            run = Run(session, tracing.start(session, self.__name__))
             token = _ACTIVE.set(run)
+            outcome = "failed"
             try:
                 with sessions.closed_on_interrupt(), run.progress:
-                    result = run.resolve(self.func(*args, **kwargs))
+                    value = run.resolve(self.func(*args, **kwargs))
                 unmatched.unused_keys(session.mapping, run.ran(), self.__name__)
-                return result
+                outcome = "done"
+                return value
+            except KeyboardInterrupt:
+                outcome = "interrupted"
+                raise
             finally:
                 _ACTIVE.reset(token)
                 self.history = run.records()
+                self._end_trace(run.trace, outcome)
+
+    def _end_trace(self, trace: tracing.Trace | None, outcome: str) -> None:
+        """Finish the run's trace, and write its report when asked to."""
+        self.trace_path = self.report_path = None
+        if trace is None:
+            return
+        trace.close(outcome)
+        self.trace_path = trace.path
+        if self.report or os.environ.get("Q2PCONF_REPORT", "").strip() not in ("", "0"):
+            from q2pconf.report import write_report
+
+            self.report_path = write_report(trace.meta_path)
+            print(f"q2pconf: report: {self.report_path}", file=sys.stderr)
 
     def serial(self, *args: Any, **kwargs: Any) -> Any:
         """Run the same pipeline one step after another, without Parsl (for debugging)."""
@@ -117,13 +144,14 @@ class Pipeline:
         return self if obj is None else functools.partial(self, obj)
 
 
-def parallel_pipeline(func: Any = None, *, resume: bool = False) -> Any:
+def parallel_pipeline(func: Any = None, *, resume: bool = False, report: bool = False) -> Any:
     """Make `func` a pipeline whose `@step` calls run in parallel through Parsl.
 
     `resume=True` reuses results of steps whose inputs and code are unchanged since an
-    earlier run (Parsl's memoizer and checkpoint files)."""
+    earlier run (Parsl's memoizer and checkpoint files). Every run writes a trace (see
+    `q2pconf.trace`); `report=True` (or Q2PCONF_REPORT=1) also writes its HTML report."""
     def decorate(function: Callable[..., Any]) -> Pipeline:
-        return Pipeline(function, resume)
+        return Pipeline(function, resume, report)
 
     return decorate if func is None else decorate(func)
 
@@ -131,8 +159,9 @@ def parallel_pipeline(func: Any = None, *, resume: bool = False) -> Any:
 class Run:
     """The steps one outermost pipeline call submitted, and the first step that failed."""
 
-    def __init__(self, session: sessions.Session) -> None:
+    def __init__(self, session: sessions.Session, trace: tracing.Trace | None = None) -> None:
         self.session = session
+        self.trace = trace
         self.futures: list[Future[Any]] = []
         self.calls: list[Call] = []
         self.failure: BaseException | None = None
@@ -151,8 +180,14 @@ class Run:
             kwargs = {**kwargs, "walltime": step.walltime}
         if self.session.resume:  # Parsl's memoizer hashes a function by name only
             kwargs = {**kwargs, CODE_KEY: step.runner.code_digest()}
+        trace = self.trace
+        if trace is not None:
+            key = trace.expect(f"{step.plugin}.{step.name}", step.walltime)
+            kwargs = {**kwargs, TRACE_KEY: key}
         future = app(*args, **kwargs)
         future.add_done_callback(functools.partial(self._done, call))
+        if trace is not None:
+            trace.watch(key, future)
         with self._lock:
             self.futures.append(future)
             self.calls.append(call)

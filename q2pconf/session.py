@@ -25,6 +25,8 @@ from typing import Any
 from q2pconf import rundir, unmatched
 from q2pconf.config import Settings, choose_executor, from_dict, load
 from q2pconf.errors import ConfigError
+from q2pconf.measure import TRACE_KEY
+from q2pconf.trace import retry_handler
 from q2pconf.validate import MAPPING_KEY, check_labels, describe, flat_mapping
 
 THREAD_POOLS = ("ThreadPoolExecutor",)
@@ -178,7 +180,8 @@ class Session:
             with self._lock:
                 self._start(label)
                 app = self._apps.setdefault(key, PythonApp(
-                    runner, data_flow_kernel=self.dfk, executors=[label], cache=self.resume))
+                    runner, data_flow_kernel=self.dfk, executors=[label], cache=self.resume,
+                    ignore_for_cache=[TRACE_KEY]))
         return app
 
     def _start(self, label: str) -> None:
@@ -311,8 +314,11 @@ def _new_session(key: tuple[Any, ...], target: Any, settings: Settings | None,
     if settings is None:  # a ready parsl.Config
         from q2pconf.build import follow_nested_futures
 
-        return Session(key, None, follow_nested_futures(target), mapping, resume)
-    defaults: dict[str, Any] = dict(SESSION_DEFAULTS)
+        config = follow_nested_futures(target)
+        if not getattr(config.retry_handler, "q2pconf", False):
+            config.retry_handler = retry_handler(config.retry_handler)
+        return Session(key, None, config, mapping, resume)
+    defaults: dict[str, Any] = {**SESSION_DEFAULTS, "retry_handler": retry_handler()}
     if resume and not {"memoizer", "checkpoint_mode"} & set(settings.plan.options):
         defaults.update(_resuming(settings))
     config = settings.parsl_config(labels=[], **defaults)

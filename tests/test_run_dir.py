@@ -56,9 +56,9 @@ HTEX = two_executors(strategy="simple", extra="init_blocks = 1\nmax_blocks = 1\n
 
 
 @pytest.mark.parametrize("size, fill, said, text", [
-    ("64k", True, "is full: Parsl's file log is off", THREADS),
-    ("2m", False, "cannot write Parsl's log", THREADS),
-    ("3m", False, "cannot write Parsl's log", HTEX),
+    ("64k", True, "no trace of this run is kept", THREADS),
+    ("2m", False, "Parsl's log and this run's trace stop here", THREADS),
+    ("3m", False, "Parsl's log and this run's trace stop here", HTEX),
 ], ids=["full-from-the-start", "fills-during-the-run", "htex-fills-during-the-run"])
 def test_a_full_cache_is_one_warning_and_the_results_are_all_there(tmp_path, home, size, fill,
                                                                    said, text):
@@ -82,7 +82,9 @@ def test_a_full_cache_is_one_warning_and_the_results_are_all_there(tmp_path, hom
     assert fill or "No space left on device" in lines[0]
 
 
-def test_a_read_only_cache_is_an_error_naming_the_run_directory(tmp_path, home):
+def test_a_read_only_cache_is_one_warning_and_the_run_goes_on(tmp_path, home):
+    """The cache holds q2pconf's default run directory; a read-only one (a shared account,
+    a container) must not stop the run: it goes on in a temporary directory, said once."""
     config = tmp_path / "c.toml"
     config.write_text(THREADS)
     script = tmp_path / "script.py"
@@ -90,12 +92,12 @@ def test_a_read_only_cache_is_an_error_naming_the_run_directory(tmp_path, home):
     command = readonly_command(home / ".cache", [sys.executable, str(script), str(config), "3"])
     done = subprocess.run(command, env=environment(home), capture_output=True, text=True,
                           timeout=300)
-    assert done.returncode == 1
-    last = done.stderr.strip().splitlines()
-    message = "\n".join(line for line in last if not line.startswith((" ", "Traceback")))
-    assert "ConfigError: " + str(home / ".cache" / "q2pconf") in message, done.stderr
-    assert "cannot create the run directory" in message and "Read-only file system" in message
-    assert "Fix: " in done.stderr and "run_dir" in done.stderr
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{sum(2 * i for i in range(3))}\n"
+    [line] = done.stderr.splitlines()
+    assert f"cannot write the run directory {home / '.cache' / 'q2pconf'}" in line
+    assert "Read-only file system" in line and "no trace of this run is kept" in line
+    assert "Fix: " in line and "run_dir" in line
 
 
 def test_a_run_dir_the_file_sets_that_cannot_be_created_names_the_file_and_key(tmp_path, home):
