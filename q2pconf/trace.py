@@ -224,7 +224,7 @@ def start(session: Any, pipeline: str) -> Trace | None:
         unkept = unkept_reason(str(directory))
         if unkept is not None:
             raise OSError(unkept)
-        trace = Trace(directory, _stem(directory, pipeline), run_meta(session, pipeline))
+        trace = _new_trace(directory, pipeline, run_meta(session, pipeline))
     except OSError as problem:
         _warn_once(f"no trace of this run is kept ({_reason(problem)}). Fix: point "
                    "XDG_CACHE_HOME, or run_dir under [parsl], at a writable directory")
@@ -233,10 +233,15 @@ def start(session: Any, pipeline: str) -> Trace | None:
     return trace
 
 
-def _stem(directory: Path, pipeline: str) -> str:
-    """`<pipeline>-<n>`, n one more than the runs already in `directory`."""
-    taken = sum(1 for name in os.listdir(directory) if name.endswith(".run.json"))
-    return f"{pipeline}-{taken + 1}"
+def _new_trace(directory: Path, pipeline: str, meta: dict[str, Any]) -> Trace:
+    """A trace named `<pipeline>-<n>`, n one more than the runs already in `directory`, or
+    the next free number when another pipeline of the session took it meanwhile."""
+    number = 1 + sum(1 for name in os.listdir(directory) if name.endswith(".run.json"))
+    while True:
+        try:
+            return Trace(directory, f"{pipeline}-{number}", meta)
+        except FileExistsError:
+            number += 1
 
 
 def run_meta(session: Any, pipeline: str) -> dict[str, Any]:
