@@ -12,12 +12,14 @@ import functools
 import reprlib
 import sys
 import threading
-from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from q2pconf import session as sessions
+from q2pconf.futures import StepFuture
+from q2pconf.history import History, StepRecord
 from q2pconf.progress import Progress
 from q2pconf.transport import CODE_KEY, Runner, refuse_while_loading
 
@@ -84,7 +86,7 @@ class Pipeline:
         functools.update_wrapper(self, func)
         self.func = func
         self.resume = resume
-        self.history: list[StepRecord] = []
+        self.history: Sequence[StepRecord] = ()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if _ACTIVE.get() is not None:  # nested, or serial: run inline
@@ -97,7 +99,7 @@ class Pipeline:
                 return run.resolve(self.func(*args, **kwargs))
         finally:
             _ACTIVE.reset(token)
-            self.history = run.records()
+            self.history = run.history
 
     def serial(self, *args: Any, **kwargs: Any) -> Any:
         """Run the same pipeline one step after another, without Parsl (for debugging)."""
@@ -123,39 +125,43 @@ def parallel_pipeline(func: Any = None, *, resume: bool = False) -> Any:
 
 
 class Run:
-    """The steps one outermost pipeline call submitted, and the first step that failed."""
+    """The steps one outermost pipeline call submitted: how many still run, where and when
+    each ran (`history`, compact), and the first step that failed. Nothing of a step's Parsl
+    task is kept once it finished: 100,000 steps fit in a few MB."""
 
     def __init__(self, session: sessions.Session) -> None:
         self.session = session
-        self.futures: list[Future[Any]] = []
-        self.calls: list[Call] = []
+        self.history = History()
         self.failure: BaseException | None = None
         self.progress = Progress(running=functools.partial(_launched, session))
-        self._lock = threading.Lock()
-        self._failed: Future[None] = Future()
+        self._changed = threading.Condition()  # a step finished, or failed
+        self._running = 0  # submitted steps whose done-callback has not finished
 
     def submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         label = self.session.label_for(step.name, step.plugin, step.executor)
         app = self.session.app(step.runner, label)
-        call = Call(step, args, kwargs, label)
+        call = Call(step, args, kwargs, label, self.history.submitted(step.name, label))
         if step.walltime is not None:
             kwargs = {**kwargs, "walltime": step.walltime}
         if self.session.resume:  # Parsl's memoizer hashes a function by name only
             kwargs = {**kwargs, CODE_KEY: step.runner.code_digest()}
-        future = app(*args, **kwargs)
+        with self._changed:
+            self._running += 1
+        try:
+            future = app(*args, **kwargs)
+        except BaseException:
+            self._settled()
+            raise
         future.add_done_callback(functools.partial(self._done, call))
-        with self._lock:
-            self.futures.append(future)
-            self.calls.append(call)
         self.progress.submitted()
         if step.outputs is None:
-            return future
+            return StepFuture().follow(future)
         return self._split(future, call)
 
-    def _split(self, parent: Future[Any], call: Call) -> tuple[Future[Any], ...]:
+    def _split(self, parent: Future[Any], call: Call) -> tuple[StepFuture, ...]:
         """One future per declared output of `parent`'s returned tuple."""
         step = call.step
-        children: tuple[Future[Any], ...] = tuple(Future() for _ in range(step.outputs or 0))
+        children = tuple(StepFuture() for _ in range(step.outputs or 0))
 
         def copy(done: Future[Any]) -> None:
             error = done.exception()
@@ -177,71 +183,60 @@ class Run:
     def _done(self, call: Call, future: Future[Any]) -> None:
         from parsl.dataflow.errors import DependencyError
 
-        error = future.exception()
-        self.progress.finished(failed=error is not None)
-        if error is None or isinstance(error, DependencyError):
-            return
-        self._failed_with(error, call)
+        try:
+            self.history.finished(call.index, *_times(future))
+            error = future.exception()
+            self.progress.finished(failed=error is not None)
+            if error is not None and not isinstance(error, DependencyError):
+                self._failed_with(error, call)
+        finally:
+            self._settled()
+
+    def _settled(self) -> None:
+        with self._changed:
+            self._running -= 1
+            self._changed.notify_all()
 
     def _failed_with(self, error: BaseException, call: Call) -> None:
         _add_note(error, f"q2pconf: in {call.where()}")
-        with self._lock:
+        with self._changed:
             if self.failure is None:
                 self.failure = error
-                self._failed.set_result(None)
+            self._changed.notify_all()
 
     def resolve(self, value: Any) -> Any:
         """Wait for every submitted step, then replace futures in `value` by their results.
 
         The first failing step's own exception is raised as soon as it is known; steps still
         running are abandoned, not waited for."""
-        done = 0
-        while True:
-            if self.failure is not None:
-                raise self.failure
-            if self.session.closed:
-                raise RuntimeError("q2pconf: the Parsl session was closed while steps ran")
-            with self._lock:
-                if done == len(self.futures):
+        with self._changed:
+            while True:
+                if self.failure is not None:
+                    raise self.failure
+                if self.session.closed:
+                    raise RuntimeError("q2pconf: the Parsl session was closed while steps ran")
+                if self._running == 0:
                     break
-                future = self.futures[done]
-            if future.done():
-                done += 1
-            else:  # wake up now and then: a failure elsewhere must not wait for this step
-                wait([future, self._failed], timeout=0.5, return_when=FIRST_COMPLETED)
+                self._changed.wait(0.5)  # wake now and then: the session may be closed
         return _plain(value)
-
-    def records(self) -> list[StepRecord]:
-        with self._lock:
-            pairs = list(zip(self.calls, self.futures))
-        return [StepRecord(call.step.name, call.label, *_times(future)) for call, future in pairs]
 
 
 @dataclass(frozen=True)
 class Call:
-    """One submitted step call, described only if it fails (formatting costs per step)."""
+    """One submitted step call, kept only until it finished: described if it fails
+    (formatting costs per step), and where its history entry is."""
 
     step: Step
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     label: str
+    index: int
 
     def where(self) -> str:
         step = self.step
         text = (f"step {step.plugin}.{step.name}({_summary(self.args, self.kwargs)}) "
                 f"on executor {self.label!r}")
         return text if step.walltime is None else f"{text} (walltime {step.walltime:g} s)"
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    """Where and when one step of the last run ran (times from Parsl, seconds since epoch)."""
-
-    name: str
-    executor: str
-    started: float | None
-    finished: float | None
-    state: str
 
 
 def _times(future: Any) -> tuple[float | None, float | None, str]:
