@@ -3,13 +3,19 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The oldest Parsl pyproject.toml admits; `make test-floor` runs the tests that depend on
+# Parsl's API (config core and pipelines) against it.
+PARSL_FLOOR := $(shell sed -n 's/.*"parsl>=\([0-9.]*\)".*/\1/p' pyproject.toml)
+FLOOR_TESTS ?= tests/test_check.py tests/test_build.py tests/test_cli.py tests/test_compat.py \
+	tests/test_find.py tests/test_templates.py tests/test_security.py tests/test_import.py \
+	tests/test_pipeline.py tests/test_session.py tests/test_transport.py tests/qiime2
 
-.PHONY: demo test bench conda
+.PHONY: demo test test-floor floor-run lint bench conda
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test]' $(EXTRA_PACKAGES)
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -17,6 +23,17 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# make test-floor PYTHON=python3.10: Parsl $(PARSL_FLOOR) in its own virtualenv
+test-floor:
+	$(MAKE) VENV=.venv-parsl-$(PARSL_FLOOR) EXTRA_PACKAGES='parsl==$(PARSL_FLOOR)' \
+		PYTEST_ARGS='$(wildcard $(FLOOR_TESTS))' floor-run
+floor-run: $(STAMP)
+	$(BIN)/python -c 'import parsl; from packaging.version import Version as V; assert V(parsl.__version__) == V("$(PARSL_FLOOR)"), parsl.__version__'
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/python -m flake8 q2pconf tests benchmarks examples recipe
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -16,6 +16,7 @@ import collections
 import math
 import random
 import time
+from collections.abc import Callable
 
 import q2pconf
 from q2pconf import parallel_pipeline, step
@@ -160,11 +161,17 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=12, help="number of samples (12)")
     parser.add_argument("--depth", type=int, default=3000, help="reads per sample (3000)")
     parser.add_argument("--no-serial", action="store_true", help="skip the serial comparison")
-    q2pconf.add_parallel_arguments(parser)
+    q2pconf.add_parallel_arguments(parser)  # q2cli's --parallel and --parallel-config PATH
+    parser.add_argument("--serial-only", dest="parallel", action="store_false",
+                        help="run only serially, as q2cli does without --parallel")
+    parser.set_defaults(parallel=True)  # this demo is about parallel runs: on unless told
     args = parser.parse_args()
     samples = [f"S{i:02d}" for i in range(1, args.samples + 1)]
 
-    settings = q2pconf.load(args.parallel_config)
+    settings = q2pconf.config_from_args(args)
+    if settings is None:
+        print(f"serial: {_timed(lambda: amplicon.serial(samples, args.depth))[1]:.2f} s")
+        return
     print(f"config: {settings.path or 'built-in default (in memory)'} (source: {settings.source})")
     for label in settings.labels:
         workers = settings.workers(label)
@@ -177,9 +184,7 @@ def main() -> None:
     _report(amplicon.history, began, result)
     print(f"parallel: {parallel:.2f} s (including executor start-up)")
     if not args.no_serial:
-        started = time.perf_counter()
-        serial = amplicon.serial(samples, args.depth)
-        elapsed = time.perf_counter() - started
+        serial, elapsed = _timed(lambda: amplicon.serial(samples, args.depth))
         assert serial == result, "serial and parallel runs disagree"
         print(f"serial:   {elapsed:.2f} s (same result) -> speed-up {elapsed / parallel:.2f}x")
     if q2pconf.usable_cpus() <= 2:
@@ -189,7 +194,13 @@ def main() -> None:
               "with CPUs and with --samples)")
 
 
-def _report(history: list[q2pconf.pipeline.StepRecord], began: float,
+def _timed(run: Callable[[], object]) -> tuple[object, float]:
+    started = time.perf_counter()
+    result = run()
+    return result, time.perf_counter() - started
+
+
+def _report(history: list[q2pconf.StepRecord], began: float,
             result: dict[str, object]) -> None:
     """What ran where, and when (seconds after the pipeline started): the spans overlap."""
     print(f"\n{'step':<16}{'runs':>5}  {'executor':<10}{'from s':>7}{'to s':>7}")

@@ -37,7 +37,9 @@ _EXPORTS = {
     "seed_prefix": "q2pconf.seed",
     "parallel_pipeline": "q2pconf.pipeline",
     "step": "q2pconf.pipeline",
+    "StepRecord": "q2pconf.pipeline",
     "ParallelConfig": "q2pconf.session",
+    "ExecutorFailed": "q2pconf.watchdog",
     "add_parallel_arguments": "q2pconf.cli",
     "config_from_args": "q2pconf.cli",
     # QIIME 2's names (qiime2.sdk.parallel_config), same meaning where it fits

@@ -18,7 +18,11 @@ from q2pconf.errors import ConfigError, no_such_executor
 
 HTEX_MODULE = "parsl.executors.high_throughput"
 IDLE_LABEL = "_q2pconf_idle"
-LOCAL_HTEX = {"address": "127.0.0.1", "heartbeat_period": 2, "heartbeat_threshold": 30}
+# On this host q2pconf.guard notices a dead interchange, pool or program in seconds through
+# their processes, so the heartbeat threshold only ends a part that is alive but silent: long,
+# because a paused run (Ctrl-Z, a laptop's sleep) is silent too and must carry on when resumed.
+LOCAL_HTEX = {"address": "127.0.0.1", "heartbeat_period": 2, "heartbeat_threshold": 86400}
+GUARD = [sys.executable, "-m", "q2pconf.guard"]
 
 
 def default_run_dir() -> str:
@@ -128,10 +132,12 @@ def _runnable_here(obj: ObjectSpec) -> ObjectSpec:
     if obj.kind != "executors" or not obj.cls.endswith(("HighThroughputExecutor", "MPIExecutor")):
         return obj
     kwargs = dict(obj.kwargs)
-    if "launch_cmd" not in kwargs:
+    if "launch_cmd" not in kwargs:  # the user's own command runs as written (see README)
         kwargs["launch_cmd"] = _worker_launch_cmd()
-    if "interchange_launch_cmd" not in kwargs:
-        kwargs["interchange_launch_cmd"] = [sys.executable, "-m", f"{HTEX_MODULE}.interchange"]
+    interchange = kwargs.get("interchange_launch_cmd",
+                             [sys.executable, "-m", f"{HTEX_MODULE}.interchange"])
+    if isinstance(interchange, list):  # it runs here, where the guard surely runs too
+        kwargs["interchange_launch_cmd"] = [*GUARD, "interchange", "--", *interchange]
     provider = kwargs.get("provider")
     if provider is None:
         provider = ObjectSpec("provider", "LocalProvider", {}, f"{obj.key}.provider")
@@ -165,10 +171,13 @@ def _inside(path: str, top: str) -> bool:
 
 
 def _worker_launch_cmd() -> str:
+    """Parsl's worker pool command, run by this interpreter under q2pconf.guard."""
     from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
 
     program, _, rest = DEFAULT_LAUNCH_CMD.partition(" ")
     if program != "process_worker_pool.py":
         return DEFAULT_LAUNCH_CMD  # a Parsl we do not know: keep its own command
-    # Parsl's pool, its workers forked from a warm server (see q2pconf.pool).
-    return f"{shlex.quote(sys.executable)} -m q2pconf.pool {HTEX_MODULE}.process_worker_pool {rest}"
+    # Parsl's pool (its workers forked from a warm server: q2pconf.pool), under the guard
+    pool = f"{shlex.quote(sys.executable)} -m q2pconf.pool {HTEX_MODULE}.process_worker_pool"
+    guard = " ".join(map(shlex.quote, GUARD))
+    return f"{guard} pool -- {pool} {rest}"

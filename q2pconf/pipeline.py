@@ -21,6 +21,7 @@ from q2pconf import session as sessions
 from q2pconf.futures import StepFuture
 from q2pconf.history import History, StepRecord
 from q2pconf.progress import Progress
+from q2pconf.watchdog import Watchdog, pool_failed
 from q2pconf.transport import CODE_KEY, Runner, refuse_while_loading
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -92,14 +93,15 @@ class Pipeline:
         if _ACTIVE.get() is not None:  # nested, or serial: run inline
             return self.func(*args, **kwargs)
         refuse_while_loading()
-        run = Run(sessions.session(self.resume))
-        token = _ACTIVE.set(run)
-        try:
-            with sessions.closed_on_interrupt(), run.progress:
-                return run.resolve(self.func(*args, **kwargs))
-        finally:
-            _ACTIVE.reset(token)
-            self.history = run.history
+        with sessions.using(self.resume) as session:  # no other thread closes it meanwhile
+            run = Run(session)
+            token = _ACTIVE.set(run)
+            try:
+                with sessions.closed_on_interrupt(), run.progress:
+                    return run.resolve(self.func(*args, **kwargs))
+            finally:
+                _ACTIVE.reset(token)
+                self.history = run.history
 
     def serial(self, *args: Any, **kwargs: Any) -> Any:
         """Run the same pipeline one step after another, without Parsl (for debugging)."""
@@ -136,6 +138,8 @@ class Run:
         self.progress = Progress(running=functools.partial(_launched, session))
         self._changed = threading.Condition()  # a step finished, or failed
         self._running = 0  # submitted steps whose done-callback has not finished
+        self._running_on: dict[str, int] = {}  # label -> its running steps
+        self.watchdog = Watchdog(session.dfk)
 
     def submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         label = self.session.label_for(step.name, step.plugin, step.executor)
@@ -147,16 +151,18 @@ class Run:
             kwargs = {**kwargs, CODE_KEY: step.runner.code_digest()}
         with self._changed:
             self._running += 1
+            self._running_on[label] = self._running_on.get(label, 0) + 1
         try:
             future = app(*args, **kwargs)
         except BaseException:
-            self._settled()
+            self._settled(label)
             raise
+        # The caller's futures take the outcome first: a wrong number of outputs is a failure
+        # recorded before `_done` lets `resolve` see this step as finished.
+        handed = StepFuture().follow(future) if step.outputs is None else self._split(future, call)
         future.add_done_callback(functools.partial(self._done, call))
         self.progress.submitted()
-        if step.outputs is None:
-            return StepFuture().follow(future)
-        return self._split(future, call)
+        return handed
 
     def _split(self, parent: Future[Any], call: Call) -> tuple[StepFuture, ...]:
         """One future per declared output of `parent`'s returned tuple."""
@@ -182,43 +188,58 @@ class Run:
 
     def _done(self, call: Call, future: Future[Any]) -> None:
         from parsl.dataflow.errors import DependencyError
+        from parsl.executors.errors import BadStateException
 
         try:
             self.history.finished(call.index, *_times(future))
             error = future.exception()
             self.progress.finished(failed=error is not None)
+            # A DependencyError only says an earlier step failed: that step's own error has
+            # been (or is being) reported by its own callback, and is the one the user must see.
             if error is not None and not isinstance(error, DependencyError):
+                if isinstance(error, BadStateException):  # Parsl gave up on the blocks
+                    error = pool_failed(self.session.dfk.executors.get(call.label), call.label,
+                                        error)
                 self._failed_with(error, call)
         finally:
-            self._settled()
+            self._settled(call.label)
 
-    def _settled(self) -> None:
+    def _settled(self, label: str) -> None:
+        """A step's callback has run (or its submission failed): one fewer to wait for. The
+        waiting thread is woken only when none is left (not once per step)."""
         with self._changed:
             self._running -= 1
-            self._changed.notify_all()
+            self._running_on[label] -= 1
+            if self._running == 0:
+                self._changed.notify_all()
 
     def _failed_with(self, error: BaseException, call: Call) -> None:
         _add_note(error, f"q2pconf: in {call.where()}")
         with self._changed:
             if self.failure is None:
                 self.failure = error
-            self._changed.notify_all()
+                self._changed.notify_all()
 
     def resolve(self, value: Any) -> Any:
         """Wait for every submitted step, then replace futures in `value` by their results.
 
         The first failing step's own exception is raised as soon as it is known; steps still
         running are abandoned, not waited for."""
-        with self._changed:
-            while True:
+        while True:
+            with self._changed:
                 if self.failure is not None:
                     raise self.failure
                 if self.session.closed:
                     raise RuntimeError("q2pconf: the Parsl session was closed while steps ran")
                 if self._running == 0:
                     break
-                self._changed.wait(0.5)  # wake now and then: the session may be closed
+                self._changed.wait(0.5)  # the session may be closed, a pool may be dead
+            self.watchdog.check(self._waits_on)  # outside the lock: steps go on finishing
         return _plain(value)
+
+    def _waits_on(self, label: str) -> bool:
+        """Whether a step of this run that has not finished was sent to executor `label`."""
+        return self._running_on.get(label, 0) > 0
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
-"""The Parsl session: one per process, started lazily, always cleaned up.
+"""Parsl sessions: one per config in use, started lazily, always cleaned up.
 
-A session owns one Parsl DataFlowKernel. It is created by the first pipeline call, reused by
-later calls with the same config, and closed at interpreter exit, on SIGTERM/SIGHUP, and when
-Ctrl-C interrupts a pipeline. Executors start the first time a step is sent to them, so a
-pipeline that only uses threads never starts an HTEX interchange or its workers.
+A session owns one Parsl DataFlowKernel. It is created by the first pipeline call for a
+config, reused by later calls with the same config (and `resume` setting), and closed at
+interpreter exit, on SIGTERM/SIGHUP, when Ctrl-C interrupts a pipeline, and when it has been
+idle longest and more than IDLE_SESSIONS sessions are idle. A session is never closed by
+another thread's choice while a run uses it. Executors start the first time a step is sent
+to them, so a pipeline that only uses threads never starts an HTEX interchange or its workers.
 """
 from __future__ import annotations
 
@@ -77,6 +79,7 @@ class Session:
         self.resume = resume
         self._lock = threading.Lock()
         self._apps: dict[tuple[int, str], Any] = {}
+        self.users = 0  # runs using it now; changed under _SESSION_LOCK
         _quiet_parsl_logging()
         self.dfk = DataFlowKernel(parsl_config)
         self.labels = (tuple(settings.labels) if settings is not None
@@ -133,33 +136,79 @@ def _quietly(action: Any) -> None:
         logging.getLogger("parsl").warning("q2pconf: %s failed on close: %r", action, error)
 
 
-_SESSION: Session | None = None
+# Sessions by config: a run holds its session (`using`), so another thread choosing another
+# config never closes it; idle sessions are kept for reuse, at most IDLE_SESSIONS of them.
+IDLE_SESSIONS = 2
+_SESSIONS: dict[tuple[Any, ...], Session] = {}
 _SESSION_LOCK = threading.RLock()
 
 
+@contextmanager
+def using(resume: bool = False) -> Iterator[Session]:
+    """The session for the config chosen now, held open (against eviction) while in the block."""
+    current = _acquire(resume)
+    try:
+        yield current
+    finally:
+        with _SESSION_LOCK:
+            current.users -= 1
+            idle = _surplus(())
+        _close_all(idle)
+
+
 def session(resume: bool = False) -> Session:
-    """The process's session for the config chosen now; reused while the choice is the same."""
-    global _SESSION
+    """The session for the config chosen now; reused while the choice is the same."""
+    with using(resume) as current:
+        return current
+
+
+def _acquire(resume: bool) -> Session:
     choice = _CHOICE.get() or Choice()
     settings = _settings(choice.target)
     key = (_identity(choice.target, settings), tuple(sorted((choice.mapping or {}).items())),
            resume)
     with _SESSION_LOCK:
-        if _SESSION is not None and not _SESSION.closed and _SESSION.key == key:
-            return _SESSION
-        close()
-        _SESSION = _new_session(key, choice, settings, resume)
-        _install_handlers()
-        return _SESSION
+        current = _SESSIONS.pop(key, None)  # re-inserted last: the most recently used
+        if current is None or current.closed:
+            current = _new_session(key, choice, settings, resume)
+            _install_handlers()
+        _SESSIONS[key] = current
+        current.users += 1
+        idle = _surplus(key)
+    _close_all(idle)
+    return current
+
+
+def _surplus(key: tuple[Any, ...]) -> list[Session]:
+    """Idle sessions to close (call with the lock held): those whose config file has changed
+    since (`key` is the newest for its file) and, oldest first, those beyond IDLE_SESSIONS."""
+    idle = [s for s in _SESSIONS.values() if s.users == 0 and not s.closed]
+    stale = [s for s in idle if key and s.key[0] != key[0]
+             and _file_of(s.key) is not None and _file_of(s.key) == _file_of(key)]
+    kept = [s for s in idle if s not in stale]
+    doomed = stale + kept[:max(0, len(kept) - IDLE_SESSIONS)]
+    for old in doomed:
+        del _SESSIONS[old.key]
+    return doomed
+
+
+def _file_of(key: tuple[Any, ...]) -> str | None:
+    """The config file a session key was made for (see `_identity`), if any."""
+    identity = key[0]
+    return identity[0] if len(identity) in (1, 4) else None
+
+
+def _close_all(doomed: list[Session], wait: bool = True) -> None:
+    for old in doomed:
+        old.close(wait)
 
 
 def close(wait: bool = True) -> None:
-    """Close the process's session, if any (the next pipeline call starts a new one)."""
-    global _SESSION
+    """Close every session (the next pipeline call starts a new one)."""
     with _SESSION_LOCK:
-        current, _SESSION = _SESSION, None
-    if current is not None:
-        current.close(wait)
+        doomed = list(_SESSIONS.values())
+        _SESSIONS.clear()
+    _close_all(doomed, wait)
 
 
 def _new_session(key: tuple[Any, ...], choice: Choice, settings: Settings | None,
@@ -182,6 +231,8 @@ def _settings(target: Any) -> Settings | None:
         return load(target)
     if isinstance(target, Settings):
         return target
+    # By name, not isinstance: importing parsl.config here would import Parsl (~0.3 s) for
+    # every lookup; a parsl.Config can only exist if the caller imported Parsl already.
     if type(target).__name__ == "Config" and type(target).__module__.startswith("parsl"):
         return None
     raise TypeError("ParallelConfig takes a path, a q2pconf.Settings or a parsl.Config, "

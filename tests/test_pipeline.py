@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import traceback
 from pathlib import Path
 from types import TracebackType
@@ -70,13 +73,24 @@ def test_a_step_returning_the_wrong_number_of_outputs_says_so(tmp_path: Path) ->
 def test_outside_a_pipeline_a_step_is_an_ordinary_call() -> None:
     assert steps.add(2, 3) == 5
     assert steps.split([3, 1]) == (1, 3)
-    assert "parsl.dataflow.dflow" not in __import__("sys").modules or sessions._SESSION is None
+
+
+def test_steps_outside_a_pipeline_and_serial_runs_never_load_parsl(tmp_path: Path) -> None:
+    """In a fresh interpreter: neither an ordinary step call nor a serial run imports Parsl
+    (so neither can start a DataFlowKernel or an executor)."""
+    code = ("import sys; import pipeline_steps as s\n"
+            "assert s.add(2, 3) == 5 and s.deep.serial() == 15\n"
+            "print(sorted(m for m in sys.modules if m == 'parsl' or m.startswith('parsl.')))")
+    tests = Path(__file__).parent
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=tests, env={**os.environ, "PYTHONPATH": str(tests)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 def test_serial_mode_gives_the_same_results_without_parsl(tmp_path: Path) -> None:
     assert steps.deep.serial() == 15
     assert steps.unpacking.serial([4, 1, 9]) == {"low": 1, "high": 9, "sum": 10}
-    assert sessions._SESSION is None  # serial started nothing
     with q2pconf.ParallelConfig(write_config(tmp_path)):
         assert steps.unpacking([4, 1, 9]) == steps.unpacking.serial([4, 1, 9])
 
@@ -163,8 +177,14 @@ def test_session_is_reused_and_replaced_when_the_config_changes(tmp_path: Path) 
         assert sessions.session() is first
     with q2pconf.ParallelConfig(write_config(tmp_path, threads=2)):
         steps.threads_only(2)
-        assert sessions.session() is not first
-    assert first.closed
+        other = sessions.session()
+        assert other is not first
+    assert not first.closed  # idle, kept for the next run with its config
+    path.write_text(path.read_text().replace("max_threads = 4", "max_threads = 3"))
+    with q2pconf.ParallelConfig(path):
+        steps.threads_only(2)
+        assert sessions.session() not in (first, other)
+    assert first.closed and not other.closed  # its file changed: it can never be used again
 
 
 def test_run_dir_is_under_the_user_cache(clean_env: Path,

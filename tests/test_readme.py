@@ -32,4 +32,5 @@ def test_the_two_commands_are_make_targets_and_ci_runs_the_second() -> None:
     assert commands[:2] == ["demo", "test"]
     makefile = (ROOT / "Makefile").read_text()
     assert "demo: $(STAMP)\n\t$(BIN)/python examples/amplicon.py" in makefile
-    assert re.search(r"^make test$", (ROOT / ".ci" / "run").read_text(), flags=re.M)
+    # .ci/run runs it as a timed part: part "NAME" make test
+    assert re.search(r'^part "[^"]+" make test$', (ROOT / ".ci" / "run").read_text(), flags=re.M)

@@ -37,11 +37,12 @@ def start(tmp_path: Path, code: str, token: str, **extra: str) -> subprocess.Pop
 def wait_for_file(path: Path, process: subprocess.Popen[str], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
+        # communicate() with a timeout: a process the child left behind may hold its pipes
         if process.poll() is not None:
-            pytest.fail(f"child exited early: {process.communicate()}")
+            pytest.fail(f"child exited early: {process.communicate(timeout=10)}")
         if time.monotonic() > deadline:
             process.kill()
-            pytest.fail(f"{path} never appeared: {process.communicate()}")
+            pytest.fail(f"{path} never appeared: {process.communicate(timeout=10)}")
         time.sleep(0.05)
 
 

@@ -1,0 +1,208 @@
+"""A supervisor for one HTEX part, so that no interchange, worker pool or worker outlives the
+program that started it, whatever ends that program.
+
+q2pconf launches Parsl's interchange and worker pool through it (see build.py)::
+
+    python -m q2pconf.guard interchange -- python -m ...interchange
+    python -m q2pconf.guard pool -- python -m ...process_worker_pool -a ADDRS --port=PORT ...
+
+The guard runs the command as its child, in a process group of its own (the child and whatever
+it starts: a pool's workers), and ends that whole group
+
+- when the child exits (a `kill -9`'d pool leaves no orphaned workers), then exits the same way;
+- when the guard gets SIGTERM, SIGINT or SIGHUP (a provider cancelling its block), then dies
+  of that signal;
+- `interchange`: when the program that started it is gone (SIGKILL, the OOM killer): the
+  guard is reparented, so `os.getppid()` changes;
+- `pool`: when the interchange refuses or drops TCP connections to its worker port for
+  `--lost-after` seconds (the pool may run on another host, so no pid can be watched).
+
+The interchange's guard also starts a new session: a terminal's Ctrl-C, Ctrl-Z or hangup then
+reach only the program, which stops the interchange itself (an interchange killed by the
+terminal's SIGINT left the program's scale-in waiting for an answer for ever). A worker pool
+started by Parsl's LocalProvider is already in a process group of its own.
+
+The guard uses no Parsl and imports only the standard library: it must start fast, and on a
+cluster node it runs with the same interpreter as the worker pool.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import ctypes.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+POLL = 0.2  # seconds between looks at the child, the parent and the signals
+PROBE = 1.0  # seconds between connection attempts to the interchange
+LOST_AFTER_VAR = "Q2PCONF_LOST_AFTER"  # seconds of refused connections before a pool ends
+LOST_AFTER = 10.0
+GRACE = 2.0  # seconds between SIGTERM and SIGKILL to the child's group
+ENDING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+PR_SET_PDEATHSIG = 1
+
+_noted: list[int] = []
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if "--" not in words or words.index("--") == len(words) - 1:
+        sys.exit("q2pconf.guard: no command to run after --")
+    split = words.index("--")
+    args, command = _parser().parse_args(words[:split]), words[split + 1:]
+    parent = os.getppid()
+    if args.role == "interchange":
+        os.setsid()
+    for signum in ENDING:
+        signal.signal(signum, _note)
+    child = subprocess.Popen(command, preexec_fn=_child_setup)  # stdin is passed on as is
+    watch = _Interchange(command, args.lost_after) if args.role == "pool" else None
+    reason = _supervise(child, parent, watch)
+    if reason is None:  # the child ended by itself
+        _end_group(child.pid, signal.SIGKILL)
+        _exit_like(child.wait())
+    if not _noted:  # a signal is how Parsl and providers stop a part: no news
+        _say(f"{reason}: ending the {args.role} (pid {child.pid}) and its process group")
+    _stop(child)
+    _exit_like(-_noted[0] if _noted else 1)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m q2pconf.guard", usage="%(prog)s "
+                                     "{interchange,pool} [--lost-after S] -- COMMAND...",
+                                     description="Run an HTEX part; end it with its program.")
+    parser.add_argument("role", choices=("interchange", "pool"))
+    default = float(os.environ.get(LOST_AFTER_VAR) or LOST_AFTER)
+    parser.add_argument("--lost-after", type=float, default=default,
+                        help="pool: seconds the interchange may refuse connections")
+    return parser
+
+
+def _note(signum: int, frame: object) -> None:
+    """Signal handler: only note the signal; the loop acts on it."""
+    _noted.append(signum)
+
+
+def _child_setup() -> None:
+    """In the child before exec: its own process group, and death with the guard (Linux)."""
+    os.setpgid(0, 0)
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    # PR_SET_PDEATHSIG fires when the *thread* that forked exits: the guard forks from its
+    # main thread, which lives until the guard exits.
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _supervise(child: subprocess.Popen[bytes], parent: int,
+               watch: _Interchange | None) -> str | None:
+    """Wait until the child ends (None) or a reason to end it comes up (that reason)."""
+    while not _exited(child.pid):
+        if _noted:
+            return f"got {signal.Signals(_noted[0]).name}"
+        if parent != 1 and os.getppid() != parent:
+            return f"the program that started it (pid {parent}) is gone"
+        if watch is not None and watch.lost():
+            return f"the interchange at {watch.where()} is gone"
+        time.sleep(POLL)
+    return None
+
+
+def _exited(pid: int) -> bool:
+    """Whether the child has exited, without reaping it: its pid stays reserved, so the
+    process group of that number is still the child's when we end it."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the child's group, SIGKILL to what is left after GRACE seconds."""
+    _end_group(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + GRACE
+    while not _exited(child.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _end_group(child.pid, signal.SIGKILL)
+    child.wait()
+
+
+def _end_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _exit_like(status: int) -> None:
+    """Exit with `status` as Popen reports it: -N means die of signal N."""
+    if status >= 0:
+        sys.exit(status)
+    sys.stderr.flush()
+    if -status not in (signal.SIGKILL, signal.SIGSTOP):
+        signal.signal(-status, signal.SIG_DFL)
+    os.kill(os.getpid(), -status)
+    sys.exit(128 - status)  # a signal that does not kill by default
+
+
+def _say(text: str) -> None:
+    print(f"q2pconf.guard[{os.getpid()}]: {text}", file=sys.stderr, flush=True)
+
+
+class _Interchange:
+    """The interchange as a worker pool sees it: addresses and port from the pool's command
+    line (`-a A,B --port=P`; Parsl before 2025 has `--task_port=P`)."""
+
+    def __init__(self, command: Sequence[str], lost_after: float) -> None:
+        self.addresses = _option(command, ("-a", "--addresses")).split(",")
+        port = _option(command, ("--port", "--worker_port", "--task_port"))
+        self.port = int(port) if port.isdigit() else None
+        self.lost_after = lost_after
+        self.last_seen = time.monotonic()
+        self.next_probe = 0.0
+
+    def where(self) -> str:
+        return f"{','.join(self.addresses)}:{self.port}"
+
+    def lost(self) -> bool:
+        now = time.monotonic()
+        if self.port is None or now < self.next_probe:
+            return False
+        self.next_probe = now + PROBE
+        if any(self._answers(address) for address in self.addresses if address):
+            self.last_seen = time.monotonic()
+        return time.monotonic() - self.last_seen > self.lost_after
+
+    def _answers(self, address: str) -> bool:
+        try:
+            with socket.create_connection((address, self.port), timeout=PROBE):
+                return True
+        except OSError:
+            return False
+
+
+def _option(command: Sequence[str], names: Sequence[str]) -> str:
+    """The value of the first of `names` in `command` (`--name=value` or `--name value`)."""
+    for index, word in enumerate(command):
+        for name in names:
+            if word == name and index + 1 < len(command):
+                return command[index + 1]
+            if word.startswith(name + "="):
+                return word[len(name) + 1:]
+    return ""
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""Notice while a pipeline waits that its steps can never run, and say why.
+
+The rule: steps waiting on an executor that is dead (Parsl marked it bad, or its interchange
+exited) fail at once; steps waiting on an executor with no block pending or running fail after
+a few seconds when nothing can start one (strategy "none", max_blocks = 0), and after
+Q2PCONF_STALL_TIMEOUT seconds (default 60) otherwise; Q2PCONF_STALL_TIMEOUT=0 turns the block
+checks off. Only state Parsl keeps in this process
+is read (the executor's flags, its block statuses, the interchange's exit status): nothing here
+sends a command to an interchange, which would block for ever if it is dead.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+STALL_VAR = "Q2PCONF_STALL_TIMEOUT"
+DEFAULT_STALL = 60.0
+SETTLE = 5.0  # seconds a certain stall must last: the strategy may not have started blocks yet
+TAIL_LINES = 12
+SHOWN_BLOCKS = 3
+NO_STRATEGY = (None, "none")
+
+
+class ExecutorFailed(RuntimeError):
+    """Steps wait on an executor that can never run them; the message says why, names each
+    failed block's stderr file and shows its last lines."""
+
+    def __init__(self, label: str, problem: str, blocks: str, fix: str) -> None:
+        self.label, self.problem, self.blocks, self.fix = label, problem, blocks, fix
+        text = f"q2pconf: executor {label!r} {problem}"
+        super().__init__("\n".join(filter(None, (text, blocks, f"  Fix: {fix}"))))
+
+    def again(self) -> ExecutorFailed:
+        """The same failure as a new object (each failing step gets its own notes)."""
+        return ExecutorFailed(self.label, self.problem, self.blocks, self.fix)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why an executor cannot run its waiting steps, and how long that must last to count."""
+
+    text: str
+    fix: str
+    grace: float
+    dead: bool = False  # the executor can never run anything again
+
+
+def stall_limit() -> float | None:
+    """Seconds without any block before a pipeline fails ($Q2PCONF_STALL_TIMEOUT; 0: None,
+    never)."""
+    raw = os.environ.get(STALL_VAR, "").strip()
+    if not raw:
+        return DEFAULT_STALL
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also NaN
+        raise ValueError(f"{STALL_VAR}={raw!r} is not a number of seconds: set it to a "
+                         "positive number, 0 to wait for ever, or unset it for 60")
+    return value or None
+
+
+class Watchdog:
+    """Asks, each time the waiting pipeline wakes, whether its executors can still run it."""
+
+    def __init__(self, dfk: Any) -> None:
+        self.dfk = dfk
+        self.limit = stall_limit()
+        self._since: dict[str, float] = {}
+
+    def check(self, waits_on: Callable[[str], bool]) -> None:
+        """Raise ExecutorFailed when an executor this run `waits_on` has been unable to make
+        progress for its problem's grace period."""
+        now = time.monotonic()
+        for label, executor in list(self.dfk.executors.items()):
+            problem = _problem(executor, self.dfk.config, self.limit)
+            if problem is None:
+                self._since.pop(label, None)
+                continue
+            since = self._since.setdefault(label, now)
+            if now - since >= problem.grace and waits_on(label):
+                failure = ExecutorFailed(label, problem.text, blocks_report(executor),
+                                         problem.fix)
+                if problem.dead:
+                    _abandon(executor, failure)
+                raise failure
+
+
+def _problem(executor: Any, config: Any, limit: float | None) -> Problem | None:
+    """What stops `executor` from running the tasks it holds, if anything."""
+    provider = getattr(executor, "provider", None)
+    if provider is None or not executor.tasks:  # a thread pool, or nothing waits on it
+        return None
+    if executor.bad_state_is_set:
+        return Problem("could not start its worker pool", POOL_FIX, 0.0)
+    interchange = getattr(executor, "interchange_proc", None)
+    if interchange is not None and interchange.poll() is not None:
+        return Problem(f"lost its interchange process (exit status {interchange.returncode})",
+                       "see interchange.log in the executor's directory under the run "
+                       "directory; run the pipeline again", 0.0, dead=True)
+    if limit is None or any(not s.terminal for s in executor.status_facade.values()):
+        return None  # a block is pending or running: it may yet run the steps
+    why = _cannot_scale(config.strategy, provider)
+    if why is not None:
+        settle = max(SETTLE, 3 * float(getattr(config, "strategy_period", 1) or 1))
+        return Problem(f"has no block pending or running, and {why}", BLOCKS_FIX,
+                       min(settle, limit))
+    return Problem(f"has had no block pending or running for {limit:g} s", BLOCKS_FIX, limit)
+
+
+def _cannot_scale(strategy: str | None, provider: Any) -> str | None:
+    max_blocks = getattr(provider, "max_blocks", 1)
+    if max_blocks <= 0:
+        return f"max_blocks = {max_blocks} allows none"
+    if strategy in NO_STRATEGY:
+        return 'strategy "none" starts none after the first init_blocks'
+    return None
+
+
+POOL_FIX = ("the block's stderr above says why; check worker_init and launch_cmd under the "
+            "executor's provider, and that the interpreter exists on the nodes")
+BLOCKS_FIX = ('set init_blocks >= 1 (with strategy = "none"), or strategy = "simple" with '
+              "max_blocks >= 1; on a cluster, check that jobs are accepted (sbatch, squeue). "
+              f"{STALL_VAR} sets how long to wait (seconds; 0 waits for ever, as Parsl does)")
+
+
+def _abandon(executor: Any, failure: ExecutorFailed) -> None:
+    """A dead executor: fail its tasks, and cancel its blocks through the provider alone. In
+    bad state, Parsl's shutdown skips its scale-in, which asks the (dead) interchange which
+    blocks are idle and would wait for the answer for ever."""
+    jobs = getattr(executor, "blocks_to_job_id", {})
+    live = [jobs[block] for block, status in executor.status_facade.items()
+            if not status.terminal and block in jobs]
+    executor.set_bad_state_and_fail_all(failure)
+    if live:
+        try:
+            executor.provider.cancel(live)
+        except Exception as error:  # a scheduler command failing: the jobs end at walltime
+            logging.getLogger("parsl").warning("q2pconf: cancelling %s failed: %r", live, error)
+
+
+def pool_failed(executor: Any, label: str, error: BaseException) -> BaseException:
+    """Parsl's BadStateException ("check the submit_scripts directory") as ExecutorFailed,
+    naming each failed block's stderr file with its last lines."""
+    if executor is None or getattr(executor, "provider", None) is None:
+        return error
+    if isinstance(executor.executor_exception, ExecutorFailed):  # the watchdog's own verdict
+        return executor.executor_exception.again()
+    failed = ExecutorFailed(label, "could not start its worker pool", blocks_report(executor),
+                            POOL_FIX)
+    failed.__cause__ = error
+    return failed
+
+
+def blocks_report(executor: Any) -> str:
+    """The last failed blocks: job id, state, exit status, stderr file and its last lines."""
+    jobs = getattr(executor, "blocks_to_job_id", {})
+    failed = [(block, status) for block, status in executor.status_facade.items()
+              if status.terminal]
+    lines = []
+    for block, status in failed[-SHOWN_BLOCKS:]:
+        text = f"  block {block} (job {jobs.get(block, '?')}): {status.state.name}"
+        if status.exit_code is not None:
+            text += f", exit status {status.exit_code}"
+        lines.append(text)
+        if status.stderr_path:  # Parsl's message would only say "see submit_scripts"
+            lines += _stderr_lines(status.stderr_path)
+        elif status.message:
+            lines.append(f"    {status.message.strip().splitlines()[0]}")
+    return "\n".join(lines)
+
+
+def _stderr_lines(path: str) -> list[str]:
+    tail = last_lines(path, TAIL_LINES)
+    if tail is None:
+        return [f"    stderr: {path} (cannot be read)"]
+    if not tail:
+        return [f"    stderr: {path} (empty)"]
+    return [f"    stderr: {path}, last lines:", *(f"      {line}" for line in tail)]
+
+
+def last_lines(path: str, count: int, limit: int = 8192) -> list[str] | None:
+    """The last `count` lines of a file (reading at most its last `limit` bytes), or None."""
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - limit))
+            data = handle.read(limit)
+    except OSError:
+        return None
+    lines = data.decode("utf-8", "replace").splitlines()
+    if size > limit and lines:
+        lines = lines[1:]  # the first one is probably cut
+    return [line[:300] for line in lines if line.strip()][-count:]

@@ -1,0 +1,107 @@
+"""q2pconf.guard on its own, with stand-ins for the interchange and the worker pool: a child
+that starts "workers" (sleeping grandchildren) and a listening socket as the interchange."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from procs import new_token, program_env, wait_gone
+
+# A "pool": starts two sleeping workers, says their pids, then sleeps.
+POOL = """\
+import subprocess, sys, time
+workers = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+           for _ in range(2)]
+print(" ".join(str(w.pid) for w in workers), flush=True)
+time.sleep(300)
+"""
+
+
+def pool_guard(tmp_path: Path, token: str, server: socket.socket,
+               *extra: str) -> subprocess.Popen[str]:
+    """The guard running the stand-in pool, told to watch `server` as its interchange."""
+    port = server.getsockname()[1]
+    command = [sys.executable, "-m", "q2pconf.guard", "pool", *extra, "--",
+               sys.executable, "-c", POOL, "-a", "127.0.0.1", f"--port={port}"]
+    process = subprocess.Popen(command, env=program_env(tmp_path, token),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.readline()  # type: ignore[union-attr]  # the workers run
+    return process
+
+
+def listening() -> socket.socket:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    return server
+
+
+def ended(process: subprocess.Popen[str], seconds: float) -> int:
+    try:
+        return process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail(f"the guard was still running after {seconds} s")
+
+
+def test_a_killed_pool_takes_its_workers_along(tmp_path: Path) -> None:
+    token, server = new_token(), listening()
+    with server:
+        process = pool_guard(tmp_path, token, server)
+        os.kill(_children(process.pid)[0], signal.SIGKILL)
+        assert ended(process, 10) == -signal.SIGKILL  # the guard ends as its child did
+    assert wait_gone(token, 10) == []
+
+
+def test_a_pool_ends_when_its_interchange_refuses_connections(tmp_path: Path) -> None:
+    token, server = new_token(), listening()
+    process = pool_guard(tmp_path, token, server, "--lost-after", "2")
+    time.sleep(4)
+    assert process.poll() is None  # the interchange answers: the pool runs on
+    server.close()
+    began = time.monotonic()
+    assert ended(process, 20) == 1
+    assert time.monotonic() - began < 10
+    assert "the interchange at 127.0.0.1:" in process.stderr.read()  # type: ignore
+    assert wait_gone(token, 10) == []
+
+
+def test_an_interchange_ends_with_the_program_that_started_it(tmp_path: Path) -> None:
+    token = new_token()
+    # The "program": starts the guarded interchange, says its pid, then waits.
+    program = subprocess.Popen(
+        [sys.executable, "-c", f"""
+import subprocess, sys, time
+guard = subprocess.Popen([sys.executable, "-m", "q2pconf.guard", "interchange", "--",
+                          sys.executable, "-c", {POOL!r}], stdout=subprocess.PIPE)
+print(guard.pid, guard.stdout.readline().decode().strip(), flush=True)
+time.sleep(300)
+"""], env=program_env(tmp_path, token), stdout=subprocess.PIPE, text=True)
+    line = program.stdout.readline().split()  # type: ignore[union-attr]
+    assert len(line) == 3, line
+    assert os.getsid(int(line[0])) == int(line[0])  # a session of its own: no terminal signals
+    program.kill()
+    program.wait(10)
+    assert wait_gone(token, 10) == []
+
+
+def test_a_signal_to_the_guard_ends_its_child_group_and_the_guard_dies_of_it(
+        tmp_path: Path) -> None:
+    token, server = new_token(), listening()
+    with server:
+        process = pool_guard(tmp_path, token, server)
+        process.terminate()
+        assert ended(process, 10) == -signal.SIGTERM
+    assert wait_gone(token, 10) == []
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        return [int(word) for word in children.read().split()]

@@ -1,0 +1,105 @@
+"""Several sessions in one program: threads with different configs, resume beside ordinary
+runs. Each case runs in a child Python with a timeout, then checks what it leaves running."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from configs import two_executors
+from procs import new_token, program_env, wait_gone
+
+TWO_THREADS = """\
+import json, sys, threading, time
+from pathlib import Path
+import q2pconf, session_steps as s
+first, second, resume, tmp = sys.argv[1], sys.argv[2], sys.argv[3] == "1", Path(sys.argv[4])
+started, flag, results = tmp / "started", tmp / "flag", {}
+
+def hold():
+    with q2pconf.ParallelConfig(first, mapping={"hold": "htex"}):
+        try:
+            results["held"] = s.held(str(started), str(flag))
+        except BaseException as error:
+            results["held"] = f"{type(error).__name__}: {error}"
+
+thread = threading.Thread(target=hold)
+thread.start()
+deadline = time.monotonic() + 60
+while not started.exists() and time.monotonic() < deadline:
+    time.sleep(0.05)
+# the first thread's step now runs on its HTEX; another config runs beside it
+with q2pconf.ParallelConfig(second, mapping={"double": "htex"}):
+    pipeline = s.doubled_resumable if resume else s.doubled
+    results["doubled"] = pipeline(3)
+flag.write_text("go")
+thread.join(60)
+print(json.dumps(results))
+"""
+
+
+def config(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(two_executors(threads=2, workers=1))
+    return path
+
+
+def run_child(tmp_path: Path, code: str, *args: str, timeout: float = 180) -> tuple[str, str]:
+    """Run `code`, check it succeeded and left no process behind; its stdout and stderr."""
+    token, work = new_token(), tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    child = subprocess.run([sys.executable, "-c", code, *args], cwd=work, capture_output=True,
+                           text=True, timeout=timeout, env=program_env(tmp_path, token))
+    assert child.returncode == 0, child.stderr
+    assert wait_gone(token, cwd=work) == []
+    return child.stdout, child.stderr
+
+
+@pytest.mark.parametrize("resume", [False, True], ids=["another-config", "resume-beside"])
+def test_a_second_config_in_another_thread_leaves_a_running_pipeline_alone(
+        tmp_path: Path, resume: bool) -> None:
+    first = config(tmp_path, "first")
+    second = first if resume else config(tmp_path, "second")
+    out, _ = run_child(tmp_path, TWO_THREADS, str(first), str(second), "1" if resume else "0",
+                       str(tmp_path))
+    assert json.loads(out) == {"held": True, "doubled": [0, 2, 4]}
+
+
+ALTERNATING = """\
+import json, sys
+import q2pconf, session_steps as s
+with q2pconf.ParallelConfig(sys.argv[1]):
+    results = [(s.doubled_resumable if i % 2 else s.doubled)(3) for i in range(6)]
+print(json.dumps(results))
+"""
+
+
+def test_alternating_resume_and_ordinary_runs_reuse_their_sessions(tmp_path: Path) -> None:
+    out, _ = run_child(tmp_path, ALTERNATING, str(config(tmp_path, "one")))
+    assert json.loads(out) == [[0, 2, 4]] * 6
+    # each Parsl DataFlowKernel numbers its own run directory: one per session started
+    runs = list((tmp_path / "cache" / "q2pconf" / "runinfo").glob("*/[0-9]*"))
+    assert len(runs) == 2, runs
+
+
+MANY_CONFIGS = """\
+import json, sys
+import q2pconf, session_steps as s
+from q2pconf import session
+results = []
+for path in sys.argv[1:]:
+    with q2pconf.ParallelConfig(path):
+        results.append(s.doubled(2))
+# the last one used stays open, and the one before; older idle sessions were closed
+print(json.dumps({"results": results,
+                  "open": sum(not x.closed for x in session._SESSIONS.values())}))
+"""
+
+
+def test_idle_sessions_are_bounded(tmp_path: Path) -> None:
+    paths = [str(config(tmp_path, f"c{i}")) for i in range(4)]
+    out, _ = run_child(tmp_path, MANY_CONFIGS, *paths)
+    assert json.loads(out) == {"results": [[0, 2]] * 4, "open": 2}

@@ -1,0 +1,212 @@
+"""A pipeline that can never finish says so, within a bound, instead of waiting for ever:
+a worker pool that cannot start, an executor with no block and no way to start one, a dead
+interchange. Each case runs in a child Python with a timeout, then checks what it leaves."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from configs import two_executors
+from procs import new_token, program_env, tagged, wait_gone
+
+REPORT = """\
+import json, sys, time
+import q2pconf, session_steps as s
+began = time.monotonic()
+try:
+    with q2pconf.ParallelConfig({config}, mapping={{"hold": "htex"}}):
+        s.held(sys.argv[1], sys.argv[2])
+except Exception as error:
+    print(json.dumps({{"type": type(error).__name__, "message": str(error),
+                      "cause": type(error.__cause__).__name__,
+                      "seconds": time.monotonic() - began}}), flush=True)
+"""
+
+
+def run_report(tmp_path: Path, config: str, timeout: float = 90, **env: str) -> dict:
+    """Run a pipeline whose step waits on `htex` under `config` (a Python expression); the
+    error it ended with. Leaves nothing running, even when it fails."""
+    token, work = new_token(), tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    code = REPORT.format(config=config)
+    try:
+        child = subprocess.run([sys.executable, "-c", code, str(tmp_path / "started"),
+                                str(tmp_path / "flag")], cwd=work, capture_output=True,
+                               text=True, timeout=timeout, env=program_env(tmp_path, token,
+                                                                           **env))
+        assert child.returncode == 0, child.stderr
+        assert wait_gone(token, cwd=work) == []
+    finally:
+        for process in tagged(token, work):
+            process.kill()
+    assert child.stdout.strip(), f"the pipeline did not fail: {child.stderr[-2000:]}"
+    return json.loads(child.stdout)
+
+
+def write_toml(tmp_path: Path, htex_extra: str = "", **provider: str) -> Path:
+    path = tmp_path / "config.toml"
+    extra = "".join(f"{key} = {value}\n" for key, value in provider.items())
+    path.write_text(two_executors(threads=1, workers=1, htex_extra=htex_extra, extra=extra))
+    return path
+
+
+@pytest.mark.parametrize("cause,setting,shown", [
+    ("worker_init", {"worker_init": '"echo no module cuda >&2; exit 3"'}, "no module cuda"),
+    ("no-interpreter", {"launch_cmd": '"/no/such/python -m parsl.executors.high_throughput'
+                                      '.process_worker_pool"'},
+     "/no/such/python: No such file or directory"),
+])
+def test_a_worker_pool_that_cannot_start_names_its_stderr_file(
+        tmp_path: Path, cause: str, setting: dict[str, str], shown: str) -> None:
+    if "launch_cmd" in setting:  # an executor setting: the file's HTEX table gets it
+        path = write_toml(tmp_path, htex_extra=f"launch_cmd = {setting['launch_cmd']}")
+    else:
+        path = write_toml(tmp_path, **setting)
+    answer = run_report(tmp_path, repr(str(path)))
+    assert answer["type"] == "ExecutorFailed", answer
+    message = answer["message"]
+    assert "executor 'htex' could not start its worker pool" in message
+    stderr = re.search(r"stderr: (\S+\.err), last lines:\n(.*)", message)
+    assert stderr, message
+    assert Path(stderr[1]).is_file() and shown in Path(stderr[1]).read_text()
+    assert shown in stderr[2]
+    assert "submit_scripts directory for more" not in message
+    assert answer["cause"] == "BadStateException"
+
+
+PARSL_CONFIG = """parsl_config(dict({strategy}), dict({provider}))
+"""
+MAKE_CONFIG = """\
+import sys
+import time
+from parsl.config import Config
+from parsl.executors import HighThroughputExecutor, ThreadPoolExecutor
+from parsl.providers import LocalProvider
+
+
+def parsl_config(options, provider):
+    htex = HighThroughputExecutor(
+        label="htex", address="127.0.0.1", provider=LocalProvider(**provider),
+        interchange_launch_cmd=[sys.executable, "-m",
+                                "parsl.executors.high_throughput.interchange"])
+    return Config(executors=[ThreadPoolExecutor(label="default"), htex], **options)
+"""
+
+
+@pytest.mark.parametrize("options,provider,why", [
+    ({"strategy": "simple", "strategy_period": 1}, {"init_blocks": 0, "max_blocks": 0},
+     "max_blocks = 0 allows none"),
+    ({"strategy": "none", "strategy_period": 1}, {"init_blocks": 0},
+     'strategy "none" starts none'),
+], ids=["max_blocks-0", "strategy-none"])
+def test_steps_no_block_can_ever_run_fail_within_seconds(
+        tmp_path: Path, options: dict, provider: dict, why: str) -> None:
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "make_config.py").write_text(MAKE_CONFIG)  # -c imports from cwd
+    config = f"__import__('make_config').parsl_config({options!r}, {provider!r})"
+    answer = run_report(tmp_path, config)
+    assert answer["type"] == "ExecutorFailed", answer
+    assert f"executor 'htex' has no block pending or running, and {why}" in answer["message"]
+    assert "Q2PCONF_STALL_TIMEOUT" in answer["message"]
+    assert 5 <= answer["seconds"] < 30  # the bound: 5 s, or 3 strategy periods if longer
+
+
+BROKEN_SCHEDULER = """
+from parsl.providers.errors import SubmitException
+
+
+class BrokenScheduler(LocalProvider):
+    \"\"\"A batch system that refuses every job, as sbatch does when the account is wrong.\"\"\"
+
+    def submit(self, command, tasks_per_node, job_name="parsl"):
+        raise SubmitException(job_name, "sbatch: error: invalid account or partition")
+
+
+def refusing():
+    htex = HighThroughputExecutor(
+        label="htex", address="127.0.0.1", provider=BrokenScheduler(max_blocks=1),
+        block_error_handler=False, interchange_launch_cmd=[
+            sys.executable, "-m", "parsl.executors.high_throughput.interchange"])
+    return Config(executors=[ThreadPoolExecutor(label="default"), htex], strategy="simple",
+                  strategy_period=0.5)
+"""
+
+
+def test_steps_with_no_block_for_the_stall_timeout_fail(tmp_path: Path) -> None:
+    """Parsl's block error handler is off, so only the watchdog ends this wait."""
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "make_config.py").write_text(MAKE_CONFIG + BROKEN_SCHEDULER)
+    answer = run_report(tmp_path, "__import__('make_config').refusing()",
+                        Q2PCONF_STALL_TIMEOUT="6")
+    assert answer["type"] == "ExecutorFailed", answer
+    message = answer["message"]
+    assert "executor 'htex' has had no block pending or running for 6 s" in message
+    assert "invalid account or partition" in message  # why its blocks failed
+    assert 6 <= answer["seconds"] < 40
+
+
+DEAD_INTERCHANGE = """\
+import json, sys, time
+import q2pconf, session_steps as s
+try:
+    with q2pconf.ParallelConfig(sys.argv[3], mapping={"hold": "htex"}):
+        s.held(sys.argv[1], sys.argv[2])
+except Exception as error:
+    print(json.dumps({"type": type(error).__name__, "message": str(error),
+                      "caught": time.time()}), flush=True)
+"""
+
+
+def test_a_dead_interchange_fails_the_pipeline_within_seconds(tmp_path: Path) -> None:
+    token, work, started = new_token(), tmp_path / "work", tmp_path / "started"
+    work.mkdir()
+    child = subprocess.Popen([sys.executable, "-c", DEAD_INTERCHANGE, str(started),
+                              str(tmp_path / "flag"), str(write_toml(tmp_path))],
+                             cwd=work,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=program_env(tmp_path, token))
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), child.communicate(timeout=5)
+        interchange = [p for p in tagged(token, work) if is_interchange(p.cmdline())]
+        assert len(interchange) == 1
+        interchange[0].kill()
+        killed = time.time()
+        out, err = child.communicate(timeout=60)
+        assert wait_gone(token, cwd=work) == []
+    finally:
+        child.kill()
+        for process in tagged(token, work):
+            process.kill()
+    answer = json.loads(out)
+    assert answer["type"] == "ExecutorFailed", err
+    assert "executor 'htex' lost its interchange process (exit status -9)" in answer["message"]
+    assert answer["caught"] - killed < 15
+
+
+def is_interchange(cmdline: list[str]) -> bool:
+    """The interchange renames itself ("parsl: HTEX interchange") once it runs."""
+    return any(part.endswith("high_throughput.interchange") or "HTEX interchange" in part
+               for part in cmdline)
+
+
+def test_the_stall_timeout_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from q2pconf.watchdog import STALL_VAR, stall_limit
+
+    monkeypatch.delenv(STALL_VAR, raising=False)
+    assert stall_limit() == 60
+    for raw, seconds in (("2.5", 2.5), (" 300 ", 300), ("0", None)):
+        monkeypatch.setenv(STALL_VAR, raw)
+        assert stall_limit() == seconds
+    for raw in ("soon", "-1", "nan"):
+        monkeypatch.setenv(STALL_VAR, raw)
+        with pytest.raises(ValueError, match=f"{STALL_VAR}={raw!r} is not a number of seconds"):
+            stall_limit()
