@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from benchmarks import children
 
@@ -54,10 +56,12 @@ class Row:
 
 
 def python(code: str, *args: str, env: dict[str, str] | None = None,
-           timeout: float = 600) -> dict[str, float]:
-    """Run `code` in a fresh interpreter; its last stdout line is JSON."""
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          timeout=timeout,
+           timeout: float = 600,
+           where: Callable[[list[str]], list[str]] = list) -> dict[str, float]:
+    """Run `code` in a fresh interpreter; its last stdout line is JSON. `where` wraps the
+    command (a multi-node cluster's `command`, to run it in the cluster's network)."""
+    done = subprocess.run(where([sys.executable, "-c", code, *args]), capture_output=True,
+                          text=True, timeout=timeout,
                           env={**os.environ, "Q2PCONF_PROGRESS": "0",
                                "PYTHONPATH": str(ROOT), **(env or {})})
     if done.returncode != 0:
@@ -197,14 +201,14 @@ def slurm(repeat: int, scratch: Path) -> list[Row]:
     remote.write_text(HTEX2.format(workers=4, provider="SlurmProvider",
                                    extra='partition = "debug"\nwalltime = "00:10:00"\n'
                                          'nodes_per_block = 1\n'))
-    try:
-        cluster = slurm_cluster.start(Path(tempfile.mkdtemp(prefix="q2p-bench-slurm-")))
-    except Exception as error:  # no Slurm here: say so in the table
-        return [Row(f"16-step fan-out on Slurm: skipped ({error})", float("nan"), 1, "s", "-")]
+    cluster, why = _started(
+        lambda: slurm_cluster.start(Path(tempfile.mkdtemp(prefix="q2p-bench-slurm-"))))
+    if cluster is None:  # no Slurm here: say so in the table
+        return [Row(f"16-step fan-out on Slurm: skipped ({why})", float("nan"), 1, "s", "-")]
     try:
         env = {**_isolated(scratch), **cluster.env}
-        runs = [(python(children.FAN_OUT_16, str(remote), env=env),
-                 python(children.FAN_OUT_16, str(local), env=env)) for _ in range(repeat)]
+        runs = [(python(children.NAPS, str(remote), "16", env=env),
+                 python(children.NAPS, str(local), "16", env=env)) for _ in range(repeat)]
     finally:
         slurm_cluster.stop(cluster)
     first = [statistics.median(r[i]["first"] for r in runs) for i in (0, 1)]
@@ -213,6 +217,62 @@ def slurm(repeat: int, scratch: Path) -> list[Row]:
                 "cost of the batch system"),
             Row("16 x 0.2 s on HTEX: total, Slurm vs local", total[0], total[1], "s",
                 "cost of the batch system")]
+
+
+def multinode(repeat: int, scratch: Path) -> list[Row]:
+    """32 x 0.2 s sleeps on one node against two nodes (one job each time) of the three-host
+    Slurm cluster in network namespaces the tests use (needs root)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    cluster, why = _started(lambda: __import__("slurm_cluster").start_multinode())
+    if cluster is None:
+        return [Row(f"32-step fan-out on 2 Slurm nodes: skipped ({why})", float("nan"), 1,
+                    "s", "-")]
+    import slurm_cluster
+
+    env = {**_isolated(scratch), **cluster.env}
+
+    def on(nodes: int) -> dict[str, float]:
+        slurm_cluster.settle(cluster)  # the last job's nodes are free again
+        return python(children.NAPS, str(_nodes_config(scratch, nodes)), "32", env=env,
+                      where=lambda argv: cluster.command(*argv))
+    try:
+        runs = [(on(1), on(2)) for _ in range(repeat)]
+    finally:
+        slurm_cluster.drain(cluster)
+        slurm_cluster.stop(cluster)
+        shutil.rmtree(cluster.dir, ignore_errors=True)
+    first = [statistics.median(r[i]["first"] for r in runs) for i in (0, 1)]
+    total = [statistics.median(r[i]["total"] for r in runs) for i in (0, 1)]
+    note = f"{slurm_cluster.node_cpus()} workers per node; one job"
+    return [Row("32 x 0.2 s on Slurm: total, 1 node vs 2 nodes (speed-up)", total[0], total[1],
+                "s", ">= 1.5", note),
+            Row("32 x 0.2 s on Slurm: first result, 2 nodes vs 1 node", first[1], first[0],
+                "s", "~ 1", "what a job on two nodes costs before its first result")]
+
+
+def _nodes_config(scratch: Path, nodes: int) -> Path:
+    """One HTEX block of `nodes` nodes on the namespace cluster, a worker per core."""
+    from slurm_cluster import CONTROLLER_IP, node_cpus
+
+    path = scratch / f"nodes{nodes}.toml"
+    text = HTEX2.format(workers=node_cpus(), provider="SlurmProvider",
+                        extra=f'walltime = "00:10:00"\nnodes_per_block = {nodes}\n'
+                              f"exclusive = false\ncores_per_node = {node_cpus()}\n"
+                              '[parsl.executors.provider.launcher]\nclass = "SrunLauncher"\n')
+    path.write_text(text.replace('label = "htex"\n',
+                                 f'label = "htex"\naddress = "{CONTROLLER_IP}"\n'))
+    return path
+
+
+def _started(start: Callable[[], Any]) -> tuple[Any, str | None]:
+    """A test cluster `start` made, or None and why not (no Slurm here, not root, ...)."""
+    try:
+        return start(), None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as error:  # the cluster module fails through pytest.fail
+        text = str(error).strip().splitlines()
+        return None, text[0] if text else type(error).__name__
 
 
 def _isolated(scratch: Path) -> dict[str, str]:
@@ -254,6 +314,7 @@ def main() -> None:
             lambda: memory(scratch)]
         if not args.no_slurm:
             steps.append(lambda: slurm(args.repeat, scratch))
+            steps.append(lambda: multinode(args.repeat, scratch))
         rows: list[Row] = []
         for run in steps:
             result = run()

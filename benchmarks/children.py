@@ -143,7 +143,7 @@ with q2pconf.ParallelConfig(Config(executors=[ThreadPoolExecutor(label="default"
 print(json.dumps({"kib_per_step": (after - before) / n, "peak_mib": after / 1024}))
 """
 
-FAN_OUT_16 = """
+NAPS = """
 import json, sys, time
 began = time.time()
 import q2pconf
@@ -155,11 +155,11 @@ def nap(i):
     return time.time()
 
 @parallel_pipeline
-def run():
-    return [nap(i) for i in range(16)]
+def run(n):
+    return [nap(i) for i in range(n)]
 
 with q2pconf.ParallelConfig(sys.argv[1]):
-    ends = run()
+    ends = run(int(sys.argv[2]))
 print(json.dumps({"first": min(ends) - began, "total": time.time() - began}))
 """
 

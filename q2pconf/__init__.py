@@ -26,6 +26,7 @@ from typing import Any
 # public name -> module that defines it
 _EXPORTS = {
     "ConfigError": "q2pconf.errors",
+    "UnknownLabelError": "q2pconf.errors",
     "locate": "q2pconf.find",
     "Located": "q2pconf.find",
     "load": "q2pconf.config",
@@ -47,6 +48,8 @@ _EXPORTS = {
     "get_config_from_file": "q2pconf.compat",
     "load_config_from_file": "q2pconf.compat",
     "get_config_from_dict": "q2pconf.compat",
+    "load_config_from_dict": "q2pconf.compat",
+    "get_vendored_config_path": "q2pconf.compat",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

@@ -113,12 +113,24 @@ def _info(args: argparse.Namespace) -> int:
             "mapping": settings.mapping,
         }, indent=2))
         return 0
-    where = settings.path or "the built-in default (held in memory, nothing written)"
-    print(f"config: {where}\nsource: {settings.source}")
+    print(f"config: {_where(settings)}\nsource: {settings.source}")
     for step in settings.trail:
         print(f"  skipped {step.source:<14} {step.path or '-'}: {step.note}")
     _summary(settings)
     return 0
+
+
+EMPTY_QIIME2_CONFIG = ("the built-in default: QIIME2_CONFIG is set but empty, which QIIME 2 "
+                       "reads as \"use the built-in default\" (unset it to use your config "
+                       "files)")
+
+
+def _where(settings: Settings) -> str:
+    if settings.path is not None:
+        return str(settings.path)
+    if settings.source == "QIIME2_CONFIG":
+        return EMPTY_QIIME2_CONFIG
+    return "the built-in default (held in memory, nothing written)"
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -141,6 +153,10 @@ def _summary(settings: Settings) -> None:
     print("mapping:" + ("" if settings.mapping else " none (every step runs on 'default')"))
     for step, label in settings.mapping.items():
         print(f"  {step} -> {label}")
+    if settings.plan.mapping_only:
+        print("  (the file holds only a mapping: the executors above are the vendored ones, "
+              "and a ParallelConfig block can give it others; a label the executors in force "
+              "lack fails when a pipeline starts)")
 
 
 def _init(args: argparse.Namespace) -> int:

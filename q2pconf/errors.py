@@ -24,11 +24,32 @@ class ConfigError(ValueError):
         super().__init__(f"{text}\n  Fix: {fix}" if fix else text)
 
 
-def no_such_executor(file: object, key: str, label: str, labels: Iterable[str]) -> ConfigError:
-    """The one message for a label that no executor of the config in force has."""
-    labels = list(labels)
+class UnknownLabelError(ConfigError, KeyError):
+    """A mapping names an executor label that the config in force does not have.
+
+    Also a KeyError, which QIIME 2 raises here, so `except KeyError` in QIIME 2-style code
+    still catches it; its message reads as a ConfigError's, not as a quoted key."""
+
+    def __str__(self) -> str:
+        return ValueError.__str__(self)
+
+
+# QIIME 2 2024.10 and later label their thread pool "tpool" (and the HTEX "default").
+QIIME2_THREAD_LABEL = "tpool"
+
+
+def no_such_executor(file: object, key: str, label: str, labels: Iterable[str],
+                     thread_pools: Iterable[str] = ()) -> UnknownLabelError:
+    """The one message for a label that no executor of the config in force has.
+
+    `thread_pools` are the labels of its thread pools: a mapping written for QIIME 2 2024.10's
+    "tpool" is told which of them to use instead."""
+    labels, pools = list(labels), list(thread_pools)
     fix = did_you_mean(label, labels) if labels else "define an executor with that label"
-    return ConfigError(file, key, f"no executor is labelled {label!r}", fix)
+    if label == QIIME2_THREAD_LABEL and pools:
+        fix = (f"QIIME 2 2024.10 and later call their thread pool 'tpool'; in this config the "
+               f"thread pool is labelled {pools[0]!r}: use {pools[0]!r} instead")
+    return UnknownLabelError(file, key, f"no executor is labelled {label!r}", fix)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -35,15 +35,18 @@ def locate(explicit: str | os.PathLike[str] | None = None, *, seed: bool = True)
 
     Order: `explicit` > $QIIME2_CONFIG > user config dir > site config dir >
     $CONDA_PREFIX/etc > seed the default into $CONDA_PREFIX/etc (if `seed`) > the default in
-    memory. An explicit path or $QIIME2_CONFIG naming no file is a ConfigError.
+    memory. An explicit path or $QIIME2_CONFIG naming no file is a ConfigError; an empty
+    $QIIME2_CONFIG means the default in memory (source "QIIME2_CONFIG", no path), as in QIIME 2.
     """
     trail: list[Looked] = []
     if explicit is not None:
         return Located(_must_exist(Path(explicit), "--parallel-config"), "explicit")
     trail.append(Looked("explicit", None, "no --parallel-config given"))
 
-    env = os.environ.get("QIIME2_CONFIG", "")
-    if env:
+    env = os.environ.get("QIIME2_CONFIG")
+    if env == "":  # QIIME 2 reads "set but empty" as "the built-in default": so do we
+        return Located(None, "QIIME2_CONFIG", tuple(trail))
+    if env is not None:
         return Located(_must_exist(Path(env), "$QIIME2_CONFIG"),
                        "QIIME2_CONFIG", tuple(trail))
     trail.append(Looked("QIIME2_CONFIG", None, "not set"))

@@ -21,6 +21,7 @@ from q2pconf import session as sessions
 from q2pconf.futures import StepFuture
 from q2pconf.history import History, StepRecord
 from q2pconf.progress import Progress
+from q2pconf.reach import ConnectWatches
 from q2pconf.watchdog import Watchdog, pool_failed
 from q2pconf.transport import CODE_KEY, Runner, refuse_while_loading
 
@@ -140,6 +141,8 @@ class Run:
         self._running = 0  # submitted steps whose done-callback has not finished
         self._running_on: dict[str, int] = {}  # label -> its running steps
         self.watchdog = Watchdog(session.dfk)
+        settings = session.settings
+        self.reach = ConnectWatches(str(settings.path) if settings and settings.path else None)
 
     def submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         label = self.session.label_for(step.name, step.plugin, step.executor)
@@ -235,6 +238,7 @@ class Run:
                     break
                 self._changed.wait(0.5)  # the session may be closed, a pool may be dead
             self.watchdog.check(self._waits_on)  # outside the lock: steps go on finishing
+            self.reach.check(self.session.dfk.executors)
         return _plain(value)
 
     def _waits_on(self, label: str) -> bool:

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from q2pconf.config import Settings, choose_executor, load
-from q2pconf.validate import flat_mapping
+from q2pconf.config import Settings, choose_executor, from_dict, load
+from q2pconf.errors import ConfigError
+from q2pconf.validate import MAPPING_KEY, check_labels, describe, flat_mapping
 
 THREAD_POOLS = ("ThreadPoolExecutor",)
 # Parsl's first strategy tick starts HTEX blocks; its 5 s default makes the first result slow.
@@ -31,12 +32,21 @@ THREAD_POOLS = ("ThreadPoolExecutor",)
 SESSION_DEFAULTS = {"strategy_period": 0.2}
 
 
+# Where a mapping given to ParallelConfig (not read from a file) is said to come from.
+BLOCK_MAPPING = "<ParallelConfig mapping>"
+
+
 @dataclass(frozen=True)
 class Choice:
-    """What a `ParallelConfig` block asks for: a file, Settings, or a ready parsl.Config."""
+    """What the `ParallelConfig` blocks in force ask for.
+
+    `target` is the config: None for the lookup's, a `Settings`, or a ready parsl.Config.
+    `mapping` (flat) replaces the config's own mapping; None keeps it. `mapping_file` is the
+    file that mapping was read from, for messages (None: it was given as a dict)."""
 
     target: Any = None
     mapping: dict[str, str] | None = None
+    mapping_file: str | None = None
 
 
 _CHOICE: contextvars.ContextVar[Choice | None] = contextvars.ContextVar("q2pconf_choice",
@@ -44,26 +54,87 @@ _CHOICE: contextvars.ContextVar[Choice | None] = contextvars.ContextVar("q2pconf
 
 
 class ParallelConfig:
-    """Run the pipelines called inside the block with this config.
+    """Run the pipelines called inside the block with this config and mapping.
 
-    `config` is a path to a TOML file, a `q2pconf.Settings`, a `parsl.Config`, or None for the
-    usual lookup. `mapping` ({"step": "label"} or QIIME 2's {"plugin": {"action": "label"}})
-    adds to, and wins over, the file's `[parsl.executor_mapping]`::
+    `config` (QIIME 2: `parallel_config`) is a path to a TOML file, a config dict as TOML
+    would give, a `q2pconf.Settings`, a `parsl.Config`, or None: the config of the enclosing
+    block, else the one the lookup finds. A file or dict holding only a mapping is a mapping
+    for that config. `mapping` (QIIME 2: `action_executor_mapping`), {"step": "label"} or
+    {"plugin": {"action": "label"}}, replaces the config's own `[parsl.executor_mapping]`, as
+    in QIIME 2: steps it does not name run on "default". Its labels are checked against the
+    executors in force when a pipeline starts (an unknown one is a ConfigError and KeyError)::
 
         with q2pconf.ParallelConfig("cluster.toml", mapping={"classify": "htex"}):
             run(samples)
+
+    A path or dict is read and checked here; nothing starts until a pipeline is called.
     """
 
-    def __init__(self, config: Any = None, mapping: dict[str, Any] | None = None) -> None:
-        self.choice = Choice(config, flat_mapping(mapping or {}, lambda value, key: value))
+    def __init__(self, config: Any = None, mapping: dict[str, Any] | None = None, *,
+                 parallel_config: Any = None,
+                 action_executor_mapping: dict[str, Any] | None = None) -> None:
+        config = _one_of("config", config, "parallel_config", parallel_config)
+        mapping = _one_of("mapping", mapping, "action_executor_mapping", action_executor_mapping)
+        self.choice = _choice(_target(config), mapping)
         self._tokens: list[contextvars.Token[Choice | None]] = []
 
     def __enter__(self) -> ParallelConfig:
-        self._tokens.append(_CHOICE.set(self.choice))
+        self._tokens.append(_CHOICE.set(_within(_CHOICE.get(), self.choice)))
         return self
 
     def __exit__(self, *exc: object) -> None:
         _CHOICE.reset(self._tokens.pop())
+
+
+def _one_of(name: str, value: Any, qiime2_name: str, qiime2_value: Any) -> Any:
+    if value is not None and qiime2_value is not None:
+        raise TypeError(f"ParallelConfig got both {name} and {qiime2_name}: give one of them")
+    return qiime2_value if value is None else value
+
+
+def _target(config: Any) -> Any:
+    """None, a Settings or a parsl.Config; a path or a dict is read and checked now."""
+    if config is None or isinstance(config, Settings):
+        return config
+    if isinstance(config, (str, os.PathLike)):
+        return load(config)
+    if isinstance(config, dict):
+        return from_dict(config)
+    # By name, not isinstance: importing parsl.config here would import Parsl (~0.3 s) for
+    # every lookup; a parsl.Config can only exist if the caller imported Parsl already.
+    if type(config).__name__ == "Config" and type(config).__module__.startswith("parsl"):
+        return config
+    raise TypeError("ParallelConfig takes a path, a config dict, a q2pconf.Settings or a "
+                    f"parsl.Config, not {type(config).__name__}")
+
+
+def _choice(target: Any, mapping: dict[str, Any] | None) -> Choice:
+    """An empty mapping is no mapping, as in QIIME 2. A config holding only a mapping names no
+    executors: its mapping applies to whichever config is in force."""
+    explicit = flat_mapping(mapping, _as_given) if mapping else None
+    if isinstance(target, Settings) and target.plan.mapping_only:
+        if explicit is not None:
+            return Choice(None, explicit)
+        return Choice(None, target.mapping, str(target.path or target.plan.file))
+    return Choice(target, explicit)
+
+
+def _as_given(value: Any, key: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(BLOCK_MAPPING, key.removeprefix(MAPPING_KEY + "."),
+                          f"must be an executor label (a string), not {describe(value)}",
+                          '{"step": "label"} or {"plugin": {"action": "label"}}')
+    return value
+
+
+def _within(outer: Choice | None, inner: Choice) -> Choice:
+    """A block naming no config keeps the enclosing block's config, and its mapping unless
+    the block names one; a block naming a config stands on its own."""
+    if inner.target is not None or outer is None:
+        return inner
+    if inner.mapping is None:
+        return outer
+    return Choice(outer.target, inner.mapping, inner.mapping_file)
 
 
 class Session:
@@ -164,13 +235,14 @@ def session(resume: bool = False) -> Session:
 
 def _acquire(resume: bool) -> Session:
     choice = _CHOICE.get() or Choice()
-    settings = _settings(choice.target)
-    key = (_identity(choice.target, settings), tuple(sorted((choice.mapping or {}).items())),
-           resume)
+    target = choice.target
+    settings = load() if target is None else target if isinstance(target, Settings) else None
+    mapping = _mapping_in_force(choice, settings)
+    key = (_identity(target, settings), tuple(sorted(mapping.items())), resume)
     with _SESSION_LOCK:
         current = _SESSIONS.pop(key, None)  # re-inserted last: the most recently used
         if current is None or current.closed:
-            current = _new_session(key, choice, settings, resume)
+            current = _new_session(key, target, settings, mapping, resume)
             _install_handlers()
         _SESSIONS[key] = current
         current.users += 1
@@ -203,6 +275,23 @@ def _close_all(doomed: list[Session], wait: bool = True) -> None:
         old.close(wait)
 
 
+def _mapping_in_force(choice: Choice, settings: Settings | None) -> dict[str, str]:
+    """The block's mapping, else the config's own; checked against the executors in force."""
+    if choice.mapping is not None:
+        mapping, file = choice.mapping, choice.mapping_file
+    elif settings is not None:
+        mapping, file = settings.mapping, str(settings.path or settings.plan.file)
+    else:
+        return {}
+    if settings is not None:
+        classes = {label: settings.executor_class(label) for label in settings.labels}
+    else:
+        classes = {e.label: type(e).__name__ for e in choice.target.executors}
+    # A mapping given as a dict has no file: its keys are named as the dict spells them.
+    check_labels(mapping, classes, file or BLOCK_MAPPING, MAPPING_KEY if file else "")
+    return dict(mapping)
+
+
 def close(wait: bool = True) -> None:
     """Close every session (the next pipeline call starts a new one)."""
     with _SESSION_LOCK:
@@ -211,32 +300,17 @@ def close(wait: bool = True) -> None:
     _close_all(doomed, wait)
 
 
-def _new_session(key: tuple[Any, ...], choice: Choice, settings: Settings | None,
-                 resume: bool) -> Session:
+def _new_session(key: tuple[Any, ...], target: Any, settings: Settings | None,
+                 mapping: dict[str, str], resume: bool) -> Session:
     if settings is None:  # a ready parsl.Config
         from q2pconf.build import follow_nested_futures
 
-        config = follow_nested_futures(choice.target)
-        return Session(key, None, config, dict(choice.mapping or {}), resume)
+        return Session(key, None, follow_nested_futures(target), mapping, resume)
     defaults: dict[str, Any] = dict(SESSION_DEFAULTS)
     if resume and not {"memoizer", "checkpoint_mode"} & set(settings.plan.options):
         defaults.update(_resuming(settings))
     config = settings.parsl_config(labels=[], **defaults)
-    mapping = {**settings.mapping, **(choice.mapping or {})}
     return Session(key, settings, config, mapping, resume)
-
-
-def _settings(target: Any) -> Settings | None:
-    if target is None or isinstance(target, (str, os.PathLike)):
-        return load(target)
-    if isinstance(target, Settings):
-        return target
-    # By name, not isinstance: importing parsl.config here would import Parsl (~0.3 s) for
-    # every lookup; a parsl.Config can only exist if the caller imported Parsl already.
-    if type(target).__name__ == "Config" and type(target).__module__.startswith("parsl"):
-        return None
-    raise TypeError("ParallelConfig takes a path, a q2pconf.Settings or a parsl.Config, "
-                    f"not {type(target).__name__}")
 
 
 def _identity(target: Any, settings: Settings | None) -> tuple[Any, ...]:

@@ -17,6 +17,7 @@ from q2pconf import catalog, legacy
 from q2pconf.catalog import kind_of
 from q2pconf.errors import ConfigError, did_you_mean, no_such_executor
 
+MAPPING_KEY = "parsl.executor_mapping"
 STRATEGIES = ("none", "simple", "htex_auto_scale")
 # A leading "_" is reserved for Parsl's and q2pconf's internal executors.
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
@@ -53,6 +54,12 @@ class Plan:
     mapping: dict[str, str]
     warnings: tuple[str, ...] = field(default=())
     vendored_executors: bool = False
+
+    @property
+    def mapping_only(self) -> bool:
+        """The file holds only a mapping (QIIME 2: a config of None): it applies to whichever
+        config is in force, and its labels are checked when it meets that config's executors."""
+        return self.vendored_executors and not self.options
 
 
 def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -123,7 +130,9 @@ class _Checker:
             raw_executors = section.pop("executors")
         executors = self.executors(raw_executors)
         options = self.options(section)
-        mapping = self.mapping(raw_mapping, executors)
+        mapping = self.mapping(raw_mapping)
+        if not uses_vendored:  # else checked against the executors in force, when it meets them
+            check_labels(mapping, {label: obj.cls for label, obj in executors.items()}, self.file)
         return Plan(self.file, options, executors, mapping, tuple(self.warnings), uses_vendored)
 
     def executors(self, value: Any) -> dict[str, ObjectSpec]:
@@ -269,27 +278,35 @@ class _Checker:
                             did_you_mean(value.lower(), STRATEGIES))
         return value.lower()  # QIIME 2 writes "None"; Parsl wants 'none'
 
-    def mapping(self, raw: Any, executors: dict[str, ObjectSpec]) -> dict[str, str]:
+    def mapping(self, raw: Any) -> dict[str, str]:
         """Flatten QIIME 2's `plugin = {action = label}` and plain `step = label` forms."""
-        base = "parsl.executor_mapping"
         if not isinstance(raw, dict):
-            raise self.fail(base, "must be a table", f"write [{base}] with step = \"label\" lines")
-        return flat_mapping(raw, lambda value, key: self.label(value, executors, key))
+            raise self.fail(MAPPING_KEY, "must be a table",
+                            f"write [{MAPPING_KEY}] with step = \"label\" lines")
+        return flat_mapping(raw, self.label)
 
-    def label(self, value: Any, executors: dict[str, ObjectSpec], key: str) -> str:
+    def label(self, value: Any, key: str) -> str:
         if not isinstance(value, str):
-            raise self.fail(key, f"must be an executor label (a string), not "
-                            f"{describe(value)}",
-                            f"use one of: {', '.join(executors)}")
-        if value not in executors:
-            raise no_such_executor(self.file, key, value, executors)
+            raise self.fail(key, f"must be an executor label (a string), not {describe(value)}",
+                            f'write it in quotes: {key.rpartition(".")[2]} = "default"')
         return value
+
+
+def check_labels(mapping: dict[str, str], classes: dict[str, str], file: str,
+                 base: str = MAPPING_KEY) -> None:
+    """Every label of a flat mapping names an executor of the config in force (`classes`:
+    label -> class name); else the unknown-label error naming the mapping's file and key."""
+    pools = [label for label, cls in classes.items() if cls == "ThreadPoolExecutor"]
+    for name, label in mapping.items():
+        if label not in classes:
+            key = f"{base}.{name}" if base else name
+            raise no_such_executor(file, key, label, classes, pools)
 
 
 def flat_mapping(raw: dict[str, Any], label: Callable[[Any, str], str]) -> dict[str, str]:
     """QIIME 2's `plugin = {action = label}` and plain `step = label` as one flat dict keyed
     "plugin.action" or "step"; `label(value, key_path)` checks each value."""
-    base = "parsl.executor_mapping"
+    base = MAPPING_KEY
     flat = {}
     for name, value in raw.items():
         if isinstance(value, dict):

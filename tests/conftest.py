@@ -52,4 +52,5 @@ def readonly_command(directory: Path, command: list[str]) -> list[str]:
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
 
 
-from slurm_cluster import slurm, slurm_cluster  # noqa: E402,F401  (fixtures for @pytest.mark.slurm)
+from slurm_cluster import (  # noqa: E402,F401  (fixtures for the slurm markers)
+    multinode, slurm, slurm_cluster, slurm_multinode_cluster)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -70,3 +71,25 @@ def hold(flag: str, seconds: float) -> int:
 @parallel_pipeline
 def held(flag: str, seconds: float) -> object:
     return [hold(flag, seconds), negate(3)]
+
+
+@step(executor="htex")
+def where(i: int, meeting: str, seconds: float = 0.0) -> dict[str, object]:
+    """i*i and the host, Slurm job and node id it ran on. Each call waits (up to 60 s) until
+    calls on two different hosts have started, so a fan-out provably uses both nodes."""
+    host = socket.gethostname()
+    Path(meeting, f"{host}-{i}").write_text(str(os.getpid()))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and \
+            len({name.rsplit("-", 1)[0] for name in os.listdir(meeting)}) < 2:
+        time.sleep(0.1)
+    time.sleep(seconds)
+    return {"value": i * i, "host": host, "job": os.environ.get("SLURM_JOB_ID"),
+            "node": os.environ.get("SLURM_NODEID")}
+
+
+@parallel_pipeline
+def spread(n: int, meeting: str, seconds: float = 0.0) -> list[dict[str, object]]:
+    """n `where` steps on `htex`."""
+    Path(meeting).mkdir(exist_ok=True)
+    return [where(i, meeting, seconds) for i in range(n)]

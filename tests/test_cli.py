@@ -100,6 +100,30 @@ def test_info_json_qiime2_config_and_explicit(env, tmp_path):
         "explicit", str(other), [])
 
 
+def test_info_explains_an_empty_qiime2_config(env, tmp_path):
+    """Set but empty: the built-in default (as in QIIME 2), even with a user file and a prefix."""
+    user = Path(env["XDG_CONFIG_HOME"], "qiime2", CONFIG)
+    user.parent.mkdir(parents=True)
+    user.write_text(VALID)
+    env.update(QIIME2_CONFIG="", CONDA_PREFIX=str(prefix_in(tmp_path)))
+    result = q2pconf(env, "info")
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.splitlines()[:2]
+    assert first == ("config: the built-in default: QIIME2_CONFIG is set but empty, which QIIME 2 "
+                     'reads as "use the built-in default" (unset it to use your config files)')
+    assert second == "source: QIIME2_CONFIG"
+    assert not (tmp_path / "env" / "etc").exists()  # nothing seeded
+    assert (info_json(env)["source"], info_json(env)["path"]) == ("QIIME2_CONFIG", None)
+
+
+def test_check_says_a_mapping_only_file_meets_its_executors_later(env, tmp_path):
+    only = tmp_path / "mapping.toml"
+    only.write_text('[parsl.executor_mapping]\ndada2 = { denoise_single = "gpu" }\n')
+    result = q2pconf(env, "check", str(only))
+    assert result.returncode == 0, result.stderr
+    assert "  dada2.denoise_single -> gpu\n  (the file holds only a mapping" in result.stdout
+
+
 def test_info_with_a_bad_qiime2_config_exits_2(env, tmp_path):
     env["QIIME2_CONFIG"] = str(tmp_path / "missing.toml")
     result = q2pconf(env, "info")

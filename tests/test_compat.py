@@ -7,9 +7,11 @@ import pytest
 
 from configs import two_executors
 
-from q2pconf.compat import (get_config_from_dict, get_config_from_file, get_vendored_config,
+from q2pconf.compat import (VENDORED_SOURCE, get_config_from_dict, get_config_from_file,
+                            get_vendored_config, get_vendored_config_path, load_config_from_dict,
                             load_config_from_file)
 from q2pconf.errors import ConfigError
+from q2pconf.templates import vendored_dict
 
 CONFIG = "qiime2_config.toml"
 NESTED = {"dada2": {"denoise_single": "htex", "denoise_paired": "htex"},
@@ -41,25 +43,51 @@ def test_vendored_config_seeds_the_conda_prefix(clean_env, monkeypatch):
     prefix.mkdir()
     monkeypatch.setenv("CONDA_PREFIX", str(prefix))
     path = prefix / "etc" / CONFIG
-    assert get_vendored_config() == str(path)
+    assert get_vendored_config_path() == str(path)
     assert path.is_file()
-    assert get_vendored_config() == str(path)  # found, not written again
+    assert get_vendored_config_path() == str(path)  # found, not written again
+    config, mapping, source = get_vendored_config()
+    assert (config["parsl"]["executors"], mapping, source) == \
+        (vendored_dict()["parsl"]["executors"], {}, str(path))
 
 
 def test_vendored_config_follows_the_lookup(clean_env, monkeypatch):
     mine = clean_env / "mine.toml"
     mine.write_text(TEXT)
     monkeypatch.setenv("QIIME2_CONFIG", str(mine))
-    assert get_vendored_config() == str(mine)
+    assert get_vendored_config_path() == str(mine)
     monkeypatch.delenv("QIIME2_CONFIG")
     user = Path(clean_env, "home", ".config", "qiime2", CONFIG)
     user.parent.mkdir(parents=True)
     user.write_text(TEXT)
-    assert get_vendored_config() == str(user)
+    assert get_vendored_config_path() == str(user)
 
 
-def test_vendored_config_without_conda_prefix_is_none(clean_env):
-    assert get_vendored_config() is None
+def test_vendored_config_is_qiime2_2024_10s_triple(clean_env, monkeypatch):
+    """QIIME 2 2024.10's get_vendored_config: (config dict without the mapping, the mapping as
+    written, the file it came from), which `qiime info` prints."""
+    mine = clean_env / "mine.toml"
+    mine.write_text(TEXT)
+    monkeypatch.setenv("QIIME2_CONFIG", str(mine))
+    config, mapping, source = get_vendored_config()
+    assert source == str(mine)
+    assert mapping == NESTED
+    assert "executor_mapping" not in config["parsl"]
+    assert [e["label"] for e in config["parsl"]["executors"]] == ["default", "htex"]
+    # the dict half is what load_config_from_dict takes
+    assert [e.label for e in load_config_from_dict(config)[0].executors][:2] == ["default", "htex"]
+
+
+@pytest.mark.parametrize("env", [None, ""])
+def test_vendored_config_without_a_file_is_the_vendored_dict(clean_env, monkeypatch, env):
+    """No file anywhere, or QIIME2_CONFIG set but empty (QIIME 2 then skips every file)."""
+    if env is not None:
+        monkeypatch.setenv("QIIME2_CONFIG", env)
+        user = Path(clean_env, "home", ".config", "qiime2", CONFIG)
+        user.parent.mkdir(parents=True)
+        user.write_text(TEXT)
+    assert get_vendored_config_path() is None
+    assert get_vendored_config() == (vendored_dict(), {}, VENDORED_SOURCE)
 
 
 @pytest.mark.parametrize("reader", [get_config_from_file, load_config_from_file])
@@ -83,8 +111,16 @@ def test_config_from_dict_is_a_parsl_config_and_nested_mapping():
 def test_flat_mapping_keys_stay_flat():
     doc = {"parsl": {"executor_mapping": {"summarize": "htex", "dada2": {"plot": "default"}}}}
     config, mapping = get_config_from_dict(doc)
-    assert [e.label for e in config.executors] == ["default", "htex"]  # the vendored ones
     assert mapping == {"summarize": "htex", "dada2": {"plot": "default"}}
+
+
+@pytest.mark.parametrize("label", ["htex", "a_label_no_default_config_has"])
+def test_a_mapping_only_config_is_none_and_its_mapping_unchecked(label):
+    """QIIME 2 returns None for the config of a file holding only a mapping: the mapping is
+    for whichever config is in force, so its labels are checked when it meets that one."""
+    doc = {"parsl": {"executor_mapping": {"dada2": {"denoise_single": label}}}}
+    assert load_config_from_dict(doc) == (None, {"dada2": {"denoise_single": label}})
+    assert doc["parsl"]["executor_mapping"]  # QIIME 2 pops it; q2pconf leaves the dict alone
 
 
 def test_config_without_mapping_gives_an_empty_mapping():

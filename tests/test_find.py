@@ -114,9 +114,13 @@ def test_explicit_path_naming_a_missing_file_is_an_error(tree):
         locate(tree["explicit"])
 
 
-def test_empty_qiime2_config_counts_as_unset(tree, monkeypatch):
+def test_empty_qiime2_config_means_the_built_in_default(tree, monkeypatch):
+    """As in QIIME 2: set but empty skips every file (and writes none), unlike unset."""
     monkeypatch.setenv("QIIME2_CONFIG", "")
     put(tree["user"])
+    found = locate()
+    assert (found.source, found.path) == ("QIIME2_CONFIG", None)
+    monkeypatch.delenv("QIIME2_CONFIG")
     assert locate().source == "user"
 
 

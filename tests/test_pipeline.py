@@ -133,13 +133,43 @@ def test_mapping_beats_hint_beats_default(tmp_path: Path) -> None:
         steps.mapped()
     ran = {r.name: r.executor for r in steps.mapped.history}
     assert ran == {"where": "default", "where_hinted": "htex", "summarize": "default"}
-    # ParallelConfig's own mapping wins over the file's, in QIIME 2's nested form too
+    # ParallelConfig's own mapping replaces the file's (QIIME 2's rule), nested form too
     with q2pconf.ParallelConfig(write_config(tmp_path, mapping=mapping),
-                                mapping={"where_hinted": "default",
-                                         "demux": {"summarize": "default"}}):
+                                mapping={"demux": {"summarize": "default"}}):
         steps.mapped()
     ran = {r.name: r.executor for r in steps.mapped.history}
-    assert ran == {"where": "htex", "where_hinted": "default", "summarize": "default"}
+    assert ran == {"where": "default", "where_hinted": "htex", "summarize": "default"}
+
+
+def test_a_mapping_only_file_meets_the_executors_in_force(tmp_path: Path) -> None:
+    """Its labels are checked against the config it is applied to, when a run starts."""
+    only = tmp_path / "mapping.toml"
+    only.write_text('[parsl.executor_mapping]\nwhere = "big"\n')
+    q2pconf.check(only)  # no executors of its own: nothing to check its labels against yet
+    big = tmp_path / "big.toml"
+    big.write_text(two_executors(threads=2, workers=1, htex_label="big"))
+    with q2pconf.ParallelConfig(big):
+        with q2pconf.ParallelConfig(only):  # applies to the enclosing block's config
+            steps.mapped()
+    assert {r.name: r.executor for r in steps.mapped.history}["where"] == "big"
+    with q2pconf.ParallelConfig(only):  # the lookup's config: the vendored default, no "big"
+        with pytest.raises(KeyError) as caught:
+            steps.mapped()
+    error = caught.value
+    assert isinstance(error, q2pconf.ConfigError)
+    assert (error.file, error.key) == (str(only), "parsl.executor_mapping.where")
+    assert str(error).startswith(f"{only}: parsl.executor_mapping.where: no executor is "
+                                 "labelled 'big'\n  Fix: ")
+
+
+def test_a_mapping_naming_tpool_says_which_label_to_use(tmp_path: Path) -> None:
+    with q2pconf.ParallelConfig(write_config(tmp_path), mapping={"where": "tpool"}):
+        with pytest.raises(KeyError) as caught:
+            steps.mapped()
+    assert str(caught.value) == (
+        "<ParallelConfig mapping>: where: no executor is labelled 'tpool'\n  Fix: QIIME 2 "
+        "2024.10 and later call their thread pool 'tpool'; in this config the thread pool is "
+        "labelled 'default': use 'default' instead")
 
 
 def test_hint_naming_a_missing_executor_falls_back_to_default(tmp_path: Path) -> None:
@@ -228,9 +258,24 @@ def test_a_parsl_config_object_can_be_passed_directly(tmp_path: Path) -> None:
 
 
 def test_parallel_config_rejects_other_types() -> None:
-    with q2pconf.ParallelConfig(42):
-        with pytest.raises(TypeError, match="ParallelConfig takes"):
-            steps.threads_only(1)
+    with pytest.raises(TypeError, match="ParallelConfig takes"):
+        q2pconf.ParallelConfig(42)
+    with pytest.raises(TypeError, match="both mapping and action_executor_mapping"):
+        q2pconf.ParallelConfig(mapping={"a": "default"}, action_executor_mapping={"b": "htex"})
+
+
+def test_parallel_config_takes_qiime2s_keywords_and_a_config_dict() -> None:
+    """QIIME 2's ParallelConfig(parallel_config=..., action_executor_mapping=...), with a dict
+    as qiime2.plugin.testing passes (made once, used by many tests: the block is reusable)."""
+    threads_only = {"parsl": {"strategy": "None", "executors": [
+        {"class": "ThreadPoolExecutor", "label": "default", "max_threads": 1}]}}
+    block = q2pconf.ParallelConfig(parallel_config=threads_only,
+                                   action_executor_mapping={"demux": {"summarize": "default"}})
+    for _ in range(2):
+        with block:
+            steps.mapped()
+            assert sessions.session().labels == ("default",)
+        assert {r.executor for r in steps.mapped.history} == {"default"}
 
 
 def _frames(tb: TracebackType | None) -> list[str]:

@@ -1,0 +1,318 @@
+"""Pipelines across the nodes of a live three-host Slurm cluster (tests/slurm_cluster.py builds it
+in network namespaces): one job on two nodes, workers that cannot reach the pipeline, a node lost
+mid-run, the pipeline killed outright. The pipeline runs in a child process inside the
+controller's namespace, as it would on a login node; afterwards no job and no process is left."""
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from procs import program_env, tagged, new_token
+from slurm_cluster import (SlurmCluster, drain, kill_node, node_cpus, revive_dead_nodes,
+                           wait_for)
+
+pytestmark = pytest.mark.slurm_multinode
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+CHILD_TIMEOUT = 60.0
+JOB_GONE = 15.0
+ADDRESS_LINE = 'address = { class = "address_by_interface", ifname = "ib0" }\n'
+
+
+def readme_example() -> str:
+    """The README's multi-node config, exactly as printed there."""
+    [text] = [block for block in re.findall(r"```toml\n(.*?)```", README, flags=re.S)
+              if "nodes_per_block = 2" in block]
+    return text
+
+
+def config(directory: Path, text: str, htex_extra: str = "", parsl_extra: str = "") -> Path:
+    """`text` with lines added to the HTEX's and to [parsl]'s tables, written to a file."""
+    if htex_extra:
+        text = text.replace('label = "htex"\n', f'label = "htex"\n{htex_extra}\n', 1)
+    if parsl_extra:
+        text = text.replace("[parsl]\n", f"[parsl]\n{parsl_extra}\n", 1)
+    path = directory / "qiime2_config.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def token(multinode: SlurmCluster) -> Iterator[str]:
+    """A token for this test's processes; afterwards the cluster is left empty even when the
+    test failed (its own assertions say whether it was before this cleanup)."""
+    value = new_token()
+    yield value
+    revive_dead_nodes(multinode)
+    for line in multinode.strays():
+        _kill(int(line.split(":")[0]))
+    for process in tagged(value):
+        _kill(process.pid)
+    drain(multinode, grace=0.5)
+
+
+def _kill(pid: int) -> None:
+    try:
+        psutil.Process(pid).kill()
+    except psutil.NoSuchProcess:
+        pass
+
+
+def start(cluster: SlurmCluster, directory: Path, token: str, path: Path,
+          code: str) -> subprocess.Popen[str]:
+    """`python -c code` in the controller's namespace (as on a login node), with the config in
+    QIIME2_CONFIG and SLURM_CONF exported; output in files under `directory`."""
+    env = program_env(directory, token, path, **cluster.env)
+    with open(directory / "out", "w") as out, open(directory / "err", "w") as err:
+        return subprocess.Popen(cluster.command(sys.executable, "-c", code), env=env,
+                                cwd=directory, stdout=out, stderr=err, text=True)
+
+
+def finish(child: subprocess.Popen[str], directory: Path,
+           timeout: float = CHILD_TIMEOUT) -> tuple[str, str]:
+    """The child's stdout and stderr once it exited; a child still running after `timeout`
+    is killed (its exit status then fails the test)."""
+    try:
+        child.wait(timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+    return (directory / "out").read_text(), (directory / "err").read_text()
+
+
+def run(cluster: SlurmCluster, directory: Path, token: str, path: Path, code: str,
+        timeout: float = CHILD_TIMEOUT) -> tuple[int, str, str]:
+    child = start(cluster, directory, token, path, code)
+    out, err = finish(child, directory, timeout)
+    return child.returncode, out, err
+
+
+def assert_clean(cluster: SlurmCluster, token: str) -> None:
+    """No job in the queue, and no process left in the cluster or carrying the token."""
+    assert wait_for(lambda: not cluster.jobs(), JOB_GONE, 0.3), f"jobs left: {cluster.jobs()}"
+    assert wait_for(lambda: not cluster.strays() and not tagged(token), 10, 0.3), \
+        cluster.strays() + [" ".join(p.cmdline()) for p in tagged(token)]
+
+
+SPREAD = ("import slurm_steps as s, json; r = s.spread({n}, 'meeting', {seconds}); "
+          "print(json.dumps(r)); print(json.dumps([(x.name, x.executor, x.state) "
+          "for x in s.spread.history]))")
+
+
+def spread(n: int, seconds: float = 0.0) -> str:
+    return SPREAD.format(n=n, seconds=seconds)
+
+
+def results(out: str) -> tuple[list[dict], list[list[str]]]:
+    import json
+
+    lines = out.strip().splitlines()
+    return json.loads(lines[-2]), json.loads(lines[-1])
+
+
+def test_readme_example_fans_out_over_two_nodes_in_one_job(
+        multinode: SlurmCluster, tmp_path: Path, token: str) -> None:
+    code, out, err = run(multinode, tmp_path, token, config(tmp_path, readme_example()),
+                         spread(8))
+    assert code == 0, err
+    found, history = results(out)
+    assert [row["value"] for row in found] == [i * i for i in range(8)]
+    assert {row["host"] for row in found} == {"node1", "node2"}
+    assert {row["node"] for row in found} == {"0", "1"}
+    [job] = {row["job"] for row in found}  # one Slurm job held both nodes
+    assert job.isdigit()
+    assert history == [["where", "htex", "exec_done"]] * 8
+    assert_clean(multinode, token)
+
+
+def test_workers_reach_the_pipeline_without_an_address(
+        multinode: SlurmCluster, tmp_path: Path, token: str) -> None:
+    """Unset, Parsl offers every address of this host; the workers find the one that works."""
+    text = readme_example()
+    assert ADDRESS_LINE in text
+    code, out, err = run(multinode, tmp_path, token,
+                         config(tmp_path, text.replace(ADDRESS_LINE, "")), spread(4))
+    assert code == 0, err
+    found, _ = results(out)
+    assert [row["value"] for row in found] == [0, 1, 4, 9]
+    assert {row["host"] for row in found} == {"node1", "node2"}
+    assert_clean(multinode, token)
+
+
+def test_unreachable_address_fails_in_bounded_time_saying_how_to_fix_it(
+        multinode: SlurmCluster, tmp_path: Path, token: str) -> None:
+    """The interface named is one the nodes cannot reach (loopback): the job runs, no worker
+    ever connects, and the pipeline says so after heartbeat_threshold seconds."""
+    text = readme_example().replace('ifname = "ib0"', 'ifname = "lo"')
+    path = config(tmp_path, text, htex_extra="heartbeat_threshold = 15")
+    began = time.monotonic()
+    code, _, err = run(multinode, tmp_path, token, path, spread(2))
+    took = time.monotonic() - began
+    assert code == 1, err
+    assert took < 55, f"took {took:.0f} s"
+    assert "no worker connected" in err, err
+    assert "127.0.0.1" in err and "address_by_interface" in err and str(path) in err, err
+    assert "Traceback" not in err.split("no worker connected")[-1]
+    assert_clean(multinode, token)
+
+
+LOST_NODE = "heartbeat_period = 1\nheartbeat_threshold = 12"
+
+
+def lose_node_mid_run(cluster: SlurmCluster, directory: Path, token: str,
+                      text: str) -> tuple[int, str, str]:
+    """Run 6 steps of 4 s over both nodes; once steps run on both, kill everything on node2
+    (its slurmd, the job's step and the workers), then bring its slurmd back after the
+    pipeline ended (a job holding a dead node leaves the queue only when the node answers)."""
+    child = start(cluster, directory, token, config(directory, text, htex_extra=LOST_NODE),
+                  spread(6, 4))
+    meeting = directory / "meeting"
+    both = wait_for(lambda: child.poll() is not None or len(
+        {p.name.rsplit("-", 1)[0] for p in meeting.glob("*")}) == 2, CHILD_TIMEOUT, 0.1)
+    assert both and child.poll() is None, finish(child, directory, 1)
+    kill_node(cluster, "node2")
+    out, err = finish(child, directory)
+    revive_dead_nodes(cluster)
+    return child.returncode, out, err
+
+
+def test_steps_on_a_lost_node_run_again_on_the_other_with_retries(
+        multinode: SlurmCluster, tmp_path: Path, token: str) -> None:
+    text = readme_example()
+    assert "retries = 1" in text
+    code, out, err = lose_node_mid_run(multinode, tmp_path, token, text)
+    assert code == 0, err
+    found, history = results(out)
+    assert [row["value"] for row in found] == [i * i for i in range(6)]
+    lost = {int(p.name.rsplit("-", 1)[1]) for p in (tmp_path / "meeting").glob("node2-*")}
+    assert lost, "no step ran on node2"
+    assert {found[i]["host"] for i in lost} == {"node1"}, found  # each ran again on node1
+    assert history == [["where", "htex", "exec_done"]] * 6
+    assert_clean(multinode, token)
+
+
+def test_a_lost_node_without_retries_fails_naming_the_node_and_the_step(
+        multinode: SlurmCluster, tmp_path: Path, token: str) -> None:
+    text = readme_example().replace("retries = 1", "retries = 0")
+    began = time.monotonic()
+    code, _, err = lose_node_mid_run(multinode, tmp_path, token, text)
+    assert code == 1, err
+    assert time.monotonic() - began < CHILD_TIMEOUT
+    assert "ManagerLost" in err and "node2" in err, err
+    assert "q2pconf: in step slurm_steps.where(" in err, err
+    assert_clean(multinode, token)
+
+
+KILLED_JOB_GONE = 30.0  # "within seconds": the pools give up on a dead interchange after ~10 s;
+#                         the example's walltime is 30 min
+
+
+def test_killing_the_pipeline_ends_its_slurm_job_within_seconds(
+        multinode: SlurmCluster, tmp_path: Path, token: str) -> None:
+    """SIGKILL leaves the pipeline no chance to cancel its job: the worker pools must notice
+    that the interchange is gone and end the job themselves."""
+    child = start(multinode, tmp_path, token, config(tmp_path, readme_example()),
+                  spread(4, 300))
+    meeting = tmp_path / "meeting"
+    both = wait_for(lambda: child.poll() is not None or len(
+        {p.name.rsplit("-", 1)[0] for p in meeting.glob("*")}) == 2, CHILD_TIMEOUT, 0.1)
+    assert both and child.poll() is None, finish(child, tmp_path, 1)
+    [job] = multinode.jobs()
+    child.kill()
+    finish(child, tmp_path)
+    assert wait_for(lambda: job not in multinode.jobs(), KILLED_JOB_GONE, 0.3), \
+        f"job {job} still queued {KILLED_JOB_GONE:g} s after the pipeline was killed"
+    assert_clean(multinode, token)
+
+
+def edited(text: str, *changes: tuple[str, str]) -> str:
+    """`text` with each (old, new) made; each old line must be there exactly once."""
+    for old, new in changes:
+        assert text.count(old) == 1, f"the template no longer says {old!r}"
+        text = text.replace(old, new)
+    return text
+
+
+def test_slurm_template_edited_where_its_comments_say_runs_on_both_nodes(
+        multinode: SlurmCluster, tmp_path: Path, token: str) -> None:
+    """`q2pconf init --template slurm`, changed only where its comments invite it: workers per
+    node = the nodes' cores, a shorter strategy_period, and the address line uncommented (this
+    cluster's interface is ib0, as in the comment). One job per node, two jobs."""
+    done = subprocess.run([sys.executable, "-m", "q2pconf", "init", "--prefix", str(tmp_path),
+                           "--template", "slurm"], capture_output=True, text=True, timeout=30,
+                          env=program_env(tmp_path, token))
+    assert done.returncode == 0, done.stderr
+    path = tmp_path / "etc" / "qiime2_config.toml"
+    cores = str(node_cpus())
+    text = edited(path.read_text(),
+                  ("max_workers_per_node = 4", f"max_workers_per_node = {cores}"),
+                  ("cores_per_node = 4", f"cores_per_node = {cores}"),
+                  ("strategy_period = 5", "strategy_period = 1"),
+                  ('# address = { class = "address_by_interface", ifname = "ib0" }',
+                   'address = { class = "address_by_interface", ifname = "ib0" }'))
+    code, out, err = run(multinode, tmp_path, token, config(tmp_path, text), spread(8))
+    assert code == 0, err
+    found, history = results(out)
+    assert [row["value"] for row in found] == [i * i for i in range(8)]
+    assert {row["host"] for row in found} == {"node1", "node2"}
+    assert len({row["job"] for row in found}) == 2  # nodes_per_block = 1: one job per node
+    assert history == [["where", "htex", "exec_done"]] * 8
+    assert_clean(multinode, token)
+
+
+INNER_SESSION = '''
+import json, os, time
+
+def test_hold(multinode):
+    record = {"daemons": [p.pid for p in multinode.procs.values()],
+              "namespaces": list(multinode.namespaces), "dir": str(multinode.dir)}
+    with open(os.environ["INNER_FLAG"], "w") as flag:
+        json.dump(record, flag)
+    time.sleep(120)
+'''
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_an_interrupted_session_leaves_nothing_behind(
+        multinode: SlurmCluster, tmp_path: Path, signum: int) -> None:
+    """Another pytest session builds its own cluster, then is killed mid-test. On SIGTERM its
+    fixture tears the cluster down; after SIGKILL the next cluster start removes the leftovers
+    (its daemons, namespaces and directory)."""
+    import json
+
+    import netns
+    from slurm_cluster import clean_leftovers
+
+    (tmp_path / "test_inner.py").write_text(INNER_SESSION)
+    flag = tmp_path / "flag.json"
+    env = program_env(tmp_path, new_token(), INNER_FLAG=str(flag))
+    inner = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "conftest",
+                              "-p", "no:cacheprovider", str(tmp_path / "test_inner.py")],
+                             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: flag.exists() or inner.poll() is not None, CHILD_TIMEOUT), \
+            "the inner session never reached its test"
+        made = json.loads(flag.read_text())
+        assert set(made["namespaces"]) <= set(netns.existing())
+        inner.send_signal(signum)  # the pytest process only: its daemons would live on
+        inner.wait(CHILD_TIMEOUT)
+    finally:
+        if inner.poll() is None:
+            inner.kill()
+    if signum == signal.SIGKILL:
+        clean_leftovers()
+    assert not set(made["namespaces"]) & set(netns.existing())
+    assert [pid for pid in made["daemons"] if psutil.pid_exists(pid) and
+            psutil.Process(pid).status() != psutil.STATUS_ZOMBIE] == []
+    assert not Path(made["dir"]).exists()
+    assert multinode.node_states() == {"node1": "idle", "node2": "idle"}  # ours untouched
