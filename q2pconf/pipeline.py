@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, TypeVar, overload
 
 from q2pconf import session as sessions
@@ -23,7 +24,7 @@ from q2pconf.history import History, StepRecord
 from q2pconf.progress import Progress
 from q2pconf.reach import ConnectWatches
 from q2pconf.watchdog import Watchdog, pool_failed
-from q2pconf.transport import CODE_KEY, Runner, refuse_while_loading
+from q2pconf.transport import CODE_KEY, Runner, global_names, refuse_while_loading
 
 F = TypeVar("F", bound=Callable[..., Any])
 SERIAL = object()  # the active "run" while a pipeline runs with no Parsl at all
@@ -95,6 +96,9 @@ class Pipeline:
             return self.func(*args, **kwargs)
         refuse_while_loading()
         with sessions.using(self.resume) as session:  # no other thread closes it meanwhile
+            # An HTEX the body's steps will need starts now, beside its first thread steps.
+            session.start_early(session.label_for(s.name, s.plugin, s.executor)
+                                for s in steps_named(self.func))
             run = Run(session)
             token = _ACTIVE.set(run)
             try:
@@ -114,6 +118,30 @@ class Pipeline:
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         return self if obj is None else functools.partial(self, obj)
+
+
+def steps_named(func: Callable[..., Any], seen: set[int] | None = None) -> list[Step]:
+    """The steps a pipeline body names: its globals and names read from modules it names,
+    and those of pipelines it calls. Known before the body runs, they tell which executors a
+    call will likely need (a body reaching steps otherwise just starts them when called)."""
+    seen = set() if seen is None else seen
+    code = getattr(func, "__code__", None)
+    if code is None or id(func) in seen:
+        return []
+    seen.add(id(func))
+    names = global_names(code)
+    space = getattr(func, "__globals__", {})
+    found: list[Step] = []
+    for name in names:
+        value = space.get(name)
+        reached = ([getattr(value, n, None) for n in names] if isinstance(value, ModuleType)
+                   else [value])
+        for item in reached:
+            if isinstance(item, Step):
+                found.append(item)
+            elif isinstance(item, Pipeline):
+                found += steps_named(item.func, seen)
+    return found
 
 
 def parallel_pipeline(func: Any = None, *, resume: bool = False) -> Any:
