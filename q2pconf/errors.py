@@ -1,7 +1,6 @@
 """The one error type q2pconf raises for a bad config, and the warnings it logs."""
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
@@ -55,6 +54,8 @@ def no_such_executor(file: object, key: str, label: str, labels: Iterable[str],
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """'did you mean X?' for the closest choice, else a list of the valid ones."""
     options = sorted(set(choices))
+    import difflib  # only when a message needs it
+
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     if close:
         return f"did you mean {close[0]}?"
