@@ -113,6 +113,14 @@ def fan_out(repeat: int) -> Row:
                "<= 1.10")
 
 
+def tracing(repeat: int) -> Row:
+    args = (children.FAN_OUT, "2000", "q2pconf", "2")
+    ours, off = medians(lambda: python(*args)["seconds"],
+                        lambda: python(*args, env={"Q2PCONF_TRACE": "0"})["seconds"], repeat)
+    return Row("2000 trivial steps: dispatch with tracing (default) vs Q2PCONF_TRACE=0", ours,
+               off, "s", "<= 1.05", "a trace line per step, written as it ends")
+
+
 def fan_out_htex(repeat: int, scratch: Path) -> Row:
     config = scratch / "htex2-fan.toml"
     config.write_text(HTEX2.format(workers=2, provider="LocalProvider", extra=""))
@@ -332,7 +340,8 @@ def main() -> None:
         scratch = Path(name)
         os.chdir(scratch)  # children run here: raw Parsl baselines write ./runinfo
         steps: list[Callable[[], Row | list[Row]]] = [
-            lambda: fan_out(args.repeat), lambda: fan_out_htex(args.repeat, scratch),
+            lambda: fan_out(args.repeat), lambda: tracing(args.repeat),
+            lambda: fan_out_htex(args.repeat, scratch),
             lambda: htex_first(args.repeat, scratch), lambda: sleeps(args.repeat),
             lambda: first_result(args.repeat, scratch), lambda: cpu(args.repeat, scratch),
             lambda: import_cost(args.repeat, scratch), lambda: activation(args.repeat, scratch),

@@ -69,3 +69,16 @@ def warn(message: str) -> None:
     import logging
 
     logging.getLogger("q2pconf").warning("q2pconf: warning: %s", message)
+
+
+_WARNED: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """`warn`, but a message already given in this process is not repeated: each pipeline
+    call finds and checks the config again, and three calls must not say the same thing
+    three times."""
+    if message in _WARNED:
+        return
+    _WARNED.add(message)
+    warn(message)

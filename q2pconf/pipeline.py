@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import os
 import reprlib
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar, overload
 
 from q2pconf import session as sessions
+from q2pconf import unmatched
+from q2pconf import trace as tracing
 from q2pconf.futures import StepFuture
 from q2pconf.history import History, StepRecord
+from q2pconf.measure import TRACE_KEY
 from q2pconf.progress import Progress
 from q2pconf.reach import ConnectWatches
 from q2pconf.watchdog import Watchdog, pool_failed
@@ -85,11 +90,15 @@ def step(func: Any = None, *, executor: str | None = None, outputs: int | None =
 class Pipeline:
     """A pipeline function: its outermost call runs it in parallel and returns plain values."""
 
-    def __init__(self, func: Callable[..., Any], resume: bool = False) -> None:
+    def __init__(self, func: Callable[..., Any], resume: bool = False,
+                 report: bool = False) -> None:
         functools.update_wrapper(self, func)
         self.func = func
         self.resume = resume
+        self.report = report
         self.history: Sequence[StepRecord] = ()
+        self.trace_path: Path | None = None  # the last run's trace (q2pconf.trace)
+        self.report_path: Path | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if _ACTIVE.get() is not None:  # nested, or serial: run inline
@@ -99,14 +108,35 @@ class Pipeline:
             # An HTEX the body's steps will need starts now, beside its first thread steps.
             session.start_early(session.label_for(s.name, s.plugin, s.executor)
                                 for s in steps_named(self.func))
-            run = Run(session)
+            run = Run(session, tracing.start(session, self.__name__))
             token = _ACTIVE.set(run)
+            outcome = "failed"
             try:
                 with sessions.closed_on_interrupt(), run.progress:
-                    return run.resolve(self.func(*args, **kwargs))
+                    value = run.resolve(self.func(*args, **kwargs))
+                unmatched.unused_keys(session.mapping, run.ran(), self.__name__)
+                outcome = "done"
+                return value
+            except KeyboardInterrupt:
+                outcome = "interrupted"
+                raise
             finally:
                 _ACTIVE.reset(token)
                 self.history = run.history
+                self._end_trace(run.trace, outcome)
+
+    def _end_trace(self, trace: tracing.Trace | None, outcome: str) -> None:
+        """Finish the run's trace, and write its report when asked to."""
+        self.trace_path = self.report_path = None
+        if trace is None:
+            return
+        trace.close(outcome)
+        self.trace_path = trace.path
+        if self.report or os.environ.get("Q2PCONF_REPORT", "").strip() not in ("", "0"):
+            from q2pconf.report import write_report
+
+            self.report_path = write_report(trace.meta_path)
+            print(f"q2pconf: report: {self.report_path}", file=sys.stderr)
 
     def serial(self, *args: Any, **kwargs: Any) -> Any:
         """Run the same pipeline one step after another, without Parsl (for debugging)."""
@@ -144,13 +174,14 @@ def steps_named(func: Callable[..., Any], seen: set[int] | None = None) -> list[
     return found
 
 
-def parallel_pipeline(func: Any = None, *, resume: bool = False) -> Any:
+def parallel_pipeline(func: Any = None, *, resume: bool = False, report: bool = False) -> Any:
     """Make `func` a pipeline whose `@step` calls run in parallel through Parsl.
 
     `resume=True` reuses results of steps whose inputs and code are unchanged since an
-    earlier run (Parsl's memoizer and checkpoint files)."""
+    earlier run (Parsl's memoizer and checkpoint files). Every run writes a trace (see
+    `q2pconf.trace`); `report=True` (or Q2PCONF_REPORT=1) also writes its HTML report."""
     def decorate(function: Callable[..., Any]) -> Pipeline:
-        return Pipeline(function, resume)
+        return Pipeline(function, resume, report)
 
     return decorate if func is None else decorate(func)
 
@@ -160,9 +191,11 @@ class Run:
     each ran (`history`, compact), and the first step that failed. Nothing of a step's Parsl
     task is kept once it finished: 100,000 steps fit in a few MB."""
 
-    def __init__(self, session: sessions.Session) -> None:
+    def __init__(self, session: sessions.Session, trace: tracing.Trace | None = None) -> None:
         self.session = session
+        self.trace = trace
         self.history = History()
+        self._ran: set[tuple[str, str]] = set()  # (plugin, name) of the steps submitted
         self.failure: BaseException | None = None
         self.progress = Progress(running=functools.partial(_launched, session))
         self._changed = threading.Condition()  # a step finished, or failed
@@ -180,9 +213,14 @@ class Run:
             kwargs = {**kwargs, "walltime": step.walltime}
         if self.session.resume:  # Parsl's memoizer hashes a function by name only
             kwargs = {**kwargs, CODE_KEY: step.runner.code_digest()}
+        trace = self.trace
+        if trace is not None:
+            key = trace.expect(f"{step.plugin}.{step.name}", step.walltime)
+            kwargs = {**kwargs, TRACE_KEY: key}
         with self._changed:
             self._running += 1
             self._running_on[label] = self._running_on.get(label, 0) + 1
+            self._ran.add((step.plugin, step.name))
         try:
             future = app(*args, **kwargs)
         except BaseException:
@@ -192,6 +230,8 @@ class Run:
         # recorded before `_done` lets `resolve` see this step as finished.
         handed = StepFuture().follow(future) if step.outputs is None else self._split(future, call)
         future.add_done_callback(functools.partial(self._done, call))
+        if trace is not None:
+            trace.watch(key, future)
         self.progress.submitted()
         return handed
 
@@ -268,6 +308,11 @@ class Run:
             self.watchdog.check(self._waits_on)  # outside the lock: steps go on finishing
             self.reach.check(self.session.dfk.executors)
         return _plain(value)
+
+    def ran(self) -> set[tuple[str, str]]:
+        """(plugin, name) of every step this run submitted."""
+        with self._changed:
+            return set(self._ran)
 
     def _waits_on(self, label: str) -> bool:
         """Whether a step of this run that has not finished was sent to executor `label`."""

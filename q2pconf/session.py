@@ -23,8 +23,11 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from q2pconf import rundir, unmatched
 from q2pconf.config import Settings, choose_executor, from_dict, load
 from q2pconf.errors import ConfigError
+from q2pconf.measure import TRACE_KEY
+from q2pconf.trace import retry_handler
 from q2pconf.validate import MAPPING_KEY, check_labels, describe, flat_mapping
 
 THREAD_POOLS = ("ThreadPoolExecutor",)
@@ -156,7 +159,10 @@ class Session:
         self._apps: dict[tuple[int, str], Any] = {}
         self.users = 0  # runs using it now; changed under _SESSION_LOCK
         _quiet_parsl_logging()
+        rundir.prepare(parsl_config, _run_dir_source(settings))
         self.dfk = DataFlowKernel(parsl_config)
+        rundir.make_private(self.dfk.run_dir)
+        rundir.quiet_log_errors(self.dfk.run_dir)
         self._ready = set(self.dfk.executors)  # started; Parsl lists one before it is
         self._gates: dict[str, threading.Lock] = {}  # one start at a time, per executor
         self._early: list[threading.Thread] = []  # background starts (`start_early`)
@@ -168,6 +174,8 @@ class Session:
 
     def label_for(self, name: str, plugin: str | None, hint: str | None) -> str:
         """The executor a step runs on (see `q2pconf.config.choose_executor`)."""
+        if hint is not None and hint not in self.labels:
+            unmatched.hint(f"{plugin}.{name}" if plugin else name, hint, self.labels)
         return choose_executor(self.mapping, self.labels, name, plugin, hint)
 
     def app(self, runner: Any, label: str) -> Any:
@@ -179,7 +187,8 @@ class Session:
 
             self._start(label)
             app = self._apps.setdefault(key, PythonApp(
-                runner, data_flow_kernel=self.dfk, executors=[label], cache=self.resume))
+                runner, data_flow_kernel=self.dfk, executors=[label], cache=self.resume,
+                ignore_for_cache=[TRACE_KEY]))
         return app
 
     def _start(self, label: str) -> None:
@@ -352,8 +361,11 @@ def _new_session(key: tuple[Any, ...], target: Any, settings: Settings | None,
     if settings is None:  # a ready parsl.Config
         from q2pconf.build import follow_nested_futures
 
-        return Session(key, None, follow_nested_futures(target), mapping, resume)
-    defaults: dict[str, Any] = dict(SESSION_DEFAULTS)
+        config = follow_nested_futures(target)
+        if not getattr(config.retry_handler, "q2pconf", False):
+            config.retry_handler = retry_handler(config.retry_handler)
+        return Session(key, None, config, mapping, resume)
+    defaults: dict[str, Any] = {**SESSION_DEFAULTS, "retry_handler": retry_handler()}
     if resume and not {"memoizer", "checkpoint_mode"} & set(settings.plan.options):
         defaults.update(_resuming(settings))
     config = settings.parsl_config(labels=[], **defaults)
@@ -383,6 +395,13 @@ def _resuming(settings: Settings) -> dict[str, Any]:
     found = glob.glob(os.path.join(glob.escape(base), "*", "checkpoint"))
     found += glob.glob(os.path.join(glob.escape(base), "*", "*", "checkpoint"))
     return checkpointing(sorted(found))
+
+
+def _run_dir_source(settings: Settings | None) -> str | None:
+    """The config file that set run_dir, for an error naming it (None: q2pconf's default)."""
+    if settings is None:
+        return "<parsl.Config>"
+    return settings.plan.file if "run_dir" in settings.plan.options else None
 
 
 def _quiet_parsl_logging() -> None:

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from types import CellType, CodeType, FunctionType, ModuleType
 from typing import Any
 
+from q2pconf.measure import TRACE_KEY, measured
+
 SCRIPT_MODULE = "__q2pconf_main__"
 NO_GUARD = ("q2pconf: {path} runs a pipeline when it is imported, so an HTEX worker loading its "
             "steps would run it again; put the call under `if __name__ == \"__main__\":`")
@@ -41,9 +43,12 @@ class Runner:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.pop(CODE_KEY, None)
+        key = kwargs.pop(TRACE_KEY, None)
         if not self.takes_walltime:
             kwargs.pop("walltime", None)  # Parsl's time limit, not the step's argument
-        return self.func(*args, **kwargs)
+        if key is None:
+            return self.func(*args, **kwargs)
+        return measured(key, self.func, args, kwargs)
 
     def code_digest(self) -> str:
         """Changes when the step's code changes, so a checkpointed result is not reused.

@@ -25,13 +25,7 @@ def write_config(tmp_path: Path, threads: int = 4, mapping: str = "") -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def fresh_session(clean_env: Path):
-    """Each test starts without a session and leaves none (nor its processes) behind."""
-    sessions.close()
-    yield
-    sessions.close()
-    assert parsl_children() == []
+pytestmark = pytest.mark.usefixtures("fresh_session")
 
 
 def test_fan_out_runs_concurrently(tmp_path: Path) -> None:
