@@ -88,6 +88,13 @@ def fan_out(repeat: int) -> Row:
                "<= 1.10")
 
 
+def tracing(repeat: int) -> Row:
+    result = python(children.TRACING, "2000", str(2 * repeat))
+    return Row("2000 trivial steps: dispatch with tracing (default) vs Q2PCONF_TRACE=0",
+               result["on"], result["off"], "s", "<= 1.05",
+               f"alternately in one process, {2 * repeat} runs each")
+
+
 def fan_out_htex(repeat: int, scratch: Path) -> Row:
     config = scratch / "htex2-fan.toml"
     config.write_text(HTEX2.format(workers=2, provider="LocalProvider", extra=""))
@@ -307,7 +314,8 @@ def main() -> None:
         scratch = Path(name)
         os.chdir(scratch)  # children run here: raw Parsl baselines write ./runinfo
         steps: list[Callable[[], Row | list[Row]]] = [
-            lambda: fan_out(args.repeat), lambda: fan_out_htex(args.repeat, scratch),
+            lambda: fan_out(args.repeat), lambda: tracing(args.repeat),
+            lambda: fan_out_htex(args.repeat, scratch),
             lambda: htex_first(args.repeat, scratch), lambda: sleeps(args.repeat),
             lambda: first_result(args.repeat, scratch), lambda: cpu(args.repeat, scratch),
             lambda: import_cost(args.repeat, scratch), lambda: activation(args.repeat, scratch),

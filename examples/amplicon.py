@@ -127,7 +127,7 @@ def diversity(samples: list[str], table: dict[str, dict[str, int]]) -> dict[str,
     return {"alpha": {s: alpha(s, table) for s in samples}, "beta": beta(samples, table)}
 
 
-@parallel_pipeline
+@parallel_pipeline(report=True)  # every run writes a trace; report=True adds the HTML report
 def amplicon(samples: list[str], depth: int) -> dict[str, object]:
     reads = {s: simulate_reads(s, depth) for s in samples}
     tables = [denoise(s, reads[s]) for s in samples]
@@ -183,6 +183,7 @@ def main() -> None:
         parallel = time.perf_counter() - started
     _report(amplicon.history, began, result)
     print(f"parallel: {parallel:.2f} s (including executor start-up)")
+    print(f"trace:  {amplicon.trace_path}\nreport: {amplicon.report_path}")
     if not args.no_serial:
         serial, elapsed = _timed(lambda: amplicon.serial(samples, args.depth))
         assert serial == result, "serial and parallel runs disagree"

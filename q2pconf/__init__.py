@@ -27,6 +27,7 @@ from typing import Any
 _EXPORTS = {
     "ConfigError": "q2pconf.errors",
     "UnknownLabelError": "q2pconf.errors",
+    "StepError": "q2pconf.errors",
     "locate": "q2pconf.find",
     "Located": "q2pconf.find",
     "load": "q2pconf.config",

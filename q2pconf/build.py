@@ -26,7 +26,8 @@ GUARD = [sys.executable, "-m", "q2pconf.guard"]
 
 
 def default_run_dir() -> str:
-    """A fresh directory per process under `runinfo_root`, so runs never race on numbering."""
+    """A fresh directory per process under `runinfo_root`, so runs never race on numbering.
+    Only a name: `q2pconf.rundir.prepare` creates it (private), or falls back when it cannot."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return str(Path(runinfo_root(), f"{stamp}-{os.getpid()}"))
 
@@ -40,19 +41,22 @@ def parsl_config(plan: Plan, labels: Iterable[str] | None = None, **defaults: An
     from parsl.config import Config
 
     chosen = list(plan.executors) if labels is None else list(labels)
-    kwargs: dict[str, Any] = {"run_dir": default_run_dir(), **defaults}
+    kwargs: dict[str, Any] = dict(defaults)
+    if "run_dir" not in plan.options:
+        kwargs.setdefault("run_dir", default_run_dir())
     kwargs.update({k: build(plan.file, v) for k, v in plan.options.items()})
     kwargs["executors"] = [executor(plan, label) for label in chosen] or [_idle_executor()]
     return follow_nested_futures(_construct(plan.file, "parsl", Config, kwargs))
 
 
 def follow_nested_futures(config: Any) -> Any:
-    """Let steps take futures inside lists, tuples, sets and dicts: Parsl's default resolver
-    only waits for futures passed directly. Keeps a resolver the caller chose itself."""
+    """Let steps take futures nested inside lists, tuples, sets, frozensets and dicts (the
+    rule is q2pconf.nested's): Parsl's default resolver only waits for futures passed
+    directly. Keeps a resolver the caller chose itself."""
     if config.dependency_resolver is None:
-        from parsl.dataflow.dependency_resolvers import DEEP_DEPENDENCY_RESOLVER
+        from q2pconf import nested
 
-        config.dependency_resolver = DEEP_DEPENDENCY_RESOLVER
+        config.dependency_resolver = nested.resolver()
     return config
 
 
@@ -132,10 +136,10 @@ def _runnable_here(obj: ObjectSpec) -> ObjectSpec:
     if obj.kind != "executors" or not obj.cls.endswith(("HighThroughputExecutor", "MPIExecutor")):
         return obj
     kwargs = dict(obj.kwargs)
-    if "launch_cmd" not in kwargs:  # the user's own command runs as written (see README)
-        kwargs["launch_cmd"] = _worker_launch_cmd()
-    interchange = kwargs.get("interchange_launch_cmd",
-                             [sys.executable, "-m", f"{HTEX_MODULE}.interchange"])
+    if not kwargs.get("launch_cmd"):  # the user's own command runs as written (see README);
+        kwargs["launch_cmd"] = _worker_launch_cmd()  # Parsl reads "" as its default, off PATH
+    interchange = (kwargs.get("interchange_launch_cmd")
+                   or [sys.executable, "-m", f"{HTEX_MODULE}.interchange"])
     if isinstance(interchange, list):  # it runs here, where the guard surely runs too
         kwargs["interchange_launch_cmd"] = [*GUARD, "interchange", "--", *interchange]
     provider = kwargs.get("provider")

@@ -29,12 +29,14 @@ NAMESPACES = {
 
 ANY = frozenset({"any"})
 NUMBER = frozenset({"int", "float"})
-CACHE_FORMAT = 1  # bump when the cached document's shape changes
+CACHE_FORMAT = 2  # bump when the cached document's shape changes
+CACHE_LIMIT = 16 << 20  # bytes; a real catalog is a few dozen kB
 
-# One constructor keyword: which TOML kinds it takes, and its fixed choices if any.
-# (A namedtuple, not a dataclass: this module is on the path of every config lookup.)
-Param = namedtuple("Param", "name accepts choices required default",
-                   defaults=((), False, ""))
+# One constructor keyword: which TOML kinds it takes, its fixed choices if any, and the kinds
+# an array's items may have (None: any). (A namedtuple, not a dataclass: this module is on
+# the path of every config lookup.)
+Param = namedtuple("Param", "name accepts choices required default items",
+                   defaults=((), False, "", None))
 
 
 class NotInParsl(LookupError):
@@ -162,14 +164,16 @@ def _stamp(root: Path, files: dict[str, list[int]]) -> dict[str, Any]:
 def _read_cache(path: Path, root: Path) -> dict[str, Any] | None:
     """The cached catalog if it is whole and every file it was read from is unchanged."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            doc = json.load(handle)
+        from q2pconf.tomlfile import read_regular
+
+        doc = json.loads(read_regular(path, CACHE_LIMIT))  # a FIFO put there must not block
         stamp = doc["stamp"]
         listed = [entry[0] for entry in stamp["files"]]
         if not set(_always(root)) <= set(listed) or stamp != _stamp(root, _current(listed)):
             return None
-        params = {key: {arg: Param(arg, frozenset(accepts), tuple(choices), required, default)
-                        for arg, (accepts, choices, required, default) in table.items()}
+        params = {key: {arg: Param(arg, frozenset(accepts), tuple(choices), required, default,
+                                   None if items is None else frozenset(items))
+                        for arg, (accepts, choices, required, default, items) in table.items()}
                   for key, table in doc["params"].items()}
         result = {"names": {kind: dict(doc["names"][kind]) for kind in NAMESPACES},
                   "params": params}
@@ -183,12 +187,15 @@ def _write_cache(path: Path, root: Path, found: dict[str, Any],
     """Write the cache atomically (a private temporary file renamed into place)."""
     import tempfile
 
+    from q2pconf.paths import make_private_dirs
+
     doc = {"stamp": _stamp(root, files), "names": found["names"],
-           "params": {key: {arg: [sorted(p.accepts), list(p.choices), p.required, p.default]
+           "params": {key: {arg: [sorted(p.accepts), list(p.choices), p.required, p.default,
+                                  None if p.items is None else sorted(p.items)]
                             for arg, p in table.items()}
                       for key, table in found["params"].items()}}
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dirs(str(path.parent))  # ~/.cache too, if missing: 0700 whatever the umask
         fd, tmp = tempfile.mkstemp(prefix=".parsl-catalog-", suffix=".tmp", dir=path.parent)
     except OSError:
         return

@@ -19,6 +19,8 @@ EPILOG = """examples:
   q2pconf info                       which config is used, and why
   q2pconf check my_config.toml       validate a file without running anything
   q2pconf init --user                write an editable config for yourself
+  q2pconf info --runs                your latest pipeline runs and their traces
+  q2pconf report                     an HTML report of your last run
   QIIME2_CONFIG=my.toml python run.py   use a config for one run
 """
 
@@ -70,6 +72,16 @@ def _parser() -> argparse.ArgumentParser:
                    "q2pconf info --json")
     info.add_argument("--json", action="store_true", help="print JSON for scripts")
     info.add_argument("--parallel-config", metavar="PATH", help="an explicit config file")
+    info.add_argument("--runs", action="store_true",
+                      help="list your latest pipeline runs and their trace files instead")
+
+    report = command("report", _report, "write the HTML report of a pipeline run",
+                     "q2pconf report            (your last run; prints the file's path)")
+    report.add_argument("target", metavar="RUN", nargs="?",
+                        help="a run's .run.json or .trace.tsv file, or a directory of runs "
+                        "(default: your last run)")
+    report.add_argument("-o", "--output", metavar="FILE", help="write the report here instead "
+                        "of beside the trace")
 
     check = command("check", _check, "validate a config file; writes and starts nothing",
                     "q2pconf check ~/.config/qiime2/qiime2_config.toml")
@@ -102,6 +114,8 @@ def _template_names() -> list[str]:
 def _info(args: argparse.Namespace) -> int:
     from q2pconf.config import load
 
+    if args.runs:
+        return _runs(args.json)
     settings = load(args.parallel_config)
     if args.json:
         print(json.dumps({
@@ -117,6 +131,34 @@ def _info(args: argparse.Namespace) -> int:
     for step in settings.trail:
         print(f"  skipped {step.source:<14} {step.path or '-'}: {step.note}")
     _summary(settings)
+    return 0
+
+
+def _runs(as_json: bool) -> int:
+    """The latest traced runs, newest first: when, which pipeline, how it ended, the trace."""
+    from q2pconf.runs import index_path, read, recent
+
+    runs = [read(path) for path in recent()]
+    if as_json:
+        print(json.dumps([{"pipeline": r.meta.get("pipeline"), "started": r.meta.get("started"),
+                           "outcome": r.meta.get("outcome") if r.complete else "incomplete",
+                           "steps": len(r.rows), "trace": str(r.trace_path),
+                           "run": str(r.meta_path)} for r in runs], indent=2))
+        return 0
+    if not runs:
+        print(f"no traced run recorded in {index_path()}")
+    for r in runs:
+        outcome = r.meta.get("outcome") if r.complete else "incomplete"
+        print(f"{r.meta.get('started')}  {r.meta.get('pipeline')}  {outcome}, "
+              f"{len(r.rows)} step attempts\n  trace: {r.trace_path}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from q2pconf.report import write_report
+
+    output = None if args.output is None else Path(args.output)
+    print(write_report(args.target, output))
     return 0
 
 
@@ -148,9 +190,11 @@ def _summary(settings: Settings) -> None:
     print("executors:")
     for label in settings.labels:
         workers = settings.workers(label)
-        size = "" if workers is None else f", workers: {workers}"
+        size = "" if workers is None else f", workers: {workers or 'one per core'}"
         print(f"  {label:<10} {settings.executor_class(label)}{size}")
-    print("mapping:" + ("" if settings.mapping else " none (every step runs on 'default')"))
+    print("mapping:" + ("" if settings.mapping else
+                        " none (a step runs where its @step(executor=...) names, else on "
+                        "'default')"))
     for step, label in settings.mapping.items():
         print(f"  {step} -> {label}")
     if settings.plan.mapping_only:

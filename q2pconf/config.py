@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from q2pconf.validate import Plan, plan, read_toml
+from q2pconf.tomlfile import read_toml
+from q2pconf.validate import Plan, plan
 from q2pconf.errors import ConfigError
 from q2pconf.find import Located, Looked, locate
 
@@ -125,7 +126,8 @@ def _vendored() -> dict[str, Any]:
 
 
 def _report(warnings: Iterable[str]) -> None:
-    from q2pconf.errors import warn
+    """Each warning once per process: every pipeline call loads the config again."""
+    from q2pconf.errors import warn_once
 
     for message in warnings:
-        warn(message)
+        warn_once(message)

@@ -1,4 +1,5 @@
-"""The one error type q2pconf raises for a bad config, and the warnings it logs."""
+"""The error types q2pconf raises (a bad config; a step whose failure cannot travel), and the
+warnings it logs."""
 from __future__ import annotations
 
 import difflib
@@ -38,6 +39,32 @@ class UnknownLabelError(ConfigError, KeyError):
 QIIME2_THREAD_LABEL = "tpool"
 
 
+class StepError(Exception):
+    """A step raised an exception that cannot travel back from its worker as itself, or one
+    that would end the program (SystemExit, KeyboardInterrupt), or returned a value that
+    cannot be sent back from its worker. It carries what is needed to fix it, as text:
+
+    - `step`: the step's name; `kind`: "raised" or "returned";
+    - `type_name`: the exception's (or value's) type, as module.qualname;
+    - `message`: the exception's message (or the value's repr), `trace`: the worker's
+      traceback, formatted; `problem`: why the original could not be sent.
+    """
+
+    def __init__(self, step: str, kind: str, type_name: str, message: str, trace: str,
+                 problem: str) -> None:
+        super().__init__(step, kind, type_name, message, trace, problem)
+        self.step, self.kind, self.type_name = step, kind, type_name
+        self.message, self.trace, self.problem = message, trace, problem
+
+    def __str__(self) -> str:
+        if self.kind == "returned":
+            return (f"step {self.step} returned {self.type_name} {self.message}, which cannot be "
+                    f"sent back from its worker: {self.problem}\n  Fix: return plain data, or "
+                    "objects whose class can be imported and rebuilt where the pipeline runs")
+        return (f"step {self.step} raised {self.type_name}: {self.message}\n"
+                f"  ({self.problem})\n{self.trace}".rstrip())
+
+
 def no_such_executor(file: object, key: str, label: str, labels: Iterable[str],
                      thread_pools: Iterable[str] = ()) -> UnknownLabelError:
     """The one message for a label that no executor of the config in force has.
@@ -68,3 +95,16 @@ def warn(message: str) -> None:
     import logging
 
     logging.getLogger("q2pconf").warning("q2pconf: warning: %s", message)
+
+
+_WARNED: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """`warn`, but a message already given in this process is not repeated: each pipeline
+    call finds and checks the config again, and three calls must not say the same thing
+    three times."""
+    if message in _WARNED:
+        return
+    _WARNED.add(message)
+    warn(message)

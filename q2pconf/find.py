@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from q2pconf.paths import conda_config_path, site_config_path, user_config_path
-from q2pconf.errors import ConfigError, warn
+from q2pconf.errors import ConfigError, warn_once
 
 # Where a config came from, in lookup order.
 SOURCES = ("explicit", "QIIME2_CONFIG", "user", "site", "conda", "vendored", "in-memory")
@@ -80,8 +80,8 @@ def _seed(prefix: str, path: Path, trail: list[Looked]) -> Located:
         seed_prefix(prefix)
     except OSError as error:
         reason = error.strerror or str(error)
-        warn(f"could not write the default config to {path} ({reason}); using it from memory. "
-             "Fix: run `q2pconf init --user` to get a config you can edit.")
+        warn_once(f"could not write the default config to {path} ({reason}); using it from "
+                  "memory. Fix: run `q2pconf init --user` to get a config you can edit.")
         trail.append(Looked("vendored", path, f"could not write: {reason}"))
         return Located(None, "in-memory", tuple(trail))
     return Located(path, "vendored", tuple(trail))

@@ -114,8 +114,30 @@ def _params(args: ast.arguments) -> dict[str, Param]:
             continue
         accepts, choices = _accepts(arg.annotation, default)
         found[arg.arg] = Param(arg.arg, accepts, choices, required=default is None,
-                               default="" if default is None else ast.unparse(default))
+                               default="" if default is None else ast.unparse(default),
+                               items=_item_kinds(arg.annotation))
     return found
+
+
+def _item_kinds(node: ast.expr | None) -> frozenset[str] | None:
+    """What `Sequence[str]`, `Tuple[int, int]` or `Optional[List[str]]` allow in each item
+    (typeguard in Parsl checks items too); None when the annotation does not say."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return _item_kinds(ast.parse(node.value, mode="eval").body)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        parts = [node.left, node.right]
+    elif isinstance(node, ast.Subscript) and _name(node.value) in _UNIONS:
+        parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+    elif isinstance(node, ast.Subscript) and _NAMED.get(_name(node.value)) == {"list"}:
+        items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        kinds = frozenset().union(*(_from_annotation(item)[0] for item in items
+                                    if not (isinstance(item, ast.Constant)
+                                            and item.value is Ellipsis)))
+        return None if not kinds or "any" in kinds else kinds
+    else:
+        return None
+    found = [kinds for kinds in map(_item_kinds, parts) if kinds is not None]
+    return frozenset().union(*found) if found else None
 
 
 def _accepts(annotation: ast.expr | None, default: ast.expr | None) -> tuple[frozenset[str], tuple]:

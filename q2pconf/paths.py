@@ -6,9 +6,12 @@
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 CONFIG_NAME = "qiime2_config.toml"
+PRIVATE = 0o700  # directories q2pconf creates in the user's cache
+UNKEPT: dict[str, str] = {}  # temporary run directory -> why the cache could not hold it
 
 
 def user_config_path() -> Path:
@@ -36,3 +39,45 @@ def runinfo_root() -> str:
     from platformdirs import user_cache_dir
 
     return str(Path(user_cache_dir("q2pconf"), "runinfo"))
+
+
+def make_private_dirs(path: str) -> None:
+    """`os.makedirs`, but each directory created here is 0700 exactly (the umask can only
+    take bits away from mkdir's mode, and 000 takes none; a racing creator's is kept)."""
+    path = os.path.abspath(path)
+    missing = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, PRIVATE)
+        except FileExistsError:
+            if not os.path.isdir(directory):
+                raise
+            continue
+        os.chmod(directory, PRIVATE)
+
+
+def temporary_run_dir(reason: str) -> str:
+    """A run directory for Parsl when the cache cannot hold one, removed at exit: runs still
+    work, but keep no trace (`reason` goes into the one warning `q2pconf.trace` gives)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="q2pconf-run-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    UNKEPT[directory] = reason
+    return directory
+
+
+def unkept_reason(run_dir: str) -> str | None:
+    """Why `run_dir` (inside a temporary run directory) keeps no trace; None if it can."""
+    for directory, reason in UNKEPT.items():
+        if run_dir == directory or run_dir.startswith(directory.rstrip("/") + "/"):
+            return reason
+    return None

@@ -1,31 +1,38 @@
 """`@step` and `@parallel_pipeline`: a pipeline body that sends its steps to Parsl.
 
 The body runs in the caller's thread. Each step call inside it becomes a Parsl app and returns
-a future at once; futures (also inside lists, tuples and dicts) passed to later steps are
-waited on by Parsl before those steps run. Only the outermost pipeline call waits, and it
-returns plain values.
+a future at once; futures passed to later steps (also nested in lists, tuples, sets and dicts:
+see q2pconf.nested) are waited on by Parsl before those steps run. Only the outermost pipeline
+call waits, and it returns plain values.
 """
 from __future__ import annotations
 
 import contextvars
 import functools
+import os
 import reprlib
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from q2pconf import closing
+from q2pconf import nested
 from q2pconf import session as sessions
+from q2pconf import unmatched
+from q2pconf import trace as tracing
+from q2pconf.measure import TRACE_KEY
 from q2pconf.progress import Progress
 from q2pconf.reach import ConnectWatches
 from q2pconf.watchdog import Watchdog, pool_failed
 from q2pconf.transport import CODE_KEY, Runner, refuse_while_loading
 
 F = TypeVar("F", bound=Callable[..., Any])
-SERIAL = object()  # the active "run" while a pipeline runs with no Parsl at all
+SERIAL_LABEL = "(serial)"  # the executor a serial run's history names
 _ACTIVE: contextvars.ContextVar[Any] = contextvars.ContextVar("q2pconf_run", default=None)
 
 
@@ -49,7 +56,7 @@ class Step:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         run = _ACTIVE.get()
-        if run is None or run is SERIAL:
+        if run is None:
             return self.func(*args, **kwargs)
         return run.submit(self, args, kwargs)
 
@@ -83,11 +90,15 @@ def step(func: Any = None, *, executor: str | None = None, outputs: int | None =
 class Pipeline:
     """A pipeline function: its outermost call runs it in parallel and returns plain values."""
 
-    def __init__(self, func: Callable[..., Any], resume: bool = False) -> None:
+    def __init__(self, func: Callable[..., Any], resume: bool = False,
+                 report: bool = False) -> None:
         functools.update_wrapper(self, func)
         self.func = func
         self.resume = resume
+        self.report = report
         self.history: list[StepRecord] = []
+        self.trace_path: Path | None = None  # the last run's trace (q2pconf.trace)
+        self.report_path: Path | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if _ACTIVE.get() is not None:  # nested, or serial: run inline
@@ -96,41 +107,64 @@ class Pipeline:
         with closing.Interrupts() as interrupts:  # Ctrl-C never lands inside Parsl's locks
             with interrupts.shielded(), sessions.using(self.resume) as session:
                 # held: no other thread closes it meanwhile
-                run = Run(session, interrupts)
+                run = Run(session, tracing.start(session, self.__name__), interrupts)
                 with interrupts.exposed():
                     return self._run(run, args, kwargs)
 
     def _run(self, run: Run, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         token = _ACTIVE.set(run)
+        outcome = "failed"
         try:
             with sessions.closed_on_interrupt(), run.progress:
-                return run.resolve(self.func(*args, **kwargs))
-        except BaseException:
+                value = run.resolve(self.func(*args, **kwargs))
+            unmatched.unused_keys(run.session.mapping, run.ran(), self.__name__)
+            outcome = "done"
+            return value
+        except BaseException as error:
+            if isinstance(error, KeyboardInterrupt):
+                outcome = "interrupted"
             run.abandon()  # what has not started never starts
             raise
         finally:
             _ACTIVE.reset(token)
             self.history = run.records()
+            self._end_trace(run.trace, outcome)
+
+    def _end_trace(self, trace: tracing.Trace | None, outcome: str) -> None:
+        """Finish the run's trace, and write its report when asked to."""
+        self.trace_path = self.report_path = None
+        if trace is None:
+            return
+        trace.close(outcome)
+        self.trace_path = trace.path
+        if self.report or os.environ.get("Q2PCONF_REPORT", "").strip() not in ("", "0"):
+            from q2pconf.report import write_report
+
+            self.report_path = write_report(trace.meta_path)
+            print(f"q2pconf: report: {self.report_path}", file=sys.stderr)
 
     def serial(self, *args: Any, **kwargs: Any) -> Any:
         """Run the same pipeline one step after another, without Parsl (for debugging)."""
-        token = _ACTIVE.set(SERIAL)
+        run = SerialRun()
+        token = _ACTIVE.set(run)
         try:
-            return self.func(*args, **kwargs)
+            return nested.unwrap(self.func(*args, **kwargs))
         finally:
             _ACTIVE.reset(token)
+            self.history = run.records
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         return self if obj is None else functools.partial(self, obj)
 
 
-def parallel_pipeline(func: Any = None, *, resume: bool = False) -> Any:
+def parallel_pipeline(func: Any = None, *, resume: bool = False, report: bool = False) -> Any:
     """Make `func` a pipeline whose `@step` calls run in parallel through Parsl.
 
     `resume=True` reuses results of steps whose inputs and code are unchanged since an
-    earlier run (Parsl's memoizer and checkpoint files)."""
+    earlier run (Parsl's memoizer and checkpoint files). Every run writes a trace (see
+    `q2pconf.trace`); `report=True` (or Q2PCONF_REPORT=1) also writes its HTML report."""
     def decorate(function: Callable[..., Any]) -> Pipeline:
-        return Pipeline(function, resume)
+        return Pipeline(function, resume, report)
 
     return decorate if func is None else decorate(func)
 
@@ -138,15 +172,17 @@ def parallel_pipeline(func: Any = None, *, resume: bool = False) -> Any:
 class Run:
     """The steps one outermost pipeline call submitted, and the first step that failed."""
 
-    def __init__(self, session: sessions.Session,
+    def __init__(self, session: sessions.Session, trace: tracing.Trace | None = None,
                  interrupts: closing.Interrupts | None = None) -> None:
         self.session = session
+        self.trace = trace
         self.interrupts = interrupts or closing.Interrupts()
         self.futures: list[Future[Any]] = []
         self.calls: list[Call] = []
         self.failure: BaseException | None = None
         self.progress = Progress(running=functools.partial(_launched, session))
         self._lock = threading.Lock()
+        self._fingerprints: dict[Runner, str] = {}
         self._failed: Future[None] = Future()
         self.watchdog = Watchdog(session.dfk)
         settings = session.settings
@@ -163,9 +199,15 @@ class Run:
         if step.walltime is not None:
             kwargs = {**kwargs, "walltime": step.walltime}
         if self.session.resume:  # Parsl's memoizer hashes a function by name only
-            kwargs = {**kwargs, CODE_KEY: step.runner.code_digest()}
+            kwargs = {**kwargs, CODE_KEY: self._fingerprint(step.runner)}
+        trace = self.trace
+        if trace is not None:
+            key = trace.expect(f"{step.plugin}.{step.name}", step.walltime)
+            kwargs = {**kwargs, TRACE_KEY: key}
         future = app(*args, **kwargs)
         future.add_done_callback(functools.partial(self._done, call))
+        if trace is not None:
+            trace.watch(key, future)
         with self._lock:
             self.futures.append(future)
             self.calls.append(call)
@@ -173,6 +215,14 @@ class Run:
         if step.outputs is None:
             return future
         return self._split(future, call)
+
+    def _fingerprint(self, runner: Runner) -> str:
+        """The step's fingerprint, worked out once per run: a module's values may change
+        between two runs in one program."""
+        found = self._fingerprints.get(runner)
+        if found is None:
+            found = self._fingerprints[runner] = runner.code_digest()
+        return found
 
     def _split(self, parent: Future[Any], call: Call) -> tuple[Future[Any], ...]:
         """One future per declared output of `parent`'s returned tuple."""
@@ -182,11 +232,10 @@ class Run:
         def copy(done: Future[Any]) -> None:
             error = done.exception()
             value = None if error is not None else done.result()
-            if error is None and (not isinstance(value, (tuple, list))
-                                  or len(value) != len(children)):
-                error = ValueError(f"step {step.name} was declared with outputs={step.outputs} "
-                                   f"but returned {type(value).__name__} {_REPR.repr(value)}")
-                self._failed_with(error, call)
+            if error is None:
+                error = _outputs_error(step, value)
+                if error is not None:
+                    self._failed_with(error, call)
             for index, child in enumerate(children):
                 if error is None:
                     child.set_result(value[index])  # type: ignore[index]
@@ -247,7 +296,12 @@ class Run:
                 wait([future, self._failed], timeout=0.5, return_when=FIRST_COMPLETED)
                 self.watchdog.check(self._waits_on)
                 self.reach.check(self.session.dfk.executors)
-        return _plain(value)
+        return nested.unwrap(value)
+
+    def ran(self) -> set[tuple[str, str]]:
+        """(plugin, name) of every step this run submitted."""
+        with self._lock:
+            return {(call.step.plugin, call.step.name) for call in self.calls}
 
     def abandon(self) -> None:
         """After a failure or an interrupt: steps of this run still queued do not start."""
@@ -267,6 +321,57 @@ class Run:
         return [StepRecord(call.step.name, call.label, *_times(future)) for call, future in pairs]
 
 
+class SerialRun:
+    """A pipeline run without Parsl: each step runs when it is called, in the caller's thread,
+    and returns a completed future, so the body sees what a parallel run gives it. Every
+    check of a parallel run is made: outputs=N, walltime, the note naming a failing step."""
+
+    def __init__(self) -> None:
+        self.records: list[StepRecord] = []
+
+    def submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        call = Call(step, args, kwargs, None)
+        began = time.time()
+        try:
+            # the function itself, not its runner: in this thread a KeyboardInterrupt can be
+            # the user's Ctrl-C, which must stop the run as itself
+            value = _within(step.walltime, step.func, nested.unwrap(args), nested.unwrap(kwargs))
+            error = None if step.outputs is None else _outputs_error(step, value)
+            if error is not None:
+                raise error
+        except BaseException as failure:
+            self.records.append(StepRecord(step.name, SERIAL_LABEL, began, time.time(), "failed"))
+            _add_note(failure, f"q2pconf: in {call.where()}")
+            raise
+        self.records.append(StepRecord(step.name, SERIAL_LABEL, began, time.time(), "exec_done"))
+        if step.outputs is None:
+            return _completed(value)
+        return tuple(_completed(item) for item in value)
+
+
+def _within(walltime: float | None, func: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    """func(*args, **kwargs), stopped after `walltime` seconds as Parsl stops it."""
+    if walltime is None:
+        return func(*args, **kwargs)
+    from parsl.app.python import timeout  # Parsl's own: the same AppTimeout, raised the same way
+
+    return timeout(func, walltime)(*args, **kwargs)
+
+
+def _completed(value: Any) -> Future[Any]:
+    future: Future[Any] = Future()
+    future.set_result(value)
+    return future
+
+
+def _outputs_error(step: Step, value: Any) -> ValueError | None:
+    """Why `value` is not what `@step(outputs=N)` promised, or None."""
+    if isinstance(value, (tuple, list)) and len(value) == step.outputs:
+        return None
+    return ValueError(f"step {step.name} was declared with outputs={step.outputs} "
+                      f"but returned {type(value).__name__} {_REPR.repr(value)}")
+
+
 @dataclass(frozen=True)
 class Call:
     """One submitted step call, described only if it fails (formatting costs per step)."""
@@ -274,12 +379,12 @@ class Call:
     step: Step
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
-    label: str
+    label: str | None  # None: run serially
 
     def where(self) -> str:
         step = self.step
-        text = (f"step {step.plugin}.{step.name}({_summary(self.args, self.kwargs)}) "
-                f"on executor {self.label!r}")
+        on = "run serially" if self.label is None else f"on executor {self.label!r}"
+        text = f"step {step.plugin}.{step.name}({_summary(self.args, self.kwargs)}) {on}"
         return text if step.walltime is None else f"{text} (walltime {step.walltime:g} s)"
 
 
@@ -318,21 +423,6 @@ def _launched(session: sessions.Session) -> int:
     from parsl.dataflow.states import States
 
     return session.dfk.task_state_counts[States.launched]
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Future):
-        return _plain(value.result())
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, tuple):
-        items = [_plain(item) for item in value]
-        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
-    if isinstance(value, dict):
-        return type(value)((key, _plain(item)) for key, item in value.items())
-    if isinstance(value, (set, frozenset)):
-        return type(value)(_plain(item) for item in value)
-    return value
 
 
 _REPR = reprlib.Repr()

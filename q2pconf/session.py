@@ -20,9 +20,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from q2pconf import closing
+from q2pconf import closing, rundir, unmatched
 from q2pconf.config import Settings, choose_executor, from_dict, load
 from q2pconf.errors import ConfigError
+from q2pconf.measure import TRACE_KEY
+from q2pconf.trace import retry_handler
 from q2pconf.validate import MAPPING_KEY, check_labels, describe, flat_mapping
 
 # Parsl's first strategy tick starts HTEX blocks; its 5 s default makes the first result slow.
@@ -150,14 +152,27 @@ class Session:
         self._apps: dict[tuple[int, str], Any] = {}
         self.users = 0  # runs using it now; changed under _SESSION_LOCK
         _quiet_parsl_logging()
+        rundir.prepare(parsl_config, _run_dir_source(settings))
         self.dfk = DataFlowKernel(parsl_config)
+        rundir.make_private(self.dfk.run_dir)
+        rundir.quiet_log_errors(self.dfk.run_dir)
+        rundir.guard_checkpoints(self.dfk)
         self.labels = (tuple(settings.labels) if settings is not None
                        else tuple(label for label in self.dfk.executors
                                   if not label.startswith("_")))
         self.closed = False
 
+    @property
+    def broken(self) -> bool:
+        """Parsl gave up on one of its executors (its blocks failed, or its interchange died):
+        later runs get a new session rather than that executor's old error."""
+        return any(getattr(executor, "bad_state_is_set", False)
+                   for executor in list(self.dfk.executors.values()))
+
     def label_for(self, name: str, plugin: str | None, hint: str | None) -> str:
         """The executor a step runs on (see `q2pconf.config.choose_executor`)."""
+        if hint is not None and hint not in self.labels:
+            unmatched.hint(f"{plugin}.{name}" if plugin else name, hint, self.labels)
         return choose_executor(self.mapping, self.labels, name, plugin, hint)
 
     def app(self, runner: Any, label: str) -> Any:
@@ -170,7 +185,8 @@ class Session:
             with self._lock:
                 self._start(label)
                 app = self._apps.setdefault(key, PythonApp(
-                    runner, data_flow_kernel=self.dfk, executors=[label], cache=self.resume))
+                    runner, data_flow_kernel=self.dfk, executors=[label], cache=self.resume,
+                    ignore_for_cache=[TRACE_KEY]))
         return app
 
     def _start(self, label: str) -> None:
@@ -227,14 +243,18 @@ def _acquire(resume: bool) -> Session:
     settings = load() if target is None else target if isinstance(target, Settings) else None
     mapping = _mapping_in_force(choice, settings)
     key = (_identity(target, settings), tuple(sorted(mapping.items())), resume)
+    idle = []
     with _SESSION_LOCK:
         current = _SESSIONS.pop(key, None)  # re-inserted last: the most recently used
+        if current is not None and current.users == 0 and current.broken:
+            idle.append(current)
+            current = None
         if current is None or current.closed:
             current = _new_session(key, target, settings, mapping, resume)
             _install_handlers()
         _SESSIONS[key] = current
         current.users += 1
-        idle = _surplus(key)
+        idle += _surplus(key)
     _close_all(idle)
     return current
 
@@ -261,6 +281,13 @@ def _file_of(key: tuple[Any, ...]) -> str | None:
 def _close_all(doomed: list[Session], wait: bool = True) -> None:
     for old in doomed:
         old.close(wait)
+
+
+def open_sessions() -> tuple[Session, ...]:
+    """Every session in the registry, read without the lock: for a signal's cleanup thread,
+    which must not wait for a lock the interrupted thread may hold (copying a dict's values
+    runs in C, under the GIL, so it sees the dict whole)."""
+    return tuple(_SESSIONS.values())
 
 
 def _mapping_in_force(choice: Choice, settings: Settings | None) -> dict[str, str]:
@@ -290,11 +317,18 @@ def close(wait: bool = True) -> None:
 
 def _new_session(key: tuple[Any, ...], target: Any, settings: Settings | None,
                  mapping: dict[str, str], resume: bool) -> Session:
+    if resume:
+        from q2pconf import memo
+
+        memo.register()
     if settings is None:  # a ready parsl.Config
         from q2pconf.build import follow_nested_futures
 
-        return Session(key, None, follow_nested_futures(target), mapping, resume)
-    defaults: dict[str, Any] = dict(SESSION_DEFAULTS)
+        config = follow_nested_futures(target)
+        if not getattr(config.retry_handler, "q2pconf", False):
+            config.retry_handler = retry_handler(config.retry_handler)
+        return Session(key, None, config, mapping, resume)
+    defaults: dict[str, Any] = {**SESSION_DEFAULTS, "retry_handler": retry_handler()}
     if resume and not {"memoizer", "checkpoint_mode"} & set(settings.plan.options):
         defaults.update(_resuming(settings))
     config = settings.parsl_config(labels=[], **defaults)
@@ -323,7 +357,16 @@ def _resuming(settings: Settings) -> dict[str, Any]:
     # Parsl numbers runs inside run_dir (run_dir/000); q2pconf's default adds a per-process level.
     found = glob.glob(os.path.join(glob.escape(base), "*", "checkpoint"))
     found += glob.glob(os.path.join(glob.escape(base), "*", "*", "checkpoint"))
+    # a run stopped before its first checkpoint was written has none: Parsl refuses the dir
+    found = [path for path in found if os.path.isfile(os.path.join(path, "tasks.pkl"))]
     return checkpointing(sorted(found))
+
+
+def _run_dir_source(settings: Settings | None) -> str | None:
+    """The config file that set run_dir, for an error naming it (None: q2pconf's default)."""
+    if settings is None:
+        return "<parsl.Config>"
+    return settings.plan.file if "run_dir" in settings.plan.options else None
 
 
 def _quiet_parsl_logging() -> None:

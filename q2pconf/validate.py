@@ -10,12 +10,12 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from q2pconf import catalog, legacy
+from q2pconf import catalog, legacy, limits
 from q2pconf.catalog import kind_of
 from q2pconf.errors import ConfigError, did_you_mean, no_such_executor
+from q2pconf.placement import elsewhere
 
 MAPPING_KEY = "parsl.executor_mapping"
 STRATEGIES = ("none", "simple", "htex_auto_scale")
@@ -28,7 +28,7 @@ EXAMPLES = {"int": "2", "float": "1.5", "str": '"text"', "bool": "true", "list":
             "table": "{ key = 1 }"}
 # [parsl] keys q2pconf sets itself, and why the file cannot.
 MANAGED = {
-    "dependency_resolver": "q2pconf always follows futures inside lists and dicts",
+    "dependency_resolver": "q2pconf always follows futures nested in lists, tuples, sets and dicts",
     "retry_handler": "it takes a Python function: pass a parsl.Config to ParallelConfig instead",
     "std_autopath": "it takes a Python function: pass a parsl.Config to ParallelConfig instead",
 }
@@ -60,33 +60,6 @@ class Plan:
         """The file holds only a mapping (QIIME 2: a config of None): it applies to whichever
         config is in force, and its labels are checked when it meets that config's executors."""
         return self.vendored_executors and not self.options
-
-
-def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Parse a TOML file; any problem reading it becomes a ConfigError naming the file."""
-    import sys
-
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:
-        import tomli as tomllib
-    fix = "point to a TOML config file (`q2pconf init --prefix DIR` writes one)"
-    try:
-        data = Path(path).read_bytes()
-    except IsADirectoryError:
-        raise ConfigError(path, "", "is a directory, not a config file", fix) from None
-    except OSError as error:
-        raise ConfigError(path, "", f"cannot be read: {error.strerror or error}", fix) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ConfigError(path, "", f"is not UTF-8 text (byte {error.start} is invalid)",
-                          "save it as UTF-8; a TOML config is plain text") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(path, "", f"is not valid TOML: {error}",
-                          "fix the syntax at that line and column") from None
 
 
 def plan(doc: dict[str, Any], file: str,
@@ -130,6 +103,7 @@ class _Checker:
             raw_executors = section.pop("executors")
         executors = self.executors(raw_executors)
         options = self.options(section)
+        limits.check_document(self, options, executors)
         mapping = self.mapping(raw_mapping)
         if not uses_vendored:  # else checked against the executors in force, when it meets them
             check_labels(mapping, {label: obj.cls for label, obj in executors.items()}, self.file)
@@ -185,6 +159,7 @@ class _Checker:
         if missing:
             raise self.fail(key, f"{name} needs {', '.join(missing)}",
                             f"add {missing[0]} = ... to this table")
+        limits.check(self, kwargs, key, params)
         return ObjectSpec(kind, name, kwargs, key)
 
     def resolve(self, kind: str, cls: str, key: str) -> str:
@@ -206,6 +181,9 @@ class _Checker:
             if arg in catalog.NAMESPACES:
                 raise self.fail(key, f"{owner} takes no {arg}",
                                 f"remove it; {_why_no(owner, arg)}")
+            moved = elsewhere(kind, arg)
+            if moved is not None:
+                raise self.fail(key, f"{owner} has no setting {arg!r}: {moved[0]}", moved[1])
             raise self.fail(key, f"{owner} has no setting {arg!r}", did_you_mean(arg, params))
         if arg in catalog.NAMESPACES and isinstance(value, dict):
             return self.object(arg, value, key)
@@ -224,6 +202,9 @@ class _Checker:
                 raise self.fail(key, f"{value!r} is not one of {_listing(param.choices)}",
                                 did_you_mean(str(value), map(str, param.choices)))
             return
+        if kind == "list" and param.items is not None and "list" in param.accepts:
+            self.check_items(param, value, key)
+            return
         if "any" in param.accepts or kind in param.accepts:
             return
         if kind == "int" and "float" in param.accepts:
@@ -234,6 +215,17 @@ class _Checker:
                f"remove {param.name}; it cannot be set from a TOML file")
         raise self.fail(key, f"must be {wanted}, not {describe(value)} ({value!r})",
                         fix)
+
+    def check_items(self, param: catalog.Param, value: list[Any], key: str) -> None:
+        """Each item of an array is of a kind Parsl's annotation allows."""
+        allowed = param.items or frozenset()
+        for index, item in enumerate(value):
+            kind = kind_of(item)
+            if kind in allowed or kind == "int" and "float" in allowed:
+                continue
+            wanted = " or ".join(sorted(KIND_NAMES[k] for k in allowed))
+            raise self.fail(f"{key}[{index}]", f"must be {wanted}, not {describe(item)} "
+                            f"({item!r})", f"write each item of {param.name} as {wanted}")
 
     def translate(self, kind: str, table: dict[str, Any], key: str,
                   params: dict[str, catalog.Param]) -> dict[str, Any]:
@@ -257,6 +249,7 @@ class _Checker:
             options[arg] = self.argument("config", "Config", params, arg, value, key)
             if arg == "run_dir":
                 options[arg] = self.run_dir(value, key)
+        limits.check(self, options, "parsl", params)
         return options
 
     def run_dir(self, value: str, key: str) -> str:

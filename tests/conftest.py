@@ -38,6 +38,18 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture
+def fresh_session(clean_env: Path):
+    """The test starts without a Parsl session and leaves none (nor its processes) behind."""
+    from procs import parsl_children
+    from q2pconf import session as sessions
+
+    sessions.close()
+    yield
+    sessions.close()
+    assert parsl_children() == []
+
+
 def readonly_command(directory: Path, command: list[str]) -> list[str]:
     """`command` run with `directory` mounted read-only, in a private mount namespace.
 

@@ -78,10 +78,12 @@ def test_cluster_provider_gets_no_loopback_address():
     assert built.launch_cmd.startswith(shlex.quote(sys.executable))
 
 
-def test_dependency_resolver_is_deep():
-    from parsl.dataflow.dependency_resolvers import DEEP_DEPENDENCY_RESOLVER
+def test_dependency_resolver_is_q2pconfs_deep_one():
+    from q2pconf import nested
 
-    assert vendored().parsl_config().dependency_resolver is DEEP_DEPENDENCY_RESOLVER
+    resolver = vendored().parsl_config().dependency_resolver
+    assert resolver.traverse_to_gather is nested.gather
+    assert resolver.traverse_to_unwrap is nested.unwrap
 
 
 def test_labels_choose_the_executors():

@@ -322,6 +322,10 @@ MALFORMED: dict[str, tuple[str | bytes, str, str, str]] = {
     "mapping-flat-missing-label": (HEAD + '[parsl.executor_mapping]\nsummarize = "big"\n',
                                    "parsl.executor_mapping.summarize",
                                    "no executor is labelled 'big'", "default"),
+    "mapping-qiime2-tpool": (HEAD + HTEX + '[parsl.executor_mapping]\nsummarize = "tpool"\n',
+                             "parsl.executor_mapping.summarize",
+                             "no executor is labelled 'tpool'",
+                             "thread pool is labelled 'default': use 'default' instead"),
     "mapping-value-not-string": ("[parsl.executor_mapping]\nsummarize = 3\n",
                                  "parsl.executor_mapping.summarize",
                                  "must be an executor label (a string)",
@@ -424,13 +428,30 @@ def test_missing_file(tmp_path):
 
 
 def test_build_refusal_is_a_config_error(tmp_path):
-    # usage_tracking passes the type check (an int) but Parsl only takes 0..3
-    path = write(tmp_path, "[parsl]\nusage_tracking = 7\n" + HEAD)
-    settings = check(path)
+    """Whatever Parsl's own checks refuse while building becomes a ConfigError (the file
+    check catches what it can see first, so the refusal is made directly here)."""
+    from parsl.executors import HighThroughputExecutor
+
+    from q2pconf.build import _construct
+
     with pytest.raises(ConfigError) as caught:
-        settings.parsl_config()
-    assert str(caught.value).startswith(f"{path}: parsl: Parsl refused this Config: ")
-    assert "0, 1, 2, or 3" in str(caught.value) and "\n  Fix: " in str(caught.value)
+        _construct("my.toml", "parsl.executors[1]", HighThroughputExecutor,
+                   {"available_accelerators": [1, 2]})
+    assert str(caught.value).startswith(
+        "my.toml: parsl.executors[1]: Parsl refused this HighThroughputExecutor: ")
+    assert "available_accelerators" in str(caught.value) and "\n  Fix: " in str(caught.value)
+
+
+def test_array_items_are_checked_against_parsl_s_annotation(tmp_path):
+    """`available_accelerators: int | Sequence[str]`: an array of numbers passed the check
+    and then failed in Parsl's typeguard at start."""
+    path = write(tmp_path, HEAD + HTEX + "available_accelerators = [1, 2]\n")
+    with pytest.raises(ConfigError) as caught:
+        check(path)
+    assert caught.value.key == "parsl.executors[1].available_accelerators[0]"
+    assert "must be a string, not" in caught.value.problem
+    path = write(tmp_path, HEAD + HTEX + 'available_accelerators = ["0", "1"]\n')
+    assert check(path).executor("htex").available_accelerators == ["0", "1"]
 
 
 # -- property: nothing but ConfigError escapes ------------------------------------------------

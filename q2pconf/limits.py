@@ -1,0 +1,239 @@
+"""Values of the right type that can still never run a step, refused before anything starts.
+
+Parsl takes `max_threads = 0`, `max_blocks = 0`, a negative worker count or `init_blocks = 0`
+under strategy "none" by type, then fails deep inside (a ValueError at start, an atexit
+traceback) or waits for ever. Each rule names a keyword Parsl's executors, providers or Config
+take (the same name means the same thing across Parsl's classes), the values that can work and
+the fix. `q2pconf check` passing means the config can start.
+"""
+from __future__ import annotations
+
+import ast
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from q2pconf.catalog import Param
+    from q2pconf.validate import ObjectSpec, _Checker
+
+WALLTIME = re.compile(r"(\d+):([0-5]?\d):([0-5]?\d)\Z")
+AFFINITIES = ("none", "block", "alternating", "block-reverse")
+# Addresses that mean "this machine only": plain-text traffic there never leaves it.
+LOOPBACK_NAMES = ("localhost",)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """Which values of one keyword can work (`works`), why others cannot, and the fix."""
+
+    works: Callable[[Any], bool]
+    problem: str
+    fix: str
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _positive(key: str, why: str, example: str = "1") -> Limit:
+    return Limit(lambda v: v > 0, f"must be more than 0: {why}", f"write {key} = {example}")
+
+
+def _whole(key: str, low: int, why: str, example: str) -> Limit:
+    return Limit(lambda v: v >= low, f"must be at least {low}: {why}", f"write {key} = {example}")
+
+
+LIMITS: dict[str, Limit] = {
+    "max_threads": _whole("max_threads", 1, "no thread could ever run a step", "2"),
+    "max_workers_per_node": _whole(
+        "max_workers_per_node", 0, "a negative count starts no worker and the pipeline waits "
+        "for ever", "4 (or 0, or no key, for one worker per core)"),
+    "max_workers_per_block": _whole("max_workers_per_block", 1, "no worker would start", "1"),
+    "cores_per_worker": _positive("cores_per_worker", "Parsl divides the node's cores by it",
+                                  "1"),
+    "mem_per_worker": _whole("mem_per_worker", 0, "memory cannot be negative", "4 (GB)"),
+    "nodes_per_block": _whole("nodes_per_block", 1, "a block without nodes runs nothing", "1"),
+    "cores_per_node": _whole("cores_per_node", 1, "a node without cores runs nothing", "8"),
+    # 0 is Slurm's --mem=0: all of the node's memory
+    "mem_per_node": _whole("mem_per_node", 0, "memory cannot be negative", "16 (GB)"),
+    "init_blocks": _whole("init_blocks", 0, "a block count cannot be negative", "1"),
+    "min_blocks": _whole("min_blocks", 0, "a block count cannot be negative", "0"),
+    "max_blocks": _whole("max_blocks", 1, "with no block allowed, no worker ever starts and the "
+                         "pipeline waits for ever", "1"),
+    "parallelism": Limit(lambda v: 0 < v <= 1, "must be more than 0 and at most 1 (the share "
+                         "of waiting steps Parsl starts blocks for): at 0 no block starts",
+                         "write parallelism = 1"),
+    "cmd_timeout": _positive("cmd_timeout", "every scheduler command would time out at once",
+                             "30"),
+    "heartbeat_period": _positive("heartbeat_period", "workers could not report", "30"),
+    "heartbeat_threshold": _positive("heartbeat_threshold", "every worker would be declared "
+                                     "lost at once", "120"),
+    "poll_period": _positive("poll_period", "the interchange could not wait between polls",
+                             "10"),
+    "strategy_period": _positive("strategy_period", "Parsl's scaling loop would never pause",
+                                 "5"),
+    "prefetch_capacity": _whole("prefetch_capacity", 0, "a count cannot be negative", "0"),
+    "worker_port": Limit(lambda v: 0 < v < 65536, "must be a TCP port, 1 to 65535",
+                         "write worker_port = 54000, or remove it to let Parsl choose"),
+    "internal_tasks_max_threads": _whole("internal_tasks_max_threads", 1,
+                                         "Parsl's own thread pool would not start", "10"),
+    "address_probe_timeout": _whole("address_probe_timeout", 0, "every worker would give "
+                                    "up finding the interchange at once", "30"),
+    "drain_period": _positive("drain_period", "workers would drain before taking a task",
+                              "3600"),
+    "max_idletime": _whole("max_idletime", 0, "a time cannot be negative", "120"),
+    "cpus_per_node": _whole("cpus_per_node", 1, "a node without CPUs runs nothing", "8"),
+    "gpus_per_node": _whole("gpus_per_node", 0, "a count cannot be negative", "1"),
+    "cores_per_slot": _positive("cores_per_slot", "a slot without cores runs nothing", "1"),
+    "mem_per_slot": _positive("mem_per_slot", "a slot without memory runs nothing", "4"),
+    "init_cpu": _positive("init_cpu", "a pod without CPU runs nothing", "1"),
+    "max_cpu": _positive("max_cpu", "a pod without CPU runs nothing", "2"),
+    "status_batch_size": _whole("status_batch_size", 1, "no job's status could be asked",
+                                "50"),
+    "cmd_chunk_size": _whole("cmd_chunk_size", 1, "no job could be cancelled", "100"),
+    "usage_tracking": Limit(lambda v: v in (0, 1, 2, 3), "must be a level from 0 to 3",
+                            "write usage_tracking = 0 (off)"),
+}
+
+
+def check(checker: _Checker, kwargs: dict[str, Any], key: str,
+          params: dict[str, Param]) -> None:
+    """Refuse a value that cannot work in one table (its keys checked already by type, against
+    `params`), and combinations of its keys that cannot."""
+    for arg, value in kwargs.items():
+        limit = LIMITS.get(arg)
+        if limit is not None and _number(value) and not limit.works(value):
+            raise checker.fail(f"{key}.{arg}", f"is {value!r}, but it {limit.problem}", limit.fix)
+    _walltime(checker, kwargs, key)
+    _ports(checker, kwargs, key)
+    _affinity(checker, kwargs, key)
+    _blocks(checker, kwargs, key, params)
+    _heartbeat(checker, kwargs, key)
+    _network(checker, kwargs, key)
+
+
+def effective(kwargs: dict[str, Any], params: dict[str, Param], arg: str) -> Any:
+    """The value `arg` has when built: the file's, else Parsl's default (None if unknown)."""
+    if arg in kwargs:
+        return kwargs[arg]
+    param = params.get(arg)
+    if param is None or not param.default:
+        return None
+    try:
+        return ast.literal_eval(param.default)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+
+
+def _walltime(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
+    value = kwargs.get("walltime")
+    if not isinstance(value, str):
+        return
+    match = WALLTIME.match(value.strip())
+    fix = 'write walltime = "HH:MM:SS", for example "02:00:00" for two hours'
+    if match is None:
+        raise checker.fail(f"{key}.walltime", f"{value!r} is not HH:MM:SS (Parsl reads hours, "
+                           "minutes and seconds separated by colons)", fix)
+    hours, minutes, _ = (int(part) for part in match.groups())
+    if hours * 60 + minutes < 1:
+        raise checker.fail(f"{key}.walltime", f"{value!r} is under a minute: Parsl rounds a "
+                           "block's walltime down to whole minutes, and a block needs time "
+                           "to start its workers", fix)
+
+
+def _ports(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
+    for arg in ("worker_port_range", "interchange_port_range"):
+        value = kwargs.get(arg)
+        if not isinstance(value, list):
+            continue
+        if (len(value) != 2 or not all(_number(v) and float(v).is_integer() for v in value)
+                or not 0 < value[0] < value[1] < 65536):
+            raise checker.fail(f"{key}.{arg}", f"is {value!r}: it must be two TCP ports, the "
+                               "first lower than the second, within 1 to 65535",
+                               f"write {arg} = [54000, 55000], or remove it")
+
+
+def _affinity(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
+    value = kwargs.get("cpu_affinity")
+    if not isinstance(value, str) or value in AFFINITIES or value.startswith("list:"):
+        return
+    raise checker.fail(f"{key}.cpu_affinity", f"{value!r} is not an affinity Parsl's workers "
+                       "know: they would fail to start",
+                       f"use one of {', '.join(AFFINITIES)}, or list:0,1:2,3 (one group per "
+                       "worker)")
+
+
+def _blocks(checker: _Checker, kwargs: dict[str, Any], key: str,
+            params: dict[str, Param]) -> None:
+    if "max_blocks" not in params:
+        return
+    most = effective(kwargs, params, "max_blocks")
+    for arg in ("min_blocks", "init_blocks"):
+        value = effective(kwargs, params, arg)
+        if _number(most) and _number(value) and value > most:
+            where = "" if "max_blocks" in kwargs else " (Parsl's default)"
+            raise checker.fail(f"{key}.{arg}", f"is {value}, more than max_blocks = {most}"
+                               f"{where}: Parsl never runs more than max_blocks blocks",
+                               f"raise max_blocks to at least {value}, or lower {arg}")
+
+
+def _heartbeat(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
+    period, threshold = kwargs.get("heartbeat_period"), kwargs.get("heartbeat_threshold")
+    if _number(period) and _number(threshold) and threshold <= period:
+        raise checker.fail(f"{key}.heartbeat_threshold",
+                           f"is {threshold}, not more than heartbeat_period = {period}: every "
+                           "worker would be declared lost between two heartbeats",
+                           f"write heartbeat_threshold = {max(4 * period, 30)} or more")
+
+
+def _network(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
+    """Unencrypted worker traffic is a pickle, and a pickle is code: it may only stay on
+    this machine (an address on loopback, or q2pconf's loopback for a LocalProvider)."""
+    if kwargs.get("encrypted") is not False:
+        return
+    address = kwargs.get("address")
+    provider = kwargs.get("provider")
+    local = provider is None or getattr(provider, "cls", "") == "LocalProvider"
+    if address is None and local or isinstance(address, str) and loopback(address):
+        return
+    where = (f"address = {address!r}" if address is not None else
+             "no address (the interchange then listens on every interface)")
+    raise checker.fail(f"{key}.encrypted", f"is false with {where}: tasks and results would "
+                       "cross the network as plain-text pickles, and anyone who can reach the "
+                       "port could send the workers code to run",
+                       "remove encrypted = false (Parsl encrypts with CurveZMQ by default), or "
+                       'keep everything on this machine with address = "127.0.0.1"')
+
+
+def loopback(address: str) -> bool:
+    """True for an address that only this machine can reach."""
+    if address.strip().lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(address.strip()).is_loopback
+    except ValueError:
+        return False
+
+
+def check_document(checker: _Checker, options: dict[str, Any],
+                   executors: dict[str, ObjectSpec]) -> None:
+    """Strategy "none" never starts a block beyond init_blocks: an executor with none can
+    never run a step (the pipeline would wait for ever)."""
+    from q2pconf import catalog
+
+    if options.get("strategy", "simple") != "none":
+        return
+    for spec in executors.values():
+        provider = spec.kwargs.get("provider")
+        if provider is None or not hasattr(provider, "kwargs"):
+            continue  # no provider table: Parsl's default LocalProvider starts one block
+        params = catalog.parameters(provider.kind, provider.cls)
+        if effective(provider.kwargs, params, "init_blocks") == 0:
+            raise checker.fail(f"{provider.key}.init_blocks",
+                               'is 0 under strategy = "none": no block is ever started, so '
+                               "steps sent to this executor would wait for ever",
+                               'write init_blocks = 1, or strategy = "simple" to start blocks '
+                               "when steps arrive")

@@ -1,0 +1,162 @@
+"""Traced runs on disk: what `run.json` records of the config, the index of runs, reading back.
+
+A run is its `<stem>.run.json` (see `q2pconf.trace`); its trace and report sit beside it.
+`runinfo_root()/runs.log` lists the runs of this user, newest last.
+"""
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from q2pconf.errors import ConfigError
+from q2pconf.paths import runinfo_root
+
+INDEX = "runs.log"
+# Settings the report compares usage with, as the config names them.
+LIMIT_KEYS = ("max_threads", "max_workers_per_node", "max_workers_per_block", "cores_per_worker",
+              "mem_per_worker", "walltime", "mem_per_node", "cores_per_node", "nodes_per_block",
+              "init_blocks", "min_blocks", "max_blocks", "max_idletime")
+
+
+@dataclass
+class RunFiles:
+    """A run read back: its `run.json`, its trace rows, and whether it ended."""
+
+    meta_path: Path
+    meta: dict[str, Any]
+    rows: list[dict[str, str]]
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.meta.get("finished"))
+
+    @property
+    def trace_path(self) -> Path:
+        return Path(self.meta.get("trace") or str(self.meta_path).replace(".run.json",
+                                                                          ".trace.tsv"))
+
+    @property
+    def report_path(self) -> Path:
+        return Path(str(self.meta_path).replace(".run.json", ".report.html"))
+
+
+def index_path() -> Path:
+    return Path(runinfo_root(), INDEX)
+
+
+def config_meta(session: Any) -> dict[str, Any]:
+    """The config a session runs with: file, lookup trail, mapping, executors and their text."""
+    settings = session.settings
+    if settings is None:  # a ready parsl.Config
+        return {"path": None, "source": "parsl.Config", "trail": [], "text": None,
+                "mapping": dict(session.mapping),
+                "executors": {label: _live_executor(executor)
+                              for label, executor in session.dfk.executors.items()
+                              if not label.startswith("_")}}
+    return {"path": None if settings.path is None else str(settings.path),
+            "source": settings.source,
+            "trail": [{"source": s.source, "path": None if s.path is None else str(s.path),
+                       "note": s.note} for s in settings.trail],
+            "text": _config_text(settings), "mapping": dict(session.mapping),
+            "executors": {label: _spec(spec) for label, spec in settings.plan.executors.items()}}
+
+
+def _spec(spec: Any) -> Any:
+    """A checked config table (validate.ObjectSpec) as plain JSON data."""
+    if isinstance(spec, list):
+        return [_spec(item) for item in spec]
+    if not hasattr(spec, "cls") or not hasattr(spec, "kwargs"):
+        return spec if isinstance(spec, (str, int, float, bool, type(None))) else str(spec)
+    return {"class": spec.cls, **{key: _spec(value) for key, value in spec.kwargs.items()}}
+
+
+def _live_executor(executor: Any) -> dict[str, Any]:
+    """The limits a built Parsl executor holds (when it was handed over ready-made)."""
+    found: dict[str, Any] = {"class": type(executor).__name__}
+    for key in LIMIT_KEYS:
+        value = getattr(executor, key, None)
+        if isinstance(value, (int, float, str)) and value != float("inf"):
+            found[key] = value
+    provider = getattr(executor, "provider", None)
+    if provider is not None:
+        found["provider"] = {"class": type(provider).__name__,
+                             **{key: getattr(provider, key) for key in LIMIT_KEYS
+                                if isinstance(getattr(provider, key, None), (int, float, str))}}
+    return found
+
+
+def _config_text(settings: Any) -> str | None:
+    if settings.path is not None:
+        try:
+            return Path(settings.path).read_text()
+        except OSError:
+            return None
+    from q2pconf.templates import vendored_toml
+
+    return vendored_toml()
+
+
+def recent(limit: int = 10) -> list[Path]:
+    """`run.json` paths of this user's latest runs that still exist, newest first."""
+    try:
+        lines = index_path().read_text().splitlines()
+    except OSError:
+        return []
+    found: list[Path] = []
+    for line in reversed(lines):
+        path = Path(line.rpartition("\t")[2])
+        if path.is_file() and path not in found:
+            found.append(path)
+            if len(found) == limit:
+                break
+    return found
+
+
+def find(run: str | None) -> Path:
+    """The `run.json` a command line names: none (the last run), a run.json, a trace, or a
+    directory holding runs (its newest)."""
+    if run is None:
+        latest = recent(1)
+        if not latest:
+            raise ConfigError(index_path(), "", "no traced run is recorded",
+                              "run a pipeline first, or name a run: q2pconf report PATH")
+        return latest[0]
+    path = Path(run)
+    if path.is_dir():
+        runs = sorted(path.rglob("*.run.json"), key=lambda p: p.stat().st_mtime)
+        if not runs:
+            raise ConfigError(path, "", "holds no traced run (*.run.json)",
+                              "name a run.json or trace.tsv file, or its directory")
+        return runs[-1]
+    if path.name.endswith(".trace.tsv"):
+        path = path.with_name(path.name[:-len(".trace.tsv")] + ".run.json")
+    if not path.is_file():
+        raise ConfigError(path, "", "no such run", "see `q2pconf info --runs` for the recent runs")
+    return path
+
+
+def read(meta_path: Path) -> RunFiles:
+    """A run and its trace rows; a trace cut short (the process was killed) reads up to its
+    last whole line."""
+    meta = json.loads(meta_path.read_text())
+    run = RunFiles(meta_path, meta, [])
+    try:
+        text = run.trace_path.read_text()
+    except OSError:
+        return run
+    if not text.endswith("\n"):
+        text = text[:text.rfind("\n") + 1]  # a line half written when the process died
+    reader = csv.DictReader(text.splitlines(), delimiter="\t")
+    run.rows = [row for row in reader if None not in row.values()]
+    return run
+
+
+def seconds(stamp: str | None) -> float | None:
+    """An ISO time from the trace as seconds since the epoch; None for NA."""
+    if not stamp or stamp == "NA":
+        return None
+    return datetime.datetime.fromisoformat(stamp).timestamp()

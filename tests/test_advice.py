@@ -1,0 +1,97 @@
+"""The report's advice: each rule on the trace rows of a run and the limits its config set.
+
+The rows are what a trace holds (the trace tests check real runs write them; the report test
+checks a real walltime hit end to end); here each rule meets the cases that trigger it and the
+near misses that must not."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from q2pconf.advice import Finding, findings
+from q2pconf.runs import RunFiles
+from q2pconf.trace import COLUMNS
+
+T0 = 1_800_000_000.0
+
+
+def stamp(offset: float) -> str:
+    from q2pconf.trace import _iso
+
+    return _iso(T0 + offset)
+
+
+def row(step: str = "p.s", executor: str = "htex", start: float = 0.0, wall: float = 1.0,
+        launched: float | None = None, **fields: Any) -> dict[str, str]:
+    values = {column: "NA" for column in COLUMNS}
+    values.update(step=step, executor=executor, status="done", submitted=stamp(0),
+                  launched=stamp(start if launched is None else launched),
+                  started=stamp(start), finished=stamp(start + wall), wall_s=f"{wall:.3f}",
+                  cpu_s="0.1", peak_rss_mib="50.0", rss_of="step", host="h", pid="7",
+                  worker="worker-0", call="0", task="0", attempt="1")
+    values.update({key: str(value) for key, value in fields.items()})
+    return values
+
+
+def run(rows: list[dict[str, str]], executors: dict[str, Any]) -> list[Finding]:
+    return findings(RunFiles(Path("x.run.json"), {"config": {"executors": executors}}, rows))
+
+
+HTEX = {"class": "HighThroughputExecutor", "max_workers_per_node": 4,
+        "provider": {"class": "SlurmProvider", "mem_per_node": 1, "walltime": "00:01:00",
+                     "max_blocks": 1}}
+
+
+@pytest.mark.parametrize("peak, level", [(150.0, None), (210.0, "close"), (300.0, "hit")])
+def test_memory_against_the_workers_share_of_mem_per_node(peak: float, level: str | None
+                                                          ) -> None:
+    found = [f for f in run([row(peak_rss_mib=peak)], {"htex": HTEX})
+             if "mem_per_node" in f.setting]
+    assert [f.level for f in found] == ([] if level is None else [level])
+    if found:
+        assert "256 MiB" in found[0].message and found[0].step == "p.s"
+
+
+def test_thread_steps_peak_is_the_programs_and_is_not_judged() -> None:
+    assert run([row(peak_rss_mib=900, rss_of="process")], {"htex": HTEX}) == []
+
+
+def test_a_batch_job_running_up_to_its_walltime() -> None:
+    rows = [row(start=0, wall=30, job="42"), row(start=30, wall=29.5, job="42")]
+    [found] = [f for f in run(rows, {"htex": HTEX}) if "walltime" in f.setting]
+    assert found.level == "hit" and "batch job 42" in found.message
+    assert found.setting.startswith("parsl.executors['htex'].provider.walltime")
+    assert not [f for f in run(rows[:1], {"htex": HTEX}) if "walltime" in f.setting]
+
+
+def test_a_step_using_more_cores_than_its_worker_has() -> None:
+    [found] = run([row(wall=2.0, cpu_s=3.9)], {"htex": HTEX})
+    assert found.setting == "parsl.executors['htex'].cores_per_worker: set it to 2"
+    assert run([row(wall=2.0, cpu_s=2.0)], {"htex": HTEX}) == []
+
+
+def test_a_worker_lost_under_a_step() -> None:
+    [found] = run([row(status="failed", error="ManagerLost", started="NA", wall_s="NA")],
+                  {"htex": HTEX})
+    assert found.level == "hit" and "died" in found.message
+
+
+def test_steps_waiting_for_a_busy_worker_ask_for_more_workers() -> None:
+    threads = {"class": "ThreadPoolExecutor", "max_threads": 1}
+    rows = [row(executor="default", launched=0, start=i, wall=1.0, worker="T_0")
+            for i in range(4)]
+    [found] = run(rows, {"default": threads})
+    assert "all 1 busy" in found.message and found.setting.startswith(
+        "parsl.executors['default'].max_threads")
+
+
+def test_steps_waiting_while_workers_sat_idle_ask_for_blocks_up_front() -> None:
+    rows = [row(launched=0, start=5, wall=1.0, worker=f"worker-{i}") for i in range(2)]
+    [found] = run(rows, {"htex": HTEX})
+    assert "sat idle" in found.message and "init_blocks" in found.setting
+
+
+def test_a_step_within_every_limit_gets_no_advice() -> None:
+    assert run([row(), row(start=1.0, step="p.t", walltime_s=10)], {"htex": HTEX}) == []

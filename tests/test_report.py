@@ -1,0 +1,111 @@
+"""`q2pconf report` opened in a real browser (headless Chromium over the DevTools protocol):
+every step has a bar in its worker's lane, the limit a step hit is named, nothing is fetched."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import q2pconf
+import trace_steps as steps
+from configs import two_executors
+from conftest import require_tool
+from devtools import Browser
+from procs import parsl_children
+from q2pconf import session as sessions
+from q2pconf.report import lane_of, write_report
+from q2pconf.runs import find, read
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+PAGE_FACTS = """(() => ({
+  bars: Array.from(document.querySelectorAll('rect.bar')).map(bar => ({
+    lane: bar.closest('g.lane').dataset.lane, step: bar.dataset.step, call: bar.dataset.call,
+    attempt: bar.dataset.attempt, status: bar.dataset.status})),
+  advice: Array.from(document.querySelectorAll('#advice li')).map(item => ({
+    level: item.dataset.level, step: item.dataset.step, setting: item.dataset.setting})),
+  counted: document.body.dataset.bars,
+  incomplete: document.getElementById('incomplete') !== null,
+}))()"""
+
+
+@pytest.fixture
+def browser(tmp_path: Path):
+    chromium = require_tool("chromium")
+    opened = Browser(chromium, tmp_path / "profile")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def report(clean_env: Path, tmp_path: Path) -> Path:
+    """The report of a run with thread and HTEX steps, ended by a step that hit its walltime."""
+    from parsl.app.errors import AppTimeout
+
+    config = tmp_path / "report.toml"
+    config.write_text(two_executors(threads=2, workers=2,
+                                    extra="init_blocks = 1\nmax_blocks = 1\n"))
+    sessions.close()
+    try:
+        with q2pconf.ParallelConfig(config):
+            with pytest.raises(AppTimeout):
+                steps.mixed(3)
+    finally:
+        sessions.close()
+    assert parsl_children() == []
+    return write_report(find(str(steps.mixed.trace_path)))
+
+
+def test_every_step_has_a_bar_in_its_workers_lane(browser: Browser, report: Path,
+                                                  tmp_path: Path) -> None:
+    session = browser.open(report.as_uri())
+    facts = browser.evaluate(session, PAGE_FACTS)
+    shot = browser.screenshot(session, tmp_path / "report.png")
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(shot, ARTIFACTS / "report.png")
+    rows = read(find(str(report).replace(".report.html", ".run.json"))).rows
+    assert len(rows) == 7
+    expected = sorted((lane_of(r), r["step"], r["call"], r["attempt"], r["status"])
+                      for r in rows)
+    drawn = sorted((b["lane"], b["step"], b["call"], b["attempt"], b["status"])
+                   for b in facts["bars"])
+    assert drawn == expected
+    assert facts["counted"] == "7"  # the page's own script ran
+    lanes = {lane for lane, *_ in drawn}
+    assert len({lane for lane in lanes if f"/{os.getpid()}/" in lane}) >= 1  # threads here
+    assert any("/worker-" in lane for lane in lanes)  # HTEX workers elsewhere
+    assert not facts["incomplete"]
+    assert {"level": "hit", "step": "trace_steps.overrun",
+            "setting": "@step(walltime=...) on overrun: raise it above 1 s, or split the step"
+            } in facts["advice"]
+
+
+def test_the_report_fetches_nothing(browser: Browser, report: Path, tmp_path: Path) -> None:
+    session = browser.open(report.as_uri())
+    assert browser.requests(session) == [report.as_uri()]
+    # The same check sees a page that does fetch something (so it can fail).
+    control = tmp_path / "control.html"
+    control.write_text('<!DOCTYPE html><img src="http://192.0.2.1/pixel.png">')
+    other = browser.open(control.as_uri())
+    assert "http://192.0.2.1/pixel.png" in browser.requests(other)
+
+
+def test_the_example_writes_its_report_and_prints_where(clean_env: Path, tmp_path: Path
+                                                        ) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "Q2PCONF_PROGRESS": "0", "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, str(root / "examples" / "amplicon.py"), "--samples",
+                           "2", "--depth", "100", "--no-serial"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    paths = {line.split(":", 1)[0]: Path(line.split(":", 1)[1].strip())
+             for line in done.stdout.splitlines() if line.startswith(("trace:", "report:"))}
+    assert paths["report"].name.endswith(".report.html"), done.stdout
+    assert paths["report"].parent == paths["trace"].parent
+    assert f"q2pconf: report: {paths['report']}" in done.stderr
+    page = paths["report"].read_text()
+    assert 'id="timeline"' in page and "__main__.denoise" in page

@@ -1,0 +1,285 @@
+"""The trace every pipeline run writes: one TSV line per step attempt, on real Parsl."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import q2pconf
+import trace_steps as steps
+from configs import two_executors
+from conftest import readonly_command, require_tool
+from q2pconf.advice import findings
+from q2pconf.runs import read, seconds
+from q2pconf.trace import COLUMNS
+
+TESTS = Path(__file__).parent
+ROOT = TESTS.parent
+CHILD_TIMEOUT = 60.0
+
+
+def write_config(tmp_path: Path, parsl_extra: str = "", htex_extra: str = "") -> Path:
+    path = tmp_path / "traced.toml"
+    path.write_text(two_executors(threads=2, workers=2, parsl_extra=parsl_extra,
+                                  htex_extra=htex_extra,
+                                  extra="init_blocks = 1\nmax_blocks = 1\n"))
+    return path
+
+
+pytestmark = pytest.mark.usefixtures("fresh_session")
+
+
+def rows_of(path: Path | None) -> list[dict[str, str]]:
+    """The trace as csv reads it: a header, then one dict per attempt, no field missing."""
+    assert path is not None and path.is_file()
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle, delimiter="\t")
+        assert tuple(reader.fieldnames or ()) == COLUMNS
+        rows = list(reader)
+    for row in rows:
+        assert None not in row and all(value != "" for value in row.values()), row
+    return rows
+
+
+def by_step(rows: list[dict[str, str]]) -> dict[str, dict[str, str]]:
+    return {row["step"].rpartition(".")[2]: row for row in rows}
+
+
+def check_times(row: dict[str, str], began: float, ended: float) -> None:
+    """submitted <= launched <= started <= finished, all inside the run; wall = the span."""
+    stamps = [seconds(row[k]) for k in ("submitted", "launched", "started", "finished")]
+    assert all(stamp is not None for stamp in stamps), row
+    assert stamps == sorted(stamps), row
+    assert began - 0.01 <= stamps[0] and stamps[-1] <= ended + 0.01, (began, row, ended)
+    assert abs(float(row["wall_s"]) - (stamps[3] - stamps[2])) < 0.01, row
+
+
+def test_thread_and_htex_steps_record_where_and_what_they_used(tmp_path: Path) -> None:
+    began = time.time()
+    with q2pconf.ParallelConfig(write_config(tmp_path, htex_extra="mem_per_worker = 0.25")):
+        pids = steps.usage(1.0)
+    ended = time.time()
+    rows = rows_of(steps.usage.trace_path)
+    assert len(rows) == 6 and {row["status"] for row in rows} == {"done"}
+    named = by_step(rows)
+    for row in rows:
+        check_times(row, began, ended)
+        assert row["host"] == socket.gethostname() and row["attempt"] == "1"
+        assert row["error"] == "NA" and row["job"] == "NA"
+    assert sorted(int(row["call"]) for row in rows) == list(range(6))
+    for name, pid in zip(("busy_thread", "nap_thread", "busy_htex", "nap_htex", "allocate",
+                          "trivial"), pids):
+        assert int(named[name]["pid"]) == pid, named[name]
+    for name in ("busy_thread", "nap_thread"):
+        row = named[name]
+        assert (row["executor"], row["rss_of"]) == ("default", "process")
+        assert row["worker"].startswith("ThreadPoolExecutor-")  # Parsl names its threads
+        assert int(row["pid"]) == os.getpid()
+    for name in ("busy_htex", "nap_htex", "allocate", "trivial"):
+        row = named[name]
+        assert (row["executor"], row["rss_of"]) == ("htex", "step")
+        assert row["worker"].startswith("worker-") and int(row["pid"]) != os.getpid()
+    # CPU: a busy step's CPU time is what it burnt, ~ its wall time on an idle core (the
+    # machine may be shared: then the wall time grows, never the CPU time)
+    for name in ("busy_thread", "busy_htex"):
+        wall, cpu = float(named[name]["wall_s"]), float(named[name]["cpu_s"])
+        assert 1.0 <= cpu <= 1.1 and cpu <= wall + 0.01, named[name]
+    for name in ("nap_thread", "nap_htex"):
+        assert float(named[name]["cpu_s"]) < 0.05, named[name]
+    # Memory: the step's own peak in a worker process
+    big, small = float(named["allocate"]["peak_rss_mib"]), float(named["trivial"]["peak_rss_mib"])
+    assert big >= 200 and small < big - 150, (big, small)
+    # ... which the report holds against the 256 MiB each worker was given
+    run = read(Path(str(steps.usage.trace_path).replace(".trace.tsv", ".run.json")))
+    memory = [f for f in findings(run) if "mem_per_worker" in f.setting]
+    assert [(f.step, f.level) for f in memory] in (
+        [("trace_steps.allocate", "close")], [("trace_steps.allocate", "hit")]), memory
+
+
+def test_run_json_records_the_config_and_how_the_run_ended(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    with q2pconf.ParallelConfig(config):
+        steps.usage(0.1)
+    run = read(Path(str(steps.usage.trace_path).replace(".trace.tsv", ".run.json")))
+    assert run.complete and run.meta["outcome"] == "done" and run.meta["calls"] == 6
+    assert run.meta["config"]["path"] == str(config)
+    assert run.meta["config"]["source"] == "explicit"
+    assert run.meta["config"]["text"] == config.read_text()
+    assert run.meta["config"]["executors"]["htex"]["provider"]["max_blocks"] == 1
+    assert Path(run.meta["run_dir"]) == steps.usage.trace_path.parent
+    assert len(run.rows) == 6
+
+
+def test_the_command_line_lists_runs_and_reports_the_last(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]
+                                                          ) -> None:
+    from q2pconf.cli import main
+
+    assert main(["report"]) == 2
+    assert "no traced run is recorded" in capsys.readouterr().err
+    with q2pconf.ParallelConfig(write_config(tmp_path)):
+        steps.many_naps(2, 0.0)
+        with pytest.raises(KeyError):
+            steps.failing()
+    assert main(["info", "--runs"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("  failing  failed, 2 step attempts")
+    assert out[1] == f"  trace: {steps.failing.trace_path}"
+    assert out[2].endswith("  many_naps  done, 2 step attempts")
+    assert main(["report"]) == 0
+    page = Path(capsys.readouterr().out.strip())
+    assert page == steps.failing.trace_path.with_name("failing-2.report.html")
+    assert 'data-status="failed"' in page.read_text()
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "no such run" in capsys.readouterr().err
+
+
+def test_a_failing_step_and_the_step_that_never_ran(tmp_path: Path) -> None:
+    began = time.time()
+    with q2pconf.ParallelConfig(write_config(tmp_path)):
+        with pytest.raises(KeyError):
+            steps.failing()
+    ended = time.time()
+    named = by_step(rows_of(steps.failing.trace_path))
+    assert set(named) == {"broken", "after"}
+    broken, after = named["broken"], named["after"]
+    assert (broken["status"], broken["error"]) == ("failed", "KeyError")
+    check_times(broken, began, ended)
+    assert float(broken["wall_s"]) >= 0.04  # measured, though it raised
+    assert (after["status"], after["error"]) == ("dependency_failed", "DependencyError")
+    assert after["started"] == after["launched"] == after["wall_s"] == "NA"
+    meta = json.loads(Path(str(steps.failing.trace_path).replace(".trace.tsv",
+                                                                 ".run.json")).read_text())
+    assert meta["outcome"] == "failed"
+
+
+def test_a_retried_step_has_a_line_per_attempt(tmp_path: Path) -> None:
+    flag = tmp_path / "failed-once"
+    with q2pconf.ParallelConfig(write_config(tmp_path, parsl_extra="retries = 1")):
+        assert steps.retried(str(flag)) == "second attempt"
+    rows = rows_of(steps.retried.trace_path)
+    assert [(r["attempt"], r["status"], r["error"]) for r in rows] == [
+        ("1", "failed", "RuntimeError"), ("2", "done", "NA")]
+    assert rows[0]["task"] == rows[1]["task"] and rows[0]["call"] == rows[1]["call"] == "0"
+    assert seconds(rows[0]["finished"]) <= seconds(rows[1]["started"])
+
+
+def test_tracing_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("Q2PCONF_TRACE", "0")
+    with q2pconf.ParallelConfig(write_config(tmp_path)):
+        assert steps.failing.serial is not None
+        assert len(steps.usage(0.0)) == 6
+    assert steps.usage.trace_path is None
+
+
+def test_the_trace_reads_as_columns(tmp_path: Path) -> None:
+    """`column -t` lines every field up: no value is empty or holds a space."""
+    column = require_tool("column")
+    with q2pconf.ParallelConfig(write_config(tmp_path)):
+        with pytest.raises(KeyError):
+            steps.failing()
+    done = subprocess.run([column, "-t", str(steps.failing.trace_path)], capture_output=True,
+                          text=True, timeout=30, check=True)
+    lines = done.stdout.splitlines()
+    assert len(lines) == 3 and all(len(line.split()) == len(COLUMNS) for line in lines)
+
+
+KILLED = """
+import sys, trace_steps, q2pconf
+with q2pconf.ParallelConfig(sys.argv[1]):
+    trace_steps.many_naps(40, 0.2)
+"""
+
+
+def test_a_run_killed_mid_way_leaves_a_trace_the_report_marks_incomplete(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)]),
+           "Q2PCONF_PROGRESS": "0"}
+    child = subprocess.Popen([sys.executable, "-c", KILLED, str(write_config(tmp_path))],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        trace = _wait_for_lines(tmp_path / "home" / ".cache", 4, child)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(CHILD_TIMEOUT)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(CHILD_TIMEOUT)
+    rows = rows_of(trace)
+    assert 4 <= len(rows) < 40 and {row["status"] for row in rows} == {"done"}
+    report = subprocess.run([sys.executable, "-m", "q2pconf", "report", str(trace)], env=env,
+                            capture_output=True, text=True, timeout=CHILD_TIMEOUT)
+    assert report.returncode == 0, report.stderr
+    page = Path(report.stdout.strip()).read_text()
+    assert 'id="incomplete"' in page
+    assert page.count('<rect class="bar') == len(rows)
+
+
+def _wait_for_lines(cache: Path, count: int, child: subprocess.Popen[bytes]) -> Path:
+    deadline = time.monotonic() + CHILD_TIMEOUT
+    while time.monotonic() < deadline:
+        assert child.poll() is None, child.stderr.read() if child.stderr else ""
+        for path in cache.rglob("*.trace.tsv"):
+            if len(path.read_text().splitlines()) > count:
+                return path
+        time.sleep(0.05)
+    raise AssertionError(f"no trace with {count} lines under {cache}")
+
+
+UNWRITABLE = """
+import trace_steps, q2pconf
+print(trace_steps.many_naps(3, 0.0), trace_steps.many_naps.trace_path)
+print(trace_steps.many_naps(2, 0.0), trace_steps.many_naps.trace_path)
+"""
+
+
+def full_command(directory: Path, command: list[str]) -> list[str]:
+    """`command` run with a full 1 MiB file system mounted on `directory` (a private mount
+    namespace: nothing stays mounted)."""
+    require_tool("unshare")
+    target = shlex.quote(str(directory))
+    script = (f"mount -t tmpfs -o size=1m tmpfs {target} && "
+              f"(dd if=/dev/zero of={target}/fill bs=4k 2>/dev/null; true) && "
+              f"exec {' '.join(shlex.quote(part) for part in command)}")
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+
+
+@pytest.mark.parametrize("make, problem", [(readonly_command, "Read-only file system"),
+                                           (full_command, "No space left on device")])
+def test_an_unwritable_cache_runs_with_one_warning_and_no_trace(tmp_path: Path, make, problem
+                                                                ) -> None:
+    cache = tmp_path / "home" / ".cache"
+    cache.mkdir(parents=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)]),
+           "Q2PCONF_PROGRESS": "0"}
+    done = subprocess.run(make(cache, [sys.executable, "-c", UNWRITABLE]), env=env,
+                          capture_output=True, text=True, timeout=CHILD_TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2 and all(line.endswith("] None") for line in lines), done.stdout
+    assert done.stderr.count("no trace of this run is kept") == 1, done.stderr
+    assert problem in done.stderr and "Logging error" not in done.stderr, done.stderr
+    assert not list(cache.rglob("*"))
+
+
+def test_steps_resumed_from_a_checkpoint_are_cached(tmp_path: Path) -> None:
+    import pipeline_steps
+
+    log = tmp_path / "calls.log"
+    run = q2pconf.parallel_pipeline(pipeline_steps.counted.func, resume=True)
+    with q2pconf.ParallelConfig(write_config(tmp_path)):
+        assert run(str(log), [1, 2]) == [10, 20]
+        assert {row["status"] for row in rows_of(run.trace_path)} == {"done"}
+        assert run(str(log), [1, 2, 3]) == [10, 20, 30]
+    rows = rows_of(run.trace_path)
+    assert sorted((row["status"], row["wall_s"] == "NA") for row in rows) == [
+        ("cached", True), ("cached", True), ("done", False)]
+    assert sorted(log.read_text().split()) == ["1", "2", "3"]

@@ -1,0 +1,111 @@
+"""Steps and pipelines the trace and report tests run (importable by HTEX workers)."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from q2pconf import parallel_pipeline, step
+
+MIB = 2 ** 20
+
+
+def _busy(seconds: float) -> int:
+    """Burn `seconds` of this thread's CPU time (the wall time it takes depends on the load:
+    on an idle core, the same)."""
+    end, count = time.thread_time() + seconds, 0
+    while time.thread_time() < end:
+        count += 1
+    return os.getpid()
+
+
+@step
+def busy_thread(seconds: float) -> int:
+    return _busy(seconds)
+
+
+@step
+def nap_thread(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@step(executor="htex")
+def busy_htex(seconds: float) -> int:
+    return _busy(seconds)
+
+
+@step(executor="htex")
+def nap_htex(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@step(executor="htex")
+def allocate(mib: int) -> int:
+    """Hold `mib` MiB of touched memory for a moment."""
+    data = b"x" * (mib * MIB)
+    time.sleep(0.1)
+    return len(data) and os.getpid()
+
+
+@step(executor="htex")
+def trivial() -> int:
+    return os.getpid()
+
+
+@parallel_pipeline
+def usage(seconds: float) -> list[object]:
+    return [busy_thread(seconds), nap_thread(seconds), busy_htex(seconds), nap_htex(seconds),
+            allocate(200), trivial()]
+
+
+@step
+def broken(message: str) -> None:
+    time.sleep(0.05)
+    raise KeyError(message)
+
+
+@step
+def after(value: object) -> object:
+    return value
+
+
+@parallel_pipeline
+def failing() -> object:
+    return after(broken("no such sample"))
+
+
+@step
+def flaky(flag: str) -> str:
+    """Fails the first time (creating `flag`), succeeds when retried."""
+    if not os.path.exists(flag):
+        Path(flag).write_text("failed once")
+        raise RuntimeError("first attempt fails")
+    return "second attempt"
+
+
+@parallel_pipeline
+def retried(flag: str) -> object:
+    return flaky(flag)
+
+
+@step(walltime=1)
+def overrun(seconds: float, *after: object) -> float:
+    """Sleeps in short naps, so Parsl's time limit can stop it between them."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        time.sleep(0.05)
+    return seconds
+
+
+@parallel_pipeline
+def mixed(n: int) -> list[object]:
+    """Thread and HTEX steps, then one that runs past its @step(walltime=1)."""
+    ran = [nap_thread(0.2) for _ in range(n)] + [busy_htex(0.2) for _ in range(n)]
+    return overrun(3, *ran)
+
+
+@parallel_pipeline
+def many_naps(n: int, seconds: float) -> list[object]:
+    return [nap_thread(seconds) for _ in range(n)]
