@@ -330,13 +330,6 @@ def _close_all(doomed: list[Session], wait: bool = True) -> None:
         old.close(wait)
 
 
-def open_sessions() -> tuple[Session, ...]:
-    """Every session in the registry, read without the lock: for a signal's cleanup thread,
-    which must not wait for a lock the interrupted thread may hold (copying a dict's values
-    runs in C, under the GIL, so it sees the dict whole)."""
-    return tuple(_SESSIONS.values())
-
-
 def _mapping_in_force(choice: Choice, settings: Settings | None) -> dict[str, str]:
     """The block's mapping, else the config's own; checked against the executors in force."""
     if choice.mapping is not None:
@@ -437,7 +430,8 @@ def _install_handlers() -> None:
 
 def _close_on_signal() -> None:
     """In the cleanup thread: the sessions as they are now, without the lock the interrupted
-    main thread may hold."""
+    main thread may hold (copying a dict's values runs in C, under the GIL: it sees the dict
+    whole)."""
     _close_all(list(_SESSIONS.values()), wait=False)
 
 
