@@ -211,10 +211,11 @@ def _failed_attempt(error: BaseException, task: dict[str, Any]) -> None:
     found = None if key is None else _LIVE.get(key)
     if found is None:
         return
-    dependency = type(error).__name__ == "DependencyError"
+    kind = type(error).__name__
+    status = {"DependencyError": DEPENDENCY, "CancelledError": CANCELLED}.get(kind, FAILED)
     usage = getattr(error, USAGE_ATTR, None)
-    found.trace.record(found, task, DEPENDENCY if dependency else FAILED,
-                       type(error).__name__, usage if isinstance(usage, Usage) else None)
+    found.trace.record(found, task, status, None if status == CANCELLED else kind,
+                       usage if isinstance(usage, Usage) else None)
 
 
 def start(session: Any, pipeline: str) -> Trace | None:
