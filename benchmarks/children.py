@@ -208,7 +208,7 @@ def run():
 began = time.time()
 assert run() == 1
 first = time.time() - began
-run_dir = session._SESSION.dfk.run_dir
+run_dir = session.session().dfk.run_dir
 session.close()
 
 def stamp(pattern, text):

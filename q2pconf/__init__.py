@@ -39,7 +39,7 @@ _EXPORTS = {
     "seed_prefix": "q2pconf.seed",
     "parallel_pipeline": "q2pconf.pipeline",
     "step": "q2pconf.pipeline",
-    "StepRecord": "q2pconf.pipeline",
+    "StepRecord": "q2pconf.history",
     "ParallelConfig": "q2pconf.session",
     "ExecutorFailed": "q2pconf.watchdog",
     "add_parallel_arguments": "q2pconf.cli",

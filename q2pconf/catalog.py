@@ -108,11 +108,13 @@ def _catalog() -> dict[str, Any]:
 
 def cache_path(root: Path) -> Path:
     """One cache file per Parsl installation, in the user's cache directory."""
-    import hashlib
+    # A name, not a secret (hashlib costs ~2 ms to import): the stamp inside the file says
+    # whose it is, so two roots sharing a name only rebuild each other's cache.
+    import zlib
 
     from platformdirs import user_cache_dir
 
-    digest = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+    digest = f"{zlib.crc32(str(root).encode()):08x}"
     return Path(user_cache_dir("q2pconf"), f"parsl-catalog-{digest}.json")
 
 

@@ -2,7 +2,6 @@
 warnings it logs."""
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
@@ -82,6 +81,8 @@ def no_such_executor(file: object, key: str, label: str, labels: Iterable[str],
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """'did you mean X?' for the closest choice, else a list of the valid ones."""
     options = sorted(set(choices))
+    import difflib  # only when a message needs it
+
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     if close:
         return f"did you mean {close[0]}?"

@@ -77,10 +77,21 @@ def _parser() -> argparse.ArgumentParser:
                                      "{interchange,pool} [--lost-after S] -- COMMAND...",
                                      description="Run an HTEX part; end it with its program.")
     parser.add_argument("role", choices=("interchange", "pool"))
-    default = float(os.environ.get(LOST_AFTER_VAR) or LOST_AFTER)
+    default = _seconds(os.environ.get(LOST_AFTER_VAR) or str(LOST_AFTER))
     parser.add_argument("--lost-after", type=float, default=default,
                         help="pool: seconds the interchange may refuse connections")
     return parser
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:  # also NaN
+        sys.exit(f"q2pconf.guard: {LOST_AFTER_VAR}={text!r} is not a number of seconds: set it "
+                 f"to a positive number, or unset it for {LOST_AFTER:g}")
+    return value
 
 
 def _note(signum: int, frame: object) -> None:

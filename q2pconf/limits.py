@@ -8,12 +8,9 @@ the fix. `q2pconf check` passing means the config can start.
 """
 from __future__ import annotations
 
-import ast
-import ipaddress
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from q2pconf.catalog import Param
@@ -25,8 +22,7 @@ AFFINITIES = ("none", "block", "alternating", "block-reverse")
 LOOPBACK_NAMES = ("localhost",)
 
 
-@dataclass(frozen=True)
-class Limit:
+class Limit(NamedTuple):
     """Which values of one keyword can work (`works`), why others cannot, and the fix."""
 
     works: Callable[[Any], bool]
@@ -122,6 +118,8 @@ def effective(kwargs: dict[str, Any], params: dict[str, Param], arg: str) -> Any
     param = params.get(arg)
     if param is None or not param.default:
         return None
+    import ast  # a default's text, read only when a file leaves the keyword out
+
     try:
         return ast.literal_eval(param.default)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
@@ -212,6 +210,8 @@ def loopback(address: str) -> bool:
     """True for an address that only this machine can reach."""
     if address.strip().lower() in LOOPBACK_NAMES:
         return True
+    import ipaddress  # only for an address that is not a name
+
     try:
         return ipaddress.ip_address(address.strip()).is_loopback
     except ValueError:

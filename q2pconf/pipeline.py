@@ -14,10 +14,11 @@ import reprlib
 import sys
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeVar, overload
 
 from q2pconf import closing
@@ -25,11 +26,13 @@ from q2pconf import nested
 from q2pconf import session as sessions
 from q2pconf import unmatched
 from q2pconf import trace as tracing
+from q2pconf.futures import StepFuture
+from q2pconf.history import History, StepRecord
 from q2pconf.measure import TRACE_KEY
 from q2pconf.progress import Progress
 from q2pconf.reach import ConnectWatches
 from q2pconf.watchdog import Watchdog, pool_failed
-from q2pconf.transport import CODE_KEY, Runner, refuse_while_loading
+from q2pconf.transport import CODE_KEY, Runner, global_names, refuse_while_loading
 
 F = TypeVar("F", bound=Callable[..., Any])
 SERIAL_LABEL = "(serial)"  # the executor a serial run's history names
@@ -96,7 +99,7 @@ class Pipeline:
         self.func = func
         self.resume = resume
         self.report = report
-        self.history: list[StepRecord] = []
+        self.history: Sequence[StepRecord] = ()
         self.trace_path: Path | None = None  # the last run's trace (q2pconf.trace)
         self.report_path: Path | None = None
 
@@ -106,7 +109,10 @@ class Pipeline:
         refuse_while_loading()
         with closing.Interrupts() as interrupts:  # Ctrl-C never lands inside Parsl's locks
             with interrupts.shielded(), sessions.using(self.resume) as session:
-                # held: no other thread closes it meanwhile
+                # held: no other thread closes it meanwhile. An HTEX the body's steps will
+                # need starts now, beside its first thread steps.
+                session.start_early(session.label_for(s.name, s.plugin, s.executor)
+                                    for s in steps_named(self.func))
                 run = Run(session, tracing.start(session, self.__name__), interrupts)
                 with interrupts.exposed():
                     return self._run(run, args, kwargs)
@@ -127,7 +133,7 @@ class Pipeline:
             raise
         finally:
             _ACTIVE.reset(token)
-            self.history = run.records()
+            self.history = run.history
             self._end_trace(run.trace, outcome)
 
     def _end_trace(self, trace: tracing.Trace | None, outcome: str) -> None:
@@ -157,6 +163,30 @@ class Pipeline:
         return self if obj is None else functools.partial(self, obj)
 
 
+def steps_named(func: Callable[..., Any], seen: set[int] | None = None) -> list[Step]:
+    """The steps a pipeline body names: its globals and names read from modules it names,
+    and those of pipelines it calls. Known before the body runs, they tell which executors a
+    call will likely need (a body reaching steps otherwise just starts them when called)."""
+    seen = set() if seen is None else seen
+    code = getattr(func, "__code__", None)
+    if code is None or id(func) in seen:
+        return []
+    seen.add(id(func))
+    names = global_names(code)
+    space = getattr(func, "__globals__", {})
+    found: list[Step] = []
+    for name in names:
+        value = space.get(name)
+        reached = ([getattr(value, n, None) for n in names] if isinstance(value, ModuleType)
+                   else [value])
+        for item in reached:
+            if isinstance(item, Step):
+                found.append(item)
+            elif isinstance(item, Pipeline):
+                found += steps_named(item.func, seen)
+    return found
+
+
 def parallel_pipeline(func: Any = None, *, resume: bool = False, report: bool = False) -> Any:
     """Make `func` a pipeline whose `@step` calls run in parallel through Parsl.
 
@@ -170,20 +200,24 @@ def parallel_pipeline(func: Any = None, *, resume: bool = False, report: bool = 
 
 
 class Run:
-    """The steps one outermost pipeline call submitted, and the first step that failed."""
+    """The steps one outermost pipeline call submitted: how many still run, where and when
+    each ran (`history`, compact), and the first step that failed. Nothing of a step's Parsl
+    task is kept once it finished: 100,000 steps fit in a few MB."""
 
     def __init__(self, session: sessions.Session, trace: tracing.Trace | None = None,
                  interrupts: closing.Interrupts | None = None) -> None:
         self.session = session
         self.trace = trace
         self.interrupts = interrupts or closing.Interrupts()
-        self.futures: list[Future[Any]] = []
-        self.calls: list[Call] = []
+        self.history = History()
+        self._pending: dict[int, Future[Any]] = {}  # Parsl's futures of steps not finished
+        self._fingerprints: dict[Runner, str] = {}
+        self._ran: set[tuple[str, str]] = set()  # (plugin, name) of the steps submitted
         self.failure: BaseException | None = None
         self.progress = Progress(running=functools.partial(_launched, session))
-        self._lock = threading.Lock()
-        self._fingerprints: dict[Runner, str] = {}
-        self._failed: Future[None] = Future()
+        self._changed = threading.Condition()  # a step finished, or failed
+        self._running = 0  # submitted steps whose done-callback has not finished
+        self._running_on: dict[str, int] = {}  # label -> its running steps
         self.watchdog = Watchdog(session.dfk)
         settings = session.settings
         self.reach = ConnectWatches(str(settings.path) if settings and settings.path else None)
@@ -195,7 +229,7 @@ class Run:
     def _submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         label = self.session.label_for(step.name, step.plugin, step.executor)
         app = self.session.app(step.runner, label)
-        call = Call(step, args, kwargs, label)
+        call = Call(step, args, kwargs, label, self.history.submitted(step.name, label))
         if step.walltime is not None:
             kwargs = {**kwargs, "walltime": step.walltime}
         if self.session.resume:  # Parsl's memoizer hashes a function by name only
@@ -204,17 +238,25 @@ class Run:
         if trace is not None:
             key = trace.expect(f"{step.plugin}.{step.name}", step.walltime)
             kwargs = {**kwargs, TRACE_KEY: key}
-        future = app(*args, **kwargs)
+        with self._changed:
+            self._running += 1
+            self._running_on[label] = self._running_on.get(label, 0) + 1
+            self._ran.add((step.plugin, step.name))
+        try:
+            future = app(*args, **kwargs)
+        except BaseException:
+            self._settled(label)
+            raise
+        # The caller's futures take the outcome first: a wrong number of outputs is a failure
+        # recorded before `_done` lets `resolve` see this step as finished.
+        handed = StepFuture().follow(future) if step.outputs is None else self._split(future, call)
+        with self._changed:
+            self._pending[call.index] = future
         future.add_done_callback(functools.partial(self._done, call))
         if trace is not None:
             trace.watch(key, future)
-        with self._lock:
-            self.futures.append(future)
-            self.calls.append(call)
         self.progress.submitted()
-        if step.outputs is None:
-            return future
-        return self._split(future, call)
+        return handed
 
     def _fingerprint(self, runner: Runner) -> str:
         """The step's fingerprint, worked out once per run: a module's values may change
@@ -224,10 +266,10 @@ class Run:
             found = self._fingerprints[runner] = runner.code_digest()
         return found
 
-    def _split(self, parent: Future[Any], call: Call) -> tuple[Future[Any], ...]:
+    def _split(self, parent: Future[Any], call: Call) -> tuple[StepFuture, ...]:
         """One future per declared output of `parent`'s returned tuple."""
         step = call.step
-        children: tuple[Future[Any], ...] = tuple(Future() for _ in range(step.outputs or 0))
+        children = tuple(StepFuture() for _ in range(step.outputs or 0))
 
         def copy(done: Future[Any]) -> None:
             error = done.exception()
@@ -249,22 +291,36 @@ class Run:
         from parsl.dataflow.errors import DependencyError
         from parsl.executors.errors import BadStateException
 
-        error = future.exception()
-        self.progress.finished(failed=error is not None)
-        # A DependencyError only says an earlier step failed: that step's own error has been
-        # (or is being) reported by its own callback, and is the one the user must see.
-        if error is None or isinstance(error, DependencyError):
-            return
-        if isinstance(error, BadStateException):  # Parsl gave up on the executor's blocks
-            error = pool_failed(self.session.dfk.executors.get(call.label), call.label, error)
-        self._failed_with(error, call)
+        try:
+            self.history.finished(call.index, *_times(future))
+            error = future.exception()
+            self.progress.finished(failed=error is not None)
+            # A DependencyError only says an earlier step failed: that step's own error has
+            # been (or is being) reported by its own callback, and is the one the user must see.
+            if error is not None and not isinstance(error, DependencyError):
+                if isinstance(error, BadStateException):  # Parsl gave up on the blocks
+                    error = pool_failed(self.session.dfk.executors.get(call.label), call.label,
+                                        error)
+                self._failed_with(error, call)
+        finally:
+            self._settled(call.label, call.index)
+
+    def _settled(self, label: str, index: int | None = None) -> None:
+        """A step's callback has run (or its submission failed): one fewer to wait for. The
+        waiting thread is woken only when none is left (not once per step)."""
+        with self._changed:
+            self._pending.pop(index, None)  # Parsl's task goes with its future
+            self._running -= 1
+            self._running_on[label] -= 1
+            if self._running == 0:
+                self._changed.notify_all()
 
     def _failed_with(self, error: BaseException, call: Call) -> None:
         _add_note(error, f"q2pconf: in {call.where()}")
-        with self._lock:
+        with self._changed:
             if self.failure is None:
                 self.failure = error
-                self._failed.set_result(None)
+                self._changed.notify_all()
 
     def resolve(self, value: Any) -> Any:
         """Wait for every submitted step, then replace futures in `value` by their results.
@@ -275,50 +331,35 @@ class Run:
             return self._resolve(value)
 
     def _resolve(self, value: Any) -> Any:
-        done = 0
         while True:
             self.interrupts.raise_pending()
-            if self.failure is not None:
-                raise self.failure
-            if self.session.closed:
-                closing.await_signal_death()
-                raise RuntimeError("q2pconf: the Parsl session was closed while steps ran")
-            with self._lock:
-                if done == len(self.futures):
+            with self._changed:
+                if self.failure is not None:
+                    raise self.failure
+                if self.session.closed:
+                    closing.await_signal_death()
+                    raise RuntimeError("q2pconf: the Parsl session was closed while steps ran")
+                if self._running == 0:
                     break
-                future = self.futures[done]
-            if future.done():
-                if self.failure is None and _failed_step(future):
-                    # its done-callback, in Parsl's thread, may not have recorded it yet
-                    wait([self._failed], timeout=5)
-                done += 1
-            else:  # wake up now and then: a failure elsewhere must not wait for this step
-                wait([future, self._failed], timeout=0.5, return_when=FIRST_COMPLETED)
-                self.watchdog.check(self._waits_on)
-                self.reach.check(self.session.dfk.executors)
+                self._changed.wait(0.5)  # the session may be closed, a pool may be dead
+            self.watchdog.check(self._waits_on)  # outside the lock: steps go on finishing
+            self.reach.check(self.session.dfk.executors)
         return nested.unwrap(value)
 
     def ran(self) -> set[tuple[str, str]]:
         """(plugin, name) of every step this run submitted."""
-        with self._lock:
-            return {(call.step.plugin, call.step.name) for call in self.calls}
+        with self._changed:
+            return set(self._ran)
 
     def abandon(self) -> None:
         """After a failure or an interrupt: steps of this run still queued do not start."""
-        with self._lock:
-            futures = list(self.futures)
+        with self._changed:
+            futures = list(self._pending.values())
         closing.cancel_not_started(self.session.dfk, futures)
 
     def _waits_on(self, label: str) -> bool:
         """Whether a step of this run that has not finished was sent to executor `label`."""
-        with self._lock:
-            pairs = list(zip(self.calls, self.futures))
-        return any(call.label == label and not future.done() for call, future in pairs)
-
-    def records(self) -> list[StepRecord]:
-        with self._lock:
-            pairs = list(zip(self.calls, self.futures))
-        return [StepRecord(call.step.name, call.label, *_times(future)) for call, future in pairs]
+        return self._running_on.get(label, 0) > 0
 
 
 class SerialRun:
@@ -330,7 +371,7 @@ class SerialRun:
         self.records: list[StepRecord] = []
 
     def submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        call = Call(step, args, kwargs, None)
+        call = Call(step, args, kwargs, None, -1)
         began = time.time()
         try:
             # the function itself, not its runner: in this thread a KeyboardInterrupt can be
@@ -374,29 +415,20 @@ def _outputs_error(step: Step, value: Any) -> ValueError | None:
 
 @dataclass(frozen=True)
 class Call:
-    """One submitted step call, described only if it fails (formatting costs per step)."""
+    """One submitted step call, kept only until it finished: described if it fails
+    (formatting costs per step), and where its history entry is."""
 
     step: Step
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     label: str | None  # None: run serially
+    index: int  # in the run's history (-1: a serial run's)
 
     def where(self) -> str:
         step = self.step
         on = "run serially" if self.label is None else f"on executor {self.label!r}"
         text = f"step {step.plugin}.{step.name}({_summary(self.args, self.kwargs)}) {on}"
         return text if step.walltime is None else f"{text} (walltime {step.walltime:g} s)"
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    """Where and when one step of the last run ran (times from Parsl, seconds since epoch)."""
-
-    name: str
-    executor: str
-    started: float | None
-    finished: float | None
-    state: str
 
 
 def _times(future: Any) -> tuple[float | None, float | None, str]:
@@ -408,14 +440,6 @@ def _times(future: Any) -> tuple[float | None, float | None, str]:
 
     return (seconds("try_time_launched"), seconds("try_time_returned"),
             getattr(record.get("status"), "name", "unknown"))
-
-
-def _failed_step(future: Future[Any]) -> bool:
-    """A finished step's future holds its own error (not a dependency's)."""
-    from parsl.dataflow.errors import DependencyError
-
-    error = future.exception()
-    return error is not None and not isinstance(error, DependencyError)
 
 
 def _launched(session: sessions.Session) -> int:

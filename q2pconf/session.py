@@ -15,7 +15,8 @@ import glob
 import logging
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,9 @@ from q2pconf.measure import TRACE_KEY
 from q2pconf.trace import retry_handler
 from q2pconf.validate import MAPPING_KEY, check_labels, describe, flat_mapping
 
+# Seconds a signalled close waits for an executor starting in the background; what is still
+# starting after that is ended by q2pconf.guard when this process is gone.
+EARLY_JOIN_ON_SIGNAL = 5.0
 # Parsl's first strategy tick starts HTEX blocks; its 5 s default makes the first result slow.
 # A tick is cheap: providers cache their job status for their own polling interval.
 SESSION_DEFAULTS = {"strategy_period": 0.2}
@@ -157,6 +161,10 @@ class Session:
         rundir.make_private(self.dfk.run_dir)
         rundir.quiet_log_errors(self.dfk.run_dir)
         rundir.guard_checkpoints(self.dfk)
+        self._ready = set(self.dfk.executors)  # started; Parsl lists one before it is
+        self._gates: dict[str, threading.Lock] = {}  # one start at a time, per executor
+        self._early: list[threading.Thread] = []  # background starts (`start_early`)
+        self._failed_early: dict[str, BaseException] = {}
         self.labels = (tuple(settings.labels) if settings is not None
                        else tuple(label for label in self.dfk.executors
                                   if not label.startswith("_")))
@@ -182,22 +190,60 @@ class Session:
         if app is None:
             from parsl.app.python import PythonApp
 
-            with self._lock:
-                self._start(label)
-                app = self._apps.setdefault(key, PythonApp(
-                    runner, data_flow_kernel=self.dfk, executors=[label], cache=self.resume,
-                    ignore_for_cache=[TRACE_KEY]))
+            self._start(label)
+            app = self._apps.setdefault(key, PythonApp(
+                runner, data_flow_kernel=self.dfk, executors=[label], cache=self.resume,
+                ignore_for_cache=[TRACE_KEY]))
         return app
 
     def _start(self, label: str) -> None:
-        if label in self.dfk.executors:
+        """Start executor `label` unless it runs; a start under way (in the background) is
+        waited for, not repeated, and one that failed there fails here too."""
+        if label in self._ready:
             return
-        if self.settings is None:
-            from q2pconf.errors import no_such_executor
+        with self._lock:
+            gate = self._gates.setdefault(label, threading.Lock())
+        with gate:  # a thread pool starting never waits for an HTEX starting
+            if label in self._ready:
+                return
+            if label in self._failed_early:
+                raise self._failed_early[label]
+            if self.closed:
+                raise RuntimeError("q2pconf: the Parsl session was closed")
+            if self.settings is None:
+                from q2pconf.errors import no_such_executor
 
-            raise no_such_executor("<parsl.Config>", "executors", label, self.labels)
-        self.dfk.add_executors([self.settings.executor(label)])
-        closing.remember(self.dfk.executors[label])
+                raise no_such_executor("<parsl.Config>", "executors", label, self.labels)
+            self.dfk.add_executors([self.settings.executor(label)])
+            closing.remember(self.dfk.executors[label])
+            self._ready.add(label)
+
+    def start_early(self, labels: Iterable[str]) -> None:
+        """Start these executors in background threads, while the pipeline's first steps run
+        (thread pools start in milliseconds: they are left to the first step needing them).
+        `close` waits for a start under way before stopping everything."""
+        if self.settings is None or self.closed:
+            return
+        for label in sorted(set(labels)):
+            if (label in self._ready or label not in self.labels or label in self._gates
+                    or self.settings.executor_class(label) in closing.THREAD_POOLS):
+                continue
+            thread = threading.Thread(target=self._start_quietly, args=(label,), daemon=True,
+                                      name=f"q2pconf-start-{label}")
+            self._early.append(thread)
+            thread.start()
+
+    def _start_quietly(self, label: str) -> None:
+        try:
+            self._start(label)
+        except BaseException as error:  # kept for the step that needs it: it fails with this
+            self._failed_early.setdefault(label, error)
+
+    def _join_early(self, timeout: float | None) -> None:
+        """Wait for background starts: what one starts after `close` would outlive it."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._early:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def close(self, wait: bool = True) -> None:
         """Stop every executor, within closing.CLOSE_BOUND seconds. With wait=False (a signal,
@@ -205,7 +251,8 @@ class Session:
         not yet started never start."""
         if self.closed:
             return
-        self.closed = True
+        self.closed = True  # no new start begins; one under way is waited for
+        self._join_early(None if wait else EARLY_JOIN_ON_SIGNAL)
         dfk = self.dfk
         closing.bounded(lambda: closing.finish(dfk) if wait else closing.stop(dfk),
                         lambda: closing.kill(dfk))
@@ -281,13 +328,6 @@ def _file_of(key: tuple[Any, ...]) -> str | None:
 def _close_all(doomed: list[Session], wait: bool = True) -> None:
     for old in doomed:
         old.close(wait)
-
-
-def open_sessions() -> tuple[Session, ...]:
-    """Every session in the registry, read without the lock: for a signal's cleanup thread,
-    which must not wait for a lock the interrupted thread may hold (copying a dict's values
-    runs in C, under the GIL, so it sees the dict whole)."""
-    return tuple(_SESSIONS.values())
 
 
 def _mapping_in_force(choice: Choice, settings: Settings | None) -> dict[str, str]:
@@ -390,7 +430,8 @@ def _install_handlers() -> None:
 
 def _close_on_signal() -> None:
     """In the cleanup thread: the sessions as they are now, without the lock the interrupted
-    main thread may hold."""
+    main thread may hold (copying a dict's values runs in C, under the GIL: it sees the dict
+    whole)."""
     _close_all(list(_SESSIONS.values()), wait=False)
 
 

@@ -118,7 +118,7 @@ class _ByValue:
         values: dict[str, Any] = {}
         todo = [self.func]
         while todo:
-            for name in _global_names(todo.pop().__code__):
+            for name in global_names(todo.pop().__code__):
                 if name in functions or name in values or name not in namespace:
                     continue
                 value = namespace[name]
@@ -142,11 +142,12 @@ class _ModuleByName:
         return (importlib.import_module, (self.name,))
 
 
-def _global_names(code: CodeType) -> set[str]:
+def global_names(code: CodeType) -> set[str]:
+    """Global names a code object (and the code nested in it) reads."""
     names = set(code.co_names)
     for const in code.co_consts:
         if isinstance(const, CodeType):
-            names |= _global_names(const)
+            names |= global_names(const)
     return names
 
 

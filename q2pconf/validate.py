@@ -5,12 +5,10 @@ executor mapping, all validated, with old keys translated. Building it is `q2pco
 """
 from __future__ import annotations
 
-import ast
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from q2pconf import catalog, legacy, limits
 from q2pconf.catalog import kind_of
@@ -34,8 +32,7 @@ MANAGED = {
 }
 
 
-@dataclass(frozen=True)
-class ObjectSpec:
+class ObjectSpec(NamedTuple):
     """A table that becomes a Parsl object: `kind` namespace, class name, checked keywords."""
 
     kind: str
@@ -44,15 +41,14 @@ class ObjectSpec:
     key: str
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     """A checked config: ready to build, without anything built yet."""
 
     file: str
     options: dict[str, Any]
     executors: dict[str, ObjectSpec]
     mapping: dict[str, str]
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = ()
     vendored_executors: bool = False
 
     @property
@@ -347,6 +343,8 @@ def _example(param: catalog.Param, value: Any) -> str:
         if number is not None and kind_of(number) in param.accepts:
             return f"{number} (no quotes)"
     try:
+        import ast  # only to show a parameter's default, in a message
+
         default = ast.literal_eval(param.default)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         default = None

@@ -264,3 +264,20 @@ def counted_kinds(log: str) -> list[object]:
     """Arguments of the kinds q2pconf teaches Parsl's memoizer (resume tests)."""
     return [count_size(log, {"b", "a"}), count_size(log, frozenset([3, 1, 2])),
             count_size(log, b"four"), count_size(log, [{"c"}, (frozenset(["d"]),)])]
+
+
+@step
+def hold(flag: str, go: str) -> int:
+    """Say it runs (`flag`), then wait until `go` exists (at most 120 s)."""
+    Path(flag).write_text(str(os.getpid()))
+    deadline = time.monotonic() + 120
+    while not Path(go).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return os.getpid()
+
+
+@parallel_pipeline
+def threads_first(flag: str, go: str, use_htex: bool) -> object:
+    """Names an HTEX step, but first waits on a thread step; calls it only if `use_htex`."""
+    first = hold(flag, go).result()
+    return [first, sleep_on_htex(flag + ".htex", 0)] if use_htex else first

@@ -99,11 +99,11 @@ def test_each_build_gives_new_executors():
     assert settings.executor("htex") is not settings.executor("htex")
 
 
+# (usage_tracking = 7 was one; q2pconf check now refuses it itself: tests/test_check_limits.py)
 @pytest.mark.parametrize("document,key,words", [
-    (doc(usage_tracking=7), "parsl", "Parsl refused this Config: ConfigurationError"),
     (doc(htex(manager_selector="random")), "parsl.executors[1]",
      "Parsl refused this HighThroughputExecutor: TypeCheckError"),
-], ids=["config-usage-tracking", "htex-manager-selector"])
+], ids=["htex-manager-selector"])
 def test_parsl_refusal_is_a_config_error(document, key, words):
     settings = from_dict(document, "refused.toml")  # our check lets these through
     with pytest.raises(ConfigError) as caught:
