@@ -1,9 +1,9 @@
 """`@step` and `@parallel_pipeline`: a pipeline body that sends its steps to Parsl.
 
 The body runs in the caller's thread. Each step call inside it becomes a Parsl app and returns
-a future at once; futures (also inside lists, tuples and dicts) passed to later steps are
-waited on by Parsl before those steps run. Only the outermost pipeline call waits, and it
-returns plain values.
+a future at once; futures passed to later steps (also nested in lists, tuples, sets and dicts:
+see q2pconf.nested) are waited on by Parsl before those steps run. Only the outermost pipeline
+call waits, and it returns plain values.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import os
 import reprlib
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar, overload
 
+from q2pconf import closing
+from q2pconf import nested
 from q2pconf import session as sessions
 from q2pconf import unmatched
 from q2pconf import trace as tracing
@@ -32,7 +35,7 @@ from q2pconf.watchdog import Watchdog, pool_failed
 from q2pconf.transport import CODE_KEY, Runner, global_names, refuse_while_loading
 
 F = TypeVar("F", bound=Callable[..., Any])
-SERIAL = object()  # the active "run" while a pipeline runs with no Parsl at all
+SERIAL_LABEL = "(serial)"  # the executor a serial run's history names
 _ACTIVE: contextvars.ContextVar[Any] = contextvars.ContextVar("q2pconf_run", default=None)
 
 
@@ -56,7 +59,7 @@ class Step:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         run = _ACTIVE.get()
-        if run is None or run is SERIAL:
+        if run is None:
             return self.func(*args, **kwargs)
         return run.submit(self, args, kwargs)
 
@@ -104,26 +107,34 @@ class Pipeline:
         if _ACTIVE.get() is not None:  # nested, or serial: run inline
             return self.func(*args, **kwargs)
         refuse_while_loading()
-        with sessions.using(self.resume) as session:  # no other thread closes it meanwhile
-            # An HTEX the body's steps will need starts now, beside its first thread steps.
-            session.start_early(session.label_for(s.name, s.plugin, s.executor)
-                                for s in steps_named(self.func))
-            run = Run(session, tracing.start(session, self.__name__))
-            token = _ACTIVE.set(run)
-            outcome = "failed"
-            try:
-                with sessions.closed_on_interrupt(), run.progress:
-                    value = run.resolve(self.func(*args, **kwargs))
-                unmatched.unused_keys(session.mapping, run.ran(), self.__name__)
-                outcome = "done"
-                return value
-            except KeyboardInterrupt:
+        with closing.Interrupts() as interrupts:  # Ctrl-C never lands inside Parsl's locks
+            with interrupts.shielded(), sessions.using(self.resume) as session:
+                # held: no other thread closes it meanwhile. An HTEX the body's steps will
+                # need starts now, beside its first thread steps.
+                session.start_early(session.label_for(s.name, s.plugin, s.executor)
+                                    for s in steps_named(self.func))
+                run = Run(session, tracing.start(session, self.__name__), interrupts)
+                with interrupts.exposed():
+                    return self._run(run, args, kwargs)
+
+    def _run(self, run: Run, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        token = _ACTIVE.set(run)
+        outcome = "failed"
+        try:
+            with sessions.closed_on_interrupt(), run.progress:
+                value = run.resolve(self.func(*args, **kwargs))
+            unmatched.unused_keys(run.session.mapping, run.ran(), self.__name__)
+            outcome = "done"
+            return value
+        except BaseException as error:
+            if isinstance(error, KeyboardInterrupt):
                 outcome = "interrupted"
-                raise
-            finally:
-                _ACTIVE.reset(token)
-                self.history = run.history
-                self._end_trace(run.trace, outcome)
+            run.abandon()  # what has not started never starts
+            raise
+        finally:
+            _ACTIVE.reset(token)
+            self.history = run.history
+            self._end_trace(run.trace, outcome)
 
     def _end_trace(self, trace: tracing.Trace | None, outcome: str) -> None:
         """Finish the run's trace, and write its report when asked to."""
@@ -140,11 +151,13 @@ class Pipeline:
 
     def serial(self, *args: Any, **kwargs: Any) -> Any:
         """Run the same pipeline one step after another, without Parsl (for debugging)."""
-        token = _ACTIVE.set(SERIAL)
+        run = SerialRun()
+        token = _ACTIVE.set(run)
         try:
-            return self.func(*args, **kwargs)
+            return nested.unwrap(self.func(*args, **kwargs))
         finally:
             _ACTIVE.reset(token)
+            self.history = run.records
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         return self if obj is None else functools.partial(self, obj)
@@ -191,10 +204,14 @@ class Run:
     each ran (`history`, compact), and the first step that failed. Nothing of a step's Parsl
     task is kept once it finished: 100,000 steps fit in a few MB."""
 
-    def __init__(self, session: sessions.Session, trace: tracing.Trace | None = None) -> None:
+    def __init__(self, session: sessions.Session, trace: tracing.Trace | None = None,
+                 interrupts: closing.Interrupts | None = None) -> None:
         self.session = session
         self.trace = trace
+        self.interrupts = interrupts or closing.Interrupts()
         self.history = History()
+        self._pending: dict[int, Future[Any]] = {}  # Parsl's futures of steps not finished
+        self._fingerprints: dict[Runner, str] = {}
         self._ran: set[tuple[str, str]] = set()  # (plugin, name) of the steps submitted
         self.failure: BaseException | None = None
         self.progress = Progress(running=functools.partial(_launched, session))
@@ -206,13 +223,17 @@ class Run:
         self.reach = ConnectWatches(str(settings.path) if settings and settings.path else None)
 
     def submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        with self.interrupts.shielded():
+            return self._submit(step, args, kwargs)
+
+    def _submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         label = self.session.label_for(step.name, step.plugin, step.executor)
         app = self.session.app(step.runner, label)
         call = Call(step, args, kwargs, label, self.history.submitted(step.name, label))
         if step.walltime is not None:
             kwargs = {**kwargs, "walltime": step.walltime}
         if self.session.resume:  # Parsl's memoizer hashes a function by name only
-            kwargs = {**kwargs, CODE_KEY: step.runner.code_digest()}
+            kwargs = {**kwargs, CODE_KEY: self._fingerprint(step.runner)}
         trace = self.trace
         if trace is not None:
             key = trace.expect(f"{step.plugin}.{step.name}", step.walltime)
@@ -229,11 +250,21 @@ class Run:
         # The caller's futures take the outcome first: a wrong number of outputs is a failure
         # recorded before `_done` lets `resolve` see this step as finished.
         handed = StepFuture().follow(future) if step.outputs is None else self._split(future, call)
+        with self._changed:
+            self._pending[call.index] = future
         future.add_done_callback(functools.partial(self._done, call))
         if trace is not None:
             trace.watch(key, future)
         self.progress.submitted()
         return handed
+
+    def _fingerprint(self, runner: Runner) -> str:
+        """The step's fingerprint, worked out once per run: a module's values may change
+        between two runs in one program."""
+        found = self._fingerprints.get(runner)
+        if found is None:
+            found = self._fingerprints[runner] = runner.code_digest()
+        return found
 
     def _split(self, parent: Future[Any], call: Call) -> tuple[StepFuture, ...]:
         """One future per declared output of `parent`'s returned tuple."""
@@ -243,11 +274,10 @@ class Run:
         def copy(done: Future[Any]) -> None:
             error = done.exception()
             value = None if error is not None else done.result()
-            if error is None and (not isinstance(value, (tuple, list))
-                                  or len(value) != len(children)):
-                error = ValueError(f"step {step.name} was declared with outputs={step.outputs} "
-                                   f"but returned {type(value).__name__} {_REPR.repr(value)}")
-                self._failed_with(error, call)
+            if error is None:
+                error = _outputs_error(step, value)
+                if error is not None:
+                    self._failed_with(error, call)
             for index, child in enumerate(children):
                 if error is None:
                     child.set_result(value[index])  # type: ignore[index]
@@ -273,12 +303,13 @@ class Run:
                                         error)
                 self._failed_with(error, call)
         finally:
-            self._settled(call.label)
+            self._settled(call.label, call.index)
 
-    def _settled(self, label: str) -> None:
+    def _settled(self, label: str, index: int | None = None) -> None:
         """A step's callback has run (or its submission failed): one fewer to wait for. The
         waiting thread is woken only when none is left (not once per step)."""
         with self._changed:
+            self._pending.pop(index, None)  # Parsl's task goes with its future
             self._running -= 1
             self._running_on[label] -= 1
             if self._running == 0:
@@ -296,27 +327,90 @@ class Run:
 
         The first failing step's own exception is raised as soon as it is known; steps still
         running are abandoned, not waited for."""
+        with self.interrupts.shielded():
+            return self._resolve(value)
+
+    def _resolve(self, value: Any) -> Any:
         while True:
+            self.interrupts.raise_pending()
             with self._changed:
                 if self.failure is not None:
                     raise self.failure
                 if self.session.closed:
+                    closing.await_signal_death()
                     raise RuntimeError("q2pconf: the Parsl session was closed while steps ran")
                 if self._running == 0:
                     break
                 self._changed.wait(0.5)  # the session may be closed, a pool may be dead
             self.watchdog.check(self._waits_on)  # outside the lock: steps go on finishing
             self.reach.check(self.session.dfk.executors)
-        return _plain(value)
+        return nested.unwrap(value)
 
     def ran(self) -> set[tuple[str, str]]:
         """(plugin, name) of every step this run submitted."""
         with self._changed:
             return set(self._ran)
 
+    def abandon(self) -> None:
+        """After a failure or an interrupt: steps of this run still queued do not start."""
+        with self._changed:
+            futures = list(self._pending.values())
+        closing.cancel_not_started(self.session.dfk, futures)
+
     def _waits_on(self, label: str) -> bool:
         """Whether a step of this run that has not finished was sent to executor `label`."""
         return self._running_on.get(label, 0) > 0
+
+
+class SerialRun:
+    """A pipeline run without Parsl: each step runs when it is called, in the caller's thread,
+    and returns a completed future, so the body sees what a parallel run gives it. Every
+    check of a parallel run is made: outputs=N, walltime, the note naming a failing step."""
+
+    def __init__(self) -> None:
+        self.records: list[StepRecord] = []
+
+    def submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        call = Call(step, args, kwargs, None, -1)
+        began = time.time()
+        try:
+            # the function itself, not its runner: in this thread a KeyboardInterrupt can be
+            # the user's Ctrl-C, which must stop the run as itself
+            value = _within(step.walltime, step.func, nested.unwrap(args), nested.unwrap(kwargs))
+            error = None if step.outputs is None else _outputs_error(step, value)
+            if error is not None:
+                raise error
+        except BaseException as failure:
+            self.records.append(StepRecord(step.name, SERIAL_LABEL, began, time.time(), "failed"))
+            _add_note(failure, f"q2pconf: in {call.where()}")
+            raise
+        self.records.append(StepRecord(step.name, SERIAL_LABEL, began, time.time(), "exec_done"))
+        if step.outputs is None:
+            return _completed(value)
+        return tuple(_completed(item) for item in value)
+
+
+def _within(walltime: float | None, func: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    """func(*args, **kwargs), stopped after `walltime` seconds as Parsl stops it."""
+    if walltime is None:
+        return func(*args, **kwargs)
+    from parsl.app.python import timeout  # Parsl's own: the same AppTimeout, raised the same way
+
+    return timeout(func, walltime)(*args, **kwargs)
+
+
+def _completed(value: Any) -> Future[Any]:
+    future: Future[Any] = Future()
+    future.set_result(value)
+    return future
+
+
+def _outputs_error(step: Step, value: Any) -> ValueError | None:
+    """Why `value` is not what `@step(outputs=N)` promised, or None."""
+    if isinstance(value, (tuple, list)) and len(value) == step.outputs:
+        return None
+    return ValueError(f"step {step.name} was declared with outputs={step.outputs} "
+                      f"but returned {type(value).__name__} {_REPR.repr(value)}")
 
 
 @dataclass(frozen=True)
@@ -327,13 +421,13 @@ class Call:
     step: Step
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
-    label: str
-    index: int
+    label: str | None  # None: run serially
+    index: int  # in the run's history (-1: a serial run's)
 
     def where(self) -> str:
         step = self.step
-        text = (f"step {step.plugin}.{step.name}({_summary(self.args, self.kwargs)}) "
-                f"on executor {self.label!r}")
+        on = "run serially" if self.label is None else f"on executor {self.label!r}"
+        text = f"step {step.plugin}.{step.name}({_summary(self.args, self.kwargs)}) {on}"
         return text if step.walltime is None else f"{text} (walltime {step.walltime:g} s)"
 
 
@@ -353,21 +447,6 @@ def _launched(session: sessions.Session) -> int:
     from parsl.dataflow.states import States
 
     return session.dfk.task_state_counts[States.launched]
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Future):
-        return _plain(value.result())
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, tuple):
-        items = [_plain(item) for item in value]
-        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
-    if isinstance(value, dict):
-        return type(value)((key, _plain(item)) for key, item in value.items())
-    if isinstance(value, (set, frozenset)):
-        return type(value)(_plain(item) for item in value)
-    return value
 
 
 _REPR = reprlib.Repr()

@@ -26,7 +26,7 @@ EXAMPLES = {"int": "2", "float": "1.5", "str": '"text"', "bool": "true", "list":
             "table": "{ key = 1 }"}
 # [parsl] keys q2pconf sets itself, and why the file cannot.
 MANAGED = {
-    "dependency_resolver": "q2pconf always follows futures inside lists and dicts",
+    "dependency_resolver": "q2pconf always follows futures nested in lists, tuples, sets and dicts",
     "retry_handler": "it takes a Python function: pass a parsl.Config to ParallelConfig instead",
     "std_autopath": "it takes a Python function: pass a parsl.Config to ParallelConfig instead",
 }
@@ -155,7 +155,7 @@ class _Checker:
         if missing:
             raise self.fail(key, f"{name} needs {', '.join(missing)}",
                             f"add {missing[0]} = ... to this table")
-        limits.check(self, name, kwargs, key, params)
+        limits.check(self, kwargs, key, params)
         return ObjectSpec(kind, name, kwargs, key)
 
     def resolve(self, kind: str, cls: str, key: str) -> str:
@@ -245,7 +245,7 @@ class _Checker:
             options[arg] = self.argument("config", "Config", params, arg, value, key)
             if arg == "run_dir":
                 options[arg] = self.run_dir(value, key)
-        limits.check(self, "Config", options, "parsl", params)
+        limits.check(self, options, "parsl", params)
         return options
 
     def run_dir(self, value: str, key: str) -> str:

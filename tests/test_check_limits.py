@@ -82,6 +82,15 @@ NEVER_RUNS = [
      "workers know"),
     (two_executors(htex_extra="prefetch_capacity = -1"), "parsl.executors[1].prefetch_capacity",
      "negative"),
+    (two_executors(htex_extra="drain_period = 0"), "parsl.executors[1].drain_period", "drain"),
+    (two_executors(htex_extra="address_probe_timeout = -5"),
+     "parsl.executors[1].address_probe_timeout", "give up"),
+    (two_executors(parsl_extra="internal_tasks_max_threads = 0"),
+     "parsl.internal_tasks_max_threads", "would not start"),
+    (two_executors(provider="PBSProProvider", extra="cpus_per_node = 0\n"),
+     "parsl.executors[1].provider.cpus_per_node", "without CPUs"),
+    (two_executors(provider="SlurmProvider", extra="status_batch_size = 0\n"),
+     "parsl.executors[1].provider.status_batch_size", "status"),
 ]
 
 

@@ -13,7 +13,7 @@ import pytest
 import pipeline_steps
 from procs import new_token, wait_gone
 from q2pconf import step
-from q2pconf.transport import Runner
+from q2pconf.transport import Remote
 from test_session import child_env
 
 SCRIPT = '''
@@ -71,7 +71,7 @@ def test_a_script_that_runs_its_pipeline_on_import_gets_a_clear_error(tmp_path: 
 def test_steps_in_importable_modules_travel_by_reference() -> None:
     blob = pickle.dumps(pipeline_steps.add.runner)
     assert b"pipeline_steps" in blob and len(blob) < 300
-    assert pickle.loads(blob) is pipeline_steps.add.runner
+    assert pickle.loads(blob).runner is pipeline_steps.add.runner
 
 
 def test_a_step_made_inside_a_function_travels_by_value() -> None:
@@ -82,7 +82,7 @@ def test_a_step_made_inside_a_function_travels_by_value() -> None:
     import dill
 
     copy = dill.loads(dill.dumps(runner))
-    assert isinstance(copy, Runner) and copy is not runner
+    assert isinstance(copy, Remote) and copy.runner is not runner
     assert copy(6) == 42
 
 
