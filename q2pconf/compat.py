@@ -26,7 +26,7 @@ def get_vendored_config() -> tuple[dict[str, Any], dict[str, Any], str]:
     "vendored config dict". Reads and builds nothing else; nothing is checked."""
     from q2pconf.find import locate
     from q2pconf.templates import vendored_dict
-    from q2pconf.validate import read_toml
+    from q2pconf.tomlfile import read_toml
 
     path = locate().path
     doc = vendored_dict() if path is None else read_toml(path)
