@@ -190,8 +190,8 @@ def main() -> None:
         print(f"serial:   {elapsed:.2f} s (same result) -> speed-up {elapsed / parallel:.2f}x")
     if q2pconf.usable_cpus() <= 2:
         print(f"(this machine has {q2pconf.usable_cpus()} usable CPUs: the vendored default "
-              "gives one thread and two HTEX workers, which need about a second to start; the "
-              "speed-up grows with CPUs and with --samples)")
+              "gives one thread and one HTEX worker (usable CPUs - 1, as in QIIME 2), and the "
+              "HTEX needs about a second to start; the speed-up grows with CPUs and --samples)")
 
 
 def _timed(run: Callable[[], object]) -> tuple[object, float]:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from configs import two_executors
 from q2pconf import catalog
 from q2pconf.config import check, from_dict, load
-from q2pconf.cpus import default_workers, htex_workers
+from q2pconf.cpus import default_workers
 from q2pconf.errors import ConfigError
 
 # The seed document's default, as printed there; numCPUs - 1 is filled in before parsing.
@@ -146,7 +146,7 @@ def test_mapping_only_file_uses_the_vendored_executors(tmp_path):
     assert settings.labels == ("default", "htex")
     assert settings.plan.vendored_executors
     assert settings.mapping == {"dada2.denoise_single": "htex"}
-    assert settings.workers("htex") == htex_workers()
+    assert settings.workers("htex") == default_workers()
     assert settings.workers("default") == default_workers()
 
 
