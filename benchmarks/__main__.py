@@ -9,18 +9,20 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchmarks import children
+from q2pconf.cpus import usable_cpus
 
 ROOT = Path(__file__).resolve().parent.parent
 HTEX2 = """\
@@ -62,17 +64,40 @@ def python(code: str, *args: str, env: dict[str, str] | None = None,
     command (a multi-node cluster's `command`, to run it in the cluster's network)."""
     done = subprocess.run(where([sys.executable, "-c", code, *args]), capture_output=True,
                           text=True, timeout=timeout,
-                          env={**os.environ, "Q2PCONF_PROGRESS": "0",
+                          env={**_as_installed(os.environ), "Q2PCONF_PROGRESS": "0",
                                "PYTHONPATH": str(ROOT), **(env or {})})
     if done.returncode != 0:
         raise RuntimeError(f"benchmark child failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _as_installed(env: Mapping[str, str]) -> dict[str, str]:
+    """Without PYTHONDONTWRITEBYTECODE: an installed package has its bytecode compiled, and
+    compiling q2pconf's modules on every start would be most of what the lookup rows show."""
+    return {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def wall(command: list[str], env: dict[str, str] | None = None) -> float:
     began = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True, env=env)
+    subprocess.run(command, check=True, capture_output=True,
+                   env=_as_installed(os.environ if env is None else env))
     return time.perf_counter() - began
+
+
+def demo(repeat: int, scratch: Path) -> Row:
+    """`make demo`: examples/amplicon.py on the vendored default, parallel then serial."""
+    env = {**_as_installed(os.environ), **_isolated(scratch), "Q2PCONF_PROGRESS": "0"}
+    pairs = []
+    for _ in range(repeat):
+        out = subprocess.run([sys.executable, str(ROOT / "examples" / "amplicon.py")],
+                             capture_output=True, text=True, check=True, env=env,
+                             timeout=600).stdout
+        seconds = dict(re.findall(r"^(parallel|serial): +([0-9.]+) s", out, flags=re.M))
+        pairs.append((float(seconds["serial"]), float(seconds["parallel"])))
+    serial, parallel = (statistics.median(p[i] for p in pairs) for i in (0, 1))
+    return Row("make demo (examples/amplicon.py, vendored default): serial vs parallel "
+               "(speed-up)", serial, parallel, "s", ">= 1.50",
+               f"{usable_cpus()} usable CPUs; parallel includes the HTEX start")
 
 
 def medians(ours: Callable[[], float], baseline: Callable[[], float],
@@ -89,11 +114,10 @@ def fan_out(repeat: int) -> Row:
 
 
 def tracing(repeat: int) -> Row:
-    args = (children.FAN_OUT, "2000", "q2pconf", "2")
-    ours, off = medians(lambda: python(*args)["seconds"],
-                        lambda: python(*args, env={"Q2PCONF_TRACE": "0"})["seconds"], repeat)
-    return Row("2000 trivial steps: dispatch with tracing (default) vs Q2PCONF_TRACE=0", ours,
-               off, "s", "<= 1.05", "a trace line per step, written as it ends")
+    result = python(children.TRACING, "2000", str(2 * repeat))
+    return Row("2000 trivial steps: dispatch with tracing (default) vs Q2PCONF_TRACE=0",
+               result["on"], result["off"], "s", "<= 1.05",
+               f"alternately in one process, {2 * repeat} runs each")
 
 
 def fan_out_htex(repeat: int, scratch: Path) -> Row:
@@ -320,7 +344,7 @@ def main() -> None:
             lambda: htex_first(args.repeat, scratch), lambda: sleeps(args.repeat),
             lambda: first_result(args.repeat, scratch), lambda: cpu(args.repeat, scratch),
             lambda: import_cost(args.repeat, scratch), lambda: activation(args.repeat, scratch),
-            lambda: memory(scratch)]
+            lambda: memory(scratch), lambda: demo(args.repeat, scratch)]
         if not args.no_slurm:
             steps.append(lambda: slurm(args.repeat, scratch))
             steps.append(lambda: multinode(args.repeat, scratch))

@@ -208,7 +208,7 @@ def run():
 began = time.time()
 assert run() == 1
 first = time.time() - began
-run_dir = session._SESSION.dfk.run_dir
+run_dir = session.session().dfk.run_dir
 session.close()
 
 def stamp(pattern, text):
@@ -227,4 +227,33 @@ marks = {"interchange up": stamp("htex/interchange.log", "Bound to port"),
          "workers forked": stamp("htex/block-*/*/manager.log", "Manager threads started"),
          "registered": stamp("htex/interchange.log", "Registered manager")}
 print(json.dumps({"first": first, "marks": marks}))
+"""
+
+# The same 2000 steps with the trace on and off, alternately in one process (Q2PCONF_TRACE is
+# read at each pipeline call), so a load that changes over time weighs on both alike.
+TRACING = """
+import json, os, statistics, sys, time
+from parsl.config import Config
+from parsl.executors import ThreadPoolExecutor
+import q2pconf
+from q2pconf import parallel_pipeline, step
+
+n, rounds = int(sys.argv[1]), int(sys.argv[2])
+work = step(lambda i: i)
+
+@parallel_pipeline
+def run(n):
+    return [work(i) for i in range(n)]
+
+times = {"1": [], "0": []}
+with q2pconf.ParallelConfig(Config(executors=[ThreadPoolExecutor(label="default",
+                                                                 max_threads=2)])):
+    run(10)
+    for index in range(rounds):
+        for mode in ("1", "0") if index % 2 else ("0", "1"):
+            os.environ["Q2PCONF_TRACE"] = mode
+            began = time.perf_counter()
+            assert sum(run(n)) == n * (n - 1) // 2
+            times[mode].append(time.perf_counter() - began)
+print(json.dumps({"on": statistics.median(times["1"]), "off": statistics.median(times["0"])}))
 """

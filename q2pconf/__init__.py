@@ -27,6 +27,7 @@ from typing import Any
 _EXPORTS = {
     "ConfigError": "q2pconf.errors",
     "UnknownLabelError": "q2pconf.errors",
+    "StepError": "q2pconf.errors",
     "locate": "q2pconf.find",
     "Located": "q2pconf.find",
     "load": "q2pconf.config",
@@ -38,7 +39,7 @@ _EXPORTS = {
     "seed_prefix": "q2pconf.seed",
     "parallel_pipeline": "q2pconf.pipeline",
     "step": "q2pconf.pipeline",
-    "StepRecord": "q2pconf.pipeline",
+    "StepRecord": "q2pconf.history",
     "ParallelConfig": "q2pconf.session",
     "ExecutorFailed": "q2pconf.watchdog",
     "add_parallel_arguments": "q2pconf.cli",

@@ -50,12 +50,13 @@ def parsl_config(plan: Plan, labels: Iterable[str] | None = None, **defaults: An
 
 
 def follow_nested_futures(config: Any) -> Any:
-    """Let steps take futures inside lists, tuples, sets and dicts: Parsl's default resolver
-    only waits for futures passed directly. Keeps a resolver the caller chose itself."""
+    """Let steps take futures nested inside lists, tuples, sets, frozensets and dicts (the
+    rule is q2pconf.nested's): Parsl's default resolver only waits for futures passed
+    directly. Keeps a resolver the caller chose itself."""
     if config.dependency_resolver is None:
-        from parsl.dataflow.dependency_resolvers import DEEP_DEPENDENCY_RESOLVER
+        from q2pconf import nested
 
-        config.dependency_resolver = DEEP_DEPENDENCY_RESOLVER
+        config.dependency_resolver = nested.resolver()
     return config
 
 

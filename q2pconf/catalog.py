@@ -30,6 +30,7 @@ NAMESPACES = {
 ANY = frozenset({"any"})
 NUMBER = frozenset({"int", "float"})
 CACHE_FORMAT = 2  # bump when the cached document's shape changes
+CACHE_LIMIT = 16 << 20  # bytes; a real catalog is a few dozen kB
 
 # One constructor keyword: which TOML kinds it takes, its fixed choices if any, and the kinds
 # an array's items may have (None: any). (A namedtuple, not a dataclass: this module is on
@@ -107,11 +108,13 @@ def _catalog() -> dict[str, Any]:
 
 def cache_path(root: Path) -> Path:
     """One cache file per Parsl installation, in the user's cache directory."""
-    import hashlib
+    # A name, not a secret (hashlib costs ~2 ms to import): the stamp inside the file says
+    # whose it is, so two roots sharing a name only rebuild each other's cache.
+    import zlib
 
     from platformdirs import user_cache_dir
 
-    digest = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+    digest = f"{zlib.crc32(str(root).encode()):08x}"
     return Path(user_cache_dir("q2pconf"), f"parsl-catalog-{digest}.json")
 
 
@@ -163,8 +166,9 @@ def _stamp(root: Path, files: dict[str, list[int]]) -> dict[str, Any]:
 def _read_cache(path: Path, root: Path) -> dict[str, Any] | None:
     """The cached catalog if it is whole and every file it was read from is unchanged."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            doc = json.load(handle)
+        from q2pconf.tomlfile import read_regular
+
+        doc = json.loads(read_regular(path, CACHE_LIMIT))  # a FIFO put there must not block
         stamp = doc["stamp"]
         listed = [entry[0] for entry in stamp["files"]]
         if not set(_always(root)) <= set(listed) or stamp != _stamp(root, _current(listed)):

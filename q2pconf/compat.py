@@ -26,7 +26,7 @@ def get_vendored_config() -> tuple[dict[str, Any], dict[str, Any], str]:
     "vendored config dict". Reads and builds nothing else; nothing is checked."""
     from q2pconf.find import locate
     from q2pconf.templates import vendored_dict
-    from q2pconf.validate import read_toml
+    from q2pconf.tomlfile import read_toml
 
     path = locate().path
     doc = vendored_dict() if path is None else read_toml(path)
@@ -69,5 +69,10 @@ def _pair(settings: Settings) -> tuple[Any, dict[str, Any]]:
             nested.setdefault(plugin, {})[action] = label
         else:
             nested[name] = label
-    config = None if settings.plan.mapping_only else settings.parsl_config()
-    return config, nested
+    if settings.plan.mapping_only:
+        return None, nested
+    # q2pconf's session settings (a short strategy period) unless the file sets them: a
+    # config loaded this way is usually handed to ParallelConfig, as q2cli does.
+    from q2pconf.session import SESSION_DEFAULTS
+
+    return settings.parsl_config(**SESSION_DEFAULTS), nested

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from q2pconf.tomlfile import read_toml
 from q2pconf.validate import Plan, plan
@@ -16,14 +15,13 @@ IN_MEMORY = "<built-in default>"
 DEFAULT_LABEL = "default"  # unmapped steps run here; every config must have it
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """A checked config and where it came from. Nothing is started until you build from it."""
 
     path: Path | None
     source: str
     plan: Plan
-    trail: tuple[Looked, ...] = field(default=())
+    trail: tuple[Looked, ...] = ()
 
     @property
     def labels(self) -> tuple[str, ...]:

@@ -1,8 +1,10 @@
 """How many CPUs this process may use, and how many workers the vendored default gives each
 executor.
 
-    >>> from q2pconf.cpus import usable_cpus, default_workers
+    >>> from q2pconf.cpus import usable_cpus, default_workers, htex_workers
     >>> usable_cpus() >= 1 and default_workers() == max(usable_cpus() - 1, 1)
+    True
+    >>> htex_workers() == (usable_cpus() if usable_cpus() <= 2 else usable_cpus() - 1)
     True
 """
 from __future__ import annotations
@@ -27,8 +29,16 @@ def usable_cpus(cgroup_root: str = CGROUP_ROOT, proc_cgroup: str = "/proc/self/c
 
 
 def default_workers() -> int:
-    """Workers per executor in the vendored default: usable CPUs - 1, at least 1."""
+    """Threads in the vendored default (the seed's rule): usable CPUs - 1, at least 1."""
     return max(usable_cpus() - 1, 1)
+
+
+def htex_workers(cpus: int | None = None) -> int:
+    """HTEX workers in the vendored default: the seed's usable CPUs - 1, except on 2 CPUs, where
+    both get a worker (README, "The vendored default": the CPU the rule keeps for the program
+    is, on 2 CPUs, half the machine, and the program mostly waits for its workers)."""
+    n = usable_cpus() if cpus is None else cpus
+    return n if n <= 2 else n - 1
 
 
 def cgroup_cpu_quota(cgroup_root: str = CGROUP_ROOT,

@@ -1,7 +1,7 @@
-"""The one error type q2pconf raises for a bad config, and the warnings it logs."""
+"""The error types q2pconf raises (a bad config; a step whose failure cannot travel), and the
+warnings it logs."""
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
@@ -38,6 +38,32 @@ class UnknownLabelError(ConfigError, KeyError):
 QIIME2_THREAD_LABEL = "tpool"
 
 
+class StepError(Exception):
+    """A step raised an exception that cannot travel back from its worker as itself, or one
+    that would end the program (SystemExit, KeyboardInterrupt), or returned a value that
+    cannot be sent back from its worker. It carries what is needed to fix it, as text:
+
+    - `step`: the step's name; `kind`: "raised" or "returned";
+    - `type_name`: the exception's (or value's) type, as module.qualname;
+    - `message`: the exception's message (or the value's repr), `trace`: the worker's
+      traceback, formatted; `problem`: why the original could not be sent.
+    """
+
+    def __init__(self, step: str, kind: str, type_name: str, message: str, trace: str,
+                 problem: str) -> None:
+        super().__init__(step, kind, type_name, message, trace, problem)
+        self.step, self.kind, self.type_name = step, kind, type_name
+        self.message, self.trace, self.problem = message, trace, problem
+
+    def __str__(self) -> str:
+        if self.kind == "returned":
+            return (f"step {self.step} returned {self.type_name} {self.message}, which cannot be "
+                    f"sent back from its worker: {self.problem}\n  Fix: return plain data, or "
+                    "objects whose class can be imported and rebuilt where the pipeline runs")
+        return (f"step {self.step} raised {self.type_name}: {self.message}\n"
+                f"  ({self.problem})\n{self.trace}".rstrip())
+
+
 def no_such_executor(file: object, key: str, label: str, labels: Iterable[str],
                      thread_pools: Iterable[str] = ()) -> UnknownLabelError:
     """The one message for a label that no executor of the config in force has.
@@ -55,6 +81,8 @@ def no_such_executor(file: object, key: str, label: str, labels: Iterable[str],
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """'did you mean X?' for the closest choice, else a list of the valid ones."""
     options = sorted(set(choices))
+    import difflib  # only when a message needs it
+
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     if close:
         return f"did you mean {close[0]}?"

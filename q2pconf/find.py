@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from q2pconf.paths import conda_config_path, site_config_path, user_config_path
 from q2pconf.errors import ConfigError, warn_once
@@ -12,8 +12,7 @@ from q2pconf.errors import ConfigError, warn_once
 SOURCES = ("explicit", "QIIME2_CONFIG", "user", "site", "conda", "vendored", "in-memory")
 
 
-@dataclass(frozen=True)
-class Looked:
+class Looked(NamedTuple):
     """One place the lookup looked at, and why it did not use it."""
 
     source: str
@@ -21,13 +20,12 @@ class Looked:
     note: str
 
 
-@dataclass(frozen=True)
-class Located:
+class Located(NamedTuple):
     """The lookup's answer: the file to read (None: the default in memory) and how it was chosen."""
 
     path: Path | None
     source: str
-    trail: tuple[Looked, ...] = field(default=())
+    trail: tuple[Looked, ...] = ()
 
 
 def locate(explicit: str | os.PathLike[str] | None = None, *, seed: bool = True) -> Located:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import ctypes.util
 import os
 import signal
 import socket
@@ -37,6 +36,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 POLL = 0.2  # seconds between looks at the child, the parent and the signals
 PROBE = 1.0  # seconds between connection attempts to the interchange
@@ -77,10 +77,21 @@ def _parser() -> argparse.ArgumentParser:
                                      "{interchange,pool} [--lost-after S] -- COMMAND...",
                                      description="Run an HTEX part; end it with its program.")
     parser.add_argument("role", choices=("interchange", "pool"))
-    default = float(os.environ.get(LOST_AFTER_VAR) or LOST_AFTER)
+    default = _seconds(os.environ.get(LOST_AFTER_VAR) or str(LOST_AFTER))
     parser.add_argument("--lost-after", type=float, default=default,
                         help="pool: seconds the interchange may refuse connections")
     return parser
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:  # also NaN
+        sys.exit(f"q2pconf.guard: {LOST_AFTER_VAR}={text!r} is not a number of seconds: set it "
+                 f"to a positive number, or unset it for {LOST_AFTER:g}")
+    return value
 
 
 def _note(signum: int, frame: object) -> None:
@@ -91,19 +102,23 @@ def _note(signum: int, frame: object) -> None:
 def _child_setup() -> None:
     """In the child before exec: its own process group, and death with the guard (Linux)."""
     os.setpgid(0, 0)
-    _die_with_parent()
+    if _PRCTL is not None:
+        # PR_SET_PDEATHSIG fires when the *thread* that forked exits: the guard forks from
+        # its main thread, which lives until the guard exits.
+        _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
 
-def _die_with_parent() -> None:
-    # PR_SET_PDEATHSIG fires when the *thread* that forked exits: the guard forks from its
-    # main thread, which lives until the guard exits.
+def _prctl() -> Any:
+    """libc's prctl, looked up before the fork (nothing but the call happens after it)."""
     if not sys.platform.startswith("linux"):
-        return
+        return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        pass
+        return None
+
+
+_PRCTL = _prctl()
 
 
 def _supervise(child: subprocess.Popen[bytes], parent: int,

@@ -8,12 +8,9 @@ the fix. `q2pconf check` passing means the config can start.
 """
 from __future__ import annotations
 
-import ast
-import ipaddress
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from q2pconf.catalog import Param
@@ -25,8 +22,7 @@ AFFINITIES = ("none", "block", "alternating", "block-reverse")
 LOOPBACK_NAMES = ("localhost",)
 
 
-@dataclass(frozen=True)
-class Limit:
+class Limit(NamedTuple):
     """Which values of one keyword can work (`works`), why others cannot, and the fix."""
 
     works: Callable[[Any], bool]
@@ -78,15 +74,31 @@ LIMITS: dict[str, Limit] = {
     "prefetch_capacity": _whole("prefetch_capacity", 0, "a count cannot be negative", "0"),
     "worker_port": Limit(lambda v: 0 < v < 65536, "must be a TCP port, 1 to 65535",
                          "write worker_port = 54000, or remove it to let Parsl choose"),
+    "internal_tasks_max_threads": _whole("internal_tasks_max_threads", 1,
+                                         "Parsl's own thread pool would not start", "10"),
+    "address_probe_timeout": _whole("address_probe_timeout", 0, "every worker would give "
+                                    "up finding the interchange at once", "30"),
+    "drain_period": _positive("drain_period", "workers would drain before taking a task",
+                              "3600"),
+    "max_idletime": _whole("max_idletime", 0, "a time cannot be negative", "120"),
+    "cpus_per_node": _whole("cpus_per_node", 1, "a node without CPUs runs nothing", "8"),
+    "gpus_per_node": _whole("gpus_per_node", 0, "a count cannot be negative", "1"),
+    "cores_per_slot": _positive("cores_per_slot", "a slot without cores runs nothing", "1"),
+    "mem_per_slot": _positive("mem_per_slot", "a slot without memory runs nothing", "4"),
+    "init_cpu": _positive("init_cpu", "a pod without CPU runs nothing", "1"),
+    "max_cpu": _positive("max_cpu", "a pod without CPU runs nothing", "2"),
+    "status_batch_size": _whole("status_batch_size", 1, "no job's status could be asked",
+                                "50"),
+    "cmd_chunk_size": _whole("cmd_chunk_size", 1, "no job could be cancelled", "100"),
     "usage_tracking": Limit(lambda v: v in (0, 1, 2, 3), "must be a level from 0 to 3",
                             "write usage_tracking = 0 (off)"),
 }
 
 
-def check(checker: _Checker, owner: str, kwargs: dict[str, Any], key: str,
+def check(checker: _Checker, kwargs: dict[str, Any], key: str,
           params: dict[str, Param]) -> None:
-    """Refuse a value that cannot work in one table (the keys of `owner`, checked already by
-    type), and combinations of its keys that cannot."""
+    """Refuse a value that cannot work in one table (its keys checked already by type, against
+    `params`), and combinations of its keys that cannot."""
     for arg, value in kwargs.items():
         limit = LIMITS.get(arg)
         if limit is not None and _number(value) and not limit.works(value):
@@ -96,7 +108,7 @@ def check(checker: _Checker, owner: str, kwargs: dict[str, Any], key: str,
     _affinity(checker, kwargs, key)
     _blocks(checker, kwargs, key, params)
     _heartbeat(checker, kwargs, key)
-    _network(checker, owner, kwargs, key)
+    _network(checker, kwargs, key)
 
 
 def effective(kwargs: dict[str, Any], params: dict[str, Param], arg: str) -> Any:
@@ -106,6 +118,8 @@ def effective(kwargs: dict[str, Any], params: dict[str, Param], arg: str) -> Any
     param = params.get(arg)
     if param is None or not param.default:
         return None
+    import ast  # a default's text, read only when a file leaves the keyword out
+
     try:
         return ast.literal_eval(param.default)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
@@ -173,7 +187,7 @@ def _heartbeat(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
                            f"write heartbeat_threshold = {max(4 * period, 30)} or more")
 
 
-def _network(checker: _Checker, owner: str, kwargs: dict[str, Any], key: str) -> None:
+def _network(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
     """Unencrypted worker traffic is a pickle, and a pickle is code: it may only stay on
     this machine (an address on loopback, or q2pconf's loopback for a LocalProvider)."""
     if kwargs.get("encrypted") is not False:
@@ -196,6 +210,8 @@ def loopback(address: str) -> bool:
     """True for an address that only this machine can reach."""
     if address.strip().lower() in LOOPBACK_NAMES:
         return True
+    import ipaddress  # only for an address that is not a name
+
     try:
         return ipaddress.ip_address(address.strip()).is_loopback
     except ValueError:

@@ -1,9 +1,9 @@
 """`@step` and `@parallel_pipeline`: a pipeline body that sends its steps to Parsl.
 
 The body runs in the caller's thread. Each step call inside it becomes a Parsl app and returns
-a future at once; futures (also inside lists, tuples and dicts) passed to later steps are
-waited on by Parsl before those steps run. Only the outermost pipeline call waits, and it
-returns plain values.
+a future at once; futures passed to later steps (also nested in lists, tuples, sets and dicts:
+see q2pconf.nested) are waited on by Parsl before those steps run. Only the outermost pipeline
+call waits, and it returns plain values.
 """
 from __future__ import annotations
 
@@ -13,23 +13,29 @@ import os
 import reprlib
 import sys
 import threading
-from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeVar, overload
 
+from q2pconf import closing
+from q2pconf import nested
 from q2pconf import session as sessions
 from q2pconf import unmatched
 from q2pconf import trace as tracing
+from q2pconf.futures import StepFuture
+from q2pconf.history import History, StepRecord
 from q2pconf.measure import TRACE_KEY
 from q2pconf.progress import Progress
 from q2pconf.reach import ConnectWatches
 from q2pconf.watchdog import Watchdog, pool_failed
-from q2pconf.transport import CODE_KEY, Runner, refuse_while_loading
+from q2pconf.transport import CODE_KEY, Runner, global_names, refuse_while_loading
 
 F = TypeVar("F", bound=Callable[..., Any])
-SERIAL = object()  # the active "run" while a pipeline runs with no Parsl at all
+SERIAL_LABEL = "(serial)"  # the executor a serial run's history names
 _ACTIVE: contextvars.ContextVar[Any] = contextvars.ContextVar("q2pconf_run", default=None)
 
 
@@ -53,7 +59,7 @@ class Step:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         run = _ACTIVE.get()
-        if run is None or run is SERIAL:
+        if run is None:
             return self.func(*args, **kwargs)
         return run.submit(self, args, kwargs)
 
@@ -93,7 +99,7 @@ class Pipeline:
         self.func = func
         self.resume = resume
         self.report = report
-        self.history: list[StepRecord] = []
+        self.history: Sequence[StepRecord] = ()
         self.trace_path: Path | None = None  # the last run's trace (q2pconf.trace)
         self.report_path: Path | None = None
 
@@ -101,23 +107,34 @@ class Pipeline:
         if _ACTIVE.get() is not None:  # nested, or serial: run inline
             return self.func(*args, **kwargs)
         refuse_while_loading()
-        with sessions.using(self.resume) as session:  # no other thread closes it meanwhile
-            run = Run(session, tracing.start(session, self.__name__))
-            token = _ACTIVE.set(run)
-            outcome = "failed"
-            try:
-                with sessions.closed_on_interrupt(), run.progress:
-                    value = run.resolve(self.func(*args, **kwargs))
-                unmatched.unused_keys(session.mapping, run.ran(), self.__name__)
-                outcome = "done"
-                return value
-            except KeyboardInterrupt:
+        with closing.Interrupts() as interrupts:  # Ctrl-C never lands inside Parsl's locks
+            with interrupts.shielded(), sessions.using(self.resume) as session:
+                # held: no other thread closes it meanwhile. An HTEX the body's steps will
+                # need starts now, beside its first thread steps.
+                session.start_early(session.label_for(s.name, s.plugin, s.executor)
+                                    for s in steps_named(self.func))
+                run = Run(session, tracing.start(session, self.__name__), interrupts)
+                with interrupts.exposed():
+                    return self._run(run, args, kwargs)
+
+    def _run(self, run: Run, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        token = _ACTIVE.set(run)
+        outcome = "failed"
+        try:
+            with sessions.closed_on_interrupt(), run.progress:
+                value = run.resolve(self.func(*args, **kwargs))
+            unmatched.unused_keys(run.session.mapping, run.ran(), self.__name__)
+            outcome = "done"
+            return value
+        except BaseException as error:
+            if isinstance(error, KeyboardInterrupt):
                 outcome = "interrupted"
-                raise
-            finally:
-                _ACTIVE.reset(token)
-                self.history = run.records()
-                self._end_trace(run.trace, outcome)
+            run.abandon()  # what has not started never starts
+            raise
+        finally:
+            _ACTIVE.reset(token)
+            self.history = run.history
+            self._end_trace(run.trace, outcome)
 
     def _end_trace(self, trace: tracing.Trace | None, outcome: str) -> None:
         """Finish the run's trace, and write its report when asked to."""
@@ -134,14 +151,40 @@ class Pipeline:
 
     def serial(self, *args: Any, **kwargs: Any) -> Any:
         """Run the same pipeline one step after another, without Parsl (for debugging)."""
-        token = _ACTIVE.set(SERIAL)
+        run = SerialRun()
+        token = _ACTIVE.set(run)
         try:
-            return self.func(*args, **kwargs)
+            return nested.unwrap(self.func(*args, **kwargs))
         finally:
             _ACTIVE.reset(token)
+            self.history = run.records
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         return self if obj is None else functools.partial(self, obj)
+
+
+def steps_named(func: Callable[..., Any], seen: set[int] | None = None) -> list[Step]:
+    """The steps a pipeline body names: its globals and names read from modules it names,
+    and those of pipelines it calls. Known before the body runs, they tell which executors a
+    call will likely need (a body reaching steps otherwise just starts them when called)."""
+    seen = set() if seen is None else seen
+    code = getattr(func, "__code__", None)
+    if code is None or id(func) in seen:
+        return []
+    seen.add(id(func))
+    names = global_names(code)
+    space = getattr(func, "__globals__", {})
+    found: list[Step] = []
+    for name in names:
+        value = space.get(name)
+        reached = ([getattr(value, n, None) for n in names] if isinstance(value, ModuleType)
+                   else [value])
+        for item in reached:
+            if isinstance(item, Step):
+                found.append(item)
+            elif isinstance(item, Pipeline):
+                found += steps_named(item.func, seen)
+    return found
 
 
 def parallel_pipeline(func: Any = None, *, resume: bool = False, report: bool = False) -> Any:
@@ -157,58 +200,84 @@ def parallel_pipeline(func: Any = None, *, resume: bool = False, report: bool = 
 
 
 class Run:
-    """The steps one outermost pipeline call submitted, and the first step that failed."""
+    """The steps one outermost pipeline call submitted: how many still run, where and when
+    each ran (`history`, compact), and the first step that failed. Nothing of a step's Parsl
+    task is kept once it finished: 100,000 steps fit in a few MB."""
 
-    def __init__(self, session: sessions.Session, trace: tracing.Trace | None = None) -> None:
+    def __init__(self, session: sessions.Session, trace: tracing.Trace | None = None,
+                 interrupts: closing.Interrupts | None = None) -> None:
         self.session = session
         self.trace = trace
-        self.futures: list[Future[Any]] = []
-        self.calls: list[Call] = []
+        self.interrupts = interrupts or closing.Interrupts()
+        self.history = History()
+        self._pending: dict[int, Future[Any]] = {}  # Parsl's futures of steps not finished
+        self._fingerprints: dict[Runner, str] = {}
+        self._ran: set[tuple[str, str]] = set()  # (plugin, name) of the steps submitted
         self.failure: BaseException | None = None
         self.progress = Progress(running=functools.partial(_launched, session))
-        self._lock = threading.Lock()
-        self._failed: Future[None] = Future()
+        self._changed = threading.Condition()  # a step finished, or failed
+        self._running = 0  # submitted steps whose done-callback has not finished
+        self._running_on: dict[str, int] = {}  # label -> its running steps
         self.watchdog = Watchdog(session.dfk)
         settings = session.settings
         self.reach = ConnectWatches(str(settings.path) if settings and settings.path else None)
 
     def submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        with self.interrupts.shielded():
+            return self._submit(step, args, kwargs)
+
+    def _submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         label = self.session.label_for(step.name, step.plugin, step.executor)
         app = self.session.app(step.runner, label)
-        call = Call(step, args, kwargs, label)
+        call = Call(step, args, kwargs, label, self.history.submitted(step.name, label))
         if step.walltime is not None:
             kwargs = {**kwargs, "walltime": step.walltime}
         if self.session.resume:  # Parsl's memoizer hashes a function by name only
-            kwargs = {**kwargs, CODE_KEY: step.runner.code_digest()}
+            kwargs = {**kwargs, CODE_KEY: self._fingerprint(step.runner)}
         trace = self.trace
         if trace is not None:
             key = trace.expect(f"{step.plugin}.{step.name}", step.walltime)
             kwargs = {**kwargs, TRACE_KEY: key}
-        future = app(*args, **kwargs)
+        with self._changed:
+            self._running += 1
+            self._running_on[label] = self._running_on.get(label, 0) + 1
+            self._ran.add((step.plugin, step.name))
+        try:
+            future = app(*args, **kwargs)
+        except BaseException:
+            self._settled(label)
+            raise
+        # The caller's futures take the outcome first: a wrong number of outputs is a failure
+        # recorded before `_done` lets `resolve` see this step as finished.
+        handed = StepFuture().follow(future) if step.outputs is None else self._split(future, call)
+        with self._changed:
+            self._pending[call.index] = future
         future.add_done_callback(functools.partial(self._done, call))
         if trace is not None:
             trace.watch(key, future)
-        with self._lock:
-            self.futures.append(future)
-            self.calls.append(call)
         self.progress.submitted()
-        if step.outputs is None:
-            return future
-        return self._split(future, call)
+        return handed
 
-    def _split(self, parent: Future[Any], call: Call) -> tuple[Future[Any], ...]:
+    def _fingerprint(self, runner: Runner) -> str:
+        """The step's fingerprint, worked out once per run: a module's values may change
+        between two runs in one program."""
+        found = self._fingerprints.get(runner)
+        if found is None:
+            found = self._fingerprints[runner] = runner.code_digest()
+        return found
+
+    def _split(self, parent: Future[Any], call: Call) -> tuple[StepFuture, ...]:
         """One future per declared output of `parent`'s returned tuple."""
         step = call.step
-        children: tuple[Future[Any], ...] = tuple(Future() for _ in range(step.outputs or 0))
+        children = tuple(StepFuture() for _ in range(step.outputs or 0))
 
         def copy(done: Future[Any]) -> None:
             error = done.exception()
             value = None if error is not None else done.result()
-            if error is None and (not isinstance(value, (tuple, list))
-                                  or len(value) != len(children)):
-                error = ValueError(f"step {step.name} was declared with outputs={step.outputs} "
-                                   f"but returned {type(value).__name__} {_REPR.repr(value)}")
-                self._failed_with(error, call)
+            if error is None:
+                error = _outputs_error(step, value)
+                if error is not None:
+                    self._failed_with(error, call)
             for index, child in enumerate(children):
                 if error is None:
                     child.set_result(value[index])  # type: ignore[index]
@@ -222,91 +291,144 @@ class Run:
         from parsl.dataflow.errors import DependencyError
         from parsl.executors.errors import BadStateException
 
-        error = future.exception()
-        self.progress.finished(failed=error is not None)
-        # A DependencyError only says an earlier step failed: that step's own error has been
-        # (or is being) reported by its own callback, and is the one the user must see.
-        if error is None or isinstance(error, DependencyError):
-            return
-        if isinstance(error, BadStateException):  # Parsl gave up on the executor's blocks
-            error = pool_failed(self.session.dfk.executors.get(call.label), call.label, error)
-        self._failed_with(error, call)
+        try:
+            self.history.finished(call.index, *_times(future))
+            error = future.exception()
+            self.progress.finished(failed=error is not None)
+            # A DependencyError only says an earlier step failed: that step's own error has
+            # been (or is being) reported by its own callback, and is the one the user must see.
+            if error is not None and not isinstance(error, DependencyError):
+                if isinstance(error, BadStateException):  # Parsl gave up on the blocks
+                    error = pool_failed(self.session.dfk.executors.get(call.label), call.label,
+                                        error)
+                self._failed_with(error, call)
+        finally:
+            self._settled(call.label, call.index)
+
+    def _settled(self, label: str, index: int | None = None) -> None:
+        """A step's callback has run (or its submission failed): one fewer to wait for. The
+        waiting thread is woken only when none is left (not once per step)."""
+        with self._changed:
+            self._pending.pop(index, None)  # Parsl's task goes with its future
+            self._running -= 1
+            self._running_on[label] -= 1
+            if self._running == 0:
+                self._changed.notify_all()
 
     def _failed_with(self, error: BaseException, call: Call) -> None:
         _add_note(error, f"q2pconf: in {call.where()}")
-        with self._lock:
+        with self._changed:
             if self.failure is None:
                 self.failure = error
-                self._failed.set_result(None)
+                self._changed.notify_all()
 
     def resolve(self, value: Any) -> Any:
         """Wait for every submitted step, then replace futures in `value` by their results.
 
         The first failing step's own exception is raised as soon as it is known; steps still
         running are abandoned, not waited for."""
-        done = 0
+        with self.interrupts.shielded():
+            return self._resolve(value)
+
+    def _resolve(self, value: Any) -> Any:
         while True:
-            if self.failure is not None:
-                raise self.failure
-            if self.session.closed:
-                raise RuntimeError("q2pconf: the Parsl session was closed while steps ran")
-            with self._lock:
-                if done == len(self.futures):
+            self.interrupts.raise_pending()
+            with self._changed:
+                if self.failure is not None:
+                    raise self.failure
+                if self.session.closed:
+                    closing.await_signal_death()
+                    raise RuntimeError("q2pconf: the Parsl session was closed while steps ran")
+                if self._running == 0:
                     break
-                future = self.futures[done]
-            if future.done():
-                if self.failure is None and _failed_step(future):
-                    # its done-callback, in Parsl's thread, may not have recorded it yet
-                    wait([self._failed], timeout=5)
-                done += 1
-            else:  # wake up now and then: a failure elsewhere must not wait for this step
-                wait([future, self._failed], timeout=0.5, return_when=FIRST_COMPLETED)
-                self.watchdog.check(self._waits_on)
-                self.reach.check(self.session.dfk.executors)
-        return _plain(value)
+                self._changed.wait(0.5)  # the session may be closed, a pool may be dead
+            self.watchdog.check(self._waits_on)  # outside the lock: steps go on finishing
+            self.reach.check(self.session.dfk.executors)
+        return nested.unwrap(value)
 
     def ran(self) -> set[tuple[str, str]]:
         """(plugin, name) of every step this run submitted."""
-        with self._lock:
-            return {(call.step.plugin, call.step.name) for call in self.calls}
+        with self._changed:
+            return set(self._ran)
+
+    def abandon(self) -> None:
+        """After a failure or an interrupt: steps of this run still queued do not start."""
+        with self._changed:
+            futures = list(self._pending.values())
+        closing.cancel_not_started(self.session.dfk, futures)
 
     def _waits_on(self, label: str) -> bool:
         """Whether a step of this run that has not finished was sent to executor `label`."""
-        with self._lock:
-            pairs = list(zip(self.calls, self.futures))
-        return any(call.label == label and not future.done() for call, future in pairs)
+        return self._running_on.get(label, 0) > 0
 
-    def records(self) -> list[StepRecord]:
-        with self._lock:
-            pairs = list(zip(self.calls, self.futures))
-        return [StepRecord(call.step.name, call.label, *_times(future)) for call, future in pairs]
+
+class SerialRun:
+    """A pipeline run without Parsl: each step runs when it is called, in the caller's thread,
+    and returns a completed future, so the body sees what a parallel run gives it. Every
+    check of a parallel run is made: outputs=N, walltime, the note naming a failing step."""
+
+    def __init__(self) -> None:
+        self.records: list[StepRecord] = []
+
+    def submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        call = Call(step, args, kwargs, None, -1)
+        began = time.time()
+        try:
+            # the function itself, not its runner: in this thread a KeyboardInterrupt can be
+            # the user's Ctrl-C, which must stop the run as itself
+            value = _within(step.walltime, step.func, nested.unwrap(args), nested.unwrap(kwargs))
+            error = None if step.outputs is None else _outputs_error(step, value)
+            if error is not None:
+                raise error
+        except BaseException as failure:
+            self.records.append(StepRecord(step.name, SERIAL_LABEL, began, time.time(), "failed"))
+            _add_note(failure, f"q2pconf: in {call.where()}")
+            raise
+        self.records.append(StepRecord(step.name, SERIAL_LABEL, began, time.time(), "exec_done"))
+        if step.outputs is None:
+            return _completed(value)
+        return tuple(_completed(item) for item in value)
+
+
+def _within(walltime: float | None, func: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    """func(*args, **kwargs), stopped after `walltime` seconds as Parsl stops it."""
+    if walltime is None:
+        return func(*args, **kwargs)
+    from parsl.app.python import timeout  # Parsl's own: the same AppTimeout, raised the same way
+
+    return timeout(func, walltime)(*args, **kwargs)
+
+
+def _completed(value: Any) -> Future[Any]:
+    future: Future[Any] = Future()
+    future.set_result(value)
+    return future
+
+
+def _outputs_error(step: Step, value: Any) -> ValueError | None:
+    """Why `value` is not what `@step(outputs=N)` promised, or None."""
+    if isinstance(value, (tuple, list)) and len(value) == step.outputs:
+        return None
+    return ValueError(f"step {step.name} was declared with outputs={step.outputs} "
+                      f"but returned {type(value).__name__} {_REPR.repr(value)}")
 
 
 @dataclass(frozen=True)
 class Call:
-    """One submitted step call, described only if it fails (formatting costs per step)."""
+    """One submitted step call, kept only until it finished: described if it fails
+    (formatting costs per step), and where its history entry is."""
 
     step: Step
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
-    label: str
+    label: str | None  # None: run serially
+    index: int  # in the run's history (-1: a serial run's)
 
     def where(self) -> str:
         step = self.step
-        text = (f"step {step.plugin}.{step.name}({_summary(self.args, self.kwargs)}) "
-                f"on executor {self.label!r}")
+        on = "run serially" if self.label is None else f"on executor {self.label!r}"
+        text = f"step {step.plugin}.{step.name}({_summary(self.args, self.kwargs)}) {on}"
         return text if step.walltime is None else f"{text} (walltime {step.walltime:g} s)"
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    """Where and when one step of the last run ran (times from Parsl, seconds since epoch)."""
-
-    name: str
-    executor: str
-    started: float | None
-    finished: float | None
-    state: str
 
 
 def _times(future: Any) -> tuple[float | None, float | None, str]:
@@ -320,34 +442,11 @@ def _times(future: Any) -> tuple[float | None, float | None, str]:
             getattr(record.get("status"), "name", "unknown"))
 
 
-def _failed_step(future: Future[Any]) -> bool:
-    """A finished step's future holds its own error (not a dependency's)."""
-    from parsl.dataflow.errors import DependencyError
-
-    error = future.exception()
-    return error is not None and not isinstance(error, DependencyError)
-
-
 def _launched(session: sessions.Session) -> int:
     """Tasks the session's executors hold now (Parsl's count; they may still be queued)."""
     from parsl.dataflow.states import States
 
     return session.dfk.task_state_counts[States.launched]
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Future):
-        return _plain(value.result())
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, tuple):
-        items = [_plain(item) for item in value]
-        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
-    if isinstance(value, dict):
-        return type(value)((key, _plain(item)) for key, item in value.items())
-    if isinstance(value, (set, frozenset)):
-        return type(value)(_plain(item) for item in value)
-    return value
 
 
 _REPR = reprlib.Repr()

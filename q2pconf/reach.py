@@ -14,9 +14,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from q2pconf.closing import interchange_alive
 from q2pconf.watchdog import ExecutorFailed
 
 CHECK_EVERY = 1.0  # seconds between looks at the interchange's managers
+ASK_TIMEOUT = 10.0  # seconds an interchange has to answer; a dead one never does
 POLL_EVERY = 2.0  # seconds between asking the batch system about the blocks (squeue, ...)
 
 
@@ -45,7 +47,7 @@ class ConnectWatch:
         if self.reached or now < self._next_check or not self._waiting():
             return
         self._next_check = now + CHECK_EVERY
-        if self.executor.connected_managers():
+        if _managers(self.executor):
             self.reached = True
             return
         if now >= self._next_poll:
@@ -59,9 +61,7 @@ class ConnectWatch:
 
     def _waiting(self) -> bool:
         """Steps wait on this executor, and its interchange is alive to be asked."""
-        interchange = getattr(self.executor, "interchange_proc", None)
-        alive = interchange is None or interchange.poll() is None
-        return bool(getattr(self.executor, "tasks", None)) and alive
+        return bool(getattr(self.executor, "tasks", None)) and interchange_alive(self.executor)
 
     def _note_running(self, now: float) -> None:
         if self.first_running is not None:
@@ -115,3 +115,13 @@ class ConnectWatches:
             if watch is None or watch.executor is not executor:
                 watch = self.watches[label] = ConnectWatch(label, executor, self.config_file)
             watch.check()
+
+
+def _managers(executor: Any) -> list[Any]:
+    """The interchange's managers, or none when it does not answer in ASK_TIMEOUT seconds.
+    The interchange can die between the liveness check and the question (its guard notices
+    within a fraction of a second); Parsl's own call would then wait for ever."""
+    try:
+        return list(executor.command_client.run("MANAGERS", timeout_s=ASK_TIMEOUT))
+    except Exception:  # timed out, or the client is closed or was broken by a timeout
+        return []

@@ -118,3 +118,53 @@ def cannot_write(run_dir: str, reason: str) -> None:
 def _inside(path: str, top: str) -> bool:
     top = os.path.abspath(top).rstrip(os.sep) + os.sep
     return os.path.abspath(path).startswith(top)
+
+
+def guard_checkpoints(dfk: Any) -> None:
+    """A checkpoint write that fails (a full disk) is one warning, and checkpointing stops for
+    the run; the step keeps its result. Unguarded, Parsl raises inside the step's completion:
+    the step never completes and the pipeline waits for ever, with a traceback per step.
+
+    The checkpoint file is cut back to its last whole record, so a later `resume=True` run
+    can still read it. Parsl 2024.12 writes checkpoints in the DataFlowKernel; later Parsl in
+    its memoizer."""
+    memoizer = getattr(dfk, "memoizer", None)
+    owner, name = ((memoizer, "_checkpoint_these_tasks")
+                   if hasattr(memoizer, "_checkpoint_these_tasks") else (dfk, "checkpoint"))
+    write = getattr(owner, name, None)
+    if write is None:
+        return
+    tasks = os.path.join(dfk.run_dir, "checkpoint", "tasks.pkl")
+
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        size = _size(tasks)
+        try:
+            return write(*args, **kwargs)
+        except OSError as error:
+            _cut(tasks, size)
+            owner.checkpoint_mode = None
+            warn_once(f"cannot write the checkpoint {tasks} ({error.strerror or error}); "
+                      "checkpointing is off for the rest of this run (results are not "
+                      "affected; steps finished from now on will run again on resume). Fix: "
+                      "free space there, or set run_dir in the config's [parsl] table")
+            return None
+
+    setattr(owner, name, guarded)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _cut(path: str, size: int) -> None:
+    """Drop a partly written last record (truncating needs no free space)."""
+    try:
+        if size:
+            os.truncate(path, size)
+        else:
+            os.unlink(path)
+    except OSError:
+        pass

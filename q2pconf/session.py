@@ -14,22 +14,23 @@ import contextvars
 import glob
 import logging
 import os
-import signal
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any
 
-from q2pconf import rundir, unmatched
+from q2pconf import closing, rundir, unmatched
 from q2pconf.config import Settings, choose_executor, from_dict, load
 from q2pconf.errors import ConfigError
 from q2pconf.measure import TRACE_KEY
 from q2pconf.trace import retry_handler
 from q2pconf.validate import MAPPING_KEY, check_labels, describe, flat_mapping
 
-THREAD_POOLS = ("ThreadPoolExecutor",)
+# Seconds a signalled close waits for an executor starting in the background; what is still
+# starting after that is ended by q2pconf.guard when this process is gone.
+EARLY_JOIN_ON_SIGNAL = 5.0
 # Parsl's first strategy tick starts HTEX blocks; its 5 s default makes the first result slow.
 # A tick is cheap: providers cache their job status for their own polling interval.
 SESSION_DEFAULTS = {"strategy_period": 0.2}
@@ -159,10 +160,22 @@ class Session:
         self.dfk = DataFlowKernel(parsl_config)
         rundir.make_private(self.dfk.run_dir)
         rundir.quiet_log_errors(self.dfk.run_dir)
+        rundir.guard_checkpoints(self.dfk)
+        self._ready = set(self.dfk.executors)  # started; Parsl lists one before it is
+        self._gates: dict[str, threading.Lock] = {}  # one start at a time, per executor
+        self._early: list[threading.Thread] = []  # background starts (`start_early`)
+        self._failed_early: dict[str, BaseException] = {}
         self.labels = (tuple(settings.labels) if settings is not None
                        else tuple(label for label in self.dfk.executors
                                   if not label.startswith("_")))
         self.closed = False
+
+    @property
+    def broken(self) -> bool:
+        """Parsl gave up on one of its executors (its blocks failed, or its interchange died):
+        later runs get a new session rather than that executor's old error."""
+        return any(getattr(executor, "bad_state_is_set", False)
+                   for executor in list(self.dfk.executors.values()))
 
     def label_for(self, name: str, plugin: str | None, hint: str | None) -> str:
         """The executor a step runs on (see `q2pconf.config.choose_executor`)."""
@@ -177,43 +190,72 @@ class Session:
         if app is None:
             from parsl.app.python import PythonApp
 
-            with self._lock:
-                self._start(label)
-                app = self._apps.setdefault(key, PythonApp(
-                    runner, data_flow_kernel=self.dfk, executors=[label], cache=self.resume,
-                    ignore_for_cache=[TRACE_KEY]))
+            self._start(label)
+            app = self._apps.setdefault(key, PythonApp(
+                runner, data_flow_kernel=self.dfk, executors=[label], cache=self.resume,
+                ignore_for_cache=[TRACE_KEY]))
         return app
 
     def _start(self, label: str) -> None:
-        if label in self.dfk.executors:
+        """Start executor `label` unless it runs; a start under way (in the background) is
+        waited for, not repeated, and one that failed there fails here too."""
+        if label in self._ready:
             return
-        if self.settings is None:
-            from q2pconf.errors import no_such_executor
+        with self._lock:
+            gate = self._gates.setdefault(label, threading.Lock())
+        with gate:  # a thread pool starting never waits for an HTEX starting
+            if label in self._ready:
+                return
+            if label in self._failed_early:
+                raise self._failed_early[label]
+            if self.closed:
+                raise RuntimeError("q2pconf: the Parsl session was closed")
+            if self.settings is None:
+                from q2pconf.errors import no_such_executor
 
-            raise no_such_executor("<parsl.Config>", "executors", label, self.labels)
-        self.dfk.add_executors([self.settings.executor(label)])
+                raise no_such_executor("<parsl.Config>", "executors", label, self.labels)
+            self.dfk.add_executors([self.settings.executor(label)])
+            closing.remember(self.dfk.executors[label])
+            self._ready.add(label)
+
+    def start_early(self, labels: Iterable[str]) -> None:
+        """Start these executors in background threads, while the pipeline's first steps run
+        (thread pools start in milliseconds: they are left to the first step needing them).
+        `close` waits for a start under way before stopping everything."""
+        if self.settings is None or self.closed:
+            return
+        for label in sorted(set(labels)):
+            if (label in self._ready or label not in self.labels or label in self._gates
+                    or self.settings.executor_class(label) in closing.THREAD_POOLS):
+                continue
+            thread = threading.Thread(target=self._start_quietly, args=(label,), daemon=True,
+                                      name=f"q2pconf-start-{label}")
+            self._early.append(thread)
+            thread.start()
+
+    def _start_quietly(self, label: str) -> None:
+        try:
+            self._start(label)
+        except BaseException as error:  # kept for the step that needs it: it fails with this
+            self._failed_early.setdefault(label, error)
+
+    def _join_early(self, timeout: float | None) -> None:
+        """Wait for background starts: what one starts after `close` would outlive it."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._early:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def close(self, wait: bool = True) -> None:
-        """Stop every executor. With wait=False (a signal), do not wait for running threads."""
+        """Stop every executor, within closing.CLOSE_BOUND seconds. With wait=False (a signal,
+        Ctrl-C) running steps are abandoned; with wait=True running thread steps finish. Steps
+        not yet started never start."""
         if self.closed:
             return
-        self.closed = True
-        if wait:
-            self.dfk.cleanup()
-            return
-        # Each part on its own: one failing (a scheduler command timing out, say) must not
-        # leave the interchange running.
-        _quietly(self.dfk.job_status_poller.close)  # cancels every block: workers go with it
-        for executor in list(self.dfk.executors.values()):
-            if type(executor).__name__ not in THREAD_POOLS:
-                _quietly(executor.shutdown)
-
-
-def _quietly(action: Any) -> None:
-    try:
-        action()
-    except Exception as error:  # we are going down anyway: record it in Parsl's log only
-        logging.getLogger("parsl").warning("q2pconf: %s failed on close: %r", action, error)
+        self.closed = True  # no new start begins; one under way is waited for
+        self._join_early(None if wait else EARLY_JOIN_ON_SIGNAL)
+        dfk = self.dfk
+        closing.bounded(lambda: closing.finish(dfk) if wait else closing.stop(dfk),
+                        lambda: closing.kill(dfk))
 
 
 # Sessions by config: a run holds its session (`using`), so another thread choosing another
@@ -248,14 +290,18 @@ def _acquire(resume: bool) -> Session:
     settings = load() if target is None else target if isinstance(target, Settings) else None
     mapping = _mapping_in_force(choice, settings)
     key = (_identity(target, settings), tuple(sorted(mapping.items())), resume)
+    idle = []
     with _SESSION_LOCK:
         current = _SESSIONS.pop(key, None)  # re-inserted last: the most recently used
+        if current is not None and current.users == 0 and current.broken:
+            idle.append(current)
+            current = None
         if current is None or current.closed:
             current = _new_session(key, target, settings, mapping, resume)
             _install_handlers()
         _SESSIONS[key] = current
         current.users += 1
-        idle = _surplus(key)
+        idle += _surplus(key)
     _close_all(idle)
     return current
 
@@ -311,6 +357,10 @@ def close(wait: bool = True) -> None:
 
 def _new_session(key: tuple[Any, ...], target: Any, settings: Settings | None,
                  mapping: dict[str, str], resume: bool) -> Session:
+    if resume:
+        from q2pconf import memo
+
+        memo.register()
     if settings is None:  # a ready parsl.Config
         from q2pconf.build import follow_nested_futures
 
@@ -347,6 +397,8 @@ def _resuming(settings: Settings) -> dict[str, Any]:
     # Parsl numbers runs inside run_dir (run_dir/000); q2pconf's default adds a per-process level.
     found = glob.glob(os.path.join(glob.escape(base), "*", "checkpoint"))
     found += glob.glob(os.path.join(glob.escape(base), "*", "*", "checkpoint"))
+    # a run stopped before its first checkpoint was written has none: Parsl refuses the dir
+    found = [path for path in found if os.path.isfile(os.path.join(path, "tasks.pkl"))]
     return checkpointing(sorted(found))
 
 
@@ -362,28 +414,25 @@ def _quiet_parsl_logging() -> None:
     logging.getLogger("parsl").propagate = False
 
 
-_HANDLED = False
+_CLOSER: closing.SignalCloser | None = None
 
 
 def _install_handlers() -> None:
-    """Close the session at exit and on SIGTERM/SIGHUP (when the program has not taken them)."""
-    global _HANDLED
-    if _HANDLED:
-        return
-    _HANDLED = True
-    atexit.register(close)
-    if threading.current_thread() is not threading.main_thread():
-        return
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(signum) == signal.SIG_DFL:
-            signal.signal(signum, _on_signal)
+    """Close the session at exit and on SIGTERM/SIGHUP (when the program has not taken them;
+    signals can be taken in the main thread only: a later call from there takes them)."""
+    global _CLOSER
+    if _CLOSER is None:
+        atexit.register(close)
+        _CLOSER = closing.SignalCloser(_close_on_signal)
+    if threading.current_thread() is threading.main_thread():
+        _CLOSER.install()
 
 
-def _on_signal(signum: int, frame: FrameType | None) -> None:
-    """Stop the HTEX and its workers, then die of the same signal as we would have."""
-    close(wait=False)
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
+def _close_on_signal() -> None:
+    """In the cleanup thread: the sessions as they are now, without the lock the interrupted
+    main thread may hold (copying a dict's values runs in C, under the GIL: it sees the dict
+    whole)."""
+    _close_all(list(_SESSIONS.values()), wait=False)
 
 
 @contextmanager

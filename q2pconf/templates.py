@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from q2pconf.cpus import default_workers, usable_cpus
+from q2pconf.cpus import default_workers, htex_workers, usable_cpus
 from q2pconf.paths import CONFIG_NAME
 
 # -- the vendored default (the seed document's executors, sized to this machine) ---------------
@@ -29,19 +29,26 @@ def htex_worker_key() -> str:
     return "max_workers_per_node" if "max_workers_per_node" in params else "max_workers"
 
 
+def _sizes(workers: int | None) -> tuple[int, int]:
+    """(threads, HTEX workers): `workers` for both when given, else sized to this machine."""
+    if workers is not None:
+        return workers, workers
+    return default_workers(), htex_workers()
+
+
 def vendored_dict(workers: int | None = None) -> dict[str, Any]:
     """The seed document's default as a TOML-shaped dict."""
-    n = default_workers() if workers is None else workers
+    threads, processes = _sizes(workers)
     return {"parsl": {"strategy": "None", "executors": [
-        {"class": "ThreadPoolExecutor", "label": "default", "max_threads": n},
-        {"class": "HighThroughputExecutor", "label": "htex", htex_worker_key(): n,
+        {"class": "ThreadPoolExecutor", "label": "default", "max_threads": threads},
+        {"class": "HighThroughputExecutor", "label": "htex", htex_worker_key(): processes,
          "provider": {"class": "LocalProvider"}},
     ]}}
 
 
 LOCAL = """\
 # QIIME 2 / q2pconf parallel configuration, written by q2pconf for this machine
-# ({cpus} usable CPUs, so {workers} workers per executor). Edit it freely: nothing
+# ({cpus} usable CPUs: {threads} threads, {processes} HTEX workers). Edit it freely: nothing
 # overwrites it. Check an edit with:  q2pconf check "{path}"
 # Which file is in use, and why:      q2pconf info
 
@@ -50,17 +57,19 @@ LOCAL = """\
 strategy = "None"
 
 # Threads inside the pipeline's own process: steps that are not mapped elsewhere.
+# Usable CPUs - 1 (QIIME 2's rule: one CPU stays with the program itself).
 [[parsl.executors]]
 class = "ThreadPoolExecutor"
 label = "default"
-max_threads = {workers}
+max_threads = {threads}
 
 # Worker processes on this machine, for CPU-heavy steps. q2pconf starts them only
-# when a step is sent here.
+# when a step is sent here. Usable CPUs - 1 as well, except on a 2-CPU machine:
+# there both CPUs get a worker, as the program mostly waits for them.
 [[parsl.executors]]
 class = "HighThroughputExecutor"
 label = "htex"
-{worker_key} = {workers}
+{worker_key} = {processes}
 
 [parsl.executors.provider]
 class = "LocalProvider"
@@ -74,9 +83,9 @@ class = "LocalProvider"
 
 def vendored_toml(path: str | os.PathLike[str] = CONFIG_NAME, workers: int | None = None) -> str:
     """The commented default, as written to disk."""
-    n = default_workers() if workers is None else workers
-    return LOCAL.format(cpus=usable_cpus(), workers=n, worker_key=htex_worker_key(),
-                        path=path)
+    threads, processes = _sizes(workers)
+    return LOCAL.format(cpus=usable_cpus(), threads=threads, processes=processes,
+                        worker_key=htex_worker_key(), path=path)
 
 
 # -- batch clusters (Slurm, PBS Pro): a human adapts these to a site ---------------------------

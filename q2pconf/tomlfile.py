@@ -32,7 +32,7 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
         import tomllib
     else:
         import tomli as tomllib
-    text = _text(path, _read_bytes(path))
+    text = _text(path, read_regular(path))
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -43,8 +43,9 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
                           "follow: it is not a config file a person wrote", FIX) from None
 
 
-def _read_bytes(path: str | os.PathLike[str]) -> bytes:
-    """At most MAX_BYTES + 1 bytes of a regular file; never blocks on a FIFO."""
+def read_regular(path: str | os.PathLike[str], limit: int = MAX_BYTES) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes; never blocks on a FIFO. Anything
+    else is a ConfigError naming the file."""
     try:
         _refuse_odd(path, os.stat(path).st_mode)
         # O_NONBLOCK: if the path was swapped for a FIFO since the stat, open does not wait
@@ -54,10 +55,10 @@ def _read_bytes(path: str | os.PathLike[str]) -> bytes:
     try:
         info = os.fstat(fd)
         _refuse_odd(path, info.st_mode)
-        _refuse_size(path, info.st_size)
+        _refuse_size(path, info.st_size, limit)
         chunks, size = [], 0
-        while size <= MAX_BYTES:
-            chunk = os.read(fd, MAX_BYTES + 1 - size)
+        while size <= limit:
+            chunk = os.read(fd, limit + 1 - size)
             if not chunk:
                 break
             chunks.append(chunk)
@@ -66,7 +67,7 @@ def _read_bytes(path: str | os.PathLike[str]) -> bytes:
         raise _unreadable(path, error) from None
     finally:
         os.close(fd)
-    _refuse_size(path, size)
+    _refuse_size(path, size, limit)
     return b"".join(chunks)
 
 
@@ -77,9 +78,9 @@ def _refuse_odd(path: str | os.PathLike[str], mode: int) -> None:
     raise ConfigError(path, "", f"is {kind}, not a config file", FIX)
 
 
-def _refuse_size(path: str | os.PathLike[str], size: int) -> None:
-    if size > MAX_BYTES:
-        raise ConfigError(path, "", f"is larger than {MAX_BYTES // 1024} KiB: not a config file "
+def _refuse_size(path: str | os.PathLike[str], size: int, limit: int) -> None:
+    if size > limit:
+        raise ConfigError(path, "", f"is larger than {limit // 1024} KiB: not a config file "
                           "a person wrote", FIX)
 
 

@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from q2pconf.errors import warn
 from q2pconf.measure import ARRIVED, TRACE_KEY, USAGE_ATTR, Usage
@@ -41,16 +41,19 @@ DONE, FAILED, DEPENDENCY, CANCELLED, CACHED = ("done", "failed", "dependency_fai
 NA = "NA"
 _CLEAN = str.maketrans({" ": "_", "\t": "_", "\n": "_"})
 _KEYS = itertools.count()
-_LIVE: dict[int, list[Any]] = {}  # call key -> [trace, entry, future] while not finished
+_LIVE: dict[int, Entry] = {}  # call key -> its entry, while not finished
 _WARNED = threading.Event()
 
 
-class Entry(NamedTuple):
-    """What the trace needs of one submitted call (kept only until it finishes)."""
+class Entry:
+    """What the trace needs of one submitted call, kept only until it finishes (slots: a
+    pipeline may have 100,000 calls in flight)."""
 
-    step: str  # plugin.name
-    call: int
-    walltime: float | None
+    __slots__ = ("trace", "step", "call", "walltime", "future")
+
+    def __init__(self, trace: Trace, step: str, call: int, walltime: float | None) -> None:
+        self.trace, self.step, self.call, self.walltime = trace, step, call, walltime
+        self.future: Any = None
 
 
 def enabled() -> bool:
@@ -76,7 +79,7 @@ class Trace:
     def expect(self, step: str, walltime: float | None) -> int:
         """Register a call about to be submitted; returns the key the Runner gets."""
         key = next(_KEYS)  # next() on a count is atomic: no lock
-        _LIVE[key] = [self, Entry(step, next(self._numbers), walltime), None]
+        _LIVE[key] = Entry(self, step, next(self._numbers), walltime)
         return key
 
     def watch(self, key: int, future: Any) -> None:
@@ -84,7 +87,7 @@ class Trace:
         `cancelled` line from it, should the run end first)."""
         found = _LIVE.get(key)
         if found is not None:
-            found[2] = future
+            found.future = future
         future.add_done_callback(functools.partial(self.finished, key))
 
     def finished(self, key: int, future: Any) -> None:
@@ -98,7 +101,7 @@ class Trace:
                 return
             record = getattr(future, "task_record", {})
             status = CACHED if record.get("from_memo") else DONE
-            self.record(found[1], record, status, None, usage)
+            self.record(found, record, status, None, usage)
 
     def record(self, entry: Entry, task: dict[str, Any], status: str, error: str | None,
                usage: Usage | None) -> None:
@@ -149,8 +152,9 @@ class Trace:
     def close(self, outcome: str) -> None:
         """The run ended: its calls still unfinished are `cancelled`; `run.json` says how it
         ended."""
-        mine = [(key, found) for key, found in list(_LIVE.items()) if found[0] is self]
-        for key, (_, entry, future) in sorted(mine, key=lambda item: item[1][1].call):
+        mine = [(key, found) for key, found in list(_LIVE.items()) if found.trace is self]
+        for key, entry in sorted(mine, key=lambda item: item[1].call):
+            future = entry.future
             if future is not None and future.done():  # its callback has not run yet
                 self.finished(key, future)
                 continue
@@ -207,11 +211,11 @@ def _failed_attempt(error: BaseException, task: dict[str, Any]) -> None:
     found = None if key is None else _LIVE.get(key)
     if found is None:
         return
-    trace, entry, _ = found
-    dependency = type(error).__name__ == "DependencyError"
+    kind = type(error).__name__
+    status = {"DependencyError": DEPENDENCY, "CancelledError": CANCELLED}.get(kind, FAILED)
     usage = getattr(error, USAGE_ATTR, None)
-    trace.record(entry, task, DEPENDENCY if dependency else FAILED, type(error).__name__,
-                 usage if isinstance(usage, Usage) else None)
+    found.trace.record(found, task, status, None if status == CANCELLED else kind,
+                       usage if isinstance(usage, Usage) else None)
 
 
 def start(session: Any, pipeline: str) -> Trace | None:
@@ -227,7 +231,7 @@ def start(session: Any, pipeline: str) -> Trace | None:
     if unkept_reason(str(directory)) is not None:
         return None  # q2pconf.rundir said once why this run keeps no trace
     try:
-        trace = Trace(directory, _stem(directory, pipeline), run_meta(session, pipeline))
+        trace = _new_trace(directory, pipeline, run_meta(session, pipeline))
     except OSError as problem:
         _warn_once(f"no trace of this run is kept ({_reason(problem)}). Fix: point "
                    "XDG_CACHE_HOME, or run_dir under [parsl], at a writable directory")
@@ -236,10 +240,15 @@ def start(session: Any, pipeline: str) -> Trace | None:
     return trace
 
 
-def _stem(directory: Path, pipeline: str) -> str:
-    """`<pipeline>-<n>`, n one more than the runs already in `directory`."""
-    taken = sum(1 for name in os.listdir(directory) if name.endswith(".run.json"))
-    return f"{pipeline}-{taken + 1}"
+def _new_trace(directory: Path, pipeline: str, meta: dict[str, Any]) -> Trace:
+    """A trace named `<pipeline>-<n>`, n one more than the runs already in `directory`, or
+    the next free number when another pipeline of the session took it meanwhile."""
+    number = 1 + sum(1 for name in os.listdir(directory) if name.endswith(".run.json"))
+    while True:
+        try:
+            return Trace(directory, f"{pipeline}-{number}", meta)
+        except FileExistsError:
+            number += 1
 
 
 def run_meta(session: Any, pipeline: str) -> dict[str, Any]:

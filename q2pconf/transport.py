@@ -9,7 +9,6 @@ sent by value, with the part of its namespace it uses.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -19,12 +18,14 @@ from collections.abc import Callable
 from types import CellType, CodeType, FunctionType, ModuleType
 from typing import Any
 
+from q2pconf import crossing
+from q2pconf.crossing import SCRIPT_MODULE
 from q2pconf.measure import TRACE_KEY, measured
 
-SCRIPT_MODULE = "__q2pconf_main__"
 NO_GUARD = ("q2pconf: {path} runs a pipeline when it is imported, so an HTEX worker loading its "
             "steps would run it again; put the call under `if __name__ == \"__main__\":`")
 _loading: list[str] = []  # scripts being loaded on this worker
+UNSENDABLE = "it cannot be sent back from its worker as itself: "
 CODE_KEY = "_q2pconf_code"  # a keyword only the memoizer sees: the step's code digest
 
 
@@ -39,35 +40,68 @@ class Runner:
         self.__module__ = func.__module__
         self.__signature__ = inspect.signature(func)
         self.takes_walltime = "walltime" in self.__signature__.parameters
-        self._code_digest: str | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.call(args, kwargs, remote=False)
+
+    def call(self, args: tuple[Any, ...], kwargs: dict[str, Any], remote: bool) -> Any:
+        """Run the step. `remote`: in a process that received it pickled, so what it returns
+        or raises must be pickled back (see q2pconf.crossing)."""
         kwargs.pop(CODE_KEY, None)
         key = kwargs.pop(TRACE_KEY, None)
         if not self.takes_walltime:
             kwargs.pop("walltime", None)  # Parsl's time limit, not the step's argument
         if key is None:
-            return self.func(*args, **kwargs)
-        return measured(key, self.func, args, kwargs)
+            return self._run(args, kwargs, remote)
+        return measured(key, self._run, (args, kwargs, remote), {})
+
+    def _run(self, args: tuple[Any, ...], kwargs: dict[str, Any], remote: bool) -> Any:
+        try:
+            result = self.func(*args, **kwargs)
+        except Exception as error:
+            problem = crossing.unsendable_error(error) if remote else None
+            if problem is not None:
+                raise crossing.raised(self.__qualname__, error, UNSENDABLE + problem) from None
+            raise
+        except BaseException as error:  # SystemExit, KeyboardInterrupt... from the step itself
+            kind = type(error).__name__
+            raise crossing.raised(self.__qualname__, error, crossing.ENDS.format(kind=kind)) \
+                from (None if remote else error)  # a cause would cross too
+        return crossing.check_returned(self.__qualname__, result) if remote else result
 
     def code_digest(self) -> str:
-        """Changes when the step's code changes, so a checkpointed result is not reused.
-        Worked out on the first resumable call, then kept: the code does not change."""
-        if self._code_digest is None:
-            code = self.func.__code__
-            text = code.co_code + repr(code.co_consts).encode()
-            self._code_digest = hashlib.sha256(text).hexdigest()[:16]
-        return self._code_digest
+        """What the step's result depends on besides its arguments (q2pconf.fingerprint)."""
+        from q2pconf import fingerprint
+
+        return fingerprint.of(self.func)  # type: ignore[arg-type]
 
     def __reduce__(self) -> tuple[Any, ...]:
+        """A pickled runner arrives as a Remote: it checks what it sends back."""
         if self.__module__ == "__main__":
             main = sys.modules["__main__"]
             path = getattr(main, "__file__", None)
             if path and _lookup(main, self.__qualname__) is self.owner:
-                return (_from_script, (os.path.abspath(path), self.__qualname__))
+                # Objects of the script's classes come back pickled as SCRIPT_MODULE.Name:
+                # here that module is the script itself.
+                sys.modules.setdefault(SCRIPT_MODULE, main)
+                return (Remote, (_from_script, (os.path.abspath(path), self.__qualname__)))
         elif _lookup(sys.modules.get(self.__module__), self.__qualname__) is self.owner:
-            return (_from_module, (self.__module__, self.__qualname__))
-        return (Runner, (_ByValue(self.func),))  # type: ignore[arg-type]
+            return (Remote, (_from_module, (self.__module__, self.__qualname__)))
+        return (Remote, (Runner, (_ByValue(self.func),)))
+
+
+class Remote:
+    """A step in the process it was sent to: a Runner whose results must travel back."""
+
+    def __init__(self, load: Callable[..., Runner], args: tuple[Any, ...]) -> None:
+        self.runner = load(*args)
+        self.__name__ = self.runner.__name__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.runner.call(args, kwargs, remote=True)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return self.runner.__reduce__()
 
 
 class _ByValue:
@@ -84,7 +118,7 @@ class _ByValue:
         values: dict[str, Any] = {}
         todo = [self.func]
         while todo:
-            for name in _global_names(todo.pop().__code__):
+            for name in global_names(todo.pop().__code__):
                 if name in functions or name in values or name not in namespace:
                     continue
                 value = namespace[name]
@@ -108,11 +142,12 @@ class _ModuleByName:
         return (importlib.import_module, (self.name,))
 
 
-def _global_names(code: CodeType) -> set[str]:
+def global_names(code: CodeType) -> set[str]:
+    """Global names a code object (and the code nested in it) reads."""
     names = set(code.co_names)
     for const in code.co_consts:
         if isinstance(const, CodeType):
-            names |= _global_names(const)
+            names |= global_names(const)
     return names
 
 

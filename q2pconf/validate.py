@@ -5,12 +5,10 @@ executor mapping, all validated, with old keys translated. Building it is `q2pco
 """
 from __future__ import annotations
 
-import ast
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from q2pconf import catalog, legacy, limits
 from q2pconf.catalog import kind_of
@@ -28,14 +26,13 @@ EXAMPLES = {"int": "2", "float": "1.5", "str": '"text"', "bool": "true", "list":
             "table": "{ key = 1 }"}
 # [parsl] keys q2pconf sets itself, and why the file cannot.
 MANAGED = {
-    "dependency_resolver": "q2pconf always follows futures inside lists and dicts",
+    "dependency_resolver": "q2pconf always follows futures nested in lists, tuples, sets and dicts",
     "retry_handler": "it takes a Python function: pass a parsl.Config to ParallelConfig instead",
     "std_autopath": "it takes a Python function: pass a parsl.Config to ParallelConfig instead",
 }
 
 
-@dataclass(frozen=True)
-class ObjectSpec:
+class ObjectSpec(NamedTuple):
     """A table that becomes a Parsl object: `kind` namespace, class name, checked keywords."""
 
     kind: str
@@ -44,15 +41,14 @@ class ObjectSpec:
     key: str
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     """A checked config: ready to build, without anything built yet."""
 
     file: str
     options: dict[str, Any]
     executors: dict[str, ObjectSpec]
     mapping: dict[str, str]
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = ()
     vendored_executors: bool = False
 
     @property
@@ -159,7 +155,7 @@ class _Checker:
         if missing:
             raise self.fail(key, f"{name} needs {', '.join(missing)}",
                             f"add {missing[0]} = ... to this table")
-        limits.check(self, name, kwargs, key, params)
+        limits.check(self, kwargs, key, params)
         return ObjectSpec(kind, name, kwargs, key)
 
     def resolve(self, kind: str, cls: str, key: str) -> str:
@@ -249,7 +245,7 @@ class _Checker:
             options[arg] = self.argument("config", "Config", params, arg, value, key)
             if arg == "run_dir":
                 options[arg] = self.run_dir(value, key)
-        limits.check(self, "Config", options, "parsl", params)
+        limits.check(self, options, "parsl", params)
         return options
 
     def run_dir(self, value: str, key: str) -> str:
@@ -347,6 +343,8 @@ def _example(param: catalog.Param, value: Any) -> str:
         if number is not None and kind_of(number) in param.accepts:
             return f"{number} (no quotes)"
     try:
+        import ast  # only to show a parameter's default, in a message
+
         default = ast.literal_eval(param.default)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         default = None

@@ -1,21 +1,22 @@
 """Notice while a pipeline waits that its steps can never run, and say why.
 
-The rule: steps waiting on an executor that is dead (Parsl marked it bad, or its interchange
-exited) fail at once; steps waiting on an executor with no block pending or running fail after
-a few seconds when nothing can start one (strategy "none", max_blocks = 0), and after
-Q2PCONF_STALL_TIMEOUT seconds (default 60) otherwise; Q2PCONF_STALL_TIMEOUT=0 turns the block
-checks off. Only state Parsl keeps in this process
-is read (the executor's flags, its block statuses, the interchange's exit status): nothing here
-sends a command to an interchange, which would block for ever if it is dead.
+The rule: steps waiting on an executor with no block pending or running fail after a few
+seconds when nothing can start one (strategy "none", max_blocks = 0), and after
+Q2PCONF_STALL_TIMEOUT seconds (default 60) otherwise; Q2PCONF_STALL_TIMEOUT=0 turns these
+checks off. An executor that Parsl gave up on (its blocks failed: `pool_failed` explains it)
+has its tasks failed by Parsl itself; so has one whose interchange died (closing).
+Only state Parsl keeps in this process is read (the executor's flags and block statuses):
+nothing here sends a command to an interchange, which would block for ever if it is dead.
 """
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from q2pconf import closing
 
 STALL_VAR = "Q2PCONF_STALL_TIMEOUT"
 DEFAULT_STALL = 60.0
@@ -30,13 +31,9 @@ class ExecutorFailed(RuntimeError):
     failed block's stderr file and shows its last lines."""
 
     def __init__(self, label: str, problem: str, blocks: str, fix: str) -> None:
-        self.label, self.problem, self.blocks, self.fix = label, problem, blocks, fix
+        self.label = label
         text = f"q2pconf: executor {label!r} {problem}"
         super().__init__("\n".join(filter(None, (text, blocks, f"  Fix: {fix}"))))
-
-    def again(self) -> ExecutorFailed:
-        """The same failure as a new object (each failing step gets its own notes)."""
-        return ExecutorFailed(self.label, self.problem, self.blocks, self.fix)
 
 
 @dataclass(frozen=True)
@@ -46,7 +43,6 @@ class Problem:
     text: str
     fix: str
     grace: float
-    dead: bool = False  # the executor can never run anything again
 
 
 def stall_limit() -> float | None:
@@ -76,6 +72,8 @@ class Watchdog:
     def check(self, waits_on: Callable[[str], bool]) -> None:
         """Raise ExecutorFailed when an executor this run `waits_on` has been unable to make
         progress for its problem's grace period."""
+        # A dead interchange: its executor's tasks fail now, naming it (closing.InterchangeDied)
+        closing.check_interchanges(self.dfk)
         now = time.monotonic()
         for label, executor in list(self.dfk.executors.items()):
             problem = _problem(executor, self.dfk.config, self.limit)
@@ -84,11 +82,7 @@ class Watchdog:
                 continue
             since = self._since.setdefault(label, now)
             if now - since >= problem.grace and waits_on(label):
-                failure = ExecutorFailed(label, problem.text, blocks_report(executor),
-                                         problem.fix)
-                if problem.dead:
-                    _abandon(executor, failure)
-                raise failure
+                raise ExecutorFailed(label, problem.text, blocks_report(executor), problem.fix)
 
 
 def _problem(executor: Any, config: Any, limit: float | None) -> Problem | None:
@@ -96,13 +90,8 @@ def _problem(executor: Any, config: Any, limit: float | None) -> Problem | None:
     provider = getattr(executor, "provider", None)
     if provider is None or not executor.tasks:  # a thread pool, or nothing waits on it
         return None
-    if executor.bad_state_is_set:
-        return Problem("could not start its worker pool", POOL_FIX, 0.0)
-    interchange = getattr(executor, "interchange_proc", None)
-    if interchange is not None and interchange.poll() is not None:
-        return Problem(f"lost its interchange process (exit status {interchange.returncode})",
-                       "see interchange.log in the executor's directory under the run "
-                       "directory; run the pipeline again", 0.0, dead=True)
+    if executor.bad_state_is_set:  # Parsl has failed its tasks itself (see pool_failed)
+        return None
     if limit is None or any(not s.terminal for s in executor.status_facade.values()):
         return None  # a block is pending or running: it may yet run the steps
     why = _cannot_scale(config.strategy, provider)
@@ -129,32 +118,29 @@ BLOCKS_FIX = ('set init_blocks >= 1 (with strategy = "none"), or strategy = "sim
               f"{STALL_VAR} sets how long to wait (seconds; 0 waits for ever, as Parsl does)")
 
 
-def _abandon(executor: Any, failure: ExecutorFailed) -> None:
-    """A dead executor: fail its tasks, and cancel its blocks through the provider alone. In
-    bad state, Parsl's shutdown skips its scale-in, which asks the (dead) interchange which
-    blocks are idle and would wait for the answer for ever."""
-    jobs = getattr(executor, "blocks_to_job_id", {})
-    live = [jobs[block] for block, status in executor.status_facade.items()
-            if not status.terminal and block in jobs]
-    executor.set_bad_state_and_fail_all(failure)
-    if live:
-        try:
-            executor.provider.cancel(live)
-        except Exception as error:  # a scheduler command failing: the jobs end at walltime
-            logging.getLogger("parsl").warning("q2pconf: cancelling %s failed: %r", live, error)
-
-
 def pool_failed(executor: Any, label: str, error: BaseException) -> BaseException:
     """Parsl's BadStateException ("check the submit_scripts directory") as ExecutorFailed,
-    naming each failed block's stderr file with its last lines."""
+    naming each failed block's stderr file with its last lines, or the interchange that died."""
     if executor is None or getattr(executor, "provider", None) is None:
         return error
-    if isinstance(executor.executor_exception, ExecutorFailed):  # the watchdog's own verdict
-        return executor.executor_exception.again()
-    failed = ExecutorFailed(label, "could not start its worker pool", blocks_report(executor),
-                            POOL_FIX)
+    cause = executor.executor_exception
+    if isinstance(cause, closing.InterchangeDied):
+        failed = ExecutorFailed(label, f"lost its interchange: {cause}", "",
+                                "see that log; run the pipeline again")
+    elif type(cause).__name__ == "TooManyJobFailuresError":  # Parsl's block error handler
+        failed = ExecutorFailed(label, "could not start its worker pool",
+                                blocks_report(executor), POOL_FIX)
+    else:
+        return error
     failed.__cause__ = error
     return failed
+
+
+# Parsl's terminal job states in words (HTEX calls a job that ended before any of its workers
+# registered MISSING, whatever the batch system said).
+ENDED = {"MISSING": "ended before its workers connected", "FAILED": "failed",
+         "COMPLETED": "ended", "CANCELLED": "was cancelled", "TIMEOUT": "reached its walltime",
+         "SCALED_IN": "was scaled in"}
 
 
 def blocks_report(executor: Any) -> str:
@@ -164,7 +150,8 @@ def blocks_report(executor: Any) -> str:
               if status.terminal]
     lines = []
     for block, status in failed[-SHOWN_BLOCKS:]:
-        text = f"  block {block} (job {jobs.get(block, '?')}): {status.state.name}"
+        state = status.state.name
+        text = f"  block {block} (job {jobs.get(block, '?')}) {ENDED.get(state, state)}"
         if status.exit_code is not None:
             text += f", exit status {status.exit_code}"
         lines.append(text)

@@ -1,6 +1,7 @@
 """Steps and pipelines the pipeline tests run (importable by HTEX workers through sys.path)."""
 from __future__ import annotations
 
+import collections
 import os
 import threading
 import time
@@ -201,3 +202,82 @@ def spin_forever() -> None:
 @parallel_pipeline
 def timed_out() -> object:
     return spin_forever()
+
+
+Point = collections.namedtuple("Point", "x y")
+
+
+def shape(value: object) -> object:
+    """`value` as (type name, contents), so a test sees types kept and no future left."""
+    if isinstance(value, dict):
+        return [type(value).__name__, sorted((repr(shape(k)), repr(shape(v)))
+                                             for k, v in value.items())]
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [repr(shape(item)) for item in value]
+        return [type(value).__name__, items if isinstance(value, (list, tuple)) else sorted(items)]
+    assert isinstance(value, (int, str)), f"got {type(value).__name__}, not a value"
+    return value
+
+
+@step
+def shape_on_threads(value: object) -> object:
+    return shape(value)
+
+
+@step(executor="htex")
+def shape_on_htex(value: object) -> object:
+    return shape(value)
+
+
+def containers(future: object) -> dict[str, object]:
+    """Every kind of container q2pconf follows, each holding `future`."""
+    return {"frozenset": frozenset([future, 1]), "set": {future}, "point": Point(future, 2),
+            "ordered": collections.OrderedDict([("a", future)]),
+            "default": collections.defaultdict(list, {"a": future}), "key": {future: "v"},
+            "deep": [({"x": [frozenset([(future,)])]},)]}
+
+
+@parallel_pipeline
+def nested_everywhere(where: str) -> dict[str, object]:
+    shaped = shape_on_htex if where == "htex" else shape_on_threads
+    one = add(0, 1)
+    return {"seen": {name: shaped(value) for name, value in containers(one).items()},
+            "returned": containers(one)}
+
+
+@parallel_pipeline
+def fails_first(marker: str) -> object:
+    broken = fail("no such sample")
+    return touch(marker, broken)
+
+
+@step
+def count_size(log: str, value: object) -> int:
+    """Append to `log` each time it really runs; the size of `value`."""
+    with open(log, "a") as handle:
+        handle.write(f"{type(value).__name__}\n")
+    return len(value)  # type: ignore[arg-type]
+
+
+@parallel_pipeline
+def counted_kinds(log: str) -> list[object]:
+    """Arguments of the kinds q2pconf teaches Parsl's memoizer (resume tests)."""
+    return [count_size(log, {"b", "a"}), count_size(log, frozenset([3, 1, 2])),
+            count_size(log, b"four"), count_size(log, [{"c"}, (frozenset(["d"]),)])]
+
+
+@step
+def hold(flag: str, go: str) -> int:
+    """Say it runs (`flag`), then wait until `go` exists (at most 120 s)."""
+    Path(flag).write_text(str(os.getpid()))
+    deadline = time.monotonic() + 120
+    while not Path(go).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return os.getpid()
+
+
+@parallel_pipeline
+def threads_first(flag: str, go: str, use_htex: bool) -> object:
+    """Names an HTEX step, but first waits on a thread step; calls it only if `use_htex`."""
+    first = hold(flag, go).result()
+    return [first, sleep_on_htex(flag + ".htex", 0)] if use_htex else first

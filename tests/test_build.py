@@ -78,10 +78,12 @@ def test_cluster_provider_gets_no_loopback_address():
     assert built.launch_cmd.startswith(shlex.quote(sys.executable))
 
 
-def test_dependency_resolver_is_deep():
-    from parsl.dataflow.dependency_resolvers import DEEP_DEPENDENCY_RESOLVER
+def test_dependency_resolver_is_q2pconfs_deep_one():
+    from q2pconf import nested
 
-    assert vendored().parsl_config().dependency_resolver is DEEP_DEPENDENCY_RESOLVER
+    resolver = vendored().parsl_config().dependency_resolver
+    assert resolver.traverse_to_gather is nested.gather
+    assert resolver.traverse_to_unwrap is nested.unwrap
 
 
 def test_labels_choose_the_executors():
@@ -97,11 +99,11 @@ def test_each_build_gives_new_executors():
     assert settings.executor("htex") is not settings.executor("htex")
 
 
+# (usage_tracking = 7 was one; q2pconf check now refuses it itself: tests/test_check_limits.py)
 @pytest.mark.parametrize("document,key,words", [
-    (doc(usage_tracking=7), "parsl", "Parsl refused this Config: ConfigurationError"),
     (doc(htex(manager_selector="random")), "parsl.executors[1]",
      "Parsl refused this HighThroughputExecutor: TypeCheckError"),
-], ids=["config-usage-tracking", "htex-manager-selector"])
+], ids=["htex-manager-selector"])
 def test_parsl_refusal_is_a_config_error(document, key, words):
     settings = from_dict(document, "refused.toml")  # our check lets these through
     with pytest.raises(ConfigError) as caught:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from configs import config, htex, local, slurm, threads
 from q2pconf import catalog
 from q2pconf.config import check, from_dict, load
-from q2pconf.cpus import default_workers
+from q2pconf.cpus import default_workers, htex_workers
 from q2pconf.errors import ConfigError
 
 # The seed document's default, as printed there; numCPUs - 1 is filled in before parsing.
@@ -148,7 +148,8 @@ def test_mapping_only_file_uses_the_vendored_executors(tmp_path):
     assert settings.labels == ("default", "htex")
     assert settings.plan.vendored_executors
     assert settings.mapping == {"dada2.denoise_single": "htex"}
-    assert settings.workers("htex") == default_workers()
+    assert settings.workers("htex") == htex_workers()
+    assert settings.workers("default") == default_workers()
 
 
 def test_namespace_qualified_class_is_the_same_class(tmp_path):
@@ -321,6 +322,10 @@ MALFORMED: dict[str, tuple[str | bytes, str, str, str]] = {
     "mapping-flat-missing-label": (config(DEFAULT, mapping={"summarize": "big"}),
                                    "parsl.executor_mapping.summarize",
                                    "no executor is labelled 'big'", "default"),
+    "mapping-qiime2-tpool": (HEAD + HTEX + '[parsl.executor_mapping]\nsummarize = "tpool"\n',
+                             "parsl.executor_mapping.summarize",
+                             "no executor is labelled 'tpool'",
+                             "thread pool is labelled 'default': use 'default' instead"),
     "mapping-value-not-string": ("[parsl.executor_mapping]\nsummarize = 3\n",
                                  "parsl.executor_mapping.summarize",
                                  "must be an executor label (a string)",

@@ -93,6 +93,18 @@ NEVER_RUNS = [
             strategy="none"), "parsl.executors[1].cpu_affinity", "workers know"),
     (config(POOL, htex("htex", max_workers_per_node=2, prefetch_capacity=-1, provider=local()),
             strategy="none"), "parsl.executors[1].prefetch_capacity", "negative"),
+    (config(POOL, htex("htex", max_workers_per_node=2, drain_period=0, provider=local()),
+            strategy="none"), "parsl.executors[1].drain_period", "drain"),
+    (config(POOL, htex("htex", max_workers_per_node=2, address_probe_timeout=-5,
+                       provider=local()), strategy="none"),
+     "parsl.executors[1].address_probe_timeout", "give up"),
+    (config(POOL, htex("htex", max_workers_per_node=2, provider=local()), strategy="none",
+            internal_tasks_max_threads=0), "parsl.internal_tasks_max_threads", "would not start"),
+    (config(POOL, htex("htex", max_workers_per_node=2,
+                       provider={"class": "PBSProProvider", "cpus_per_node": 0}),
+            strategy="none"), "parsl.executors[1].provider.cpus_per_node", "without CPUs"),
+    (config(POOL, htex("htex", max_workers_per_node=2, provider=slurm(status_batch_size=0)),
+            strategy="none"), "parsl.executors[1].provider.status_batch_size", "status"),
 ]
 
 

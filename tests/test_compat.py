@@ -124,3 +124,15 @@ def test_bad_file_is_a_config_error(tmp_path):
                            strategy="None", mapping=NESTED))
     with pytest.raises(ConfigError, match="did you mean LocalProvider"):
         get_config_from_file(path)
+
+
+def test_a_loaded_config_gets_the_session_strategy_period_unless_the_file_sets_one(tmp_path):
+    """QIIME 2 code hands load_config_from_file's config to ParallelConfig (q2cli does):
+    it starts HTEX blocks as soon as q2pconf's own sessions do."""
+    from q2pconf.session import SESSION_DEFAULTS
+
+    path = tmp_path / CONFIG
+    path.write_text(TEXT)
+    assert load_config_from_file(path)[0].strategy_period == SESSION_DEFAULTS["strategy_period"]
+    path.write_text(TEXT.replace('strategy = "None"', 'strategy = "None"\nstrategy_period = 7'))
+    assert load_config_from_file(path)[0].strategy_period == 7

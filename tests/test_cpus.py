@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from q2pconf.cpus import cgroup_cpu_quota, default_workers, usable_cpus
+from q2pconf.cpus import cgroup_cpu_quota, default_workers, htex_workers, usable_cpus
 
 
 def python(code: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
@@ -23,6 +23,18 @@ def test_usable_cpus_follows_cpu_affinity():
             "from q2pconf.cpus import usable_cpus, default_workers; "
             "print(usable_cpus(), default_workers())")
     assert python(code).stdout.split() == ["1", "1"]
+
+
+def test_the_default_sizes_threads_and_htex_workers():
+    """Threads: usable CPUs - 1 (the seed's rule). HTEX workers: the same, but on 2 CPUs both
+    CPUs get a worker (README, "The vendored default")."""
+    assert [htex_workers(n) for n in (1, 2, 3, 4, 8, 64)] == [1, 2, 2, 3, 7, 63]
+    code = ("import os; os.sched_setaffinity(0, {0, 1}); "
+            "from q2pconf.templates import vendored_dict; "
+            "print(*(e.get('max_threads') or e.get('max_workers_per_node') "
+            "for e in vendored_dict()['parsl']['executors']))")
+    if len(os.sched_getaffinity(0)) >= 2:
+        assert python(code).stdout.split() == ["1", "2"]
 
 
 def test_usable_cpus_is_affinity_when_no_quota():

@@ -105,3 +105,11 @@ def test_a_signal_to_the_guard_ends_its_child_group_and_the_guard_dies_of_it(
 def _children(pid: int) -> list[int]:
     with open(f"/proc/{pid}/task/{pid}/children") as children:
         return [int(word) for word in children.read().split()]
+
+
+def test_a_bad_lost_after_setting_is_named(tmp_path: Path) -> None:
+    env = {**program_env(tmp_path, new_token()), "Q2PCONF_LOST_AFTER": "ten"}
+    done = subprocess.run([sys.executable, "-m", "q2pconf.guard", "pool", "--", "true"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "Q2PCONF_LOST_AFTER='ten' is not a number of seconds" in done.stderr

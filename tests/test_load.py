@@ -14,9 +14,10 @@ from q2pconf.paths import CONFIG_NAME
 from q2pconf.templates import vendored_dict
 
 STEPS = 10_000
-# Measured here (Parsl 2026.10.26, Python 3.11): ~5.8 KiB of peak RSS per step while 10,000
-# steps are in flight (each holds a Parsl AppFuture and its task record until the run ends).
-PER_STEP_KIB = 18
+# Measured here (Parsl 2026.10.26, Python 3.11): ~0.5 KiB of peak RSS per step for 10,000
+# steps (a finished step keeps a small StepFuture and ~25 bytes of history; Parsl's task record
+# goes when the step ends). Before that it was ~5.8 KiB: this bound catches a return to it.
+PER_STEP_KIB = 3
 
 MANY_STEPS = """\
 import json, resource, sys
@@ -64,8 +65,9 @@ def test_ten_thousand_steps_complete_with_bounded_memory(tmp_path: Path) -> None
     print(f"peak RSS growth: {growth / STEPS:.2f} KiB per step")
     assert growth / STEPS < PER_STEP_KIB
     # a run's steps are freed when it ends: no future and no Parsl task record outlives it
-    # (counted, not measured through RSS, which the allocator keeps)
-    assert answer["futures"] == 0 and answer["tasks"] == 0
+    # (counted, not measured through RSS, which the allocator keeps; fewer than before is
+    # fine: the warm-up run's last futures may still have been waiting for the collector)
+    assert answer["futures"] <= 0 and answer["tasks"] == 0
 
 
 PROGRAM = """\

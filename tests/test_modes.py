@@ -42,12 +42,13 @@ def reachable_and_writable(path: Path, top: Path) -> bool:
     return True
 
 
-@pytest.mark.parametrize("umask", ["000", "002"])
-def test_no_path_a_run_leaves_is_open_to_others(tmp_path, umask):
+def run_under(tmp_path: Path, umask: str, parsl_extra: str = "") -> Path:
+    """Run SCRIPT (a thread step and an HTEX step) under `umask`; HOME is tmp_path/home."""
     home = tmp_path / "home"
     home.mkdir()
     config = tmp_path / "c.toml"
-    config.write_text(two_executors(extra="init_blocks = 1\nmax_blocks = 1\n"))
+    config.write_text(two_executors(extra="init_blocks = 1\nmax_blocks = 1\n",
+                                    parsl_extra=parsl_extra))
     script = tmp_path / "script.py"
     script.write_text(SCRIPT)
     env = {k: v for k, v in os.environ.items() if k not in LOOKUP_VARS}
@@ -59,6 +60,12 @@ def test_no_path_a_run_leaves_is_open_to_others(tmp_path, umask):
     assert done.returncode == 0, done.stderr[-3000:]
     pids = json.loads(done.stdout)
     assert pids["hinted_pid"] != pids["me"]  # the HTEX really ran a step
+    return home
+
+
+@pytest.mark.parametrize("umask", ["000", "002"])
+def test_no_path_a_run_leaves_is_open_to_others(tmp_path, umask):
+    home = run_under(tmp_path, umask)
     left = sorted(home.rglob("*"))
     scripts = [p for p in left if p.parent.name == "submit_scripts"]
     assert scripts, "the HTEX left no submit script: nothing was checked"
@@ -70,6 +77,19 @@ def test_no_path_a_run_leaves_is_open_to_others(tmp_path, umask):
     exposed = [str(p) for p in left if reachable_and_writable(p, home)]
     assert exposed == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml", "home", "script.py"]
+
+
+def test_an_open_run_dir_of_the_user_s_own_gets_a_private_run_inside(tmp_path):
+    """run_dir set to an existing world-writable directory: Parsl's numbered run inside it
+    (job scripts, logs) is made 0700."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    runs.chmod(0o777)
+    run_under(tmp_path, "000", parsl_extra=f'run_dir = "{runs}"')
+    (run,) = runs.iterdir()
+    assert stat.S_IMODE(run.stat().st_mode) == 0o700
+    assert any(p.parent.name == "submit_scripts" for p in run.rglob("*"))
+    assert [str(p) for p in run.rglob("*") if reachable_and_writable(p, runs)] == []
 
 
 def test_the_rule_sees_an_open_path(tmp_path):

@@ -45,7 +45,11 @@ def test_nesting_thousands_deep_is_one_message(tmp_path, text):
 def test_dotted_keys_thousands_deep_are_checked_without_a_traceback(tmp_path):
     path = tmp_path / "dotted.toml"
     path.write_text("[parsl]\n" + ".".join(["k"] * 5000) + " = 1\n" + THREADS)
-    one_message(cli("check", str(path)), path, "Config has no setting 'k'")
+    done = cli("check", str(path))
+    one_message(done, path, "")
+    # tomllib builds the nested tables; tomli (Python 3.10) runs out of stack doing it
+    assert ("Config has no setting 'k'" in done.stderr
+            or "nests tables or arrays deeper" in done.stderr), done.stderr
 
 
 def test_dev_zero_as_qiime2_config_is_refused_unread(tmp_path):
@@ -130,3 +134,19 @@ def test_devices_are_refused_through_the_python_api():
     for path in (Path("/dev/zero"), Path("/dev/null")):
         with pytest.raises(ConfigError, match="not a config file"):
             check(path)
+
+
+def test_a_fifo_in_place_of_the_catalog_cache_does_not_block_a_check(tmp_path, monkeypatch):
+    """The catalog of Parsl's signatures is cached in the user's cache directory; a FIFO
+    found there is ignored (rebuilt over), not read."""
+    from q2pconf import catalog
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cache = catalog.cache_path(catalog.parsl_root())
+    cache.parent.mkdir(parents=True)
+    os.mkfifo(cache)
+    config = tmp_path / "c.toml"
+    config.write_text(THREADS)
+    done = cli("check", str(config), env={**os.environ})
+    assert done.returncode == 0, done.stderr
+    assert cache.is_file()  # replaced by a real cache

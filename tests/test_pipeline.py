@@ -1,6 +1,7 @@
 """@step and @parallel_pipeline on real Parsl: threads and a local HTEX."""
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import subprocess
@@ -75,11 +76,16 @@ def test_steps_outside_a_pipeline_and_serial_runs_never_load_parsl(tmp_path: Pat
     code = ("import sys; import pipeline_steps as s\n"
             "assert s.add(2, 3) == 5 and s.deep.serial() == 15\n"
             "print(sorted(m for m in sys.modules if m == 'parsl' or m.startswith('parsl.')))")
+    assert run_in_tests(code) == "[]"
+
+
+def run_in_tests(code: str) -> str:
+    """What `code` prints, run by a fresh Python in the tests' directory (with a timeout)."""
     tests = Path(__file__).parent
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, cwd=tests, env={**os.environ, "PYTHONPATH": str(tests)})
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    return done.stdout.strip()
 
 
 def test_serial_mode_gives_the_same_results_without_parsl(tmp_path: Path) -> None:
@@ -87,6 +93,34 @@ def test_serial_mode_gives_the_same_results_without_parsl(tmp_path: Path) -> Non
     assert steps.unpacking.serial([4, 1, 9]) == {"low": 1, "high": 9, "sum": 10}
     with q2pconf.ParallelConfig(write_config(tmp_path)):
         assert steps.unpacking([4, 1, 9]) == steps.unpacking.serial([4, 1, 9])
+
+
+def test_a_serial_run_is_the_same_pipeline_one_step_at_a_time(tmp_path: Path) -> None:
+    # the body may treat a step's return as a future, as in a parallel run
+    assert steps.branching.serial(5) == (6 + 100) + 12
+    assert steps.branching.serial(0) == (1 + 200) + 2
+    assert [(r.name, r.executor, r.state) for r in steps.branching.history] == [
+        ("add", "(serial)", "exec_done")] * 4
+    # the checks a parallel run makes: outputs=N, and a note naming the failing step
+    with pytest.raises(ValueError, match="outputs=3") as caught:
+        steps.wrong.serial()
+    assert "step pipeline_steps.wrong_outputs() run serially" in caught.value.__notes__[-1]
+    marker = tmp_path / "dependent-ran"
+    with pytest.raises(KeyError) as failed:
+        steps.fails_first.serial(str(marker))
+    assert "step pipeline_steps.fail('no such sample') run serially" in failed.value.__notes__[-1]
+    assert not marker.exists() and steps.fails_first.history[-1].state == "failed"
+
+
+def test_a_serial_step_keeps_its_walltime(tmp_path: Path) -> None:
+    code = ("import time, pipeline_steps as s\n"
+            "from parsl.app.errors import AppTimeout\n"
+            "began = time.monotonic()\n"
+            "try:\n    s.timed_out.serial()\n"
+            "except AppTimeout as error:\n"
+            "    print(round(time.monotonic() - began), error.__notes__[-1])\n")
+    seconds, note = run_in_tests(code).split(" ", 1)
+    assert "spin_forever() run serially (walltime 1 s)" in note and int(seconds) < 30
 
 
 def test_failing_step_raises_its_own_error_with_a_note_and_skips_dependents(
@@ -283,3 +317,18 @@ def test_walltime_stops_a_step_that_never_returns(tmp_path: Path) -> None:
         with pytest.raises(AppTimeout) as caught:
             steps.timed_out()
     assert "spin_forever() on executor 'default' (walltime 1 s)" in caught.value.__notes__[-1]
+
+
+@pytest.mark.parametrize("where", ["threads", "htex"])
+def test_futures_in_every_container_are_followed_and_types_kept(tmp_path: Path,
+                                                                where: str) -> None:
+    with q2pconf.ParallelConfig(write_config(tmp_path)):
+        answer = steps.nested_everywhere(where)
+    expected = steps.containers(1)
+    assert answer["seen"] == {name: steps.shape(value) for name, value in expected.items()}
+    assert answer["returned"] == expected
+    returned = answer["returned"]
+    assert type(returned["point"]) is steps.Point and type(returned["frozenset"]) is frozenset
+    assert returned["default"].default_factory is list
+    assert type(returned["ordered"]) is collections.OrderedDict
+    assert steps.nested_everywhere.serial(where) == answer

@@ -112,3 +112,45 @@ def test_a_run_dir_the_file_sets_that_cannot_be_created_names_the_file_and_key(t
     assert done.returncode == 1
     assert f"ConfigError: {config}: parsl.run_dir: cannot create {blocker}" in done.stderr
     assert "Fix: set run_dir to a directory you can write" in done.stderr
+
+
+RESUME = textwrap.dedent("""
+    import sys, q2pconf
+    from q2pconf import parallel_pipeline, step
+
+    @step
+    def double(x):
+        return 2 * x
+
+    @parallel_pipeline(resume=True)
+    def run(n):
+        return [double(i) for i in range(n)]
+
+    with q2pconf.ParallelConfig(sys.argv[1]):
+        print(sum(run(int(sys.argv[2]))))
+""")
+
+
+def test_resume_on_a_full_disk_keeps_every_result_and_a_readable_checkpoint(tmp_path, home):
+    """Today: a traceback per step from Parsl's checkpoint write, and the pipeline waits for
+    ever (the failing write is inside each step's completion). After: one warning, every
+    result; the next resume=True run (with room again) reads the checkpoint it left."""
+    require_tool("unshare")
+    config = tmp_path / "c.toml"
+    config.write_text(THREADS)
+    script = tmp_path / "resume.py"
+    script.write_text(RESUME)
+    cache = shlex.quote(str(home / ".cache"))
+    run = " ".join(shlex.quote(p) for p in (sys.executable, str(script), str(config), "3000"))
+    shell = (f"mount -t tmpfs -o size=2m tmpfs {cache} && {run} && echo --- && "
+             f"find {cache} -name parsl.log -delete && {run} 2>&1")
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                           shell], env=environment(home), capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
+    total = f"{sum(2 * i for i in range(3000))}"
+    first, second = done.stdout.split("---\n")
+    assert first == f"{total}\n" and second.splitlines()[-1] == total, done.stdout[-3000:]
+    assert "Traceback" not in done.stderr + second and "BadCheckpoint" not in second
+    lines = done.stderr.splitlines()
+    assert len(lines) <= 2 and any("cannot write the checkpoint" in line for line in lines)

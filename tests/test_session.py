@@ -121,6 +121,21 @@ def test_resume_skips_steps_whose_inputs_and_code_are_unchanged(tmp_path: Path) 
     assert sorted(log.read_text().split()) == ["1", "2", "3", "4"]
 
 
+def test_resume_recognises_set_frozenset_and_bytes_arguments(tmp_path: Path) -> None:
+    """Parsl's memoizer refuses them; q2pconf teaches it, with a set's order not mattering
+    (each run is a new interpreter, with its own string hash seed)."""
+    token, log = new_token(), tmp_path / "calls.log"
+    code = ("import sys, pipeline_steps as s, q2pconf\n"
+            "run = q2pconf.parallel_pipeline(s.counted_kinds.func, resume=True)\n"
+            f"print(run({str(log)!r}))")
+    for _ in range(2):
+        child = subprocess.run([sys.executable, "-c", code], env=child_env(tmp_path, token),
+                               capture_output=True, text=True, timeout=120)
+        assert child.returncode == 0, child.stderr
+        assert child.stdout.strip() == "[2, 3, 4, 2]"
+    assert len(log.read_text().split()) == 4  # the second run reused all four
+
+
 def test_progress_line_on_a_terminal_and_silence_elsewhere(tmp_path: Path) -> None:
     code = "import pipeline_steps as s; s.threads_only(30)"
     env = config_env(tmp_path, new_token(), CONFIG, Q2PCONF_PROGRESS="1")

@@ -3,14 +3,18 @@ runs. Each case runs in a child Python with a timeout, then checks what it leave
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from configs import two_executors
-from procs import new_token, program_env, wait_gone
+from procs import new_token, program_env, tagged, wait_gone
 
 TWO_THREADS = """\
 import json, sys, threading, time
@@ -103,3 +107,57 @@ def test_idle_sessions_are_bounded(tmp_path: Path) -> None:
     paths = [str(config(tmp_path, f"c{i}")) for i in range(4)]
     out, _ = run_child(tmp_path, MANY_CONFIGS, *paths)
     assert json.loads(out) == {"results": [[0, 2]] * 4, "open": 2}
+
+
+BOTH_HELD = """\
+import sys, threading
+import q2pconf, session_steps as s
+
+def hold(config, started):
+    with q2pconf.ParallelConfig(config, mapping={"hold": "htex"}):
+        s.held(started, sys.argv[3])
+
+threads = [threading.Thread(target=hold, args=(sys.argv[i], sys.argv[i + 3]))
+           for i in (1, 2)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+"""
+
+
+def test_a_signal_ends_every_session_of_the_program(tmp_path: Path) -> None:
+    """Two configs hold a step each on their own HTEX; SIGTERM to the program's process group
+    (as `timeout` or `scancel` sends it) ends the program, both worker pools and workers."""
+    token, work = new_token(), tmp_path / "work"
+    work.mkdir()
+    started = [tmp_path / "started-1", tmp_path / "started-2"]
+    args = [str(config(tmp_path, "first")), str(config(tmp_path, "second")),
+            str(tmp_path / "never"), *map(str, started)]
+    child = subprocess.Popen([sys.executable, "-c", BOTH_HELD, *args], cwd=work,
+                             env=program_env(tmp_path, token), start_new_session=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not all(p.exists() for p in started) and time.monotonic() < deadline:
+            assert child.poll() is None, child.communicate(timeout=10)
+            time.sleep(0.1)
+        workers = [psutil.Process(int(p.read_text())) for p in started]
+        assert all(map(alive, workers))  # both pipelines run now
+        os.killpg(child.pid, signal.SIGTERM)
+        _, err = child.communicate(timeout=60)
+        assert child.returncode == -signal.SIGTERM, err
+        assert wait_gone(token, cwd=work) == []
+        assert not any(map(alive, workers))
+    finally:
+        child.kill()
+        for process in tagged(token, work):
+            process.kill()
+
+
+def alive(process: psutil.Process) -> bool:
+    """Running, and not a zombie waiting for a parent (init, in a container) to reap it."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

@@ -166,6 +166,27 @@ def test_sigterm_cancels_the_slurm_job_and_its_workers(
     assert not _alive(worker)
 
 
+@pytest.mark.parametrize("launcher", ["SrunLauncher", "SingleNodeLauncher"])
+def test_sigkill_of_the_program_ends_the_slurm_job_within_seconds(
+        token: str, slurm: SlurmCluster, tmp_path: Path, launcher: str) -> None:
+    """Nothing can clean up after SIGKILL (the OOM killer): the interchange's guard sees its
+    program gone and ends it; each worker pool's guard then finds the interchange's port
+    closed and ends the pool, and the job ends with it instead of holding its allocation
+    until the walltime."""
+    flag = tmp_path / "holding"
+    child = start_child(tmp_path, token, f"import slurm_steps as s; s.held({str(flag)!r}, 300)",
+                        launcher)
+    if not wait_for(lambda: flag.exists() or child.poll() is not None, CHILD_TIMEOUT, 0.1):
+        pytest.fail(f"the htex step never started: {finish(child, tmp_path, 1)}")
+    job = flag.read_text().split()[1]
+    assert job in slurm.jobs()
+    child.kill()
+    child.wait(10)
+    # 10 s of refused connections (q2pconf.guard's default) and the job's own teardown
+    assert wait_for(lambda: job not in slurm.jobs(), 45, 0.5), f"jobs left: {slurm.jobs()}"
+    assert survivors(token, tmp_path, timeout=20) == []
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_while_the_block_is_queued_cancels_the_pending_job(
         token: str, slurm: SlurmCluster, tmp_path: Path, signum: int) -> None:

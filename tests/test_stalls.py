@@ -188,7 +188,10 @@ def test_a_dead_interchange_fails_the_pipeline_within_seconds(tmp_path: Path) ->
             process.kill()
     answer = json.loads(out)
     assert answer["type"] == "ExecutorFailed", err
-    assert "executor 'htex' lost its interchange process (exit status -9)" in answer["message"]
+    # the interchange itself, as `ps` shows it (not the q2pconf.guard that started it)
+    assert ("executor 'htex' lost its interchange: the interchange of executor 'htex' "
+            f"(pid {interchange[0].pid}) was killed by SIGKILL; its log is ") in answer["message"]
+    assert "interchange.log" in answer["message"]
     assert answer["caught"] - killed < 15
 
 
@@ -199,6 +202,40 @@ def is_interchange(cmdline: list[str]) -> bool:
         return False
     return any(part.endswith("high_throughput.interchange") or "HTEX interchange" in part
                for part in cmdline)
+
+
+AGAIN = """\
+import json, sys, pathlib
+import q2pconf, session_steps as s
+with q2pconf.ParallelConfig(sys.argv[1], mapping={"hold": "htex", "double": "htex"}):
+    try:
+        s.doubled(2)
+    except q2pconf.ExecutorFailed as error:
+        print(json.dumps(str(error)))
+    pathlib.Path(sys.argv[2]).write_text("fixed")  # as an administrator would, say
+    print(json.dumps(s.doubled(2)))
+"""
+
+
+def test_after_a_pool_failure_the_next_run_starts_a_new_session(tmp_path: Path) -> None:
+    """Parsl never revives an executor it gave up on: the next run gets a fresh one."""
+    fixed = tmp_path / "fixed"
+    config = write_toml(tmp_path,  # a TOML literal string: as written, no escapes
+                        worker_init=f"'test -e {fixed} || {{ echo no module cuda >&2; exit 3; }}'")
+    token, work = new_token(), tmp_path / "work"
+    work.mkdir()
+    try:
+        child = subprocess.run([sys.executable, "-c", AGAIN, str(config), str(fixed)], cwd=work,
+                               capture_output=True, text=True, timeout=120,
+                               env=program_env(tmp_path, token))
+        assert child.returncode == 0, child.stderr
+        assert wait_gone(token, cwd=work) == []
+    finally:
+        for process in tagged(token, work):
+            process.kill()
+    failure, again = child.stdout.splitlines()
+    assert "could not start its worker pool" in json.loads(failure)
+    assert json.loads(again) == [0, 2]
 
 
 def test_the_stall_timeout_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

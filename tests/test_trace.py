@@ -162,6 +162,19 @@ def test_a_failing_step_and_the_step_that_never_ran(tmp_path: Path) -> None:
     assert meta["outcome"] == "failed"
 
 
+def test_steps_that_never_started_when_the_run_failed_are_cancelled(tmp_path: Path) -> None:
+    config = tmp_path / "one-thread.toml"
+    config.write_text(two_executors(threads=1, workers=1))
+    with q2pconf.ParallelConfig(config):
+        with pytest.raises(KeyError):
+            steps.failing_first(4)
+    rows = rows_of(steps.failing_first.trace_path)
+    assert len(rows) == 5 and rows[0]["status"] == "failed", rows
+    statuses = sorted(row["status"] for row in rows[1:])
+    assert statuses.count("cancelled") >= 3, statuses  # one nap may have started meanwhile
+    assert {row["error"] for row in rows if row["status"] == "cancelled"} == {"NA"}
+
+
 def test_a_retried_step_has_a_line_per_attempt(tmp_path: Path) -> None:
     flag = tmp_path / "failed-once"
     with q2pconf.ParallelConfig(write_config(tmp_path, parsl_extra="retries = 1")):

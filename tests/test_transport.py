@@ -14,7 +14,7 @@ import pipeline_steps
 from configs import config, htex, local, threads
 from procs import config_env, new_token, wait_gone
 from q2pconf import step
-from q2pconf.transport import Runner
+from q2pconf.transport import Remote
 
 CONFIG = config(threads("default", max_threads=2),
                 htex("htex", max_workers_per_node=1, provider=local()), strategy="none")
@@ -76,7 +76,7 @@ def test_a_script_that_runs_its_pipeline_on_import_gets_a_clear_error(tmp_path: 
 def test_steps_in_importable_modules_travel_by_reference() -> None:
     blob = pickle.dumps(pipeline_steps.add.runner)
     assert b"pipeline_steps" in blob and len(blob) < 300
-    assert pickle.loads(blob) is pipeline_steps.add.runner
+    assert pickle.loads(blob).runner is pipeline_steps.add.runner
 
 
 def test_a_step_made_inside_a_function_travels_by_value() -> None:
@@ -87,7 +87,7 @@ def test_a_step_made_inside_a_function_travels_by_value() -> None:
     import dill
 
     copy = dill.loads(dill.dumps(runner))
-    assert isinstance(copy, Runner) and copy is not runner
+    assert isinstance(copy, Remote) and copy.runner is not runner
     assert copy(6) == 42
 
 

@@ -109,3 +109,9 @@ def mixed(n: int) -> list[object]:
 @parallel_pipeline
 def many_naps(n: int, seconds: float) -> list[object]:
     return [nap_thread(seconds) for _ in range(n)]
+
+
+@parallel_pipeline
+def failing_first(n: int) -> list[object]:
+    """A step that fails while `n` naps wait for the one thread."""
+    return [broken("at once")] + [nap_thread(0.5) for _ in range(n)]

@@ -28,9 +28,8 @@ MAPPING = {
 }
 TPOOL_MAPPING = {"2024.10": {"dummy_plugin": {"list_of_ints": "tpool"}},
                  "2024.5": {"list_of_ints": "tpool"}}
-# QIIME 2 2024.10's vendored executors: threads are "tpool", the HTEX is "default". (A short
-# strategy_period: a ready parsl.Config keeps Parsl's 5 s, and the HTEX's first task waits.)
-QIIME2_2024_10_DEFAULT = {"parsl": {"strategy": "None", "strategy_period": 0.2, "executors": [
+# QIIME 2 2024.10's vendored executors: threads are "tpool", the HTEX is "default".
+QIIME2_2024_10_DEFAULT = {"parsl": {"strategy": "None", "executors": [
     {"class": "ThreadPoolExecutor", "label": "tpool", "max_threads": 1},
     {"class": "HighThroughputExecutor", "label": "default", "max_workers": 1,
      "provider": {"class": "LocalProvider"}},

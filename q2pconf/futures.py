@@ -1,0 +1,71 @@
+"""What a step call returns: a small Future that lets Parsl's task go once the step is done.
+
+Parsl's AppFuture holds its task's record (arguments, time stamps, the executor's own future)
+and a lock and condition of its own: several KiB a step, kept as long as the pipeline body
+keeps the future (a fan-out of 100,000 steps returned as a list: hundreds of MB). A StepFuture
+takes the AppFuture's outcome when it completes and drops it. It waits on one condition that
+all StepFutures share, so what stays of a finished step is a few slots and its result.
+
+It is a `concurrent.futures.Future` in every other way: Parsl follows it as a dependency,
+`wait()` and `as_completed()` take it, callbacks run as usual. Sharing the condition means a
+waiter can be woken by another future's completion, so `result()` and `exception()` wait in a
+loop until their own future is done or the timeout has passed.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future
+from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING
+from typing import Any
+
+_SHARED = threading.Condition()
+_ENDED = (FINISHED, CANCELLED, CANCELLED_AND_NOTIFIED)
+
+
+class StepFuture(Future):  # type: ignore[type-arg]
+    """The future of one step's result (or of one of its declared outputs)."""
+
+    # Future's own attributes, as slots: no per-instance dict, lock or condition.
+    __slots__ = ("_condition", "_state", "_result", "_exception", "_waiters", "_done_callbacks")
+
+    def __init__(self) -> None:  # Future.__init__ would make a condition of its own
+        self._condition = _SHARED
+        self._state = PENDING
+        self._result: Any = None
+        self._exception: BaseException | None = None
+        self._waiters: list[Any] = []
+        self._done_callbacks: list[Any] = []
+
+    def follow(self, source: Future) -> StepFuture:  # type: ignore[type-arg]
+        """Take `source`'s outcome when it completes (holding nothing of it afterwards)."""
+        source.add_done_callback(self.copy)
+        return self
+
+    def copy(self, source: Future) -> None:  # type: ignore[type-arg]
+        error = source.exception()
+        if error is None:
+            self.set_result(source.result())
+        else:
+            self.set_exception(error)
+
+    def cancel(self) -> bool:
+        """A step already sent to Parsl cannot be taken back (Parsl cannot cancel it)."""
+        return False
+
+    def result(self, timeout: float | None = None) -> Any:
+        self._await(timeout)
+        return super().result(timeout=0)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._await(timeout)
+        return super().exception(timeout=0)
+
+    def _await(self, timeout: float | None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._condition:
+            while self._state not in _ENDED:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return
+                self._condition.wait(left)

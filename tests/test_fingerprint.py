@@ -1,0 +1,162 @@
+"""resume=True reruns a step when anything its result depends on changed: its code, its
+defaults, and what it reaches in its own module (helpers, constants, classes), transitively;
+and reuses the result when only something it does not reach changed.
+
+Each run is a child process (a rerun must read checkpoints from disk, as a user's would)."""
+from __future__ import annotations
+
+import functools
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from procs import new_token
+from test_session import child_env
+
+PIPELINE = '''
+import sys
+from q2pconf import parallel_pipeline, step
+
+OFFSET = 1000
+TABLE = {"a": 1}
+UNUSED = 5
+
+
+def deeper(v):
+    return v * 2
+
+
+def helper(v):
+    return deeper(v) + TABLE["a"]
+
+
+class Scorer:
+    bonus = 10
+
+    def score(self, v):
+        return v + self.bonus
+
+
+def unrelated():
+    return 1
+
+
+@step
+def work(log, v, scale=3, *, shift=7):
+    with open(log, "a") as handle:
+        handle.write(f"{v}\\n")
+
+    def inner(x):
+        return x + 100
+
+    twice = lambda x: x * 2  # noqa
+    return helper(v) + OFFSET + scale * v + shift + Scorer().score(v) + inner(v) + twice(v)
+
+
+@parallel_pipeline(resume=True)
+def run(log, values):
+    return [work(log, v) for v in values]
+
+
+if __name__ == "__main__":
+    print(run(sys.argv[1], [1, 2]))
+'''
+# (what is edited, old text, new text): each edit changes the step's result
+INVALIDATING = [
+    ("a helper's helper", "return v * 2", "return v * 3"),
+    ("a constant a helper reads", 'TABLE = {"a": 1}', 'TABLE = {"a": 2}'),
+    ("a module constant", "OFFSET = 1000", "OFFSET = 2000"),
+    ("a default", "scale=3", "scale=4"),
+    ("a keyword-only default", "shift=7", "shift=8"),
+    ("a nested function", "x + 100", "x + 200"),
+    ("a lambda inside the step", "lambda x: x * 2", "lambda x: x * 5"),
+    ("a class attribute", "bonus = 10", "bonus = 20"),
+    ("a method it calls", "return v + self.bonus", "return v - self.bonus"),
+]
+# edits of what the step does not reach: its checkpointed result is reused
+HARMLESS = [
+    ("a constant it does not read", "UNUSED = 5", "UNUSED = 6"),
+    ("a function it does not call", "    return 1\n", "    return 2\n"),
+]
+
+
+def test_resume_follows_what_the_step_reaches_in_its_module(tmp_path: Path) -> None:
+    script, log = tmp_path / "resumable.py", tmp_path / "calls.log"
+    env = child_env(tmp_path, new_token())
+
+    def run(text: str) -> tuple[str, int]:
+        script.write_text(text)
+        try:
+            done = subprocess.run([sys.executable, str(script), str(log)], env=env,
+                                  capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired as hung:
+            pytest.fail(f"the pipeline hung: {hung.stderr!r}")
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip(), len(log.read_text().split())
+
+    text = PIPELINE
+    result, ran = run(text)
+    assert ran == 2
+    assert run(text) == (result, 2)  # unchanged: both steps reused
+    for what, old, new in INVALIDATING:
+        assert text.count(old) == 1, what
+        text = text.replace(old, new)
+        changed, now = run(text)
+        assert changed != result and now == ran + 2, f"editing {what} reused a stale result"
+        result, ran = changed, now
+    for what, old, new in HARMLESS:
+        text = text.replace(old, new)
+        assert run(text) == (result, ran), f"editing {what} ran the step again"
+
+
+LIMIT = 3
+
+
+def test_a_fingerprint_is_the_same_in_every_process() -> None:
+    """No addresses, no hash-randomised set order: a fresh interpreter computes the same."""
+    from q2pconf import fingerprint
+
+    code = ("import pipeline_steps as s, test_fingerprint as t\n"
+            "from q2pconf import fingerprint\n"
+            "print(fingerprint.of(s.deep_sum.func), fingerprint.of(t.reaching))")
+    tests = Path(__file__).parent
+    import pipeline_steps
+
+    here = f"{fingerprint.of(pipeline_steps.deep_sum.func)} {fingerprint.of(reaching)}"
+    for seed in ("1", "2"):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=60, cwd=tests,
+                              env={"PYTHONPATH": str(tests), "PYTHONHASHSEED": seed})
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == here
+
+
+WORDS = frozenset({"alpha", "beta", "gamma"})
+
+
+def reaching(x: int) -> object:
+    return [w for w in WORDS if len(w) > x], {"k": lambda y: y + LIMIT}
+
+
+def _scaled(k: int):  # type: ignore[no-untyped-def]
+    def scale(x: int) -> int:
+        return x * k
+    return scale
+
+
+def _logged(func):  # type: ignore[no-untyped-def]
+    @functools.wraps(func)
+    def wrapper(*args):  # type: ignore[no-untyped-def]
+        return func(*args)
+    return wrapper
+
+
+def test_closures_and_decorated_helpers_are_followed() -> None:
+    from q2pconf import fingerprint
+
+    assert fingerprint.of(_scaled(3)) == fingerprint.of(_scaled(3))
+    assert fingerprint.of(_scaled(3)) != fingerprint.of(_scaled(4))
+    # a helper wrapped by a decorator: what it wraps counts, as if called directly
+    assert fingerprint.of(_logged(_scaled(3))) != fingerprint.of(_logged(_scaled(4)))

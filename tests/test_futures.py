@@ -1,0 +1,93 @@
+"""StepFuture (what a step call returns) and History (where each step ran), on their own."""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, TimeoutError, as_completed, wait
+
+import pytest
+
+from q2pconf.futures import StepFuture
+from q2pconf.history import History, StepRecord
+
+
+def test_a_step_future_takes_its_sources_outcome_and_lets_it_go() -> None:
+    source: Future[int] = Future()
+    future = StepFuture().follow(source)
+    seen: list[int] = []
+    future.add_done_callback(lambda done: seen.append(done.result()))
+    assert not future.done()
+    source.set_result(7)
+    assert future.done() and future.result() == 7 and future.exception() is None
+    assert seen == [7]
+    assert sys.getrefcount(source) == 2  # this test's name and the call's argument only
+
+
+def test_a_step_future_carries_its_sources_error() -> None:
+    source: Future[int] = Future()
+    future = StepFuture().follow(source)
+    source.set_exception(KeyError("x"))
+    assert isinstance(future.exception(), KeyError)
+    with pytest.raises(KeyError):
+        future.result()
+
+
+def test_another_futures_completion_does_not_end_a_wait_early() -> None:
+    """All step futures share one condition: a wake-up for another is not a result."""
+    mine, other = StepFuture(), StepFuture()
+    timer = threading.Timer(0.2, other.set_result, (1,))
+    timer.start()
+    began = time.monotonic()
+    with pytest.raises(TimeoutError):
+        mine.result(timeout=1.0)
+    assert time.monotonic() - began >= 0.9  # it kept waiting after the other one finished
+    timer.join()
+    threading.Timer(0.1, mine.set_result, (2,)).start()
+    assert mine.result(timeout=10) == 2
+
+
+def test_wait_and_as_completed_take_step_futures() -> None:
+    first, second = StepFuture(), StepFuture()
+    threading.Timer(0.1, second.set_result, ("b",)).start()
+    done, pending = wait([first, second], timeout=10, return_when=FIRST_COMPLETED)
+    assert done == {second} and pending == {first}
+    first.set_result("a")
+    assert {f.result() for f in as_completed([first, second], timeout=10)} == {"a", "b"}
+
+
+def test_a_step_cannot_be_cancelled_once_sent() -> None:
+    future = StepFuture()
+    assert future.cancel() is False and not future.cancelled()
+    future.set_result(None)
+    assert "finished" in repr(future)
+
+
+def test_a_finished_step_future_is_small() -> None:
+    """A plain Future is ~1.6 KiB (its own lock and condition); a StepFuture a few slots."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        futures = [StepFuture() for _ in range(2000)]
+        for future in futures:
+            future.set_result(None)
+        each = (tracemalloc.get_traced_memory()[0] - before) / len(futures)
+    finally:
+        tracemalloc.stop()
+    assert each < 400, f"{each:.0f} bytes per finished StepFuture"
+
+
+def test_history_is_a_compact_sequence_in_submission_order() -> None:
+    history = History()
+    first = history.submitted("load", "default")
+    second = history.submitted("crunch", "htex")
+    history.finished(second, 20.0, 21.5, "exec_done")
+    assert len(history) == 2
+    assert history[0] == StepRecord("load", "default", None, None, "pending")
+    assert history[1] == StepRecord("crunch", "htex", 20.0, 21.5, "exec_done")
+    history.finished(first, 10.0, None, "failed")
+    assert [r.state for r in history] == ["failed", "exec_done"]
+    assert history[-1].name == "crunch" and history[:1] == [history[0]]
+    assert history == list(history)

@@ -1,0 +1,71 @@
+"""On the live single-node Slurm cluster: a block whose worker pool cannot start fails the
+pipeline with the job's own stderr file and its last lines, and leaves no job or process."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from configs import slurm_htex
+from procs import new_token, program_env, tagged
+from slurm_cluster import SlurmCluster, drain, wait_for
+
+pytestmark = pytest.mark.slurm
+
+# Slurm's status is polled once a minute (Parsl's SlurmProvider): a failed job is seen
+# within about that, then Parsl gives up on the executor.
+CHILD_TIMEOUT = 150.0
+REPORT = """\
+import json, sys, time
+import q2pconf, session_steps as s
+began = time.monotonic()
+try:
+    with q2pconf.ParallelConfig(sys.argv[1], mapping={"hold": "htex"}):
+        s.held(sys.argv[2], sys.argv[3])
+except Exception as error:
+    print(json.dumps({"type": type(error).__name__, "message": str(error),
+                      "seconds": time.monotonic() - began}), flush=True)
+"""
+
+
+@pytest.mark.parametrize("htex_extra,provider_extra,shown", [
+    ("", 'worker_init = "echo no module cuda >&2; exit 3"', "no module cuda"),
+    ('launch_cmd = "/no/such/python -m parsl.executors.high_throughput.process_worker_pool"',
+     "", "/no/such/python: No such file or directory"),
+], ids=["worker_init", "no-interpreter"])
+def test_a_slurm_block_that_cannot_start_names_its_stderr_file(
+        slurm: SlurmCluster, clean_env: Path, tmp_path: Path, htex_extra: str,
+        provider_extra: str, shown: str) -> None:
+    config = tmp_path / "slurm.toml"
+    text = slurm_htex("SingleNodeLauncher", strategy_period=0.5, provider_extra=provider_extra)
+    config.write_text(text.replace('address = "127.0.0.1"',
+                                   f'address = "127.0.0.1"\n{htex_extra}'))
+    token, work = new_token(), tmp_path / "work"
+    work.mkdir()
+    try:
+        child = subprocess.run(
+            [sys.executable, "-c", REPORT, str(config), str(tmp_path / "started"),
+             str(tmp_path / "flag")], cwd=work, capture_output=True, text=True,
+            timeout=CHILD_TIMEOUT, env=program_env(tmp_path, token))
+        assert child.returncode == 0, child.stderr
+        assert wait_for(lambda: not slurm.jobs(), 15, 0.3), slurm.jobs()
+        assert wait_for(lambda: not tagged(token, work), 15), tagged(token, work)
+    finally:
+        for process in tagged(token, work):
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                pass
+        drain(slurm, grace=0.5)
+    answer = json.loads(child.stdout)
+    assert answer["type"] == "ExecutorFailed", answer
+    message = answer["message"]
+    assert "executor 'htex' could not start its worker pool" in message
+    stderr = re.search(r"stderr: (\S+\.stderr), last lines:\n(.*)", message)
+    assert stderr, message
+    assert Path(stderr[1]).is_file() and shown in stderr[2]
