@@ -322,7 +322,7 @@ MALFORMED: dict[str, tuple[str | bytes, str, str, str]] = {
     "mapping-flat-missing-label": (config(DEFAULT, mapping={"summarize": "big"}),
                                    "parsl.executor_mapping.summarize",
                                    "no executor is labelled 'big'", "default"),
-    "mapping-qiime2-tpool": (HEAD + HTEX + '[parsl.executor_mapping]\nsummarize = "tpool"\n',
+    "mapping-qiime2-tpool": (config(DEFAULT, htex("htex"), mapping={"summarize": "tpool"}),
                              "parsl.executor_mapping.summarize",
                              "no executor is labelled 'tpool'",
                              "thread pool is labelled 'default': use 'default' instead"),

@@ -129,8 +129,9 @@ def test_resume_recognises_set_frozenset_and_bytes_arguments(tmp_path: Path) -> 
             "run = q2pconf.parallel_pipeline(s.counted_kinds.func, resume=True)\n"
             f"print(run({str(log)!r}))")
     for _ in range(2):
-        child = subprocess.run([sys.executable, "-c", code], env=child_env(tmp_path, token),
-                               capture_output=True, text=True, timeout=120)
+        child = subprocess.run([sys.executable, "-c", code],
+                               env=config_env(tmp_path, token, CONFIG), capture_output=True,
+                               text=True, timeout=120)
         assert child.returncode == 0, child.stderr
         assert child.stdout.strip() == "[2, 3, 4, 2]"
     assert len(log.read_text().split()) == 4  # the second run reused all four
