@@ -12,18 +12,19 @@ from pathlib import Path
 import psutil
 import pytest
 
-from configs import two_executors
-from procs import new_token, program_env, tagged, wait_gone
+from configs import config, htex, local, threads
+from procs import config_env, new_token, tagged, wait_gone
+
+CONFIG = config(threads("default", max_threads=2),
+                htex("htex", max_workers_per_node=1, provider=local()), strategy="none")
 
 
 def start(tmp_path: Path, code: str, token: str) -> subprocess.Popen[str]:
     """`code` in a child Python, in a process group of its own, running in tmp_path/work."""
-    config = tmp_path / "config.toml"
-    config.write_text(two_executors(threads=2, workers=1))
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
     return subprocess.Popen([sys.executable, "-c", code], cwd=work, text=True,
-                            env=program_env(tmp_path, token, config), start_new_session=True,
+                            env=config_env(tmp_path, token, CONFIG), start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
