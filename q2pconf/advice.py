@@ -205,9 +205,14 @@ def _executor_waiting(label: str, rows: list[dict[str, str]], executor: dict[str
             runs.append((start, end))
             if launched is not None and start > launched:
                 waits.append((launched, start))
-    waited = sum(b - a for a, b in waits)
-    if not waits or max(b - a for a, b in waits) < MIN_WAIT or waited < WAIT_SHARE * span:
+    if not runs:
         return None
+    first = min(start for start, _ in runs)  # before it, the executor had no worker yet
+    starting = [(a, min(b, first)) for a, b in waits if a < first]
+    waits = [(max(a, first), b) for a, b in waits if b > first]
+    if not _significant(waits, span):
+        return _starting(label, executor, starting) if _significant(starting, span) else None
+    waited = sum(b - a for a, b in waits)
     lanes = len({(r["host"], r["pid"], r["worker"]) for r in rows if r["started"] != "NA"})
     capacity = _capacity(executor) or lanes
     busy = _busy_during(runs, waits) / waited
@@ -219,6 +224,26 @@ def _executor_waiting(label: str, rows: list[dict[str, str]], executor: dict[str
     return Finding("idle", "*", label, f"steps waited {waited:.1f} s in all for a free worker "
                    f"of '{label}' (all {capacity:g} busy)",
                    f"parsl.executors['{label}'].{_size_key(executor)}: raise it (more workers)")
+
+
+def _significant(waits: list[tuple[float, float]], span: float) -> bool:
+    return bool(waits) and (max(b - a for a, b in waits) >= MIN_WAIT
+                            and sum(b - a for a, b in waits) >= WAIT_SHARE * span)
+
+
+def _starting(label: str, executor: dict[str, Any],
+              waits: list[tuple[float, float]]) -> Finding:
+    """Steps that waited only for the executor's first workers to start."""
+    longest = max(b - a for a, b in waits)
+    provider = (executor.get("provider") or {}).get("class", "LocalProvider")
+    if provider == "LocalProvider":
+        setting = (f"nothing for long runs: '{label}' starts when a step first needs it; map "
+                   "short steps to a thread pool, or keep one program running many pipelines")
+    else:
+        setting = (f"parsl.executors['{label}'].provider.init_blocks / min_blocks (a job "
+                   "queued before the steps arrive), or a shorter strategy_period under [parsl]")
+    return Finding("idle", "*", label, f"steps waited up to {longest:.1f} s for '{label}' to "
+                   f"start its first workers ({provider})", setting)
 
 
 def _capacity(executor: dict[str, Any]) -> float | None:
@@ -240,8 +265,8 @@ def _size_key(executor: dict[str, Any]) -> str:
 def _idle_setting(label: str, executor: dict[str, Any]) -> str:
     if executor.get("class") == "ThreadPoolExecutor":
         return f"parsl.executors['{label}'].max_threads: the pool was smaller than it looked"
-    return (f"parsl.executors['{label}'].provider.init_blocks / min_blocks: start workers "
-            "before steps arrive (and a shorter strategy_period under [parsl])")
+    return (f"parsl.executors['{label}'].provider.min_blocks / max_blocks: keep blocks of "
+            "workers up while steps wait (and a shorter strategy_period under [parsl])")
 
 
 def _busy_during(runs: list[tuple[float, float]], waits: list[tuple[float, float]]) -> float:

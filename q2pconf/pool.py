@@ -15,6 +15,7 @@ from __future__ import annotations
 import runpy
 import sys
 import warnings
+from typing import Any
 
 POOL = "parsl.executors.high_throughput.process_worker_pool"
 
@@ -40,10 +41,33 @@ def warm_context() -> object | None:
     return context
 
 
+def no_probe_for_one_address() -> None:
+    """Parsl 2024.12's pool probes the interchange's addresses even when it is given one, and
+    that probe attaches its connection monitor only after connecting: when the connection is
+    quicker, the event is missed and the pool exits 30 s later ("Failed to find a viable
+    address to connect to interchange"). With one address there is nothing to choose: use it.
+    Newer Parsl (its probe takes `timeout_ms`) is left as it is."""
+    import inspect
+
+    from parsl.executors.high_throughput import probe
+
+    original = probe.probe_addresses
+    if "timeout" not in inspect.signature(original).parameters:
+        return
+
+    def probe_addresses(addresses: list[str], task_port: int, timeout: int = 120) -> Any:
+        if len(addresses) == 1:
+            return addresses[0]
+        return original(addresses, task_port, timeout=timeout)
+
+    probe.probe_addresses = probe_addresses  # the pool module imports it by name below
+
+
 def main() -> None:
     if sys.argv[1:2] != [POOL]:
         sys.exit(f"usage: python -m q2pconf.pool {POOL} ARGS")
     del sys.argv[1]
+    no_probe_for_one_address()
     context = warm_context()
     if context is not None:
         import parsl.multiprocessing

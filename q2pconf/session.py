@@ -252,7 +252,9 @@ class Session:
         if self.closed:
             return
         self.closed = True  # no new start begins; one under way is waited for
-        self._join_early(None if wait else EARLY_JOIN_ON_SIGNAL)
+        # bounded too: a start waits up to 120 s for an interchange that died while starting
+        # (what starts after this is ended by its q2pconf.guard when the program exits)
+        self._join_early(closing.CLOSE_BOUND if wait else EARLY_JOIN_ON_SIGNAL)
         dfk = self.dfk
         closing.bounded(lambda: closing.finish(dfk) if wait else closing.stop(dfk),
                         lambda: closing.kill(dfk))

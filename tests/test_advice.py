@@ -88,10 +88,22 @@ def test_steps_waiting_for_a_busy_worker_ask_for_more_workers() -> None:
         "parsl.executors['default'].max_threads")
 
 
-def test_steps_waiting_while_workers_sat_idle_ask_for_blocks_up_front() -> None:
+def test_steps_waiting_for_the_first_workers_ask_for_blocks_up_front() -> None:
     rows = [row(launched=0, start=5, wall=1.0, worker=f"worker-{i}") for i in range(2)]
     [found] = run(rows, {"htex": HTEX})
-    assert "sat idle" in found.message and "init_blocks" in found.setting
+    assert "to start its first workers (SlurmProvider)" in found.message
+    assert "init_blocks" in found.setting
+    local = {**HTEX, "provider": {"class": "LocalProvider"}}
+    [found] = run(rows, {"htex": local})
+    assert found.setting.startswith("nothing for long runs")
+
+
+def test_steps_waiting_while_started_workers_sat_idle() -> None:
+    """Two workers ran from t=0; a step handed over at t=1 started only at t=4."""
+    rows = [row(start=0, wall=1.0, worker="worker-0"), row(start=0, wall=1.0, worker="worker-1"),
+            row(launched=1, start=4, wall=1.0, worker="worker-0")]
+    [found] = run(rows, {"htex": {**HTEX, "max_workers_per_node": 2}})
+    assert "sat idle" in found.message and "min_blocks" in found.setting
 
 
 def test_a_step_within_every_limit_gets_no_advice() -> None:

@@ -114,6 +114,11 @@ def test_a_signal_at_any_moment_ends_the_program_and_its_processes(tmp_path: Pat
         _, err = child.communicate(timeout=10)  # a left-behind process may hold the pipes
         pytest.fail(f"still running 60 s after {signal.Signals(signum).name}: {err[-3000:]}")
     print(f"ended {time.monotonic() - started:.2f} s after the signal, rc={child.returncode}")
-    assert child.returncode == -signum, err  # died of it (Python re-raises SIGINT at exit)
+    if signum == signal.SIGINT and child.returncode == 1:
+        # Ctrl-C while Python is still starting or importing (before a pipeline runs): Python
+        # prints the KeyboardInterrupt and exits 1, as it does for any program.
+        assert err.rstrip().endswith("KeyboardInterrupt"), err
+    else:
+        assert child.returncode == -signum, err  # died of it (Python re-raises SIGINT at exit)
     left = wait_gone(token)
     assert left == [], f"orphans after {signal.Signals(signum).name} at {delay} s: {left}"

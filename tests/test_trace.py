@@ -182,6 +182,24 @@ def test_steps_that_never_started_when_the_run_failed_are_cancelled(tmp_path: Pa
     assert {row["error"] for row in rows if row["status"] == "cancelled"} == {"NA"}
 
 
+def test_pipelines_running_at_once_keep_separate_traces(tmp_path: Path) -> None:
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    first = q2pconf.parallel_pipeline(steps.many_naps.func)
+    second = q2pconf.parallel_pipeline(steps.many_naps.func)
+    with q2pconf.ParallelConfig(write_config(tmp_path)):
+        first(1, 0.0)  # the session is up: both calls below share it
+        with ThreadPoolExecutor(2) as pool:
+            calls = [pool.submit(contextvars.copy_context().run, run, 3, 0.1)
+                     for run in (first, second)]
+            assert [len(call.result(timeout=CHILD_TIMEOUT)) for call in calls] == [3, 3]
+    assert first.trace_path != second.trace_path
+    assert first.trace_path.parent == second.trace_path.parent  # one session, one directory
+    for run in (first, second):
+        assert sorted(row["call"] for row in rows_of(run.trace_path)) == ["0", "1", "2"]
+
+
 def test_a_retried_step_has_a_line_per_attempt(tmp_path: Path) -> None:
     flag = tmp_path / "failed-once"
     with q2pconf.ParallelConfig(write_config(tmp_path, config(
