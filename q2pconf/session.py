@@ -214,8 +214,12 @@ class Session:
                 from q2pconf.errors import no_such_executor
 
                 raise no_such_executor("<parsl.Config>", "executors", label, self.labels)
-            self.dfk.add_executors([self.settings.executor(label)])
-            closing.remember(self.dfk.executors[label])
+            executor = self.settings.executor(label)
+            blocks = _blocks_now(executor, self.dfk.config.strategy)
+            self.dfk.add_executors([executor])
+            closing.remember(executor)
+            if blocks:  # Parsl's strategy would launch them at its next tick, up to a period on
+                executor.scale_out_facade(blocks)
             self._ready.add(label)
 
     def start_early(self, labels: Iterable[str]) -> None:
@@ -402,6 +406,18 @@ def _resuming(settings: Settings) -> dict[str, Any]:
     # a run stopped before its first checkpoint was written has none: Parsl refuses the dir
     found = [path for path in found if os.path.isfile(os.path.join(path, "tasks.pkl"))]
     return checkpointing(sorted(found))
+
+
+def _blocks_now(executor: Any, strategy: Any) -> int:
+    """How many blocks to launch as `executor` starts rather than at the strategy's first tick:
+    its init_blocks, taken off the provider so that tick launches none. Only for a local
+    provider under strategy "none", where launching is instant and the strategy does nothing
+    but launch init_blocks once (another strategy scales on its own, from the same thread)."""
+    provider = getattr(executor, "provider", None)
+    if strategy not in ("none", None) or type(provider).__name__ != "LocalProvider":
+        return 0
+    blocks, provider.init_blocks = provider.init_blocks, 0
+    return int(blocks)
 
 
 def _run_dir_source(settings: Settings | None) -> str | None:

@@ -86,3 +86,47 @@ def test_a_signal_during_the_background_start_leaves_no_process(tmp_path: Path,
         child.kill()
     assert child.returncode != 0
     assert wait_gone(token, cwd=tmp_path / "work") == []
+
+
+SLOW_TICK = """\
+[parsl]
+strategy = "none"
+strategy_period = 120
+[[parsl.executors]]
+class = "ThreadPoolExecutor"
+label = "default"
+max_threads = 1
+[[parsl.executors]]
+class = "HighThroughputExecutor"
+label = "htex"
+max_workers_per_node = 1
+[parsl.executors.provider]
+class = "LocalProvider"
+"""
+
+
+def test_a_local_block_launches_with_its_executor_not_at_the_strategys_tick(
+        tmp_path: Path) -> None:
+    """Strategy "none" only launches init_blocks at its first tick (here 120 s away): q2pconf
+    launches them as the executor starts."""
+    from q2pconf.config import vendored
+    from q2pconf.session import _blocks_now
+
+    executor = vendored().executor("htex")
+    assert _blocks_now(executor, "simple") == 0 and executor.provider.init_blocks == 1
+    assert _blocks_now(executor, "none") == 1 and executor.provider.init_blocks == 0
+    config = tmp_path / "slow-tick.toml"
+    config.write_text(SLOW_TICK)
+    token = new_token()
+    # The session (and the strategy's clock) starts with a thread step; its first tick (~1 s
+    # in) passes before the HTEX exists, the next is 120 s away.
+    code = ("import time, q2pconf, pipeline_steps as s\n"
+            f"with q2pconf.ParallelConfig({str(config)!r}):\n"
+            "    s.threads_only(1); time.sleep(3)\n"
+            "    began = time.monotonic(); s.long_on_htex('/dev/null', 0)\n"
+            "    print(round(time.monotonic() - began, 1))\n")
+    done = subprocess.run([sys.executable, "-c", code], env=program_env(tmp_path, token),
+                          capture_output=True, text=True, timeout=100)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout.split()[-1]) < 60  # well before the strategy's first tick
+    assert wait_gone(token) == []

@@ -97,7 +97,8 @@ def test_thread_and_htex_steps_record_where_and_what_they_used(tmp_path: Path) -
     # machine may be shared: then the wall time grows, never the CPU time)
     for name in ("busy_thread", "busy_htex"):
         wall, cpu = float(named[name]["wall_s"]), float(named[name]["cpu_s"])
-        assert 1.0 <= cpu <= 1.1 and cpu <= wall + 0.01, named[name]
+        # (a worker's process times tick at 10 ms: 0.99 s reads as well as 1.0 s)
+        assert 0.97 <= cpu <= 1.1 and cpu <= wall + 0.02, named[name]
     for name in ("nap_thread", "nap_htex"):
         assert float(named[name]["cpu_s"]) < 0.05, named[name]
     # Memory: the step's own peak in a worker process
