@@ -62,6 +62,21 @@ def parsl_children() -> list[str]:
     return names
 
 
+def interchanges() -> int:
+    """How many HTEX interchange processes run below this process."""
+    return sum(is_interchange(_cmdline(child))
+               for child in psutil.Process().children(recursive=True))
+
+
+def is_interchange(cmdline: list[str]) -> bool:
+    """The interchange renames itself ("parsl: HTEX interchange") once it runs; the
+    q2pconf.guard process that started it names it on its command line, and is not it."""
+    if "q2pconf.guard" in cmdline:
+        return False
+    return any(part.endswith("high_throughput.interchange") or "HTEX interchange" in part
+               for part in cmdline)
+
+
 def _cmdline(process: psutil.Process) -> list[str]:
     try:
         return process.cmdline()
@@ -83,3 +98,10 @@ def program_env(tmp_path: Path, token: str, config: Path | None = None,
         env["QIIME2_CONFIG"] = str(config)
     env.update({"Q2PCONF_PROGRESS": "0", TOKEN_VAR: token, **extra})
     return env
+
+
+def config_env(tmp_path: Path, token: str, text: str, **extra: str) -> dict[str, str]:
+    """`program_env` with the config `text` written to tmp_path/config.toml."""
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return program_env(tmp_path, token, path, **extra)

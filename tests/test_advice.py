@@ -5,6 +5,7 @@ checks a real walltime hit end to end); here each rule meets the cases that trig
 near misses that must not."""
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,9 @@ T0 = 1_800_000_000.0
 
 
 def stamp(offset: float) -> str:
-    from q2pconf.trace import _iso
-
-    return _iso(T0 + offset)
+    """A time as the trace writes it: local ISO 8601 with milliseconds and the UTC offset."""
+    moment = datetime.datetime.fromtimestamp(T0 + offset).astimezone()
+    return moment.isoformat(timespec="milliseconds")
 
 
 def row(step: str = "p.s", executor: str = "htex", start: float = 0.0, wall: float = 1.0,

@@ -121,12 +121,29 @@ def test_an_unreadable_cache_is_rebuilt(fake_parsl: Path, tmp_path: Path) -> Non
     assert probe(fake_parsl, cache)["params"] == ["label"]
 
 
-def test_the_cache_holds_what_the_installed_parsl_says(tmp_path: Path) -> None:
-    from q2pconf import catalog
+# What the installed Parsl's classes take, and whether its source was parsed to answer.
+ASK_PARSL = """
+import json, sys
+from q2pconf import catalog
+asked = [("executors", "HighThroughputExecutor"), ("executors", "ThreadPoolExecutor"),
+         ("provider", "SlurmProvider"), ("launcher", "SrunLauncher"), ("config", "Config")]
+print(json.dumps({"params": {name: sorted(catalog.parameters(kind, name))
+                             for kind, name in asked},
+                  "parsed": "ast" in sys.modules}))
+"""
 
-    root = catalog.parsl_root()
-    built, files = catalog._build(root)
-    assert built["params"]["executors:HighThroughputExecutor"]  # the real Parsl was read
-    path = tmp_path / "catalog.json"
-    catalog._write_cache(path, root, built, files)
-    assert catalog._read_cache(path, root) == built
+
+def test_the_cache_holds_what_the_installed_parsl_says(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    def ask() -> dict:
+        done = subprocess.run([sys.executable, "-c", ASK_PARSL], env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    built, cached = ask(), ask()
+    assert built["parsed"] and not cached["parsed"]  # built, then read from the cache
+    assert {"label", "provider", "max_workers_per_node"} <= set(
+        built["params"]["HighThroughputExecutor"])  # the real Parsl was read
+    assert cached["params"] == built["params"]

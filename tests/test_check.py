@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import string
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from configs import two_executors
+from configs import config, htex, local, slurm, threads
 from q2pconf import catalog
 from q2pconf.config import check, from_dict, load
 from q2pconf.cpus import default_workers
@@ -39,8 +40,9 @@ class = "LocalProvider"
 """
 
 # QIIME 2 2024.10 and later: threads are 'tpool', worker processes are 'default'.
-QIIME2_2024_10 = two_executors(3, 3, strategy="None", threads_label="tpool",
-                               htex_label="default")
+TPOOL = threads("tpool", max_threads=3)
+QIIME2_2024_10 = config(TPOOL, htex("default", max_workers_per_node=3, provider=local()),
+                        strategy="None")
 
 SLURM = """\
 [parsl]
@@ -94,11 +96,11 @@ def test_seed_default_verbatim_checks_and_builds(tmp_path):
     settings = check(write(tmp_path, seed_default()))
     assert settings.labels == ("default", "htex")
     assert any("max_workers" in w and "max_workers_per_node" in w for w in settings.warnings)
-    config = settings.parsl_config()
-    htex = {e.label: e for e in config.executors}["htex"]
-    assert type(htex).__name__ == "HighThroughputExecutor"
-    assert htex.max_workers_per_node == default_workers()
-    assert config.strategy == "none"  # "None" would make parsl.load raise KeyError
+    built = settings.parsl_config()
+    executor = {e.label: e for e in built.executors}["htex"]
+    assert type(executor).__name__ == "HighThroughputExecutor"
+    assert executor.max_workers_per_node == default_workers()
+    assert built.strategy == "none"  # "None" would make parsl.load raise KeyError
 
 
 def test_seed_default_warning_is_logged_on_load(tmp_path, caplog):
@@ -114,11 +116,11 @@ def test_qiime2_2024_10_default_builds(tmp_path):
     settings = check(write(tmp_path, QIIME2_2024_10))
     assert settings.labels == ("tpool", "default")
     assert settings.warnings == ()
-    config = settings.parsl_config()
-    kinds = {e.label: type(e).__name__ for e in config.executors}
+    built = settings.parsl_config()
+    kinds = {e.label: type(e).__name__ for e in built.executors}
     assert kinds == {"tpool": "ThreadPoolExecutor", "default": "HighThroughputExecutor"}
-    assert type(config.executors[1].provider).__name__ == "LocalProvider"
-    assert config.strategy == "none"
+    assert type(built.executors[1].provider).__name__ == "LocalProvider"
+    assert built.strategy == "none"
 
 
 def test_slurm_config_builds_and_flattens_the_mapping(tmp_path):
@@ -129,14 +131,14 @@ def test_slurm_config_builds_and_flattens_the_mapping(tmp_path):
     assert settings.label_for("summarize", "feature_table") == "default"
     assert settings.label_for("plot", "any_plugin") == "default"
     assert settings.label_for("other", "dada2") is None
-    htex = settings.executor("slurm")
-    provider = htex.provider
+    executor = settings.executor("slurm")
+    provider = executor.provider
     assert type(provider).__name__ == "SlurmProvider"
     assert (provider.partition, provider.walltime, provider.nodes_per_block) == (
         "short", "02:00:00", 2)
     assert provider.worker_init.strip().splitlines()[-1] == "module load qiime2"
     assert type(provider.launcher).__name__ == "SrunLauncher"
-    assert htex.address is None  # not on LocalProvider: Parsl finds the node's address
+    assert executor.address is None  # not on LocalProvider: Parsl finds the node's address
     assert settings.parsl_config().strategy == "htex_auto_scale"
 
 
@@ -158,7 +160,9 @@ def test_namespace_qualified_class_is_the_same_class(tmp_path):
 
 
 def test_local_channel_is_dropped_with_a_warning(tmp_path):
-    text = QIIME2_2024_10 + '\n[parsl.executors.provider.channel]\nclass = "LocalChannel"\n'
+    text = config(TPOOL, htex("default", max_workers_per_node=3,
+                              provider=local(channel={"class": "LocalChannel"})),
+                  strategy="None")
     settings = check(write(tmp_path, text))
     assert any("channel" in w for w in settings.warnings)
     assert type(settings.executor("default").provider).__name__ == "LocalProvider"
@@ -170,29 +174,30 @@ MEMOIZER_OBJECTS = "memoizer" in catalog.parameters("config", "Config")
 
 
 def test_old_checkpoint_keys_move_into_the_memoizer_where_parsl_has_one(tmp_path):
-    text = '[parsl]\ncheckpoint_mode = "task_exit"\n' + QIIME2_2024_10.split("\n", 2)[2]
+    text = config(TPOOL, htex("default", max_workers_per_node=3, provider=local()),
+                  checkpoint_mode="task_exit")
     settings = check(write(tmp_path, text))
-    config = settings.parsl_config()
+    built = settings.parsl_config()
     if MEMOIZER_OBJECTS:
         assert any("memoizer" in w for w in settings.warnings)
-        assert type(config.memoizer).__name__ == "BasicMemoizer"
-        assert config.memoizer.checkpoint_mode == "task_exit"
+        assert type(built.memoizer).__name__ == "BasicMemoizer"
+        assert built.memoizer.checkpoint_mode == "task_exit"
     else:  # the key is current on this Parsl: nothing to say
-        assert settings.warnings == () and config.checkpoint_mode == "task_exit"
+        assert settings.warnings == () and built.checkpoint_mode == "task_exit"
 
 
 def test_a_memoizer_table_works_on_a_parsl_without_memoizer_objects(tmp_path):
-    text = ('[parsl.memoizer]\nclass = "BasicMemoizer"\ncheckpoint_mode = "task_exit"\n'
-            + QIIME2_2024_10.split("\n", 2)[2])
-    config = check(write(tmp_path, text)).parsl_config()
+    text = config(TPOOL, htex("default", max_workers_per_node=3, provider=local()),
+                  memoizer={"class": "BasicMemoizer", "checkpoint_mode": "task_exit"})
+    built = check(write(tmp_path, text)).parsl_config()
     if MEMOIZER_OBJECTS:
-        assert config.memoizer.checkpoint_mode == "task_exit"
+        assert built.memoizer.checkpoint_mode == "task_exit"
     else:
-        assert config.checkpoint_mode == "task_exit"
+        assert built.checkpoint_mode == "task_exit"
 
 
 def test_worker_ports_is_refused_only_where_parsl_removed_it(tmp_path):
-    path = write(tmp_path, HEAD + HTEX + "worker_ports = [50000, 50001]\n")
+    path = write(tmp_path, config(threads("default"), htex("htex", worker_ports=[50000, 50001])))
     if "worker_ports" in catalog.parameters("executors", "HighThroughputExecutor"):
         assert check(path).plan.executors["htex"].kwargs["worker_ports"] == [50000, 50001]
         return
@@ -222,17 +227,7 @@ def test_building_starts_no_process_or_thread(tmp_path):
 
 # -- malformed files -------------------------------------------------------------------------
 
-HEAD = '[[parsl.executors]]\nclass = "ThreadPoolExecutor"\nlabel = "default"\n'
-HTEX = '[[parsl.executors]]\nclass = "HighThroughputExecutor"\nlabel = "htex"\n'
-
-
-def tpool(*lines: str) -> str:
-    return HEAD + "".join(line + "\n" for line in lines)
-
-
-def htex(*lines: str, provider: str = "LocalProvider") -> str:
-    body = "".join(line + "\n" for line in lines)
-    return HEAD + HTEX + f'[parsl.executors.provider]\nclass = "{provider}"\n' + body
+DEFAULT = threads("default")
 
 
 # id: (file text, key path, words the problem names, words the fix names)
@@ -242,8 +237,9 @@ MALFORMED: dict[str, tuple[str | bytes, str, str, str]] = {
                          "rename [parsel] to [parsl]"),
     "parsl-not-table": ("parsl = 3\n", "parsl", "must be a table", "[parsl]"),
     "parsl-a-date": ("parsl = 2020-01-01\n", "parsl", "must be a table, not a date", "[parsl]"),
-    "strategy-a-date-time": ("[parsl]\nstrategy = 2020-01-01T10:00:00\n" + HEAD, "parsl.strategy",
-                             "must be a string, not a date-time", "strategy = "),
+    "strategy-a-date-time": (config(DEFAULT, strategy=datetime(2020, 1, 1, 10)),
+                             "parsl.strategy", "must be a string, not a date-time",
+                             "strategy = "),
     "executors-single-table": ('[parsl.executors]\nclass = "ThreadPoolExecutor"\n',
                                "parsl.executors", "array of tables", "[[parsl.executors]]"),
     "executors-string": ('[parsl]\nexecutors = "ThreadPoolExecutor"\n', "parsl.executors",
@@ -275,37 +271,40 @@ MALFORMED: dict[str, tuple[str | bytes, str, str, str]] = {
     "class-other-namespace": ('[[parsl.executors]]\nclass = "parsl.providers.LocalProvider"\n'
                               'label = "default"\n', "parsl.executors[0].class",
                               "is not allowed", "ThreadPoolExecutor"),
-    "unknown-key": (tpool("max_thread = 2"), "parsl.executors[0].max_thread",
+    "unknown-key": (config(threads("default", max_thread=2)), "parsl.executors[0].max_thread",
                     "no setting 'max_thread'", "did you mean max_threads?"),
-    "string-for-int": (tpool('max_threads = "4"'), "parsl.executors[0].max_threads",
+    "string-for-int": (config(threads("default", max_threads="4")),
+                       "parsl.executors[0].max_threads",
                        "must be a whole number, not a string", "max_threads = 4 (no quotes)"),
-    "float-for-int": (tpool("max_threads = 4.0"), "parsl.executors[0].max_threads",
+    "float-for-int": (config(threads("default", max_threads=4.0)),
+                      "parsl.executors[0].max_threads",
                       "not a number (4.0)", "max_threads = 4 (no decimal point)"),
-    "bool-for-int": (tpool("max_threads = true"), "parsl.executors[0].max_threads",
+    "bool-for-int": (config(threads("default", max_threads=True)),
+                     "parsl.executors[0].max_threads",
                      "not true or false", "write max_threads = "),
-    "provider-on-threads": (tpool('[parsl.executors.provider]\nclass = "LocalProvider"'),
+    "provider-on-threads": (config(threads("default", provider=local())),
                             "parsl.executors[0].provider", "ThreadPoolExecutor takes no provider",
                             "use HighThroughputExecutor"),
-    "provider-as-string": (HEAD + HTEX + 'provider = "LocalProvider"\n',
+    "provider-as-string": (config(DEFAULT, htex("htex", provider="LocalProvider")),
                            "parsl.executors[1].provider", "must be a table naming a class",
                            'class = "LocalProvider"'),
-    "unknown-provider": (htex(provider="SlurmProvder"), "parsl.executors[1].provider.class",
+    "unknown-provider": (config(DEFAULT, htex("htex", provider={"class": "SlurmProvder"})),
+                         "parsl.executors[1].provider.class",
                          "'SlurmProvder' is not in parsl.providers",
                          "did you mean SlurmProvider?"),
-    "unknown-launcher": (htex('[parsl.executors.provider.launcher]\nclass = "SrunLaunch"',
-                              provider="SlurmProvider"),
+    "unknown-launcher": (config(DEFAULT, htex("htex", provider=slurm(launcher="SrunLaunch"))),
                          "parsl.executors[1].provider.launcher.class", "not in parsl.launchers",
                          "did you mean SrunLauncher?"),
-    "nodes-per-block-string": (htex('nodes_per_block = "2"', provider="SlurmProvider"),
+    "nodes-per-block-string": (config(DEFAULT, htex("htex", provider=slurm(nodes_per_block="2"))),
                                "parsl.executors[1].provider.nodes_per_block",
                                "must be a whole number", "nodes_per_block = 2"),
-    "walltime-number": (htex("walltime = 30", provider="SlurmProvider"),
+    "walltime-number": (config(DEFAULT, htex("htex", provider=slurm(walltime=30))),
                         "parsl.executors[1].provider.walltime", "must be a string",
                         'walltime = "'),
-    "provider-unknown-key": (htex('partion = "short"', provider="SlurmProvider"),
+    "provider-unknown-key": (config(DEFAULT, htex("htex", provider=slurm(partion="short"))),
                              "parsl.executors[1].provider.partion", "no setting 'partion'",
                              "did you mean partition?"),
-    "duplicate-label": (HEAD + HEAD, "parsl.executors[1].label", "used twice",
+    "duplicate-label": (config(DEFAULT, DEFAULT), "parsl.executors[1].label", "used twice",
                         "its own label"),
     "no-default-label": ('[[parsl.executors]]\nclass = "ThreadPoolExecutor"\nlabel = "tpool"\n',
                          "parsl.executors", "no executor is labelled 'default'",
@@ -316,14 +315,14 @@ MALFORMED: dict[str, tuple[str | bytes, str, str, str]] = {
                          "parsl.executors[0].label", "not a usable label", "letters, digits"),
     "label-not-string": ('[[parsl.executors]]\nclass = "ThreadPoolExecutor"\nlabel = 1\n',
                          "parsl.executors[0].label", "must be a string", "label = "),
-    "mapping-missing-label": (HEAD + HTEX + "[parsl.executor_mapping]\n"
-                              'dada2 = { denoise_single = "htx" }\n',
+    "mapping-missing-label": (config(DEFAULT, htex("htex"),
+                                     mapping={"dada2": {"denoise_single": "htx"}}),
                               "parsl.executor_mapping.dada2.denoise_single",
                               "no executor is labelled 'htx'", "did you mean htex?"),
-    "mapping-flat-missing-label": (HEAD + '[parsl.executor_mapping]\nsummarize = "big"\n',
+    "mapping-flat-missing-label": (config(DEFAULT, mapping={"summarize": "big"}),
                                    "parsl.executor_mapping.summarize",
                                    "no executor is labelled 'big'", "default"),
-    "mapping-qiime2-tpool": (HEAD + HTEX + '[parsl.executor_mapping]\nsummarize = "tpool"\n',
+    "mapping-qiime2-tpool": (config(DEFAULT, htex("htex"), mapping={"summarize": "tpool"}),
                              "parsl.executor_mapping.summarize",
                              "no executor is labelled 'tpool'",
                              "thread pool is labelled 'default': use 'default' instead"),
@@ -333,39 +332,40 @@ MALFORMED: dict[str, tuple[str | bytes, str, str, str]] = {
                                  'summarize = "default"'),
     "mapping-not-table": ('[parsl]\nexecutor_mapping = "htex"\n', "parsl.executor_mapping",
                           "must be a table", "[parsl.executor_mapping]"),
-    "bad-strategy": ('[parsl]\nstrategy = "simpel"\n' + HEAD, "parsl.strategy",
+    "bad-strategy": (config(DEFAULT, strategy="simpel"), "parsl.strategy",
                      "'simpel' is not a Parsl strategy", "did you mean simple?"),
-    "strategy-number": ("[parsl]\nstrategy = 0\n" + HEAD, "parsl.strategy", "must be a string",
+    "strategy-number": (config(DEFAULT, strategy=0), "parsl.strategy", "must be a string",
                         "strategy = "),
-    "unknown-parsl-key": ('[parsl]\nstratgy = "none"\n' + HEAD, "parsl.stratgy",
+    "unknown-parsl-key": (config(DEFAULT, stratgy="none"), "parsl.stratgy",
                           "Config has no setting 'stratgy'", "did you mean strategy?"),
-    "bad-exit-mode": ('[parsl]\nexit_mode = "clean"\n' + HEAD, "parsl.exit_mode",
+    "bad-exit-mode": (config(DEFAULT, exit_mode="clean"), "parsl.exit_mode",
                       "is not one of", "did you mean cleanup?"),
-    "managed-dependency-resolver": ('[parsl]\ndependency_resolver = "deep"\n' + HEAD,
+    "managed-dependency-resolver": (config(DEFAULT, dependency_resolver="deep"),
                                     "parsl.dependency_resolver", "cannot be set",
                                     "remove dependency_resolver"),
-    "managed-retry-handler": ('[parsl]\nretry_handler = "x"\n' + HEAD, "parsl.retry_handler",
+    "managed-retry-handler": (config(DEFAULT, retry_handler="x"), "parsl.retry_handler",
                               "cannot be set", "remove retry_handler"),
-    "removed-adhoc-provider": (htex(provider="AdHocProvider"),
+    "removed-adhoc-provider": (config(DEFAULT, htex("htex", provider={"class": "AdHocProvider"})),
                                "parsl.executors[1].provider.class",
                                "AdHocProvider was removed", "LocalProvider"),
-    "removed-ssh-channel": (htex('[parsl.executors.provider.channel]\nclass = "SSHChannel"\n'
-                                 'hostname = "login.example.org"', provider="SlurmProvider"),
+    "removed-ssh-channel": (config(DEFAULT, htex("htex", provider=slurm(channel={
+                                "class": "SSHChannel", "hostname": "login.example.org"}))),
                             "parsl.executors[1].provider.channel",
                             "SSHChannel cannot work", "delete the channel table"),
-    "old-and-new-worker-key": (HEAD + HTEX + "max_workers = 2\nmax_workers_per_node = 2\n",
+    "old-and-new-worker-key": (config(DEFAULT, htex("htex", max_workers=2,
+                                                    max_workers_per_node=2)),
                                "parsl.executors[1].max_workers", "old name of max_workers_per_node",
                                "remove max_workers"),
-    "checkpoint-mode-typo": ('[parsl]\ncheckpoint_mode = "task_end"\n' + HEAD,
+    "checkpoint-mode-typo": (config(DEFAULT, checkpoint_mode="task_end"),
                              "parsl.memoizer.checkpoint_mode" if MEMOIZER_OBJECTS
                              else "parsl.checkpoint_mode", "is not one of",
                              "did you mean task_exit?"),
-    "memoizer-typo": (('[parsl.memoizer]\nclass = "BasicMemoiser"\n' + HEAD,
+    "memoizer-typo": ((config(DEFAULT, memoizer={"class": "BasicMemoiser"}),
                        "parsl.memoizer.class", "not in parsl.dataflow.memoization",
                        "did you mean BasicMemoizer?") if MEMOIZER_OBJECTS else
-                      ('[parsl.memoizer]\nclass = "BasicMemoiser"\n' + HEAD,
+                      (config(DEFAULT, memoizer={"class": "BasicMemoiser"}),
                        "parsl.memoizer", "Config takes no memoizer", "checkpoint_mode")),
-    "monitoring-typo": ('[parsl.monitoring]\nclass = "MonitoringHub"\nhub_adress = "x"\n' + HEAD,
+    "monitoring-typo": (config(DEFAULT, monitoring={"class": "MonitoringHub", "hub_adress": "x"}),
                         "parsl.monitoring.hub_adress", "no setting 'hub_adress'",
                         "did you mean hub_address?"),
 }
@@ -433,6 +433,8 @@ def test_build_refusal_is_a_config_error(tmp_path):
     check catches what it can see first, so the refusal is made directly here)."""
     from parsl.executors import HighThroughputExecutor
 
+    # A private, on purpose: every refusal a file could reach is made by check first, so no
+    # public call gets here; this is the one place that wraps what Parsl's constructors raise.
     from q2pconf.build import _construct
 
     with pytest.raises(ConfigError) as caught:
@@ -446,12 +448,12 @@ def test_build_refusal_is_a_config_error(tmp_path):
 def test_array_items_are_checked_against_parsl_s_annotation(tmp_path):
     """`available_accelerators: int | Sequence[str]`: an array of numbers passed the check
     and then failed in Parsl's typeguard at start."""
-    path = write(tmp_path, HEAD + HTEX + "available_accelerators = [1, 2]\n")
+    path = write(tmp_path, config(DEFAULT, htex("htex", available_accelerators=[1, 2])))
     with pytest.raises(ConfigError) as caught:
         check(path)
     assert caught.value.key == "parsl.executors[1].available_accelerators[0]"
     assert "must be a string, not" in caught.value.problem
-    path = write(tmp_path, HEAD + HTEX + 'available_accelerators = ["0", "1"]\n')
+    path = write(tmp_path, config(DEFAULT, htex("htex", available_accelerators=["0", "1"])))
     assert check(path).executor("htex").available_accelerators == ["0", "1"]
 
 

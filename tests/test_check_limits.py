@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from configs import two_executors
+from configs import config, htex, local, slurm, threads
 from q2pconf import catalog
 from q2pconf.config import check
 from q2pconf.errors import ConfigError
 
-THREADS = '[[parsl.executors]]\nclass = "ThreadPoolExecutor"\nlabel = "default"\n'
+POOL = threads("default", max_threads=2)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -33,64 +33,78 @@ def refused(tmp_path: Path, text: str) -> ConfigError:
 
 # (config text, key path of the error, a word the message must hold)
 NEVER_RUNS = [
-    (THREADS + "max_threads = 0\n", "parsl.executors[0].max_threads", "at least 1"),
-    (THREADS + "max_threads = -3\n", "parsl.executors[0].max_threads", "at least 1"),
-    (two_executors(workers=-1), "parsl.executors[1].max_workers_per_node", "negative"),
-    (two_executors(worker_key="max_workers", workers=-2),
+    (config(threads("default", max_threads=0)), "parsl.executors[0].max_threads", "at least 1"),
+    (config(threads("default", max_threads=-3)), "parsl.executors[0].max_threads", "at least 1"),
+    (config(POOL, htex("htex", max_workers_per_node=-1, provider=local()), strategy="none"),
      "parsl.executors[1].max_workers_per_node", "negative"),
-    (two_executors(htex_extra="cores_per_worker = 0"), "parsl.executors[1].cores_per_worker",
-     "more than 0"),
-    (two_executors(htex_extra="cores_per_worker = -0.5"), "parsl.executors[1].cores_per_worker",
-     "more than 0"),
-    (two_executors(htex_extra="mem_per_worker = -1"), "parsl.executors[1].mem_per_worker",
-     "negative"),
-    (two_executors(extra="max_blocks = 0\n"), "parsl.executors[1].provider.max_blocks",
-     "for ever"),
-    (two_executors(extra="nodes_per_block = 0\n"), "parsl.executors[1].provider.nodes_per_block",
-     "without nodes"),
-    (two_executors(extra="init_blocks = -1\n"), "parsl.executors[1].provider.init_blocks",
-     "negative"),
-    (two_executors(extra="min_blocks = 3\nmax_blocks = 2\n"),
+    (config(POOL, htex("htex", max_workers=-2, provider=local()), strategy="none"),
+     "parsl.executors[1].max_workers_per_node", "negative"),
+    (config(POOL, htex("htex", max_workers_per_node=2, cores_per_worker=0, provider=local()),
+            strategy="none"), "parsl.executors[1].cores_per_worker", "more than 0"),
+    (config(POOL, htex("htex", max_workers_per_node=2, cores_per_worker=-0.5, provider=local()),
+            strategy="none"), "parsl.executors[1].cores_per_worker", "more than 0"),
+    (config(POOL, htex("htex", max_workers_per_node=2, mem_per_worker=-1, provider=local()),
+            strategy="none"), "parsl.executors[1].mem_per_worker", "negative"),
+    (config(POOL, htex("htex", max_workers_per_node=2, provider=local(max_blocks=0)),
+            strategy="none"), "parsl.executors[1].provider.max_blocks", "for ever"),
+    (config(POOL, htex("htex", max_workers_per_node=2, provider=local(nodes_per_block=0)),
+            strategy="none"), "parsl.executors[1].provider.nodes_per_block", "without nodes"),
+    (config(POOL, htex("htex", max_workers_per_node=2, provider=local(init_blocks=-1)),
+            strategy="none"), "parsl.executors[1].provider.init_blocks", "negative"),
+    (config(POOL, htex("htex", max_workers_per_node=2,
+                       provider=local(min_blocks=3, max_blocks=2)), strategy="none"),
      "parsl.executors[1].provider.min_blocks", "max_blocks = 2"),
-    (two_executors(extra="init_blocks = 4\nmax_blocks = 2\n"),
+    (config(POOL, htex("htex", max_workers_per_node=2,
+                       provider=local(init_blocks=4, max_blocks=2)), strategy="none"),
      "parsl.executors[1].provider.init_blocks", "max_blocks = 2"),
-    (two_executors(extra="init_blocks = 2\n"), "parsl.executors[1].provider.init_blocks",
-     "Parsl's default"),
-    (two_executors(extra="parallelism = 0\n"), "parsl.executors[1].provider.parallelism",
-     "no block starts"),
-    (two_executors(extra="parallelism = 2.5\n"), "parsl.executors[1].provider.parallelism",
-     "at most 1"),
-    (two_executors(extra="cmd_timeout = 0\n"), "parsl.executors[1].provider.cmd_timeout",
-     "time out"),
-    (two_executors(strategy="None", extra="init_blocks = 0\n"),
-     "parsl.executors[1].provider.init_blocks", "wait for ever"),
-    (two_executors(strategy="none", extra="init_blocks = 0\nmin_blocks = 0\n"),
+    (config(POOL, htex("htex", max_workers_per_node=2, provider=local(init_blocks=2)),
+            strategy="none"), "parsl.executors[1].provider.init_blocks", "Parsl's default"),
+    (config(POOL, htex("htex", max_workers_per_node=2, provider=local(parallelism=0)),
+            strategy="none"), "parsl.executors[1].provider.parallelism", "no block starts"),
+    (config(POOL, htex("htex", max_workers_per_node=2, provider=local(parallelism=2.5)),
+            strategy="none"), "parsl.executors[1].provider.parallelism", "at most 1"),
+    (config(POOL, htex("htex", max_workers_per_node=2, provider=local(cmd_timeout=0)),
+            strategy="none"), "parsl.executors[1].provider.cmd_timeout", "time out"),
+    (config(POOL, htex("htex", max_workers_per_node=2, provider=local(init_blocks=0)),
+            strategy="None"), "parsl.executors[1].provider.init_blocks", "wait for ever"),
+    (config(POOL, htex("htex", max_workers_per_node=2,
+                       provider=local(init_blocks=0, min_blocks=0)), strategy="none"),
      "parsl.executors[1].provider.init_blocks", "strategy"),
-    (two_executors(parsl_extra="strategy_period = 0"), "parsl.strategy_period", "never pause"),
-    (two_executors(parsl_extra="usage_tracking = 7"), "parsl.usage_tracking", "0 to 3"),
-    (two_executors(htex_extra="heartbeat_threshold = 0"),
-     "parsl.executors[1].heartbeat_threshold", "lost"),
-    (two_executors(htex_extra="heartbeat_period = 30\nheartbeat_threshold = 10"),
+    (config(POOL, htex("htex", max_workers_per_node=2, provider=local()), strategy="none",
+            strategy_period=0), "parsl.strategy_period", "never pause"),
+    (config(POOL, htex("htex", max_workers_per_node=2, provider=local()), strategy="none",
+            usage_tracking=7), "parsl.usage_tracking", "0 to 3"),
+    (config(POOL, htex("htex", max_workers_per_node=2, heartbeat_threshold=0, provider=local()),
+            strategy="none"), "parsl.executors[1].heartbeat_threshold", "lost"),
+    (config(POOL, htex("htex", max_workers_per_node=2, heartbeat_period=30,
+                       heartbeat_threshold=10, provider=local()), strategy="none"),
      "parsl.executors[1].heartbeat_threshold", "between two heartbeats"),
-    (two_executors(htex_extra="poll_period = -1"), "parsl.executors[1].poll_period", "0"),
-    (two_executors(htex_extra="worker_port = 70000"), "parsl.executors[1].worker_port", "65535"),
-    (two_executors(htex_extra="worker_port_range = [55000, 54000]"),
+    (config(POOL, htex("htex", max_workers_per_node=2, poll_period=-1, provider=local()),
+            strategy="none"), "parsl.executors[1].poll_period", "0"),
+    (config(POOL, htex("htex", max_workers_per_node=2, worker_port=70000, provider=local()),
+            strategy="none"), "parsl.executors[1].worker_port", "65535"),
+    (config(POOL, htex("htex", max_workers_per_node=2, worker_port_range=[55000, 54000],
+                       provider=local()), strategy="none"),
      "parsl.executors[1].worker_port_range", "lower than"),
-    (two_executors(htex_extra="interchange_port_range = [1, 2, 3]"),
+    (config(POOL, htex("htex", max_workers_per_node=2, interchange_port_range=[1, 2, 3],
+                       provider=local()), strategy="none"),
      "parsl.executors[1].interchange_port_range", "two TCP ports"),
-    (two_executors(htex_extra='cpu_affinity = "blocks"'), "parsl.executors[1].cpu_affinity",
-     "workers know"),
-    (two_executors(htex_extra="prefetch_capacity = -1"), "parsl.executors[1].prefetch_capacity",
-     "negative"),
-    (two_executors(htex_extra="drain_period = 0"), "parsl.executors[1].drain_period", "drain"),
-    (two_executors(htex_extra="address_probe_timeout = -5"),
+    (config(POOL, htex("htex", max_workers_per_node=2, cpu_affinity="blocks", provider=local()),
+            strategy="none"), "parsl.executors[1].cpu_affinity", "workers know"),
+    (config(POOL, htex("htex", max_workers_per_node=2, prefetch_capacity=-1, provider=local()),
+            strategy="none"), "parsl.executors[1].prefetch_capacity", "negative"),
+    (config(POOL, htex("htex", max_workers_per_node=2, drain_period=0, provider=local()),
+            strategy="none"), "parsl.executors[1].drain_period", "drain"),
+    (config(POOL, htex("htex", max_workers_per_node=2, address_probe_timeout=-5,
+                       provider=local()), strategy="none"),
      "parsl.executors[1].address_probe_timeout", "give up"),
-    (two_executors(parsl_extra="internal_tasks_max_threads = 0"),
-     "parsl.internal_tasks_max_threads", "would not start"),
-    (two_executors(provider="PBSProProvider", extra="cpus_per_node = 0\n"),
-     "parsl.executors[1].provider.cpus_per_node", "without CPUs"),
-    (two_executors(provider="SlurmProvider", extra="status_batch_size = 0\n"),
-     "parsl.executors[1].provider.status_batch_size", "status"),
+    (config(POOL, htex("htex", max_workers_per_node=2, provider=local()), strategy="none",
+            internal_tasks_max_threads=0), "parsl.internal_tasks_max_threads", "would not start"),
+    (config(POOL, htex("htex", max_workers_per_node=2,
+                       provider={"class": "PBSProProvider", "cpus_per_node": 0}),
+            strategy="none"), "parsl.executors[1].provider.cpus_per_node", "without CPUs"),
+    (config(POOL, htex("htex", max_workers_per_node=2, provider=slurm(status_batch_size=0)),
+            strategy="none"), "parsl.executors[1].provider.status_batch_size", "status"),
 ]
 
 
@@ -110,56 +124,62 @@ def test_a_value_that_can_never_run_is_refused(tmp_path, text, key, word):
     assert word in str(error)
 
 
-SLURM_TAIL = 'partition = "debug"\nwalltime = "{}"\n'
-
-
 @pytest.mark.parametrize("walltime, word", [
     ("2:00", "HH:MM:SS"), ("1-00:00:00", "HH:MM:SS"), ("01:75:00", "HH:MM:SS"),
     ("ten minutes", "HH:MM:SS"), ("00:00:30", "under a minute"), ("00:00:00", "under a minute"),
 ])
 def test_a_walltime_parsl_cannot_read_or_run_is_refused(tmp_path, walltime, word):
-    text = two_executors(provider="SlurmProvider", extra=SLURM_TAIL.format(walltime))
+    text = config(POOL, htex("htex", max_workers_per_node=2,
+                             provider=slurm(partition="debug", walltime=walltime)),
+                  strategy="none")
     error = refused(tmp_path, text)
     assert error.key == "parsl.executors[1].provider.walltime"
     assert word in error.problem
     assert "02:00:00" in error.fix
 
 
-@pytest.mark.parametrize("extra, htex_extra", [
-    ("init_blocks = 0\nmax_blocks = 2\n", ""),          # strategy simple starts blocks on demand
-    ("min_blocks = 2\nmax_blocks = 2\ninit_blocks = 2\n", ""),
-    ("parallelism = 0.25\n", ""),
-    ("", "cores_per_worker = 0.5"),                     # oversubscription is allowed
-    ("", "mem_per_worker = 0"),
-    ("", 'cpu_affinity = "list:0:1"'),
-    ("", "heartbeat_period = 5\nheartbeat_threshold = 20"),
-    ("", 'encrypted = false\naddress = "127.0.0.1"'),  # plain text that stays on this machine
-    ("", "encrypted = false"),                          # LocalProvider: q2pconf uses loopback
+@pytest.mark.parametrize("executor", [
+    # strategy simple starts blocks on demand
+    htex("htex", max_workers_per_node=2, provider=local(init_blocks=0, max_blocks=2)),
+    htex("htex", max_workers_per_node=2, provider=local(min_blocks=2, max_blocks=2,
+                                                        init_blocks=2)),
+    htex("htex", max_workers_per_node=2, provider=local(parallelism=0.25)),
+    # oversubscription is allowed
+    htex("htex", max_workers_per_node=2, cores_per_worker=0.5, provider=local()),
+    htex("htex", max_workers_per_node=2, mem_per_worker=0, provider=local()),
+    htex("htex", max_workers_per_node=2, cpu_affinity="list:0:1", provider=local()),
+    htex("htex", max_workers_per_node=2, heartbeat_period=5, heartbeat_threshold=20,
+         provider=local()),
+    # plain text that stays on this machine
+    htex("htex", max_workers_per_node=2, encrypted=False, address="127.0.0.1", provider=local()),
+    # LocalProvider: q2pconf uses loopback
+    htex("htex", max_workers_per_node=2, encrypted=False, provider=local()),
 ])
-def test_values_at_the_edge_of_what_works_pass(tmp_path, extra, htex_extra):
-    text = two_executors(strategy="simple", extra=extra, htex_extra=htex_extra)
-    settings = check(write(tmp_path, text))
+def test_values_at_the_edge_of_what_works_pass(tmp_path, executor):
+    settings = check(write(tmp_path, config(POOL, executor, strategy="simple")))
     settings.parsl_config()  # and Parsl builds it
 
 
 def test_a_walltime_of_one_minute_and_all_the_node_s_memory_pass(tmp_path):
-    text = two_executors(provider="SlurmProvider",
-                         extra=SLURM_TAIL.format("00:01:00") + "mem_per_node = 0\n")
+    text = config(POOL, htex("htex", max_workers_per_node=2, provider=slurm(
+        partition="debug", walltime="00:01:00", mem_per_node=0)), strategy="none")
     assert check(write(tmp_path, text)).labels == ("default", "htex")
 
 
 def test_an_empty_launch_command_still_launches_with_this_interpreter(tmp_path):
     """Parsl reads "" as its default command, which is not on PATH in an un-activated
     virtualenv: q2pconf's own command is used instead."""
-    text = two_executors(htex_extra='launch_cmd = ""\ninterchange_launch_cmd = []')
-    htex = check(write(tmp_path, text)).executor("htex")
-    assert htex.launch_cmd.startswith(sys.executable)
-    assert htex.interchange_launch_cmd[0] == sys.executable
+    text = config(POOL, htex("htex", max_workers_per_node=2, launch_cmd="",
+                             interchange_launch_cmd=[], provider=local()), strategy="none")
+    executor = check(write(tmp_path, text)).executor("htex")
+    assert executor.launch_cmd.startswith(sys.executable)
+    assert executor.interchange_launch_cmd[0] == sys.executable
 
 
 @pytest.mark.parametrize("address", ["0.0.0.0", "::", "10.1.2.3"])
 def test_unencrypted_traffic_beyond_this_machine_is_refused(tmp_path, address):
-    text = two_executors(htex_extra=f'encrypted = false\naddress = "{address}"')
+    text = config(POOL, htex("htex", max_workers_per_node=2, encrypted=False, address=address,
+                             provider=local()), strategy="none")
     error = refused(tmp_path, text)
     assert error.key == "parsl.executors[1].encrypted"
     assert "pickle" in error.problem and "code" in error.problem
@@ -167,8 +187,8 @@ def test_unencrypted_traffic_beyond_this_machine_is_refused(tmp_path, address):
 
 
 def test_unencrypted_on_a_cluster_without_address_is_refused(tmp_path):
-    text = two_executors(provider="SlurmProvider", htex_extra="encrypted = false",
-                         extra='partition = "debug"\n')
+    text = config(POOL, htex("htex", max_workers_per_node=2, encrypted=False,
+                             provider=slurm(partition="debug")), strategy="none")
     error = refused(tmp_path, text)
     assert "every interface" in error.problem
 
@@ -181,7 +201,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_check_of_max_threads_zero_exits_2_with_one_message(tmp_path):
     """Today's failure: check said OK, the run died of a raw ValueError and an atexit
     traceback."""
-    path = write(tmp_path, THREADS + "max_threads = 0\n")
+    path = write(tmp_path, config(threads("default", max_threads=0)))
     done = run_cli("check", str(path))
     assert done.returncode == 2, done.stdout
     assert "Traceback" not in done.stderr
@@ -190,17 +210,19 @@ def test_check_of_max_threads_zero_exits_2_with_one_message(tmp_path):
 
 def test_zero_workers_per_node_is_one_per_core_in_the_summary(tmp_path):
     """Parsl reads max_workers_per_node = 0 as no cap (`0 or inf`): a worker per core."""
-    path = write(tmp_path, two_executors(workers=0))
+    path = write(tmp_path, config(POOL, htex("htex", max_workers_per_node=0, provider=local()),
+                                  strategy="none"))
     done = run_cli("check", str(path))
     assert done.returncode == 0, done.stderr
-    htex = next(line for line in done.stdout.splitlines() if line.strip().startswith("htex"))
-    assert "workers: one per core" in htex and "workers: 0" not in done.stdout
+    line = next(line for line in done.stdout.splitlines() if line.strip().startswith("htex"))
+    assert "workers: one per core" in line and "workers: 0" not in done.stdout
     executor = check(path).executor("htex")
     assert executor.max_workers_per_node == float("inf")  # what Parsl made of it
 
 
 def test_the_summary_without_a_mapping_mentions_step_hints(tmp_path):
-    done = run_cli("check", str(write(tmp_path, two_executors())))
+    text = config(POOL, htex("htex", max_workers_per_node=2, provider=local()), strategy="none")
+    done = run_cli("check", str(write(tmp_path, text)))
     assert "every step runs on 'default'" not in done.stdout
     assert "@step(executor=...)" in done.stdout
 
@@ -208,15 +230,17 @@ def test_the_summary_without_a_mapping_mentions_step_hints(tmp_path):
 # -- a setting in the wrong table ------------------------------------------------------------
 
 @pytest.mark.parametrize("text, key, header", [
-    (two_executors(htex_extra="init_blocks = 2"), "parsl.executors[1].init_blocks",
-     "[parsl.executors.provider]"),
-    (two_executors(htex_extra='partition = "short"', provider="SlurmProvider"),
-     "parsl.executors[1].partition", "[parsl.executors.provider]"),
-    (two_executors(extra="max_workers_per_node = 2\n"),
+    (config(POOL, htex("htex", max_workers_per_node=2, init_blocks=2, provider=local()),
+            strategy="none"), "parsl.executors[1].init_blocks", "[parsl.executors.provider]"),
+    (config(POOL, htex("htex", max_workers_per_node=2, partition="short", provider=slurm()),
+            strategy="none"), "parsl.executors[1].partition", "[parsl.executors.provider]"),
+    (config(POOL, htex("htex", max_workers_per_node=2,
+                       provider=local(max_workers_per_node=2)), strategy="none"),
      "parsl.executors[1].provider.max_workers_per_node", "[[parsl.executors]]"),
-    (two_executors(parsl_extra="max_threads = 4"), "parsl.max_threads", "[[parsl.executors]]"),
-    (two_executors(htex_extra="strategy_period = 1"), "parsl.executors[1].strategy_period",
-     "[parsl]"),
+    (config(POOL, htex("htex", max_workers_per_node=2, provider=local()), strategy="none",
+            max_threads=4), "parsl.max_threads", "[[parsl.executors]]"),
+    (config(POOL, htex("htex", max_workers_per_node=2, strategy_period=1, provider=local()),
+            strategy="none"), "parsl.executors[1].strategy_period", "[parsl]"),
 ])
 def test_a_setting_in_the_wrong_table_is_told_where_it_belongs(tmp_path, text, key, header):
     error = refused(tmp_path, text)
@@ -227,5 +251,6 @@ def test_a_setting_in_the_wrong_table_is_told_where_it_belongs(tmp_path, text, k
 
 
 def test_a_misspelt_setting_still_gets_did_you_mean(tmp_path):
-    error = refused(tmp_path, two_executors(extra="max_blocs = 2\n"))
+    error = refused(tmp_path, config(POOL, htex("htex", max_workers_per_node=2,
+                                                provider=local(max_blocs=2)), strategy="none"))
     assert error.fix == "did you mean max_blocks?"

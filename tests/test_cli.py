@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from configs import config, htex, threads
 from conftest import LOOKUP_VARS, readonly_command
 from q2pconf.cli import add_parallel_arguments, config_from_args
 from q2pconf.config import check
@@ -18,8 +19,8 @@ from q2pconf.errors import ConfigError
 CONFIG = "qiime2_config.toml"
 COMMANDS = ("info", "check", "init", "seed")
 INVALID = '[[parsl.executors]]\nclass = "ThreadPoolExecuter"\nlabel = "default"\n'
-VALID = ('[[parsl.executors]]\nclass = "ThreadPoolExecutor"\nlabel = "default"\nmax_threads = 3\n'
-         '[parsl.executor_mapping]\ndada2 = { denoise_single = "default" }\n')
+MAPPING = {"dada2": {"denoise_single": "default"}}
+VALID = config(threads("default", max_threads=3), mapping=MAPPING)
 
 
 @pytest.fixture
@@ -90,7 +91,7 @@ def test_info_json_qiime2_config_and_explicit(env, tmp_path):
     chosen = tmp_path / "chosen.toml"
     chosen.write_text(VALID)
     other = tmp_path / "other.toml"
-    other.write_text(VALID.replace("max_threads = 3", "max_threads = 5"))
+    other.write_text(config(threads("default", max_threads=5), mapping=MAPPING))
     env["QIIME2_CONFIG"] = str(chosen)
     data = info_json(env)
     assert (data["source"], data["path"]) == ("QIIME2_CONFIG", str(chosen))
@@ -146,8 +147,8 @@ def test_check_valid_file_prints_a_summary(env, tmp_path):
 
 def test_check_prints_legacy_warnings_on_stderr(env, tmp_path):
     path = tmp_path / CONFIG
-    path.write_text(VALID + '[[parsl.executors]]\nclass = "HighThroughputExecutor"\n'
-                    'label = "htex"\nmax_workers = 2\n')
+    path.write_text(config(threads("default", max_threads=3), htex("htex", max_workers=2),
+                           mapping=MAPPING))
     result = q2pconf(env, "check", str(path))
     assert result.returncode == 0
     assert result.stderr.startswith("warning: ") and "max_workers_per_node" in result.stderr

@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from configs import two_executors
-
+from configs import config, htex, local, threads, tomllib
 from q2pconf.compat import (VENDORED_SOURCE, get_config_from_dict, get_config_from_file,
                             get_vendored_config, get_vendored_config_path, load_config_from_dict,
                             load_config_from_file)
@@ -16,20 +15,10 @@ from q2pconf.templates import vendored_dict
 CONFIG = "qiime2_config.toml"
 NESTED = {"dada2": {"denoise_single": "htex", "denoise_paired": "htex"},
           "feature_table": {"summarize": "default"}}
-DOC = {"parsl": {
-    "strategy": "None",
-    "executors": [
-        {"class": "ThreadPoolExecutor", "label": "default", "max_threads": 2},
-        {"class": "HighThroughputExecutor", "label": "htex", "max_workers_per_node": 2,
-         "provider": {"class": "LocalProvider"}},
-    ],
-    "executor_mapping": NESTED,
-}}
-TEXT = two_executors(strategy="None", extra="""
-[parsl.executor_mapping]
-dada2 = { denoise_single = "htex", denoise_paired = "htex" }
-feature_table = { summarize = "default" }
-""")
+POOL = threads("default", max_threads=2)
+TEXT = config(POOL, htex("htex", max_workers_per_node=2, provider=local()), strategy="None",
+              mapping=NESTED)
+DOC = tomllib.loads(TEXT)  # the same config, as QIIME 2 passes one in memory
 
 
 def is_parsl_config(value: object) -> bool:
@@ -46,8 +35,8 @@ def test_vendored_config_seeds_the_conda_prefix(clean_env, monkeypatch):
     assert get_vendored_config_path() == str(path)
     assert path.is_file()
     assert get_vendored_config_path() == str(path)  # found, not written again
-    config, mapping, source = get_vendored_config()
-    assert (config["parsl"]["executors"], mapping, source) == \
+    doc, mapping, source = get_vendored_config()
+    assert (doc["parsl"]["executors"], mapping, source) == \
         (vendored_dict()["parsl"]["executors"], {}, str(path))
 
 
@@ -69,13 +58,13 @@ def test_vendored_config_is_qiime2_2024_10s_triple(clean_env, monkeypatch):
     mine = clean_env / "mine.toml"
     mine.write_text(TEXT)
     monkeypatch.setenv("QIIME2_CONFIG", str(mine))
-    config, mapping, source = get_vendored_config()
+    doc, mapping, source = get_vendored_config()
     assert source == str(mine)
     assert mapping == NESTED
-    assert "executor_mapping" not in config["parsl"]
-    assert [e["label"] for e in config["parsl"]["executors"]] == ["default", "htex"]
+    assert "executor_mapping" not in doc["parsl"]
+    assert [e["label"] for e in doc["parsl"]["executors"]] == ["default", "htex"]
     # the dict half is what load_config_from_dict takes
-    assert [e.label for e in load_config_from_dict(config)[0].executors][:2] == ["default", "htex"]
+    assert [e.label for e in load_config_from_dict(doc)[0].executors][:2] == ["default", "htex"]
 
 
 @pytest.mark.parametrize("env", [None, ""])
@@ -94,23 +83,23 @@ def test_vendored_config_without_a_file_is_the_vendored_dict(clean_env, monkeypa
 def test_config_from_file_is_a_parsl_config_and_nested_mapping(tmp_path, reader):
     path = tmp_path / CONFIG
     path.write_text(TEXT)
-    config, mapping = reader(path)
-    assert is_parsl_config(config)
-    assert [e.label for e in config.executors] == ["default", "htex"]
-    assert config.strategy == "none"
+    built, mapping = reader(path)
+    assert is_parsl_config(built)
+    assert [e.label for e in built.executors] == ["default", "htex"]
+    assert built.strategy == "none"
     assert mapping == NESTED
 
 
 def test_config_from_dict_is_a_parsl_config_and_nested_mapping():
-    config, mapping = get_config_from_dict(DOC)
-    assert is_parsl_config(config)
-    assert type(config.executors[1]).__name__ == "HighThroughputExecutor"
+    built, mapping = get_config_from_dict(DOC)
+    assert is_parsl_config(built)
+    assert type(built.executors[1]).__name__ == "HighThroughputExecutor"
     assert mapping == NESTED
 
 
 def test_flat_mapping_keys_stay_flat():
     doc = {"parsl": {"executor_mapping": {"summarize": "htex", "dada2": {"plot": "default"}}}}
-    config, mapping = get_config_from_dict(doc)
+    built, mapping = get_config_from_dict(doc)
     assert mapping == {"summarize": "htex", "dada2": {"plot": "default"}}
 
 
@@ -130,7 +119,9 @@ def test_config_without_mapping_gives_an_empty_mapping():
 
 def test_bad_file_is_a_config_error(tmp_path):
     path = tmp_path / CONFIG
-    path.write_text(TEXT.replace('"LocalProvider"', '"LocalProvidr"'))
+    path.write_text(config(POOL, htex("htex", max_workers_per_node=2,
+                                      provider={"class": "LocalProvidr"}),
+                           strategy="None", mapping=NESTED))
     with pytest.raises(ConfigError, match="did you mean LocalProvider"):
         get_config_from_file(path)
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from configs import two_executors
-from procs import new_token, program_env, wait_gone
+from configs import config, htex, local, threads
+from procs import config_env, new_token, wait_gone
 
 RUN_CASES = """\
 import json, sys
@@ -52,11 +52,12 @@ FRAME = {"score": "_raise_score", "holding": "_raise_holding", "exit": "<lambda>
 
 
 def run_child(tmp_path: Path, args: list[str], timeout: float = 240) -> list[str]:
-    config = tmp_path / "config.toml"
-    config.write_text(two_executors(threads=2, workers=1, extra="init_blocks = 1\n"))
+    text = config(threads("default", max_threads=2),
+                  htex("htex", max_workers_per_node=1, provider=local(init_blocks=1)),
+                  strategy="none")
     token = new_token()
     try:
-        done = subprocess.run([sys.executable, *args], env=program_env(tmp_path, token, config),
+        done = subprocess.run([sys.executable, *args], env=config_env(tmp_path, token, text),
                               capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
     except subprocess.TimeoutExpired as hung:
         pytest.fail(f"the pipeline hung: {hung.stdout!r} {hung.stderr!r}")

@@ -12,18 +12,19 @@ from pathlib import Path
 import psutil
 import pytest
 
-from configs import two_executors
-from procs import new_token, program_env, tagged, wait_gone
+from configs import config, htex, local, threads
+from procs import config_env, new_token, program_env, tagged, wait_gone
+
+CONFIG = config(threads("default", max_threads=2),
+                htex("htex", max_workers_per_node=1, provider=local()), strategy="none")
 
 
 def start(tmp_path: Path, code: str, token: str) -> subprocess.Popen[str]:
     """`code` in a child Python, in a process group of its own, running in tmp_path/work."""
-    config = tmp_path / "config.toml"
-    config.write_text(two_executors(threads=2, workers=1))
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
     return subprocess.Popen([sys.executable, "-c", code], cwd=work, text=True,
-                            env=program_env(tmp_path, token, config), start_new_session=True,
+                            env=config_env(tmp_path, token, CONFIG), start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -87,21 +88,9 @@ def test_a_signal_during_the_background_start_leaves_no_process(tmp_path: Path,
     assert wait_gone(token, cwd=tmp_path / "work") == []
 
 
-SLOW_TICK = """\
-[parsl]
-strategy = "none"
-strategy_period = 120
-[[parsl.executors]]
-class = "ThreadPoolExecutor"
-label = "default"
-max_threads = 1
-[[parsl.executors]]
-class = "HighThroughputExecutor"
-label = "htex"
-max_workers_per_node = 1
-[parsl.executors.provider]
-class = "LocalProvider"
-"""
+SLOW_TICK = config(threads("default", max_threads=1),
+                   htex("htex", max_workers_per_node=1, provider=local()),
+                   strategy="none", strategy_period=120)
 
 
 def test_a_local_block_launches_with_its_executor_not_at_the_strategys_tick(
@@ -114,13 +103,13 @@ def test_a_local_block_launches_with_its_executor_not_at_the_strategys_tick(
     executor = vendored().executor("htex")
     assert _blocks_now(executor, "simple") == 0 and executor.provider.init_blocks == 1
     assert _blocks_now(executor, "none") == 1 and executor.provider.init_blocks == 0
-    config = tmp_path / "slow-tick.toml"
-    config.write_text(SLOW_TICK)
+    path = tmp_path / "slow-tick.toml"
+    path.write_text(SLOW_TICK)
     token = new_token()
     # The session (and the strategy's clock) starts with a thread step; its first tick (~1 s
     # in) passes before the HTEX exists, the next is 120 s away.
     code = ("import time, q2pconf, pipeline_steps as s\n"
-            f"with q2pconf.ParallelConfig({str(config)!r}):\n"
+            f"with q2pconf.ParallelConfig({str(path)!r}):\n"
             "    s.threads_only(1); time.sleep(3)\n"
             "    began = time.monotonic(); s.long_on_htex('/dev/null', 0)\n"
             "    print(round(time.monotonic() - began, 1))\n")

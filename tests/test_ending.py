@@ -22,10 +22,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from configs import two_executors
-from procs import new_token, program_env, tagged, wait_gone
+from configs import config, htex, local, threads
+from procs import config_env, new_token, tagged, wait_gone
 
-CONFIG = two_executors(threads=2, workers=2)
+CONFIG = config(threads("default", max_threads=2),
+                htex("htex", max_workers_per_node=2, provider=local()), strategy="none")
 ENDS_WITHIN = 30.0  # seconds from the signal to the program's end (generous: a loaded machine)
 GONE_WITHIN = 20.0  # seconds for every process of the run to be gone after the program ended
 
@@ -48,9 +49,7 @@ class Program:
         Program.running.append(self)
         self.token, self.work = new_token(), tmp_path / "work"
         self.work.mkdir(exist_ok=True)
-        config = tmp_path / "config.toml"
-        config.write_text(CONFIG)
-        env = program_env(tmp_path, self.token, config, PYTHONFAULTHANDLER="1")
+        env = config_env(tmp_path, self.token, CONFIG, PYTHONFAULTHANDLER="1")
         self.output: list[bytes] = []
         self.closing = threading.Event()
         self.leader = None

@@ -15,19 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from configs import two_executors
-from procs import new_token, program_env, wait_gone
+from configs import config, htex, local, threads
+from procs import config_env, new_token, wait_gone
 
 # The worker pool's watchdog looks for dead workers every heartbeat_period seconds (default
 # 30): 1 s makes a lost worker show up in about a second.
-CONFIG = two_executors(htex_extra="heartbeat_period = 1\nheartbeat_threshold = 10")
+CONFIG = config(threads("default", max_threads=2),
+                htex("htex", max_workers_per_node=2, heartbeat_period=1, heartbeat_threshold=10,
+                     provider=local()), strategy="none")
 DETECTION_LIMIT = 15.0  # seconds from the worker's death to the caller's exception
 
 
 def env_for(tmp_path: Path, token: str) -> dict[str, str]:
-    config = tmp_path / "config.toml"
-    config.write_text(CONFIG)
-    return program_env(tmp_path, token, config, PYTHONFAULTHANDLER="")
+    return config_env(tmp_path, token, CONFIG, PYTHONFAULTHANDLER="")
 
 
 RUN_FAULT = """\

@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from procs import new_token
-from test_session import child_env
+from configs import config, htex, local, threads
+from procs import config_env, new_token
+
+CONFIG = config(threads("default", max_threads=2),
+                htex("htex", max_workers_per_node=1, provider=local()), strategy="none")
 
 PIPELINE = '''
 import sys
@@ -84,7 +87,7 @@ HARMLESS = [
 
 def test_resume_follows_what_the_step_reaches_in_its_module(tmp_path: Path) -> None:
     script, log = tmp_path / "resumable.py", tmp_path / "calls.log"
-    env = child_env(tmp_path, new_token())
+    env = config_env(tmp_path, new_token(), CONFIG)
 
     def run(text: str) -> tuple[str, int]:
         script.write_text(text)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from configs import two_executors
+from configs import config, htex, slurm, threads
 from conftest import LOOKUP_VARS
 
 CODE = """
@@ -24,9 +24,10 @@ after = sorted(m for m in sys.modules if m == "parsl" or m.startswith("parsl."))
 print(json.dumps({"source": settings.source, "labels": list(checked.labels),
                   "before": before, "after": after}))
 """
-LEGACY = two_executors(strategy="None", worker_key="max_workers", provider="SlurmProvider",
-                       extra='partition = "short"\n\n'
-                             '[parsl.executors.provider.launcher]\nclass = "SrunLauncher"\n')
+LEGACY = config(threads("default", max_threads=2),
+                htex("htex", max_workers=2, provider=slurm(partition="short",
+                                                           launcher="SrunLauncher")),
+                strategy="None")
 
 
 def run(tmp_path: Path, mode: str, conda: bool) -> dict[str, object]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from configs import two_executors
+from configs import config, htex, local, threads
 from conftest import LOOKUP_VARS
 
 TESTS = Path(__file__).parent
@@ -42,20 +42,24 @@ def reachable_and_writable(path: Path, top: Path) -> bool:
     return True
 
 
-def run_under(tmp_path: Path, umask: str, parsl_extra: str = "") -> Path:
-    """Run SCRIPT (a thread step and an HTEX step) under `umask`; HOME is tmp_path/home."""
+POOL = threads("default", max_threads=2)
+HTEX = htex("htex", max_workers_per_node=2, provider=local(init_blocks=1, max_blocks=1))
+
+
+def run_under(tmp_path: Path, umask: str, text: str) -> Path:
+    """Run SCRIPT (a thread step and an HTEX step) with the config `text` under `umask`;
+    HOME is tmp_path/home."""
     home = tmp_path / "home"
     home.mkdir()
-    config = tmp_path / "c.toml"
-    config.write_text(two_executors(extra="init_blocks = 1\nmax_blocks = 1\n",
-                                    parsl_extra=parsl_extra))
+    path = tmp_path / "c.toml"
+    path.write_text(text)
     script = tmp_path / "script.py"
     script.write_text(SCRIPT)
     env = {k: v for k, v in os.environ.items() if k not in LOOKUP_VARS}
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
                XDG_CACHE_HOME=str(home / ".cache"), Q2PCONF_PROGRESS="0",
                PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS), env.get("PYTHONPATH")])))
-    done = subprocess.run([sys.executable, str(script), str(config), umask], env=env,
+    done = subprocess.run([sys.executable, str(script), str(path), umask], env=env,
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     pids = json.loads(done.stdout)
@@ -65,7 +69,7 @@ def run_under(tmp_path: Path, umask: str, parsl_extra: str = "") -> Path:
 
 @pytest.mark.parametrize("umask", ["000", "002"])
 def test_no_path_a_run_leaves_is_open_to_others(tmp_path, umask):
-    home = run_under(tmp_path, umask)
+    home = run_under(tmp_path, umask, config(POOL, HTEX, strategy="none"))
     left = sorted(home.rglob("*"))
     scripts = [p for p in left if p.parent.name == "submit_scripts"]
     assert scripts, "the HTEX left no submit script: nothing was checked"
@@ -85,7 +89,7 @@ def test_an_open_run_dir_of_the_user_s_own_gets_a_private_run_inside(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()
     runs.chmod(0o777)
-    run_under(tmp_path, "000", parsl_extra=f'run_dir = "{runs}"')
+    run_under(tmp_path, "000", config(POOL, HTEX, strategy="none", run_dir=str(runs)))
     (run,) = runs.iterdir()
     assert stat.S_IMODE(run.stat().st_mode) == 0o700
     assert any(p.parent.name == "submit_scripts" for p in run.rglob("*"))

@@ -13,16 +13,21 @@ from types import TracebackType
 import pytest
 
 import pipeline_steps as steps
-from configs import two_executors
+from configs import config, htex, local, threads
 import q2pconf
 from procs import parsl_children
 from q2pconf import session as sessions
 
 
-def write_config(tmp_path: Path, threads: int = 4, mapping: str = "") -> Path:
-    path = tmp_path / f"config-{threads}-{abs(hash(mapping))}.toml"
-    extra = "init_blocks = 1\nmax_blocks = 1\n" + mapping
-    path.write_text(two_executors(threads=threads, workers=2, extra=extra))
+POOL = threads("default", max_threads=4)
+HTEX = htex("htex", max_workers_per_node=2, provider=local(init_blocks=1, max_blocks=1))
+LOCAL = config(POOL, HTEX, strategy="none")
+
+
+def write_config(tmp_path: Path, text: str = LOCAL) -> Path:
+    """`text` in a file of its own: another text, another file (and session)."""
+    path = tmp_path / f"config-{abs(hash(text))}.toml"
+    path.write_text(text)
     return path
 
 
@@ -30,7 +35,7 @@ pytestmark = pytest.mark.usefixtures("fresh_session")
 
 
 def test_fan_out_runs_concurrently(tmp_path: Path) -> None:
-    with q2pconf.ParallelConfig(write_config(tmp_path, threads=4)):
+    with q2pconf.ParallelConfig(write_config(tmp_path)):
         spans = steps.fan_out(4)
     assert [name for name, _, _ in spans] == ["s0", "s1", "s2", "s3"]
     # every sleep began before any ended: all four overlapped
@@ -38,7 +43,8 @@ def test_fan_out_runs_concurrently(tmp_path: Path) -> None:
 
 
 def test_nested_pipelines_run_inline_and_overlap(tmp_path: Path) -> None:
-    with q2pconf.ParallelConfig(write_config(tmp_path, threads=2)):
+    text = config(threads("default", max_threads=2), HTEX, strategy="none")
+    with q2pconf.ParallelConfig(write_config(tmp_path, text)):
         (_, a_began, a_ended), (_, b_began, b_ended) = steps.outer()
     assert b_began < a_ended and a_began < b_ended
 
@@ -49,7 +55,8 @@ def test_futures_inside_lists_tuples_and_dicts_are_followed(tmp_path: Path) -> N
 
 
 def test_result_inside_the_body_does_not_deadlock_a_one_thread_pool(tmp_path: Path) -> None:
-    with q2pconf.ParallelConfig(write_config(tmp_path, threads=1)):
+    text = config(threads("default", max_threads=1), HTEX, strategy="none")
+    with q2pconf.ParallelConfig(write_config(tmp_path, text)):
         assert steps.branching(5) == (6 + 100) + 12
         assert steps.branching(0) == (1 + 200) + 2
 
@@ -126,7 +133,7 @@ def test_a_serial_step_keeps_its_walltime(tmp_path: Path) -> None:
 def test_failing_step_raises_its_own_error_with_a_note_and_skips_dependents(
         tmp_path: Path) -> None:
     marker, flag = tmp_path / "dependent-ran", tmp_path / "release-slow-step"
-    with q2pconf.ParallelConfig(write_config(tmp_path, threads=4)):
+    with q2pconf.ParallelConfig(write_config(tmp_path)):
         with pytest.raises(KeyError) as caught:
             steps.failing(str(marker), str(flag))
         # the caller got the error while the independent slow step still waited for the flag
@@ -140,8 +147,8 @@ def test_failing_step_raises_its_own_error_with_a_note_and_skips_dependents(
 
 
 def test_failure_on_htex_keeps_type_note_and_worker_traceback(tmp_path: Path) -> None:
-    mapping = '\n[parsl.executor_mapping]\nfail = "htex"\n'
-    with q2pconf.ParallelConfig(write_config(tmp_path, mapping=mapping)):
+    mapped = config(POOL, HTEX, strategy="none", mapping={"fail": "htex"})
+    with q2pconf.ParallelConfig(write_config(tmp_path, mapped)):
         with pytest.raises(KeyError) as caught:
             steps.failing(str(tmp_path / "m"), str(tmp_path / "f"))
         (tmp_path / "f").write_text("go")
@@ -150,9 +157,9 @@ def test_failure_on_htex_keeps_type_note_and_worker_traceback(tmp_path: Path) ->
 
 
 def test_mapping_beats_hint_beats_default(tmp_path: Path) -> None:
-    mapping = ('\n[parsl.executor_mapping]\nwhere = "htex"\n'
-               '[parsl.executor_mapping.demux]\nsummarize = "htex"\n')
-    with q2pconf.ParallelConfig(write_config(tmp_path, mapping=mapping)):
+    mapped = config(POOL, HTEX, strategy="none",
+                    mapping={"where": "htex", "demux": {"summarize": "htex"}})
+    with q2pconf.ParallelConfig(write_config(tmp_path, mapped)):
         steps.mapped()
     ran = {r.name: r.executor for r in steps.mapped.history}
     assert ran == {"where": "htex", "where_hinted": "htex", "summarize": "htex"}
@@ -162,7 +169,7 @@ def test_mapping_beats_hint_beats_default(tmp_path: Path) -> None:
     ran = {r.name: r.executor for r in steps.mapped.history}
     assert ran == {"where": "default", "where_hinted": "htex", "summarize": "default"}
     # ParallelConfig's own mapping replaces the file's (QIIME 2's rule), nested form too
-    with q2pconf.ParallelConfig(write_config(tmp_path, mapping=mapping),
+    with q2pconf.ParallelConfig(write_config(tmp_path, mapped),
                                 mapping={"demux": {"summarize": "default"}}):
         steps.mapped()
     ran = {r.name: r.executor for r in steps.mapped.history}
@@ -175,7 +182,8 @@ def test_a_mapping_only_file_meets_the_executors_in_force(tmp_path: Path) -> Non
     only.write_text('[parsl.executor_mapping]\nwhere = "big"\n')
     q2pconf.check(only)  # no executors of its own: nothing to check its labels against yet
     big = tmp_path / "big.toml"
-    big.write_text(two_executors(threads=2, workers=1, htex_label="big"))
+    big.write_text(config(threads("default", max_threads=2),
+                          htex("big", max_workers_per_node=1, provider=local()), strategy="none"))
     with q2pconf.ParallelConfig(big):
         with q2pconf.ParallelConfig(only):  # applies to the enclosing block's config
             steps.mapped()
@@ -202,8 +210,7 @@ def test_a_mapping_naming_tpool_says_which_label_to_use(tmp_path: Path) -> None:
 
 def test_hint_naming_a_missing_executor_falls_back_to_default(tmp_path: Path) -> None:
     threads_only = tmp_path / "threads.toml"
-    threads_only.write_text('[parsl]\n[[parsl.executors]]\nclass = "ThreadPoolExecutor"\n'
-                            'label = "default"\n')
+    threads_only.write_text(config(threads("default")))
     with q2pconf.ParallelConfig(threads_only):
         result = steps.mapped()
     assert {r.executor for r in steps.mapped.history} == {"default"}
@@ -233,12 +240,13 @@ def test_session_is_reused_and_replaced_when_the_config_changes(tmp_path: Path) 
         first = sessions.session()
         steps.threads_only(2)
         assert sessions.session() is first
-    with q2pconf.ParallelConfig(write_config(tmp_path, threads=2)):
+    text = config(threads("default", max_threads=2), HTEX, strategy="none")
+    with q2pconf.ParallelConfig(write_config(tmp_path, text)):
         steps.threads_only(2)
         other = sessions.session()
         assert other is not first
     assert not first.closed  # idle, kept for the next run with its config
-    path.write_text(path.read_text().replace("max_threads = 4", "max_threads = 3"))
+    path.write_text(config(threads("default", max_threads=3), HTEX, strategy="none"))
     with q2pconf.ParallelConfig(path):
         steps.threads_only(2)
         assert sessions.session() not in (first, other)
@@ -278,9 +286,9 @@ def test_a_parsl_config_object_can_be_passed_directly(tmp_path: Path) -> None:
     from parsl.config import Config
     from parsl.executors import ThreadPoolExecutor
 
-    config = Config(executors=[ThreadPoolExecutor(label="default", max_threads=2)],
-                    run_dir=str(tmp_path / "runinfo"))
-    with q2pconf.ParallelConfig(config):
+    built = Config(executors=[ThreadPoolExecutor(label="default", max_threads=2)],
+                   run_dir=str(tmp_path / "runinfo"))
+    with q2pconf.ParallelConfig(built):
         assert steps.deep() == 15
     assert (tmp_path / "runinfo").is_dir()
 

@@ -10,7 +10,7 @@ import pytest
 
 import q2pconf
 import trace_steps as steps
-from configs import two_executors
+from configs import config, htex, local, threads
 from conftest import require_tool
 from devtools import Browser
 from procs import parsl_children
@@ -43,12 +43,14 @@ def report(clean_env: Path, tmp_path: Path) -> Path:
     """The report of a run with thread and HTEX steps, ended by a step that hit its walltime."""
     from parsl.app.errors import AppTimeout
 
-    config = tmp_path / "report.toml"
-    config.write_text(two_executors(threads=2, workers=2,
-                                    extra="init_blocks = 1\nmax_blocks = 1\n"))
+    path = tmp_path / "report.toml"
+    path.write_text(config(threads("default", max_threads=2),
+                           htex("htex", max_workers_per_node=2,
+                                provider=local(init_blocks=1, max_blocks=1)),
+                           strategy="none"))
     sessions.close()
     try:
-        with q2pconf.ParallelConfig(config):
+        with q2pconf.ParallelConfig(path):
             with pytest.raises(AppTimeout):
                 steps.mixed(3)
     finally:

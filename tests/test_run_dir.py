@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from configs import two_executors
+from configs import config, htex, local, threads
 from conftest import LOOKUP_VARS, readonly_command, require_tool
 
 TESTS = Path(__file__).parent
-THREADS = '[[parsl.executors]]\nclass = "ThreadPoolExecutor"\nlabel = "default"\n'
+THREADS = config(threads("default"))
 SCRIPT = textwrap.dedent("""
     import sys, q2pconf
     import pipeline_steps as steps
@@ -33,12 +33,12 @@ def environment(home: Path) -> dict[str, str]:
     return env
 
 
-def run_in(tmp_path: Path, prepare: str, config: Path, steps: int) -> subprocess.CompletedProcess:
+def run_in(tmp_path: Path, prepare: str, path: Path, steps: int) -> subprocess.CompletedProcess:
     """SCRIPT in a private mount namespace after the shell commands `prepare`."""
     require_tool("unshare")
     script = tmp_path / "script.py"
     script.write_text(SCRIPT)
-    argv = [sys.executable, str(script), str(config), str(steps)]
+    argv = [sys.executable, str(script), str(path), str(steps)]
     command = " ".join(shlex.quote(part) for part in argv)
     return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
                            f"{prepare} && exec {command}"], env=environment(tmp_path / "home"),
@@ -51,8 +51,9 @@ def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
 
 
-HTEX = two_executors(strategy="simple", extra="init_blocks = 1\nmax_blocks = 1\n") + \
-    '[parsl.executor_mapping]\nadd = "htex"\n'
+HTEX = config(threads("default", max_threads=2),
+              htex("htex", max_workers_per_node=2, provider=local(init_blocks=1, max_blocks=1)),
+              strategy="simple", mapping={"add": "htex"})
 
 
 @pytest.mark.parametrize("size, fill, said, text", [
@@ -63,15 +64,15 @@ HTEX = two_executors(strategy="simple", extra="init_blocks = 1\nmax_blocks = 1\n
 def test_a_full_cache_is_one_warning_and_the_results_are_all_there(tmp_path, home, size, fill,
                                                                    said, text):
     """Today: 473,007 lines of '--- Logging error ---' for one threads-only run."""
-    config = tmp_path / "c.toml"
-    config.write_text(text)
+    path = tmp_path / "c.toml"
+    path.write_text(text)
     cache = home / ".cache"
     prepare = f"mount -t tmpfs -o size={size} tmpfs {shlex.quote(str(cache))}"
     if fill:  # leave no room at all before the run starts
         prepare += f" && (dd if=/dev/zero of={shlex.quote(str(cache / 'filler'))} bs=4k " \
                    "2>/dev/null; true)"
     steps = 3000
-    done = run_in(tmp_path, prepare, config, steps)
+    done = run_in(tmp_path, prepare, path, steps)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout == f"{sum(2 * i for i in range(steps))}\n"
     assert "Logging error" not in done.stderr and "Traceback" not in done.stderr
@@ -85,11 +86,11 @@ def test_a_full_cache_is_one_warning_and_the_results_are_all_there(tmp_path, hom
 def test_a_read_only_cache_is_one_warning_and_the_run_goes_on(tmp_path, home):
     """The cache holds q2pconf's default run directory; a read-only one (a shared account,
     a container) must not stop the run: it goes on in a temporary directory, said once."""
-    config = tmp_path / "c.toml"
-    config.write_text(THREADS)
+    path = tmp_path / "c.toml"
+    path.write_text(THREADS)
     script = tmp_path / "script.py"
     script.write_text(SCRIPT)
-    command = readonly_command(home / ".cache", [sys.executable, str(script), str(config), "3"])
+    command = readonly_command(home / ".cache", [sys.executable, str(script), str(path), "3"])
     done = subprocess.run(command, env=environment(home), capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr
@@ -103,14 +104,14 @@ def test_a_read_only_cache_is_one_warning_and_the_run_goes_on(tmp_path, home):
 def test_a_run_dir_the_file_sets_that_cannot_be_created_names_the_file_and_key(tmp_path, home):
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the run directory should go")
-    config = tmp_path / "c.toml"
-    config.write_text(f'[parsl]\nrun_dir = "{blocker}/runs"\n' + THREADS)
+    path = tmp_path / "c.toml"
+    path.write_text(config(threads("default"), run_dir=f"{blocker}/runs"))
     script = tmp_path / "script.py"
     script.write_text(SCRIPT)
-    done = subprocess.run([sys.executable, str(script), str(config), "3"], env=environment(home),
+    done = subprocess.run([sys.executable, str(script), str(path), "3"], env=environment(home),
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
-    assert f"ConfigError: {config}: parsl.run_dir: cannot create {blocker}" in done.stderr
+    assert f"ConfigError: {path}: parsl.run_dir: cannot create {blocker}" in done.stderr
     assert "Fix: set run_dir to a directory you can write" in done.stderr
 
 

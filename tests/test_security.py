@@ -3,7 +3,6 @@ q2pconf writes can (not) be tampered with."""
 from __future__ import annotations
 
 import errno
-import json
 import os
 import stat
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from configs import config, threads
 from q2pconf.config import check, from_dict, load
 from q2pconf import catalog
 from q2pconf.paths import CONFIG_NAME
@@ -135,8 +135,7 @@ def test_plain_labels_with_dots_and_dashes_are_fine(label: str) -> None:
 def config_with_run_dir(directory: Path, value: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "config.toml"
-    path.write_text(f'[parsl]\nrun_dir = {json.dumps(value)}\n'
-                    '[[parsl.executors]]\nclass = "ThreadPoolExecutor"\nlabel = "default"\n')
+    path.write_text(config(threads("default"), run_dir=value))
     return path
 
 

@@ -14,23 +14,19 @@ from pathlib import Path
 import psutil
 import pytest
 
-from configs import two_executors
-from procs import new_token, program_env, wait_gone
+from configs import config, htex, local, threads
+from procs import config_env, new_token, wait_gone
 
-CONFIG = two_executors(threads=2, workers=1)
-
-
-def child_env(tmp_path: Path, token: str, **extra: str) -> dict[str, str]:
-    config = tmp_path / "config.toml"
-    config.write_text(CONFIG)
-    return program_env(tmp_path, token, config, **extra)
+CONFIG = config(threads("default", max_threads=2),
+                htex("htex", max_workers_per_node=1, provider=local()), strategy="none")
 
 
 def start(tmp_path: Path, code: str, token: str, **extra: str) -> subprocess.Popen[str]:
     """`code` in a child Python whose processes carry `token` and run in tmp_path/work."""
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
-    return subprocess.Popen([sys.executable, "-c", code], env=child_env(tmp_path, token, **extra),
+    env = config_env(tmp_path, token, CONFIG, **extra)
+    return subprocess.Popen([sys.executable, "-c", code], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=work)
 
 
@@ -112,8 +108,8 @@ def test_resume_skips_steps_whose_inputs_and_code_are_unchanged(tmp_path: Path) 
 
     def run(*values: int) -> str:
         child = subprocess.run([sys.executable, "-c", code, *map(str, values)],
-                               env=child_env(tmp_path, token), capture_output=True, text=True,
-                               timeout=120)
+                               env=config_env(tmp_path, token, CONFIG), capture_output=True,
+                               text=True, timeout=120)
         assert child.returncode == 0, child.stderr
         return child.stdout.strip()
 
@@ -133,8 +129,9 @@ def test_resume_recognises_set_frozenset_and_bytes_arguments(tmp_path: Path) -> 
             "run = q2pconf.parallel_pipeline(s.counted_kinds.func, resume=True)\n"
             f"print(run({str(log)!r}))")
     for _ in range(2):
-        child = subprocess.run([sys.executable, "-c", code], env=child_env(tmp_path, token),
-                               capture_output=True, text=True, timeout=120)
+        child = subprocess.run([sys.executable, "-c", code],
+                               env=config_env(tmp_path, token, CONFIG), capture_output=True,
+                               text=True, timeout=120)
         assert child.returncode == 0, child.stderr
         assert child.stdout.strip() == "[2, 3, 4, 2]"
     assert len(log.read_text().split()) == 4  # the second run reused all four
@@ -142,7 +139,7 @@ def test_resume_recognises_set_frozenset_and_bytes_arguments(tmp_path: Path) -> 
 
 def test_progress_line_on_a_terminal_and_silence_elsewhere(tmp_path: Path) -> None:
     code = "import pipeline_steps as s; s.threads_only(30)"
-    env = child_env(tmp_path, new_token(), Q2PCONF_PROGRESS="1")
+    env = config_env(tmp_path, new_token(), CONFIG, Q2PCONF_PROGRESS="1")
     assert "q2pconf: 30/30 steps done, 0 running, 0 failed" in _on_terminal(code, env)
     assert _on_terminal(code, {**env, "Q2PCONF_PROGRESS": "0"}) == ""
     piped = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
@@ -200,7 +197,7 @@ if __name__ == "__main__":
 
 def test_resume_runs_a_step_again_when_its_code_changed(tmp_path: Path) -> None:
     script, log = tmp_path / "resumable.py", tmp_path / "calls.log"
-    env = child_env(tmp_path, new_token())
+    env = config_env(tmp_path, new_token(), CONFIG)
 
     def run(factor: int) -> str:
         script.write_text(RESUMABLE.format(factor=factor))

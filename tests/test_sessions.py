@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from configs import two_executors
+from configs import config, htex, local, threads
 from procs import new_token, program_env, tagged, wait_gone
 
 TWO_THREADS = """\
@@ -45,9 +45,11 @@ print(json.dumps(results))
 """
 
 
-def config(tmp_path: Path, name: str) -> Path:
+def write_config(tmp_path: Path, name: str) -> Path:
     path = tmp_path / f"{name}.toml"
-    path.write_text(two_executors(threads=2, workers=1))
+    path.write_text(config(threads("default", max_threads=2),
+                           htex("htex", max_workers_per_node=1, provider=local()),
+                           strategy="none"))
     return path
 
 
@@ -65,8 +67,8 @@ def run_child(tmp_path: Path, code: str, *args: str, timeout: float = 180) -> tu
 @pytest.mark.parametrize("resume", [False, True], ids=["another-config", "resume-beside"])
 def test_a_second_config_in_another_thread_leaves_a_running_pipeline_alone(
         tmp_path: Path, resume: bool) -> None:
-    first = config(tmp_path, "first")
-    second = first if resume else config(tmp_path, "second")
+    first = write_config(tmp_path, "first")
+    second = first if resume else write_config(tmp_path, "second")
     out, _ = run_child(tmp_path, TWO_THREADS, str(first), str(second), "1" if resume else "0",
                        str(tmp_path))
     assert json.loads(out) == {"held": True, "doubled": [0, 2, 4]}
@@ -82,7 +84,7 @@ print(json.dumps(results))
 
 
 def test_alternating_resume_and_ordinary_runs_reuse_their_sessions(tmp_path: Path) -> None:
-    out, _ = run_child(tmp_path, ALTERNATING, str(config(tmp_path, "one")))
+    out, _ = run_child(tmp_path, ALTERNATING, str(write_config(tmp_path, "one")))
     assert json.loads(out) == [[0, 2, 4]] * 6
     # each Parsl DataFlowKernel numbers its own run directory: one per session started
     runs = list((tmp_path / "cache" / "q2pconf" / "runinfo").glob("*/[0-9]*"))
@@ -92,21 +94,21 @@ def test_alternating_resume_and_ordinary_runs_reuse_their_sessions(tmp_path: Pat
 MANY_CONFIGS = """\
 import json, sys
 import q2pconf, session_steps as s
-from q2pconf import session
-results = []
+from procs import interchanges
+results, running = [], []
 for path in sys.argv[1:]:
-    with q2pconf.ParallelConfig(path):
+    with q2pconf.ParallelConfig(path, mapping={"double": "htex"}):
         results.append(s.doubled(2))
-# the last one used stays open, and the one before; older idle sessions were closed
-print(json.dumps({"results": results,
-                  "open": sum(not x.closed for x in session._SESSIONS.values())}))
+    running.append(interchanges())  # an open session keeps its HTEX's interchange running
+print(json.dumps({"results": results, "interchanges": running}))
 """
 
 
 def test_idle_sessions_are_bounded(tmp_path: Path) -> None:
-    paths = [str(config(tmp_path, f"c{i}")) for i in range(4)]
+    """The last one used stays open, and the one before; older idle sessions are closed."""
+    paths = [str(write_config(tmp_path, f"c{i}")) for i in range(4)]
     out, _ = run_child(tmp_path, MANY_CONFIGS, *paths)
-    assert json.loads(out) == {"results": [[0, 2]] * 4, "open": 2}
+    assert json.loads(out) == {"results": [[0, 2]] * 4, "interchanges": [1, 2, 2, 2]}
 
 
 BOTH_HELD = """\
@@ -132,7 +134,7 @@ def test_a_signal_ends_every_session_of_the_program(tmp_path: Path) -> None:
     token, work = new_token(), tmp_path / "work"
     work.mkdir()
     started = [tmp_path / "started-1", tmp_path / "started-2"]
-    args = [str(config(tmp_path, "first")), str(config(tmp_path, "second")),
+    args = [str(write_config(tmp_path, "first")), str(write_config(tmp_path, "second")),
             str(tmp_path / "never"), *map(str, started)]
     child = subprocess.Popen([sys.executable, "-c", BOTH_HELD, *args], cwd=work,
                              env=program_env(tmp_path, token), start_new_session=True,

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+import tomli_w
 
-from configs import slurm_htex
+from configs import config, htex, threads, tomllib
+from configs import slurm as slurm_provider
 from q2pconf.config import check
 from slurm_cluster import SlurmCluster, drain, wait_for
 
@@ -22,8 +24,15 @@ HTEX_PROCESSES = ("process_worker_pool", "interchange")
 
 
 def write_config(directory: Path, launcher: str) -> Path:
+    """An HTEX of one block of one node on the test cluster's debug partition."""
     path = directory / "qiime2_config.toml"
-    path.write_text(slurm_htex(launcher, provider_extra='worker_init = ""'))
+    path.write_text(config(
+        threads("default", max_threads=2),
+        htex("htex", max_workers_per_node=2, address="127.0.0.1", provider=slurm_provider(
+            partition="debug", walltime="00:05:00", nodes_per_block=1, init_blocks=1,
+            max_blocks=1, cmd_timeout=10, exclusive=False, worker_init="",
+            launcher=launcher)),
+        strategy="simple", strategy_period=1))
     return path
 
 
@@ -54,8 +63,8 @@ def dfk_on(slurm: SlurmCluster, tmp_path: Path, started: float,
     loaded = []
 
     def load(path: Path):
-        config = check(path).parsl_config(run_dir=str(tmp_path / "runinfo"))
-        loaded.append(parsl.load(config))
+        built = check(path).parsl_config(run_dir=str(tmp_path / "runinfo"))
+        loaded.append(parsl.load(built))
         return loaded[-1]
 
     yield load
@@ -116,12 +125,14 @@ def test_slurm_template_starts_a_job_on_demand(dfk_on, slurm: SlurmCluster, tmp_
     from q2pconf.templates import render
 
     path = tmp_path / "qiime2_config.toml"
-    text = render("slurm", path)
-    for setting in ("strategy_period = 5", "cores_per_node = 4", "max_workers_per_node = 4"):
-        assert setting in text
-    path.write_text(text.replace("strategy_period = 5", "strategy_period = 1")
-                    .replace("cores_per_node = 4", "cores_per_node = 1")
-                    .replace("max_workers_per_node = 4", "max_workers_per_node = 1"))
+    doc = tomllib.loads(render("slurm", path))
+    [htex_table] = [e for e in doc["parsl"]["executors"] if e["label"] == "htex"]
+    sizes = (doc["parsl"]["strategy_period"], htex_table["max_workers_per_node"],
+             htex_table["provider"]["cores_per_node"])
+    assert sizes == (5, 4, 4)
+    doc["parsl"]["strategy_period"] = 1
+    htex_table["max_workers_per_node"] = htex_table["provider"]["cores_per_node"] = 1
+    path.write_text(tomli_w.dumps(doc))
     dfk_on(path)
     time.sleep(1.5)  # past a strategy tick with nothing waiting
     assert slurm.jobs() == []

@@ -11,10 +11,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
+import tomli_w
 
+from configs import tomllib
 from procs import program_env, tagged, new_token
 from slurm_cluster import (SlurmCluster, drain, kill_node, node_cpus, revive_dead_nodes,
                            wait_for)
@@ -25,7 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 CHILD_TIMEOUT = 60.0
 JOB_GONE = 15.0
-ADDRESS_LINE = 'address = { class = "address_by_interface", ifname = "ib0" }\n'
 
 
 def readme_example() -> str:
@@ -35,14 +37,21 @@ def readme_example() -> str:
     return text
 
 
-def config(directory: Path, text: str, htex_extra: str = "", parsl_extra: str = "") -> Path:
-    """`text` with lines added to the HTEX's and to [parsl]'s tables, written to a file."""
-    if htex_extra:
-        text = text.replace('label = "htex"\n', f'label = "htex"\n{htex_extra}\n', 1)
-    if parsl_extra:
-        text = text.replace("[parsl]\n", f"[parsl]\n{parsl_extra}\n", 1)
+def readme_doc() -> dict[str, Any]:
+    """The README's multi-node config as a dict, for a test to change one key of."""
+    return tomllib.loads(readme_example())
+
+
+def htex_of(doc: dict[str, Any]) -> dict[str, Any]:
+    """The table of the executor labelled htex."""
+    [table] = [e for e in doc["parsl"]["executors"] if e.get("label") == "htex"]
+    return table
+
+
+def write_config(directory: Path, config: str | dict[str, Any]) -> Path:
+    """A config file: a text as it is, a dict written as TOML."""
     path = directory / "qiime2_config.toml"
-    path.write_text(text)
+    path.write_text(config if isinstance(config, str) else tomli_w.dumps(config))
     return path
 
 
@@ -121,7 +130,7 @@ def results(out: str) -> tuple[list[dict], list[list[str]]]:
 
 def test_readme_example_fans_out_over_two_nodes_in_one_job(
         multinode: SlurmCluster, tmp_path: Path, token: str) -> None:
-    code, out, err = run(multinode, tmp_path, token, config(tmp_path, readme_example()),
+    code, out, err = run(multinode, tmp_path, token, write_config(tmp_path, readme_example()),
                          spread(8))
     assert code == 0, err
     found, history = results(out)
@@ -137,10 +146,9 @@ def test_readme_example_fans_out_over_two_nodes_in_one_job(
 def test_workers_reach_the_pipeline_without_an_address(
         multinode: SlurmCluster, tmp_path: Path, token: str) -> None:
     """Unset, Parsl offers every address of this host; the workers find the one that works."""
-    text = readme_example()
-    assert ADDRESS_LINE in text
-    code, out, err = run(multinode, tmp_path, token,
-                         config(tmp_path, text.replace(ADDRESS_LINE, "")), spread(4))
+    doc = readme_doc()
+    assert htex_of(doc).pop("address") == {"class": "address_by_interface", "ifname": "ib0"}
+    code, out, err = run(multinode, tmp_path, token, write_config(tmp_path, doc), spread(4))
     assert code == 0, err
     found, _ = results(out)
     assert [row["value"] for row in found] == [0, 1, 4, 9]
@@ -152,8 +160,11 @@ def test_unreachable_address_fails_in_bounded_time_saying_how_to_fix_it(
         multinode: SlurmCluster, tmp_path: Path, token: str) -> None:
     """The interface named is one the nodes cannot reach (loopback): the job runs, no worker
     ever connects, and the pipeline says so after heartbeat_threshold seconds."""
-    text = readme_example().replace('ifname = "ib0"', 'ifname = "lo"')
-    path = config(tmp_path, text, htex_extra="heartbeat_threshold = 15")
+    doc = readme_doc()
+    assert htex_of(doc)["address"] == {"class": "address_by_interface", "ifname": "ib0"}
+    htex_of(doc).update(address={"class": "address_by_interface", "ifname": "lo"},
+                        heartbeat_threshold=15)
+    path = write_config(tmp_path, doc)
     began = time.monotonic()
     code, _, err = run(multinode, tmp_path, token, path, spread(2))
     took = time.monotonic() - began
@@ -165,16 +176,17 @@ def test_unreachable_address_fails_in_bounded_time_saying_how_to_fix_it(
     assert_clean(multinode, token)
 
 
-LOST_NODE = "heartbeat_period = 1\nheartbeat_threshold = 12"
+LOST_NODE = {"heartbeat_period": 1, "heartbeat_threshold": 12}
 
 
 def lose_node_mid_run(cluster: SlurmCluster, directory: Path, token: str,
-                      text: str) -> tuple[int, str, str]:
+                      doc: dict[str, Any]) -> tuple[int, str, str]:
     """Run 6 steps of 4 s over both nodes; once steps run on both, kill everything on node2
     (its slurmd, the job's step and the workers), then bring its slurmd back after the
-    pipeline ended (a job holding a dead node leaves the queue only when the node answers)."""
-    child = start(cluster, directory, token, config(directory, text, htex_extra=LOST_NODE),
-                  spread(6, 4))
+    pipeline ended (a job holding a dead node leaves the queue only when the node answers).
+    The HTEX of `doc` gets LOST_NODE's heartbeat settings."""
+    htex_of(doc).update(LOST_NODE)
+    child = start(cluster, directory, token, write_config(directory, doc), spread(6, 4))
     meeting = directory / "meeting"
     both = wait_for(lambda: child.poll() is not None or len(
         {p.name.rsplit("-", 1)[0] for p in meeting.glob("*")}) == 2, CHILD_TIMEOUT, 0.1)
@@ -187,9 +199,9 @@ def lose_node_mid_run(cluster: SlurmCluster, directory: Path, token: str,
 
 def test_steps_on_a_lost_node_run_again_on_the_other_with_retries(
         multinode: SlurmCluster, tmp_path: Path, token: str) -> None:
-    text = readme_example()
-    assert "retries = 1" in text
-    code, out, err = lose_node_mid_run(multinode, tmp_path, token, text)
+    doc = readme_doc()
+    assert doc["parsl"]["retries"] == 1
+    code, out, err = lose_node_mid_run(multinode, tmp_path, token, doc)
     assert code == 0, err
     found, history = results(out)
     assert [row["value"] for row in found] == [i * i for i in range(6)]
@@ -202,9 +214,11 @@ def test_steps_on_a_lost_node_run_again_on_the_other_with_retries(
 
 def test_a_lost_node_without_retries_fails_naming_the_node_and_the_step(
         multinode: SlurmCluster, tmp_path: Path, token: str) -> None:
-    text = readme_example().replace("retries = 1", "retries = 0")
+    doc = readme_doc()
+    assert doc["parsl"]["retries"] == 1
+    doc["parsl"]["retries"] = 0
     began = time.monotonic()
-    code, _, err = lose_node_mid_run(multinode, tmp_path, token, text)
+    code, _, err = lose_node_mid_run(multinode, tmp_path, token, doc)
     assert code == 1, err
     assert time.monotonic() - began < CHILD_TIMEOUT
     assert "ManagerLost" in err and "node2" in err, err
@@ -220,7 +234,7 @@ def test_killing_the_pipeline_ends_its_slurm_job_within_seconds(
         multinode: SlurmCluster, tmp_path: Path, token: str) -> None:
     """SIGKILL leaves the pipeline no chance to cancel its job: the worker pools must notice
     that the interchange is gone and end the job themselves."""
-    child = start(multinode, tmp_path, token, config(tmp_path, readme_example()),
+    child = start(multinode, tmp_path, token, write_config(tmp_path, readme_example()),
                   spread(4, 300))
     meeting = tmp_path / "meeting"
     both = wait_for(lambda: child.poll() is not None or len(
@@ -259,7 +273,8 @@ def test_slurm_template_edited_where_its_comments_say_runs_on_both_nodes(
                   ("strategy_period = 5", "strategy_period = 1"),
                   ('# address = { class = "address_by_interface", ifname = "ib0" }',
                    'address = { class = "address_by_interface", ifname = "ib0" }'))
-    code, out, err = run(multinode, tmp_path, token, config(tmp_path, text), spread(8))
+    code, out, err = run(multinode, tmp_path, token, write_config(tmp_path, text),
+                         spread(8))
     assert code == 0, err
     found, history = results(out)
     assert [row["value"] for row in found] == [i * i for i in range(8)]

@@ -15,7 +15,8 @@ import pytest
 
 import q2pconf
 import slurm_steps as steps
-from configs import slurm_htex
+from configs import config, htex, threads
+from configs import slurm as slurm_provider
 from conftest import require_tool
 from procs import TOKEN_VAR, new_token, parsl_children, program_env, tagged, wait_gone
 from q2pconf import session as sessions
@@ -31,11 +32,18 @@ JOB_GONE = 15.0  # seconds for squeue to forget a cancelled or finished job
 CHILD_TIMEOUT = 35.0
 
 
-def write_config(directory: Path, launcher: str = "SingleNodeLauncher") -> Path:
+def write_config(directory: Path, launcher: str = "SingleNodeLauncher",
+                 cmd_timeout: int = 10) -> Path:
+    """An HTEX of one block of one node on the test cluster's debug partition, which steps
+    named `square` are mapped to."""
     path = directory / f"slurm-{launcher}.toml"
-    path.write_text(slurm_htex(launcher, threads=4, strategy_period=0.5, walltime="00:02:00",
-                               provider_extra="min_blocks = 0",
-                               tail='\n[parsl.executor_mapping]\nsquare = "htex"\n'))
+    path.write_text(config(
+        threads("default", max_threads=4),
+        htex("htex", max_workers_per_node=2, address="127.0.0.1", provider=slurm_provider(
+            partition="debug", walltime="00:02:00", nodes_per_block=1, init_blocks=1,
+            min_blocks=0, max_blocks=1, cmd_timeout=cmd_timeout, exclusive=False,
+            launcher=launcher)),
+        strategy="simple", strategy_period=0.5, mapping={"square": "htex"}))
     return path
 
 
@@ -85,10 +93,10 @@ def test_mapped_and_hinted_steps_run_in_a_slurm_job(
     assert parsl_children() == []
 
 
-def child_env(tmp_path: Path, token: str, config: Path) -> dict[str, str]:
+def child_env(tmp_path: Path, token: str, path: Path) -> dict[str, str]:
     """What a user's shell would give the program: the config via QIIME2_CONFIG, SLURM_CONF
     (exported by the `slurm` fixture)."""
-    return program_env(tmp_path, token, config)
+    return program_env(tmp_path, token, path)
 
 
 def start_child(tmp_path: Path, token: str, code: str,
@@ -219,8 +227,7 @@ def test_unusable_slurm_commands_are_not_blamed_on_the_keys(
     clients retry for a minute, so the provider fails although every key is right."""
     require_tool("sacct")
     monkeypatch.setenv("SLURM_CONF", str(tmp_path / "no-such-slurm.conf"))
-    path = write_config(tmp_path)
-    path.write_text(path.read_text().replace("cmd_timeout = 10", "cmd_timeout = 1"))
+    path = write_config(tmp_path, cmd_timeout=1)
     with pytest.raises(ConfigError) as caught:
         check(path).executor("htex")
     assert caught.value.key == "parsl.executors[1].provider"
@@ -230,18 +237,18 @@ def test_unusable_slurm_commands_are_not_blamed_on_the_keys(
 
 def test_amplicon_example_runs_its_heavy_steps_in_slurm(token: str, slurm: SlurmCluster,
                                                         tmp_path: Path) -> None:
-    config = write_config(tmp_path)
-    env = child_env(tmp_path, token, config)
+    path = write_config(tmp_path)
+    env = child_env(tmp_path, token, path)
     del env["QIIME2_CONFIG"]  # the --parallel-config option alone chooses the file
     started = time.monotonic()
     done = subprocess.run([sys.executable, str(ROOT / "examples" / "amplicon.py"),
                            "--samples", "4", "--depth", "300", "--no-serial",
-                           "--parallel-config", str(config)],
+                           "--parallel-config", str(path)],
                           env=env, cwd=tmp_path, capture_output=True, text=True,
                           timeout=CHILD_TIMEOUT)
     assert done.returncode == 0, done.stderr
     assert time.monotonic() - started < CHILD_TIMEOUT
-    assert f"config: {config} (source: explicit)" in done.stdout
+    assert f"config: {path} (source: explicit)" in done.stdout
     ran = {tuple(line.split()[:3]) for line in done.stdout.splitlines()
            if len(line.split()) == 5}
     assert ("denoise", "4", "htex") in ran and ("classify", "1", "htex") in ran, done.stdout

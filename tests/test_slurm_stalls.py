@@ -11,7 +11,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from configs import slurm_htex
+from configs import config, htex, threads
+from configs import slurm as slurm_provider
 from procs import new_token, program_env, tagged
 from slurm_cluster import SlurmCluster, drain, wait_for
 
@@ -33,23 +34,29 @@ except Exception as error:
 """
 
 
-@pytest.mark.parametrize("htex_extra,provider_extra,shown", [
-    ("", 'worker_init = "echo no module cuda >&2; exit 3"', "no module cuda"),
-    ('launch_cmd = "/no/such/python -m parsl.executors.high_throughput.process_worker_pool"',
-     "", "/no/such/python: No such file or directory"),
+# One block of one node on the test cluster's debug partition.
+BLOCK = dict(partition="debug", walltime="00:05:00", nodes_per_block=1, init_blocks=1,
+             max_blocks=1, cmd_timeout=10, exclusive=False, launcher="SingleNodeLauncher")
+
+
+@pytest.mark.parametrize("executor,shown", [
+    (htex("htex", max_workers_per_node=2, address="127.0.0.1", provider=slurm_provider(
+        **BLOCK, worker_init="echo no module cuda >&2; exit 3")), "no module cuda"),
+    (htex("htex", max_workers_per_node=2, address="127.0.0.1", provider=slurm_provider(**BLOCK),
+          launch_cmd="/no/such/python -m parsl.executors.high_throughput.process_worker_pool"),
+     "/no/such/python: No such file or directory"),
 ], ids=["worker_init", "no-interpreter"])
 def test_a_slurm_block_that_cannot_start_names_its_stderr_file(
-        slurm: SlurmCluster, clean_env: Path, tmp_path: Path, htex_extra: str,
-        provider_extra: str, shown: str) -> None:
-    config = tmp_path / "slurm.toml"
-    text = slurm_htex("SingleNodeLauncher", strategy_period=0.5, provider_extra=provider_extra)
-    config.write_text(text.replace('address = "127.0.0.1"',
-                                   f'address = "127.0.0.1"\n{htex_extra}'))
+        slurm: SlurmCluster, clean_env: Path, tmp_path: Path, executor: dict[str, object],
+        shown: str) -> None:
+    path = tmp_path / "slurm.toml"
+    path.write_text(config(threads("default", max_threads=2), executor, strategy="simple",
+                           strategy_period=0.5))
     token, work = new_token(), tmp_path / "work"
     work.mkdir()
     try:
         child = subprocess.run(
-            [sys.executable, "-c", REPORT, str(config), str(tmp_path / "started"),
+            [sys.executable, "-c", REPORT, str(path), str(tmp_path / "started"),
              str(tmp_path / "flag")], cwd=work, capture_output=True, text=True,
             timeout=CHILD_TIMEOUT, env=program_env(tmp_path, token))
         assert child.returncode == 0, child.stderr

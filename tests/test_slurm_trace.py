@@ -9,7 +9,8 @@ import pytest
 
 import q2pconf
 import slurm_steps as steps
-from configs import slurm_htex
+from configs import config, htex, threads
+from configs import slurm as slurm_provider
 from procs import parsl_children
 from q2pconf import session as sessions
 from slurm_cluster import SlurmCluster, drain, wait_for
@@ -19,13 +20,17 @@ pytestmark = pytest.mark.slurm
 
 def test_htex_steps_in_a_slurm_job_carry_its_id(slurm: SlurmCluster, clean_env: Path,
                                                 tmp_path: Path) -> None:
-    config = tmp_path / "slurm.toml"
-    config.write_text(slurm_htex("SingleNodeLauncher", threads=2, strategy_period=0.5,
-                                 walltime="00:02:00", provider_extra="min_blocks = 0",
-                                 tail='\n[parsl.executor_mapping]\nsquare = "htex"\n'))
+    path = tmp_path / "slurm.toml"
+    path.write_text(config(
+        threads("default", max_threads=2),
+        htex("htex", max_workers_per_node=2, address="127.0.0.1", provider=slurm_provider(
+            partition="debug", walltime="00:02:00", nodes_per_block=1, init_blocks=1,
+            min_blocks=0, max_blocks=1, cmd_timeout=10, exclusive=False,
+            launcher="SingleNodeLauncher")),
+        strategy="simple", strategy_period=0.5, mapping={"square": "htex"}))
     sessions.close()
     try:
-        with q2pconf.ParallelConfig(config):
+        with q2pconf.ParallelConfig(path):
             result = steps.fan_out(4)
     finally:
         sessions.close()

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from configs import two_executors
-from procs import new_token, program_env, tagged, wait_gone
+from configs import config, htex, local, threads
+from procs import is_interchange, new_token, program_env, tagged, wait_gone
 
 REPORT = """\
 import json, sys, time
@@ -49,25 +49,23 @@ def run_report(tmp_path: Path, config: str, timeout: float = 90, **env: str) -> 
     return json.loads(child.stdout)
 
 
-def write_toml(tmp_path: Path, htex_extra: str = "", **provider: str) -> Path:
+def write_toml(tmp_path: Path, executor: dict[str, object]) -> Path:
+    """A config of one thread and `executor`."""
     path = tmp_path / "config.toml"
-    extra = "".join(f"{key} = {value}\n" for key, value in provider.items())
-    path.write_text(two_executors(threads=1, workers=1, htex_extra=htex_extra, extra=extra))
+    path.write_text(config(threads("default", max_threads=1), executor, strategy="none"))
     return path
 
 
-@pytest.mark.parametrize("cause,setting,shown", [
-    ("worker_init", {"worker_init": '"echo no module cuda >&2; exit 3"'}, "no module cuda"),
-    ("no-interpreter", {"launch_cmd": '"/no/such/python -m parsl.executors.high_throughput'
-                                      '.process_worker_pool"'},
+@pytest.mark.parametrize("executor,shown", [
+    (htex("htex", max_workers_per_node=1,
+          provider=local(worker_init="echo no module cuda >&2; exit 3")), "no module cuda"),
+    (htex("htex", max_workers_per_node=1, provider=local(),
+          launch_cmd="/no/such/python -m parsl.executors.high_throughput.process_worker_pool"),
      "/no/such/python: No such file or directory"),
-])
+], ids=["worker_init", "no-interpreter"])
 def test_a_worker_pool_that_cannot_start_names_its_stderr_file(
-        tmp_path: Path, cause: str, setting: dict[str, str], shown: str) -> None:
-    if "launch_cmd" in setting:  # an executor setting: the file's HTEX table gets it
-        path = write_toml(tmp_path, htex_extra=f"launch_cmd = {setting['launch_cmd']}")
-    else:
-        path = write_toml(tmp_path, **setting)
+        tmp_path: Path, executor: dict[str, object], shown: str) -> None:
+    path = write_toml(tmp_path, executor)
     answer = run_report(tmp_path, repr(str(path)))
     assert answer["type"] == "ExecutorFailed", answer
     message = answer["message"]
@@ -167,7 +165,9 @@ def test_a_dead_interchange_fails_the_pipeline_within_seconds(tmp_path: Path) ->
     token, work, started = new_token(), tmp_path / "work", tmp_path / "started"
     work.mkdir()
     child = subprocess.Popen([sys.executable, "-c", DEAD_INTERCHANGE, str(started),
-                              str(tmp_path / "flag"), str(write_toml(tmp_path))],
+                              str(tmp_path / "flag"),
+                              str(write_toml(tmp_path, htex("htex", max_workers_per_node=1,
+                                                            provider=local())))],
                              cwd=work,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env=program_env(tmp_path, token))
@@ -195,15 +195,6 @@ def test_a_dead_interchange_fails_the_pipeline_within_seconds(tmp_path: Path) ->
     assert answer["caught"] - killed < 15
 
 
-def is_interchange(cmdline: list[str]) -> bool:
-    """The interchange renames itself ("parsl: HTEX interchange") once it runs; the
-    q2pconf.guard process that started it names it on its command line, and is not it."""
-    if "q2pconf.guard" in cmdline:
-        return False
-    return any(part.endswith("high_throughput.interchange") or "HTEX interchange" in part
-               for part in cmdline)
-
-
 AGAIN = """\
 import json, sys, pathlib
 import q2pconf, session_steps as s
@@ -220,12 +211,12 @@ with q2pconf.ParallelConfig(sys.argv[1], mapping={"hold": "htex", "double": "hte
 def test_after_a_pool_failure_the_next_run_starts_a_new_session(tmp_path: Path) -> None:
     """Parsl never revives an executor it gave up on: the next run gets a fresh one."""
     fixed = tmp_path / "fixed"
-    config = write_toml(tmp_path,  # a TOML literal string: as written, no escapes
-                        worker_init=f"'test -e {fixed} || {{ echo no module cuda >&2; exit 3; }}'")
+    path = write_toml(tmp_path, htex("htex", max_workers_per_node=1, provider=local(
+        worker_init=f"test -e {fixed} || {{ echo no module cuda >&2; exit 3; }}")))
     token, work = new_token(), tmp_path / "work"
     work.mkdir()
     try:
-        child = subprocess.run([sys.executable, "-c", AGAIN, str(config), str(fixed)], cwd=work,
+        child = subprocess.run([sys.executable, "-c", AGAIN, str(path), str(fixed)], cwd=work,
                                capture_output=True, text=True, timeout=120,
                                env=program_env(tmp_path, token))
         assert child.returncode == 0, child.stderr

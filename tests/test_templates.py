@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+import tomli_w
 
 from configs import tomllib
 from q2pconf.cli import main
@@ -124,22 +125,31 @@ def test_commented_mapping_example_checks(name: str, tmp_path: Path):
     assert settings.label_for("denoise_single", "dada2") == "htex"
 
 
-def test_torque_variant_named_in_the_pbs_template_checks(tmp_path: Path):
+def pbs_as_torque() -> tuple[dict, dict]:
+    """The pbs template with the class its comment names for Torque; the document and its
+    provider's table."""
     text = render("pbs", Path("x.toml"))
-    assert "TorqueProvider" in text
-    torque = re.sub(r"\n(cpus_per_node|# select_options) = .*", "",
-                    text.replace('class = "PBSProProvider"', 'class = "TorqueProvider"'))
-    config = check(write(tmp_path, "torque", torque)).parsl_config(
+    assert 'use class = "TorqueProvider"' in text
+    doc = tomllib.loads(text)
+    provider = doc["parsl"]["executors"][1]["provider"]
+    assert provider["class"] == "PBSProProvider"
+    provider["class"] = "TorqueProvider"
+    return doc, provider
+
+
+def test_torque_variant_named_in_the_pbs_template_checks(tmp_path: Path):
+    doc, provider = pbs_as_torque()
+    del provider["cpus_per_node"]  # which Torque lacks, as the comment says
+    built = check(write(tmp_path, "torque", tomli_w.dumps(doc))).parsl_config(
         run_dir=str(tmp_path / "runinfo"))
-    assert type(config.executors[1].provider).__name__ == "TorqueProvider"
+    assert type(built.executors[1].provider).__name__ == "TorqueProvider"
 
 
 def test_the_checker_rejects_a_key_the_provider_lacks(tmp_path: Path):
     """The variants above mean something only if check refuses a wrong key."""
-    text = render("pbs", Path("x.toml")).replace('class = "PBSProProvider"',
-                                                 'class = "TorqueProvider"')
+    doc, _ = pbs_as_torque()
     with pytest.raises(ConfigError, match="cpus_per_node"):
-        check(write(tmp_path, "torque", text))
+        check(write(tmp_path, "torque", tomli_w.dumps(doc)))
 
 
 # -- the default's text ----------------------------------------------------------------------

@@ -16,7 +16,7 @@ import pytest
 
 import q2pconf
 import trace_steps as steps
-from configs import two_executors
+from configs import config, htex, local, threads
 from conftest import readonly_command, require_tool
 from q2pconf.advice import findings
 from q2pconf.runs import read, seconds
@@ -27,11 +27,14 @@ ROOT = TESTS.parent
 CHILD_TIMEOUT = 60.0
 
 
-def write_config(tmp_path: Path, parsl_extra: str = "", htex_extra: str = "") -> Path:
+POOL = threads("default", max_threads=2)
+ONE_BLOCK = local(init_blocks=1, max_blocks=1)
+TRACED = config(POOL, htex("htex", max_workers_per_node=2, provider=ONE_BLOCK), strategy="none")
+
+
+def write_config(tmp_path: Path, text: str = TRACED) -> Path:
     path = tmp_path / "traced.toml"
-    path.write_text(two_executors(threads=2, workers=2, parsl_extra=parsl_extra,
-                                  htex_extra=htex_extra,
-                                  extra="init_blocks = 1\nmax_blocks = 1\n"))
+    path.write_text(text)
     return path
 
 
@@ -65,7 +68,9 @@ def check_times(row: dict[str, str], began: float, ended: float) -> None:
 
 def test_thread_and_htex_steps_record_where_and_what_they_used(tmp_path: Path) -> None:
     began = time.time()
-    with q2pconf.ParallelConfig(write_config(tmp_path, htex_extra="mem_per_worker = 0.25")):
+    with q2pconf.ParallelConfig(write_config(tmp_path, config(
+            POOL, htex("htex", max_workers_per_node=2, mem_per_worker=0.25, provider=ONE_BLOCK),
+            strategy="none"))):
         pids = steps.usage(1.0)
     ended = time.time()
     rows = rows_of(steps.usage.trace_path)
@@ -107,14 +112,14 @@ def test_thread_and_htex_steps_record_where_and_what_they_used(tmp_path: Path) -
 
 
 def test_run_json_records_the_config_and_how_the_run_ended(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
-    with q2pconf.ParallelConfig(config):
+    path = write_config(tmp_path)
+    with q2pconf.ParallelConfig(path):
         steps.usage(0.1)
     run = read(Path(str(steps.usage.trace_path).replace(".trace.tsv", ".run.json")))
     assert run.complete and run.meta["outcome"] == "done" and run.meta["calls"] == 6
-    assert run.meta["config"]["path"] == str(config)
+    assert run.meta["config"]["path"] == str(path)
     assert run.meta["config"]["source"] == "explicit"
-    assert run.meta["config"]["text"] == config.read_text()
+    assert run.meta["config"]["text"] == path.read_text()
     assert run.meta["config"]["executors"]["htex"]["provider"]["max_blocks"] == 1
     assert Path(run.meta["run_dir"]) == steps.usage.trace_path.parent
     assert len(run.rows) == 6
@@ -164,9 +169,11 @@ def test_a_failing_step_and_the_step_that_never_ran(tmp_path: Path) -> None:
 
 
 def test_steps_that_never_started_when_the_run_failed_are_cancelled(tmp_path: Path) -> None:
-    config = tmp_path / "one-thread.toml"
-    config.write_text(two_executors(threads=1, workers=1))
-    with q2pconf.ParallelConfig(config):
+    path = tmp_path / "one-thread.toml"
+    path.write_text(config(threads("default", max_threads=1),
+                           htex("htex", max_workers_per_node=1, provider=local()),
+                           strategy="none"))
+    with q2pconf.ParallelConfig(path):
         with pytest.raises(KeyError):
             steps.failing_first(4)
     rows = rows_of(steps.failing_first.trace_path)
@@ -196,7 +203,9 @@ def test_pipelines_running_at_once_keep_separate_traces(tmp_path: Path) -> None:
 
 def test_a_retried_step_has_a_line_per_attempt(tmp_path: Path) -> None:
     flag = tmp_path / "failed-once"
-    with q2pconf.ParallelConfig(write_config(tmp_path, parsl_extra="retries = 1")):
+    with q2pconf.ParallelConfig(write_config(tmp_path, config(
+            POOL, htex("htex", max_workers_per_node=2, provider=ONE_BLOCK), strategy="none",
+            retries=1))):
         assert steps.retried(str(flag)) == "second attempt"
     rows = rows_of(steps.retried.trace_path)
     assert [(r["attempt"], r["status"], r["error"]) for r in rows] == [

@@ -11,10 +11,14 @@ from pathlib import Path
 import pytest
 
 import pipeline_steps
-from procs import new_token, wait_gone
+from configs import config, htex, local, threads
+from procs import config_env, new_token, wait_gone
 from q2pconf import step
 from q2pconf.transport import Remote
-from test_session import child_env
+
+CONFIG = config(threads("default", max_threads=2),
+                htex("htex", max_workers_per_node=1, provider=local()), strategy="none")
+
 
 SCRIPT = '''
 import collections, os
@@ -46,8 +50,9 @@ def run_script(tmp_path: Path, main: str) -> subprocess.CompletedProcess[str]:
     work = tmp_path / "work"
     work.mkdir()
     token = new_token()
-    done = subprocess.run([sys.executable, str(script)], env=child_env(tmp_path, token),
-                          cwd=work, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, str(script)], cwd=work,
+                          env=config_env(tmp_path, token, CONFIG), capture_output=True,
+                          text=True, timeout=120)
     assert wait_gone(token, cwd=work) == []
     return done
 
@@ -138,8 +143,9 @@ def test_a_step_typed_into_python_c_reaches_the_worker_with_its_namespace(
     work = tmp_path / "work"
     work.mkdir()
     token = new_token()
-    done = subprocess.run([sys.executable, "-c", TYPED_IN], env=child_env(tmp_path, token),
-                          cwd=work, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", TYPED_IN], cwd=work,
+                          env=config_env(tmp_path, token, CONFIG), capture_output=True,
+                          text=True, timeout=120)
     assert wait_gone(token, cwd=work) == []
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)

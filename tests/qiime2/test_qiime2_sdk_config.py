@@ -13,9 +13,11 @@ import threading
 from pathlib import Path
 
 import pytest
+import tomli_w
 
 import dummy_plugin
 import other_plugin
+from configs import tomllib
 from q2pconf import ConfigError, ParallelConfig
 from q2pconf.compat import load_config_from_dict, load_config_from_file
 from qiime2_port import (MAPPING, QIIME2_2024_10_DEFAULT, RELEASES, TEST, THREADS,
@@ -158,9 +160,11 @@ def test_load_complex_config(qiimetest: Path, tmp_path: Path) -> None:
     assert "parsl.executors[1].provider.class" in str(caught.value)
     assert "use LocalProvider" in caught.value.fix
 
-    text = data("complex_config.toml").read_text()
+    doc = tomllib.loads(data("complex_config.toml").read_text())
+    dropped = doc["parsl"]["executors"].pop()
+    assert dropped["provider"]["class"] == "AdHocProvider"
     without_adhoc = tmp_path / "complex_config.toml"
-    without_adhoc.write_text(text[:text.rindex("[[parsl.executors]]")])
+    without_adhoc.write_text(tomli_w.dumps(doc))
     config, mapping = load_config_from_file(without_adhoc)
     assert mapping == {}
     (htex,) = [executor for executor in config.executors if executor.label[0] != "_"]
