@@ -1,7 +1,7 @@
 """A QIIME 2-like amplicon pipeline, run in parallel by q2pconf (no QIIME 2 needed).
 
-Per sample: simulate reads and denoise them (CPU-heavy, both sent to the `htex` process
-pool) while a quality summary runs on the `default` thread pool. The denoised tables are merged,
+Per sample: simulate reads, then denoise them (CPU-heavy, sent to the `htex` process pool)
+while a quality summary runs on the `default` thread pool. The denoised tables are merged,
 classified against a reference (CPU-heavy, `htex`), and a nested sub-pipeline computes
 diversity per group of samples. The whole run is timed in parallel and then serially.
 
@@ -26,7 +26,7 @@ K = 6
 ROUNDS = 2
 
 
-@step(executor="htex")
+@step
 def simulate_reads(sample: str, depth: int) -> list[tuple[str, str]]:
     """FASTQ-like (sequence, quality) reads of one sample: a few true variants, with errors
     where the base quality is low."""
