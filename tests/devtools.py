@@ -114,9 +114,9 @@ class Browser:
         except (OSError, RuntimeError, TimeoutError):
             pass
         try:
-            self.process.wait(10)
+            self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.wait(10)
+            self.process.wait(timeout=10)
         os.close(self._to_browser)
         os.close(self._from_browser)

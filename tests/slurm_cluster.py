@@ -262,10 +262,10 @@ def _stop_daemon(proc: subprocess.Popen) -> None:
         return
     proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(STOP_TIMEOUT)
+        proc.wait(timeout=STOP_TIMEOUT)
     except subprocess.TimeoutExpired:
         proc.kill()
-        proc.wait(STOP_TIMEOUT)
+        proc.wait(timeout=STOP_TIMEOUT)
 
 
 # --- A three-host cluster (controller + two compute nodes) in network namespaces -------------
@@ -350,7 +350,7 @@ def set_link(cluster: SlurmCluster, node: str, up: bool) -> None:
 def kill_node(cluster: SlurmCluster, node: str) -> None:
     """Kill everything on `node`: its slurmd, job steps and workers."""
     netns.kill_inside(cluster.namespaces[1 + list(NODES).index(node)])
-    cluster.procs[f"slurmd-{node}"].wait(STOP_TIMEOUT)
+    cluster.procs[f"slurmd-{node}"].wait(timeout=STOP_TIMEOUT)
 
 
 def revive_node(cluster: SlurmCluster, node: str) -> None:

@@ -76,7 +76,7 @@ def prefix_python(prefix: Path, *args: str, env: dict[str, str],
 
 def sha256_check(etc: Path) -> subprocess.CompletedProcess:
     return subprocess.run([require_tool("sha256sum"), "-c", STAMP], cwd=etc,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, timeout=60)
 
 
 # -- the package file ------------------------------------------------------------------------
@@ -236,7 +236,7 @@ def test_pre_unlink_keeps_a_config_its_stamp_does_not_name(install, env):
     (etc / "other.toml").write_text("x = 1\n")
     (etc / CONFIG).write_text("# edited\n")
     digest = subprocess.run(["sha256sum", "other.toml"], cwd=etc, capture_output=True,
-                            text=True, check=True).stdout
+                            text=True, check=True, timeout=60).stdout
     (etc / STAMP).write_text(digest)  # a valid check, but of another file
     done = run_link_script(prefix, "pre-unlink", env)
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")

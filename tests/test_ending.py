@@ -129,7 +129,7 @@ class Program:
         _quietly_kill(self.process.pid)
         for process in tagged(self.token, self.work):
             _quietly_kill(process.pid)
-        self.process.wait(10)
+        self.process.wait(timeout=10)
 
 
 def _take_terminal() -> None:

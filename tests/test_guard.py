@@ -88,7 +88,7 @@ time.sleep(300)
     assert len(line) == 3, line
     assert os.getsid(int(line[0])) == int(line[0])  # a session of its own: no terminal signals
     program.kill()
-    program.wait(10)
+    program.wait(timeout=10)
     assert wait_gone(token, 10) == []
 
 

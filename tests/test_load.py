@@ -101,5 +101,6 @@ def test_twenty_programs_on_one_fresh_environment_seed_one_config(tmp_path: Path
     assert tomllib.loads(target.read_text()) == vendored_dict()
     assert check(target).labels == ("default", "htex")
     assert stat.S_IMODE(target.stat().st_mode) == 0o644
-    verify = subprocess.run(["sha256sum", "--status", "-c", stamp.name], cwd=target.parent)
+    verify = subprocess.run(["sha256sum", "--status", "-c", stamp.name], cwd=target.parent,
+                            timeout=60)
     assert verify.returncode == 0

@@ -269,7 +269,7 @@ def test_symlink_planted_at_the_checksum_is_replaced_not_followed(tmp_path: Path
     path, written = seed_prefix(tmp_path / "env")
     assert written and victim.read_text() == "precious"
     assert not (etc / STAMP).is_symlink()
-    check_sum = subprocess.run(["sha256sum", "--status", "-c", STAMP], cwd=etc)
+    check_sum = subprocess.run(["sha256sum", "--status", "-c", STAMP], cwd=etc, timeout=60)
     assert check_sum.returncode == 0
 
 

@@ -58,10 +58,10 @@ def test_symlink_at_the_target_is_not_followed(tmp_path, dangling):
 def test_seed_leaves_a_checksum_of_what_it_wrote(tmp_path):
     path, written = seed_prefix(tmp_path)
     stamp = path.with_name(f".{CONFIG}.sha256")
-    check = subprocess.run(["sha256sum", "--status", "-c", stamp.name], cwd=path.parent)
+    check = subprocess.run(["sha256sum", "--status", "-c", stamp.name], cwd=path.parent, timeout=60)
     assert written and check.returncode == 0
     path.write_text(path.read_text() + "# edited\n")
-    check = subprocess.run(["sha256sum", "--status", "-c", stamp.name], cwd=path.parent)
+    check = subprocess.run(["sha256sum", "--status", "-c", stamp.name], cwd=path.parent, timeout=60)
     assert check.returncode != 0
 
 

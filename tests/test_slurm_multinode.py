@@ -91,10 +91,10 @@ def finish(child: subprocess.Popen[str], directory: Path,
     """The child's stdout and stderr once it exited; a child still running after `timeout`
     is killed (its exit status then fails the test)."""
     try:
-        child.wait(timeout)
+        child.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         child.kill()
-        child.wait()
+        child.wait(timeout=30)
     return (directory / "out").read_text(), (directory / "err").read_text()
 
 
@@ -320,7 +320,7 @@ def test_an_interrupted_session_leaves_nothing_behind(
         made = json.loads(flag.read_text())
         assert set(made["namespaces"]) <= set(netns.existing())
         inner.send_signal(signum)  # the pytest process only: its daemons would live on
-        inner.wait(CHILD_TIMEOUT)
+        inner.wait(timeout=CHILD_TIMEOUT)
     finally:
         if inner.poll() is None:
             inner.kill()

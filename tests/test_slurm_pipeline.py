@@ -114,10 +114,10 @@ def finish(child: subprocess.Popen[str], directory: Path,
            timeout: float = CHILD_TIMEOUT) -> tuple[str, str]:
     """The stdout and stderr of a child `start_child(directory, ...)` began, once it exited."""
     try:
-        child.wait(timeout)
+        child.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         child.kill()  # it hung: its exit status fails the test, and nothing keeps running
-        child.wait()
+        child.wait(timeout=30)
     return (directory / "child.out").read_text(), (directory / "child.err").read_text()
 
 
@@ -189,7 +189,7 @@ def test_sigkill_of_the_program_ends_the_slurm_job_within_seconds(
     job = flag.read_text().split()[1]
     assert job in slurm.jobs()
     child.kill()
-    child.wait(10)
+    child.wait(timeout=10)
     # 10 s of refused connections (q2pconf.guard's default) and the job's own teardown
     assert wait_for(lambda: job not in slurm.jobs(), 45, 0.5), f"jobs left: {slurm.jobs()}"
     assert survivors(token, tmp_path, timeout=20) == []

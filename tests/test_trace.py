@@ -249,11 +249,11 @@ def test_a_run_killed_mid_way_leaves_a_trace_the_report_marks_incomplete(tmp_pat
     try:
         trace = _wait_for_lines(tmp_path / "home" / ".cache", 4, child)
         os.kill(child.pid, signal.SIGKILL)
-        child.wait(CHILD_TIMEOUT)
+        child.wait(timeout=CHILD_TIMEOUT)
     finally:
         if child.poll() is None:
             child.kill()
-            child.wait(CHILD_TIMEOUT)
+            child.wait(timeout=CHILD_TIMEOUT)
     rows = rows_of(trace)
     assert 4 <= len(rows) < 40 and {row["status"] for row in rows} == {"done"}
     report = subprocess.run([sys.executable, "-m", "q2pconf", "report", str(trace)], env=env,
