@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from q2pconf.catalog import NAMESPACES
-from q2pconf.paths import runinfo_root
+from q2pconf.paths import inside, runinfo_root
 from q2pconf.validate import ObjectSpec, Plan
 from q2pconf.errors import ConfigError, no_such_executor
 
@@ -159,7 +159,7 @@ def _with_python_path(provider: ObjectSpec) -> ObjectSpec:
     (on a cluster, the same paths on a shared file system)."""
     interpreter = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix)}
     extra = [os.path.abspath(p or ".") for p in sys.path
-             if not any(_inside(os.path.realpath(p or "."), base) for base in interpreter)]
+             if not any(inside(os.path.realpath(p or "."), base) for base in interpreter)]
     extra = [p for p in dict.fromkeys(extra) if os.path.isdir(p)]
     if not extra:
         return provider
@@ -168,10 +168,6 @@ def _with_python_path(provider: ObjectSpec) -> ObjectSpec:
     kwargs = dict(provider.kwargs)
     kwargs["worker_init"] = "\n".join(filter(None, (export, kwargs.get("worker_init"))))
     return ObjectSpec(provider.kind, provider.cls, kwargs, provider.key)
-
-
-def _inside(path: str, top: str) -> bool:
-    return path == top or path.startswith(top.rstrip(os.sep) + os.sep)
 
 
 def _worker_launch_cmd() -> str:

@@ -78,6 +78,12 @@ def temporary_run_dir(reason: str) -> str:
 def unkept_reason(run_dir: str) -> str | None:
     """Why `run_dir` (inside a temporary run directory) keeps no trace; None if it can."""
     for directory, reason in UNKEPT.items():
-        if run_dir == directory or run_dir.startswith(directory.rstrip("/") + "/"):
+        if inside(run_dir, directory):
             return reason
     return None
+
+
+def inside(path: str, top: str) -> bool:
+    """`path` is `top` or below it, as strings (/usr2 is not inside /usr); callers make both
+    absolute (or real) first."""
+    return path == top or path.startswith(top.rstrip(os.sep) + os.sep)

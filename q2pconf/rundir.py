@@ -24,7 +24,7 @@ import stat
 from typing import Any
 
 from q2pconf.errors import ConfigError, warn, warn_once
-from q2pconf.paths import PRIVATE, make_private_dirs, temporary_run_dir
+from q2pconf.paths import PRIVATE, inside, make_private_dirs, temporary_run_dir
 
 MIN_FREE = 1 << 20  # bytes: less than this and Parsl's start-up log may not fit
 
@@ -82,7 +82,7 @@ def quiet_log_errors(run_dir: str) -> None:
     for name in ("parsl", "concurrent.futures"):
         for handler in logging.getLogger(name).handlers:
             path = getattr(handler, "baseFilename", "")
-            if path and _inside(path, run_dir):
+            if path and inside(os.path.abspath(path), os.path.abspath(run_dir)):
                 handler.handleError = _on_error(handler, run_dir)  # type: ignore[method-assign]
 
 
@@ -113,11 +113,6 @@ def cannot_write(run_dir: str, reason: str) -> None:
     warn(f"cannot write in the run directory {run_dir} ({reason}): Parsl's log and this run's "
          "trace stop here (results are not affected). Fix: free space there, or set run_dir "
          "in the config's [parsl] table (or XDG_CACHE_HOME) to a file system with room")
-
-
-def _inside(path: str, top: str) -> bool:
-    top = os.path.abspath(top).rstrip(os.sep) + os.sep
-    return os.path.abspath(path).startswith(top)
 
 
 def guard_checkpoints(dfk: Any) -> None:
