@@ -329,25 +329,41 @@ def machine() -> str:
             f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}")
 
 
+GROUPS = ["fan_out", "tracing", "fan_out_htex", "htex_first", "sleeps", "first_result", "cpu",
+          "import_cost", "activation", "memory", "demo", "slurm", "multinode"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--repeat", type=int, default=3, help="runs per row (median; 3)")
     parser.add_argument("--write", action="store_true", help="update benchmarks/README.md")
     parser.add_argument("--no-slurm", action="store_true", help="skip the Slurm rows")
+    parser.add_argument("--only", metavar="NAME", action="append", default=[],
+                        help="run only this group of rows (repeatable): " + ", ".join(GROUPS))
     args = parser.parse_args()
+    if unknown := sorted(set(args.only) - set(GROUPS)):
+        parser.error(f"unknown --only {', '.join(unknown)}: choose from {', '.join(GROUPS)}")
+    if args.only and args.write:
+        parser.error("--write replaces the whole table: run every row (no --only)")
     with tempfile.TemporaryDirectory(prefix="q2pconf-bench-") as name:
         scratch = Path(name)
         os.chdir(scratch)  # children run here: raw Parsl baselines write ./runinfo
-        steps: list[Callable[[], Row | list[Row]]] = [
-            lambda: fan_out(args.repeat), lambda: tracing(args.repeat),
-            lambda: fan_out_htex(args.repeat, scratch),
-            lambda: htex_first(args.repeat, scratch), lambda: sleeps(args.repeat),
-            lambda: first_result(args.repeat, scratch), lambda: cpu(args.repeat, scratch),
-            lambda: import_cost(args.repeat, scratch), lambda: activation(args.repeat, scratch),
-            lambda: memory(scratch), lambda: demo(args.repeat, scratch)]
-        if not args.no_slurm:
-            steps.append(lambda: slurm(args.repeat, scratch))
-            steps.append(lambda: multinode(args.repeat, scratch))
+        groups: dict[str, Callable[[], Row | list[Row]]] = {
+            "fan_out": lambda: fan_out(args.repeat), "tracing": lambda: tracing(args.repeat),
+            "fan_out_htex": lambda: fan_out_htex(args.repeat, scratch),
+            "htex_first": lambda: htex_first(args.repeat, scratch),
+            "sleeps": lambda: sleeps(args.repeat),
+            "first_result": lambda: first_result(args.repeat, scratch),
+            "cpu": lambda: cpu(args.repeat, scratch),
+            "import_cost": lambda: import_cost(args.repeat, scratch),
+            "activation": lambda: activation(args.repeat, scratch),
+            "memory": lambda: memory(scratch), "demo": lambda: demo(args.repeat, scratch),
+            "slurm": lambda: slurm(args.repeat, scratch),
+            "multinode": lambda: multinode(args.repeat, scratch)}
+        assert list(groups) == GROUPS
+        chosen = args.only or [g for g in GROUPS
+                               if not (args.no_slurm and g in ("slurm", "multinode"))]
+        steps = [groups[name] for name in chosen]
         rows: list[Row] = []
         for run in steps:
             result = run()
