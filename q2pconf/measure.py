@@ -9,6 +9,7 @@ Only the standard library: workers import this module before every traced step.
 from __future__ import annotations
 
 import os
+import pickle
 import resource
 import socket
 import threading
@@ -46,16 +47,20 @@ class Usage(NamedTuple):
 class Measured:
     """A worker's result and its usage; unpickles as the bare result (see `_arrive`)."""
 
-    __slots__ = ("key", "value", "usage")
+    __slots__ = ("value", "packed")
 
     def __init__(self, key: int, value: Any, usage: Usage) -> None:
-        self.key, self.value, self.usage = key, value, usage
+        # The key and usage travel as one bytes object: Parsl pickles results with dill, a
+        # pure-Python pickler paying ~1 us for each object, where the C pickler packs these
+        # ten in ~1 us (the submitting side unpickles all of a worker's result anyway).
+        self.value, self.packed = value, pickle.dumps((key, *usage))
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_arrive, (self.key, self.value, tuple(self.usage)))
+        return (_arrive, (self.value, self.packed))
 
 
-def _arrive(key: int, value: Any, usage: tuple[Any, ...]) -> Any:
+def _arrive(value: Any, packed: bytes) -> Any:
+    key, *usage = pickle.loads(packed)
     ARRIVED[key] = Usage(*usage)
     return value
 
@@ -66,7 +71,7 @@ def measured(key: int, func: Callable[..., Any], args: tuple[Any, ...],
     at_home = HOME_PID == os.getpid()
     clock = time.thread_time if at_home else _process_cpu
     if not at_home:
-        _reset_peak()
+        _own().reset_peak()
     began, cpu = time.perf_counter(), clock()
     try:
         value = func(*args, **kwargs)
@@ -92,13 +97,13 @@ def _usage(at_home: bool, wall: float, cpu: float) -> Usage:
         peak: int | None = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return Usage(started, wall, cpu, peak, "process", HOST, os.getpid(),
                      threading.current_thread().name, _job())
-    peak = _high_water()
-    scope = "step" if peak is not None and _RESETTABLE else "process"
+    own = _own()
+    peak = own.high_water()
+    scope = "step" if peak is not None and own.clear is not None else "process"
     if peak is None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    rank = os.environ.get("PARSL_WORKER_RANK")
-    worker = f"worker-{rank}" if rank is not None else threading.current_thread().name
-    return Usage(started, wall, cpu, peak, scope, HOST, os.getpid(), worker, _job())
+    worker = own.worker or threading.current_thread().name
+    return Usage(started, wall, cpu, peak, scope, HOST, own.pid, worker, _job())
 
 
 def _process_cpu() -> float:
@@ -107,31 +112,57 @@ def _process_cpu() -> float:
     return times.user + times.system + times.children_user + times.children_system
 
 
-_RESETTABLE = True  # False once writing clear_refs failed: peaks are then the process's
+class _Own:
+    """This worker process's name and its /proc files, opened once: each open, read and close
+    of a /proc file costs more than the trivial step it measures. Held per process id (a
+    process forked from this one has files and a name of its own)."""
+
+    __slots__ = ("pid", "worker", "clear", "status")
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        rank = os.environ.get("PARSL_WORKER_RANK")
+        self.worker = None if rank is None else f"worker-{rank}"
+        self.clear = _open("/proc/self/clear_refs", os.O_WRONLY)  # None: peaks are the process's
+        self.status = _open("/proc/self/status", os.O_RDONLY)
+
+    def reset_peak(self) -> None:
+        """Linux: writing 5 to clear_refs resets VmHWM to the current RSS."""
+        if self.clear is not None:
+            try:
+                os.write(self.clear, b"5")
+            except OSError:
+                self.clear = None
+
+    def high_water(self) -> int | None:
+        """VmHWM (KiB) from /proc/self/status, or None where there is no such file. Read
+        again from its start, the file is made again: the value is the current one."""
+        if self.status is None:
+            return None
+        try:
+            text = os.pread(self.status, 8192, 0)
+            at = text.index(b"VmHWM:") + 6
+            return int(text[at:text.index(b"kB", at)])
+        except (OSError, ValueError):
+            return None
 
 
-def _reset_peak() -> None:
-    """Linux: writing 5 to clear_refs resets VmHWM to the current RSS."""
-    global _RESETTABLE
-    if not _RESETTABLE:
-        return
+def _open(path: str, flags: int) -> int | None:
     try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
+        return os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
     except OSError:
-        _RESETTABLE = False
-
-
-def _high_water() -> int | None:
-    """VmHWM (KiB) from /proc/self/status, or None where there is no such file."""
-    try:
-        with open("/proc/self/status", "rb") as handle:
-            for line in handle:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
         return None
-    return None
+
+
+_OWN: list[_Own] = []  # this process's, once a step ran in it
+
+
+def _own() -> _Own:
+    if _OWN and _OWN[0].pid == os.getpid():
+        return _OWN[0]
+    own = _Own()  # (a fork's inherited descriptors name its parent's files: left open)
+    _OWN[:] = [own]
+    return own
 
 
 _JOB: list[str | None] = []  # this process's batch job id, looked up once
