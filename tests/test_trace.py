@@ -111,6 +111,23 @@ def test_thread_and_htex_steps_record_where_and_what_they_used(tmp_path: Path) -
         [("trace_steps.allocate", "close")], [("trace_steps.allocate", "hit")]), memory
 
 
+def test_each_step_on_a_worker_has_its_own_peak(tmp_path: Path) -> None:
+    """A big step after a small one, a small one after a big one, and a smaller big one after
+    a big one, on the same worker: each line shows the peak of its own step only."""
+    with q2pconf.ParallelConfig(write_config(tmp_path, config(
+            POOL, htex("htex", max_workers_per_node=1, provider=ONE_BLOCK), strategy="none"))):
+        pids = steps.peaks()
+    rows = sorted(rows_of(steps.peaks.trace_path), key=lambda row: int(row["call"]))
+    assert [row["step"].rpartition(".")[2] for row in rows] == [
+        "trivial", "allocate", "trivial", "allocate"]
+    assert len(set(pids)) == 1 and {int(row["pid"]) for row in rows} == set(pids), rows
+    assert {row["rss_of"] for row in rows} == {"step"}, rows
+    small, big, small_after, smaller_big = (float(row["peak_rss_mib"]) for row in rows)
+    assert big >= 200 and small < big - 150, rows
+    assert small_after < big - 150 and abs(small_after - small) < 30, rows
+    assert 100 <= smaller_big < big - 50, rows
+
+
 def test_run_json_records_the_config_and_how_the_run_ended(tmp_path: Path) -> None:
     path = write_config(tmp_path)
     with q2pconf.ParallelConfig(path):

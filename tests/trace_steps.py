@@ -42,15 +42,15 @@ def nap_htex(seconds: float) -> int:
 
 
 @step(executor="htex")
-def allocate(mib: int) -> int:
-    """Hold `mib` MiB of touched memory for a moment."""
+def allocate(mib: int, *after: object) -> int:
+    """Hold `mib` MiB of touched memory for a moment (once the steps in `after` are done)."""
     data = b"x" * (mib * MIB)
     time.sleep(0.1)
     return len(data) and os.getpid()
 
 
 @step(executor="htex")
-def trivial() -> int:
+def trivial(*after: object) -> int:
     return os.getpid()
 
 
@@ -58,6 +58,15 @@ def trivial() -> int:
 def usage(seconds: float) -> list[object]:
     return [busy_thread(seconds), nap_thread(seconds), busy_htex(seconds), nap_htex(seconds),
             allocate(200), trivial()]
+
+
+@parallel_pipeline
+def peaks() -> list[object]:
+    """One after another (each waits for the one before): small, big, small, smaller big."""
+    first = trivial()
+    big = allocate(200, first)
+    second = trivial(big)
+    return [first, big, second, allocate(100, second)]
 
 
 @step
