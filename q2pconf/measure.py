@@ -99,7 +99,7 @@ def _usage(at_home: bool, wall: float, cpu: float) -> Usage:
                      threading.current_thread().name, _job())
     own = _own()
     peak = own.high_water()
-    scope = "step" if peak is not None and own.clear is not None else "process"
+    scope = "step" if peak is not None and own.reset else "process"
     if peak is None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     worker = own.worker or threading.current_thread().name
@@ -113,45 +113,88 @@ def _process_cpu() -> float:
 
 
 class _Own:
-    """This worker process's name and its /proc files, opened once: each open, read and close
-    of a /proc file costs more than the trivial step it measures. Held per process id (a
-    process forked from this one has files and a name of its own)."""
+    """This worker process's name and its /proc files, kept open: opening, reading and closing
+    a /proc file costs more than a trivial step. Held per process id (a process forked from
+    this one has a name and files of its own)."""
 
-    __slots__ = ("pid", "worker", "clear", "status")
+    __slots__ = ("pid", "worker", "clear", "status", "reset")
 
     def __init__(self) -> None:
         self.pid = os.getpid()
         rank = os.environ.get("PARSL_WORKER_RANK")
         self.worker = None if rank is None else f"worker-{rank}"
-        self.clear = _open("/proc/self/clear_refs", os.O_WRONLY)  # None: peaks are the process's
-        self.status = _open("/proc/self/status", os.O_RDONLY)
+        self.clear = _Kept("/proc/self/clear_refs", os.O_WRONLY)
+        self.status = _Kept("/proc/self/status", os.O_RDONLY)
+        self.reset = False  # whether the peak was reset before this step (else: the process's)
 
     def reset_peak(self) -> None:
         """Linux: writing 5 to clear_refs resets VmHWM to the current RSS."""
-        if self.clear is not None:
+        fd = self.clear.checked()
+        self.reset = False
+        if fd is not None:
             try:
-                os.write(self.clear, b"5")
+                self.reset = os.write(fd, b"5") == 1
             except OSError:
-                self.clear = None
+                self.clear.give_up()
 
     def high_water(self) -> int | None:
         """VmHWM (KiB) from /proc/self/status, or None where there is no such file. Read
         again from its start, the file is made again: the value is the current one."""
-        if self.status is None:
+        fd = self.status.checked()
+        if fd is None:
             return None
         try:
-            text = os.pread(self.status, 8192, 0)
+            text = os.pread(fd, 8192, 0)
             at = text.index(b"VmHWM:") + 6
             return int(text[at:text.index(b"kB", at)])
         except (OSError, ValueError):
             return None
 
 
-def _open(path: str, flags: int) -> int | None:
-    try:
-        return os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return None
+class _Kept:
+    """A file kept open, checked before each use: a step may close descriptors it did not
+    open, and the number may then name a file of its own, which must never be touched."""
+
+    __slots__ = ("path", "flags", "fd", "identity")
+
+    def __init__(self, path: str, flags: int) -> None:
+        self.path: str | None = path
+        self.flags = flags
+        self.fd: int | None = None
+        self.identity = (0, 0)
+        self._open()
+
+    def _open(self) -> None:
+        """Open the file; where it cannot be (no /proc), never try again."""
+        try:
+            fd = os.open(self.path or "", self.flags)  # not inherited by processes a step starts
+            stat = os.fstat(fd)
+        except OSError:
+            self.fd = self.path = None
+            return
+        self.fd, self.identity = fd, (stat.st_dev, stat.st_ino)
+
+    def give_up(self) -> None:
+        """The file opens but does not work here: closed, and never opened again."""
+        fd, self.fd, self.path = self.fd, None, None
+        if fd is not None:
+            os.close(fd)
+
+    def checked(self) -> int | None:
+        """The descriptor, opened again when the one kept no longer names the file (that
+        one is left alone: it is the step's now); None when the file cannot be opened."""
+        if self.path is None:
+            return None
+        fd = self.fd
+        if fd is not None:
+            try:
+                stat = os.fstat(fd)
+                if (stat.st_dev, stat.st_ino) == self.identity:
+                    return fd
+            except OSError:
+                pass
+        self._open()
+        return self.fd
 
 
 _OWN: list[_Own] = []  # this process's, once a step ran in it

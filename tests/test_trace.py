@@ -128,6 +128,20 @@ def test_each_step_on_a_worker_has_its_own_peak(tmp_path: Path) -> None:
     assert 100 <= smaller_big < big - 50, rows
 
 
+def test_a_step_taking_the_kept_descriptor_gets_its_file_untouched(tmp_path: Path) -> None:
+    """A worker keeps /proc/self/clear_refs open between steps: a step that closes that
+    descriptor and opens a file of its own under the same number must find its file as it left
+    it, and the next step on the worker still has its own peak."""
+    mine = tmp_path / "mine.txt"
+    with q2pconf.ParallelConfig(write_config(tmp_path, config(
+            POOL, htex("htex", max_workers_per_node=1, provider=ONE_BLOCK), strategy="none"))):
+        steps.descriptor_taken(str(mine))
+    assert mine.read_bytes() == b""
+    rows = sorted(rows_of(steps.descriptor_taken.trace_path), key=lambda row: int(row["call"]))
+    assert [row["status"] for row in rows] == ["done", "done"], rows
+    assert rows[1]["rss_of"] == "step" and 100 <= float(rows[1]["peak_rss_mib"]) < 150, rows
+
+
 def test_run_json_records_the_config_and_how_the_run_ended(tmp_path: Path) -> None:
     path = write_config(tmp_path)
     with q2pconf.ParallelConfig(path):

@@ -69,6 +69,29 @@ def peaks() -> list[object]:
     return [first, big, second, allocate(100, second)]
 
 
+@step(executor="htex")
+def take_descriptor(path: str) -> int:
+    """Close the descriptor of /proc/self/clear_refs this worker keeps, and open `path` in its
+    place (as a step closing descriptors it did not open, then opening a file, may)."""
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue
+        if target.endswith("/clear_refs"):
+            os.close(int(name))
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+            assert fd == int(name), (fd, name)
+            return fd
+    raise RuntimeError("this worker keeps no clear_refs descriptor")
+
+
+@parallel_pipeline
+def descriptor_taken(path: str) -> list[object]:
+    taken = take_descriptor(path)
+    return [taken, allocate(100, taken)]
+
+
 @step
 def broken(message: str) -> None:
     time.sleep(0.05)
