@@ -288,22 +288,27 @@ class Run:
         return children
 
     def _done(self, call: Call, future: Future[Any]) -> None:
-        from parsl.dataflow.errors import DependencyError
-        from parsl.executors.errors import BadStateException
-
         try:
             self.history.finished(call.index, *_times(future))
             error = future.exception()
             self.progress.finished(failed=error is not None)
-            # A DependencyError only says an earlier step failed: that step's own error has
-            # been (or is being) reported by its own callback, and is the one the user must see.
-            if error is not None and not isinstance(error, DependencyError):
-                if isinstance(error, BadStateException):  # Parsl gave up on the blocks
-                    error = pool_failed(self.session.dfk.executors.get(call.label), call.label,
-                                        error)
-                self._failed_with(error, call)
+            if error is not None:
+                self._failed(error, call)
         finally:
             self._settled(call.label, call.index)
+
+    def _failed(self, error: BaseException, call: Call) -> None:
+        """A step's Parsl future failed (Parsl's errors imported here: not once per step)."""
+        from parsl.dataflow.errors import DependencyError
+        from parsl.executors.errors import BadStateException
+
+        # A DependencyError only says an earlier step failed: that step's own error has
+        # been (or is being) reported by its own callback, and is the one the user must see.
+        if isinstance(error, DependencyError):
+            return
+        if isinstance(error, BadStateException):  # Parsl gave up on the blocks
+            error = pool_failed(self.session.dfk.executors.get(call.label), call.label, error)
+        self._failed_with(error, call)
 
     def _settled(self, label: str, index: int | None = None) -> None:
         """A step's callback has run (or its submission failed): one fewer to wait for. The
