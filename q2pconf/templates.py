@@ -93,9 +93,10 @@ HEADER = """\
 
 [parsl]
 # "simple" submits jobs when steps wait (so init_blocks can be 0) and cancels them once
-# no step has waited for max_idletime seconds. Not "htex_auto_scale": while fewer steps
-# wait than a job has workers, it cancels any job whose workers have not connected yet
-# (still queued, or starting) at its next look and submits a new one, again and again.
+# no step has waited or run on "htex" for max_idletime seconds. Not "htex_auto_scale":
+# while fewer steps wait than a job has workers, it cancels any job whose workers have not
+# connected yet (still queued, or starting) at its next look and submits a new one, again
+# and again (`q2pconf check` warns about it).
 # With "none", only init_blocks jobs are ever started: set init_blocks >= 1 then.
 strategy = "simple"
 # Seconds between looks at the queue: lower starts jobs sooner, polls {scheduler} more.
