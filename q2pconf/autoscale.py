@@ -7,10 +7,11 @@ block with no connected worker as idle for ever (BlockInfo idle=inf), so such a 
 still queued, or whose workers still start) is cancelled whatever `max_idletime` says. Parsl
 2024.12.2 asks for ceil(...) blocks, at least 1; later releases (Parsl PR #3721, the fix of
 issue #3696 "Infinite loop of scaling in and out") round down to 0 in the usual case, and
-`scale_in(0, max_idletime)` cancels every such block, as its loop stops only at a count it has
-passed. The step still waits, so the next look submits a new job, again every period until a
-job connects within one. Measured: 28 Slurm jobs in 60 s for one step (2026.10.26), 51
-LocalProvider blocks in 30 s (2024.12.2); see the README's "Running on a cluster".
+`scale_in(0, max_idletime)` cancels every such block (its loop compares the count chosen with
+the count asked for only after choosing one, so 0 never stops it). The step still waits, so
+the next look submits a new job, again every period until a job connects within one.
+Measured: 28 Slurm jobs in 60 s for one step (2026.10.26), 51 LocalProvider blocks in 30 s
+(2024.12.2); see the README's "Running on a cluster".
 
 It cannot happen when a block has one worker slot (the blocks started never exceed the steps
 waiting), or when max_blocks <= min_blocks (Parsl never scales in). On a batch scheduler a job
