@@ -28,6 +28,7 @@ from q2pconf import unmatched
 from q2pconf import trace as tracing
 from q2pconf.futures import StepFuture
 from q2pconf.history import History, StepRecord
+from q2pconf.abandon import RUN_KEY, Abandoned, Marker
 from q2pconf.measure import TRACE_KEY
 from q2pconf.progress import Progress
 from q2pconf.reach import ConnectWatches
@@ -120,6 +121,7 @@ class Pipeline:
     def _run(self, run: Run, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         token = _ACTIVE.set(run)
         outcome = "failed"
+        closing.RUNS.begin()
         try:
             with sessions.closed_on_interrupt(), run.progress:
                 value = run.resolve(self.func(*args, **kwargs))
@@ -129,12 +131,18 @@ class Pipeline:
         except BaseException as error:
             if isinstance(error, KeyboardInterrupt):
                 outcome = "interrupted"
+            elif closing.SIGNALLED.is_set():
+                outcome = "terminated"  # SIGTERM or SIGHUP: the failure is its doing
             run.abandon()  # what has not started never starts
             raise
         finally:
             _ACTIVE.reset(token)
             self.history = run.history
             self._end_trace(run.trace, outcome)
+            closing.RUNS.end()
+            # A signal ending the program cancels its steps: the failure that follows is no
+            # news (a CancelledError traceback would hide the signal). Die of the signal here.
+            closing.await_signal_death()
 
     def _end_trace(self, trace: tracing.Trace | None, outcome: str) -> None:
         """Finish the run's trace, and write its report when asked to."""
@@ -211,6 +219,7 @@ class Run:
         self.interrupts = interrupts or closing.Interrupts()
         self.history = History()
         self._pending: dict[int, Future[Any]] = {}  # Parsl's futures of steps not finished
+        self.marker = Marker(session.dfk.run_dir)  # see q2pconf.abandon
         self._fingerprints: dict[Runner, str] = {}
         self._ran: set[tuple[str, str]] = set()  # (plugin, name) of the steps submitted
         self.failure: BaseException | None = None
@@ -230,14 +239,15 @@ class Run:
         label = self.session.label_for(step.name, step.plugin, step.executor)
         app = self.session.app(step.runner, label)
         call = Call(step, args, kwargs, label, self.history.submitted(step.name, label))
+        kwargs = {**kwargs, RUN_KEY: self.marker.path}
         if step.walltime is not None:
-            kwargs = {**kwargs, "walltime": step.walltime}
+            kwargs["walltime"] = step.walltime
         if self.session.resume:  # Parsl's memoizer hashes a function by name only
-            kwargs = {**kwargs, CODE_KEY: self._fingerprint(step.runner)}
+            kwargs[CODE_KEY] = self._fingerprint(step.runner)
         trace = self.trace
         if trace is not None:
             key = trace.expect(f"{step.plugin}.{step.name}", step.walltime)
-            kwargs = {**kwargs, TRACE_KEY: key}
+            kwargs[TRACE_KEY] = key
         with self._changed:
             self._running += 1
             self._running_on[label] = self._running_on.get(label, 0) + 1
@@ -289,8 +299,10 @@ class Run:
 
     def _done(self, call: Call, future: Future[Any]) -> None:
         try:
-            self.history.finished(call.index, *_times(future))
+            started, ended, state = _times(future)
             error = future.exception()
+            self.history.finished(call.index, started, ended,
+                                  "cancelled" if isinstance(error, Abandoned) else state)
             self.progress.finished(failed=error is not None)
             if error is not None:
                 self._failed(error, call)
@@ -341,8 +353,7 @@ class Run:
             with self._changed:
                 if self.failure is not None:
                     raise self.failure
-                if self.session.closed:
-                    closing.await_signal_death()
+                if self.session.closed:  # by a signal, the run then dies of it (`_run`)
                     raise RuntimeError("q2pconf: the Parsl session was closed while steps ran")
                 if self._running == 0:
                     break
@@ -357,7 +368,9 @@ class Run:
             return set(self._ran)
 
     def abandon(self) -> None:
-        """After a failure or an interrupt: steps of this run still queued do not start."""
+        """After a failure or an interrupt: steps of this run that have not started never
+        start, wherever they wait (q2pconf.abandon); thread-pool ones are also cancelled."""
+        self.marker.abandon()
         with self._changed:
             futures = list(self._pending.values())
         closing.cancel_not_started(self.session.dfk, futures)
