@@ -23,7 +23,7 @@ from typing import Any
 
 from q2pconf import closing, rundir, unmatched
 from q2pconf.config import Settings, choose_executor, from_dict, load
-from q2pconf.errors import ConfigError
+from q2pconf.errors import ConfigError, shallow
 from q2pconf.abandon import RUN_KEY
 from q2pconf.measure import TRACE_KEY
 from q2pconf.trace import retry_handler
@@ -75,6 +75,7 @@ class ParallelConfig:
     A path or dict is read and checked here; nothing starts until a pipeline is called.
     """
 
+    @shallow
     def __init__(self, config: Any = None, mapping: dict[str, Any] | None = None, *,
                  parallel_config: Any = None,
                  action_executor_mapping: dict[str, Any] | None = None) -> None:
