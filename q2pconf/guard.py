@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -47,6 +48,10 @@ LOST_AFTER = 10.0
 GRACE = 2.0  # seconds between SIGTERM and SIGKILL to the child's group
 ENDING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1
+SCRATCH_VAR = "Q2PCONF_POOL_SCRATCH"  # the pool's directory for multiprocessing's sockets
+# Longest base directory for it: below it, "/q2pconf-pool-XXXXXXXX/pymp-XXXXXXXX/
+# listener-XXXXXXXX" (54 bytes) must still fit in a socket's 107.
+SOCKET_BASE = 50
 
 _noted: list[int] = []
 
@@ -62,16 +67,38 @@ def main(argv: Sequence[str] | None = None) -> None:
         os.setsid()
     for signum in ENDING:
         signal.signal(signum, _note)
-    child = subprocess.Popen(command, preexec_fn=_child_setup)  # stdin is passed on as is
+    scratch = _scratch() if args.role == "pool" else None
+    env = None if scratch is None else {**os.environ, SCRATCH_VAR: scratch}
+    child = subprocess.Popen(command, preexec_fn=_child_setup, env=env)  # stdin passed on
     watch = _Interchange(command, args.lost_after) if args.role == "pool" else None
     reason = _supervise(child, parent, watch, args.program)
     if reason is None:  # the child ended by itself
         _end_group(child.pid, signal.SIGKILL)
-        _exit_like(child.wait())
-    if not _noted:  # a signal is how Parsl and providers stop a part: no news
-        _say(f"{reason}: ending the {args.role} (pid {child.pid}) and its process group")
-    _stop(child)
-    _exit_like(-_noted[0] if _noted else 1)
+        status = child.wait()
+    else:
+        if not _noted:  # a signal is how Parsl and providers stop a part: no news
+            _say(f"{reason}: ending the {args.role} (pid {child.pid}) and its process group")
+        _stop(child)
+        status = -_noted[0] if _noted else 1
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
+    _exit_like(status)
+
+
+def _scratch() -> str | None:
+    """A directory for the pool's multiprocessing sockets (q2pconf.pool puts them here),
+    removed when the pool ends. multiprocessing removes its own `pymp-*` directory only at a
+    clean exit, and a pool always ends by a signal: one directory with two sockets was left in
+    the temporary directory per block otherwise."""
+    import tempfile
+
+    base = tempfile.gettempdir()
+    if len(base) > SOCKET_BASE:  # a socket's path has at most 107 bytes (Linux)
+        base = "/tmp" if os.access("/tmp", os.W_OK | os.X_OK) else ""
+    try:
+        return tempfile.mkdtemp(prefix="q2pconf-pool-", dir=base) if base else None
+    except OSError:  # no writable temporary directory: multiprocessing will say so itself
+        return None
 
 
 def _parser() -> argparse.ArgumentParser:
