@@ -14,7 +14,10 @@ import os
 import sys
 from collections import namedtuple
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
+if TYPE_CHECKING:
+    from typing import Any
 
 # Config keys whose tables become objects, and the only namespace each class may come from.
 NAMESPACES = {

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
 
+from q2pconf.records import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
 if TYPE_CHECKING:
+    from typing import Any
+
     from q2pconf.catalog import Param
     from q2pconf.validate import ObjectSpec, _Checker
 
@@ -22,7 +26,7 @@ AFFINITIES = ("none", "block", "alternating", "block-reverse")
 LOOPBACK_NAMES = ("localhost",)
 
 
-class Limit(NamedTuple):
+class Limit(Record):
     """Which values of one keyword can work (`works`), why others cannot, and the fix."""
 
     works: Callable[[Any], bool]

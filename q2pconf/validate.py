@@ -8,12 +8,16 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from typing import Any, NamedTuple
 
 from q2pconf import catalog, legacy, limits
 from q2pconf.catalog import kind_of
 from q2pconf.errors import ConfigError, did_you_mean, no_such_executor
 from q2pconf.placement import elsewhere
+from q2pconf.records import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
+if TYPE_CHECKING:
+    from typing import Any
 
 MAPPING_KEY = "parsl.executor_mapping"
 STRATEGIES = ("none", "simple", "htex_auto_scale")
@@ -32,7 +36,7 @@ MANAGED = {
 }
 
 
-class ObjectSpec(NamedTuple):
+class ObjectSpec(Record):
     """A table that becomes a Parsl object: `kind` namespace, class name, checked keywords."""
 
     kind: str
@@ -41,7 +45,7 @@ class ObjectSpec(NamedTuple):
     key: str
 
 
-class Plan(NamedTuple):
+class Plan(Record):
     """A checked config: ready to build, without anything built yet."""
 
     file: str
