@@ -115,7 +115,7 @@ def cache_path(root: Path) -> Path:
     # whose it is, so two roots sharing a name only rebuild each other's cache.
     import zlib
 
-    from platformdirs import user_cache_dir
+    from q2pconf.paths import user_cache_dir
 
     digest = f"{zlib.crc32(str(root).encode()):08x}"
     return Path(user_cache_dir("q2pconf"), f"parsl-catalog-{digest}.json")
