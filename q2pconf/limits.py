@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from q2pconf import catalog
 from q2pconf.records import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
@@ -122,12 +123,7 @@ def effective(kwargs: dict[str, Any], params: dict[str, Param], arg: str) -> Any
     param = params.get(arg)
     if param is None or not param.default:
         return None
-    import ast  # a default's text, read only when a file leaves the keyword out
-
-    try:
-        return ast.literal_eval(param.default)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return None
+    return catalog.default_value(param)
 
 
 def _walltime(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
@@ -226,8 +222,6 @@ def check_document(checker: _Checker, options: dict[str, Any],
                    executors: dict[str, ObjectSpec]) -> None:
     """Strategy "none" never starts a block beyond init_blocks: an executor with none can
     never run a step (the pipeline would wait for ever)."""
-    from q2pconf import catalog
-
     if options.get("strategy", "simple") != "none":
         return
     for spec in executors.values():

@@ -346,12 +346,7 @@ def _example(param: catalog.Param, value: Any) -> str:
         number = _number(value)
         if number is not None and kind_of(number) in param.accepts:
             return f"{number} (no quotes)"
-    try:
-        import ast  # only to show a parameter's default, in a message
-
-        default = ast.literal_eval(param.default)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        default = None
+    default = catalog.default_value(param)
     if default is not None and kind_of(default) in param.accepts and kind_of(default) != "list":
         return _toml_value(default)
     if "str" in param.accepts and kind in ("int", "float"):
