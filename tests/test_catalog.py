@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import stat
 import subprocess
@@ -48,7 +49,7 @@ def probe(root: Path, cache: Path) -> dict:
 
 
 def cache_file(cache: Path) -> Path:
-    (found,) = (cache / "q2pconf").glob("parsl-catalog-*.json")
+    (found,) = (cache / "q2pconf").glob("parsl-catalog-*.marshal")
     return found
 
 
@@ -89,18 +90,26 @@ def test_another_parsl_gets_its_own_cache(fake_parsl: Path, tmp_path: Path) -> N
     other.parent.mkdir()
     os.rename(fake_parsl, other)
     assert probe(other, cache)["parsed"] is True
-    assert len(list((cache / "q2pconf").glob("parsl-catalog-*.json"))) == 2
+    assert len(list((cache / "q2pconf").glob("parsl-catalog-*.marshal"))) == 2
 
 
-@pytest.mark.parametrize("damage", ["{not json", "[]", '{"stamp": {"files": 3}}', ""])
+DAMAGE = {"garbage": b"{not marshal", "a list": marshal.dumps([]),
+          "no files": marshal.dumps({"stamp": {"files": 3}}), "empty": b"",
+          "first half": None}
+
+
+@pytest.mark.parametrize("damage", DAMAGE.values(), ids=DAMAGE.keys())
 def test_a_corrupt_cache_is_rebuilt_not_an_error(fake_parsl: Path, tmp_path: Path,
-                                                 damage: str) -> None:
+                                                 damage: bytes | None) -> None:
     cache = tmp_path / "cache"
     probe(fake_parsl, cache)
-    cache_file(cache).write_text(damage)
+    whole = cache_file(cache).read_bytes()
+    if damage is None:  # the real file, cut short
+        damage = whole[:len(whole) // 2]
+    cache_file(cache).write_bytes(damage)
     assert probe(fake_parsl, cache) == {"params": ["label"], "parsed": True,
                                         "root": str(fake_parsl)}
-    json.loads(cache_file(cache).read_text())  # rewritten whole
+    marshal.loads(cache_file(cache).read_bytes())  # rewritten whole
     assert probe(fake_parsl, cache)["parsed"] is False
 
 
