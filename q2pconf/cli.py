@@ -160,16 +160,16 @@ def _info(args: argparse.Namespace) -> int:
         return _runs(args.json)
     settings = load(args.parallel_config)
     if args.json:
-        import json
+        from q2pconf.jsontext import dumps  # json.dumps(..., indent=2) without json's import
 
-        print(json.dumps({
+        print(dumps({
             "path": None if settings.path is None else str(settings.path),
             "source": settings.source,
             "trail": [{"source": s.source, "path": None if s.path is None else str(s.path),
                        "note": s.note} for s in settings.trail],
             "executors": list(settings.labels),
             "mapping": settings.mapping,
-        }, indent=2))
+        }))
         return 0
     print(f"config: {_where(settings)}\nsource: {settings.source}")
     for step in settings.trail:
