@@ -28,6 +28,7 @@ from q2pconf import unmatched
 from q2pconf import trace as tracing
 from q2pconf.futures import StepFuture
 from q2pconf.history import History, StepRecord
+from q2pconf.abandon import RUN_KEY, Abandoned, Marker
 from q2pconf.measure import TRACE_KEY
 from q2pconf.progress import Progress
 from q2pconf.reach import ConnectWatches
@@ -211,6 +212,7 @@ class Run:
         self.interrupts = interrupts or closing.Interrupts()
         self.history = History()
         self._pending: dict[int, Future[Any]] = {}  # Parsl's futures of steps not finished
+        self.marker = Marker(session.dfk.run_dir)  # see q2pconf.abandon
         self._fingerprints: dict[Runner, str] = {}
         self._ran: set[tuple[str, str]] = set()  # (plugin, name) of the steps submitted
         self.failure: BaseException | None = None
@@ -230,14 +232,15 @@ class Run:
         label = self.session.label_for(step.name, step.plugin, step.executor)
         app = self.session.app(step.runner, label)
         call = Call(step, args, kwargs, label, self.history.submitted(step.name, label))
+        kwargs = {**kwargs, RUN_KEY: self.marker.path}
         if step.walltime is not None:
-            kwargs = {**kwargs, "walltime": step.walltime}
+            kwargs["walltime"] = step.walltime
         if self.session.resume:  # Parsl's memoizer hashes a function by name only
-            kwargs = {**kwargs, CODE_KEY: self._fingerprint(step.runner)}
+            kwargs[CODE_KEY] = self._fingerprint(step.runner)
         trace = self.trace
         if trace is not None:
             key = trace.expect(f"{step.plugin}.{step.name}", step.walltime)
-            kwargs = {**kwargs, TRACE_KEY: key}
+            kwargs[TRACE_KEY] = key
         with self._changed:
             self._running += 1
             self._running_on[label] = self._running_on.get(label, 0) + 1
@@ -292,8 +295,10 @@ class Run:
         from parsl.executors.errors import BadStateException
 
         try:
-            self.history.finished(call.index, *_times(future))
+            started, ended, state = _times(future)
             error = future.exception()
+            self.history.finished(call.index, started, ended,
+                                  "cancelled" if isinstance(error, Abandoned) else state)
             self.progress.finished(failed=error is not None)
             # A DependencyError only says an earlier step failed: that step's own error has
             # been (or is being) reported by its own callback, and is the one the user must see.
@@ -352,7 +357,9 @@ class Run:
             return set(self._ran)
 
     def abandon(self) -> None:
-        """After a failure or an interrupt: steps of this run still queued do not start."""
+        """After a failure or an interrupt: steps of this run that have not started never
+        start, wherever they wait (q2pconf.abandon); thread-pool ones are also cancelled."""
+        self.marker.abandon()
         with self._changed:
             futures = list(self._pending.values())
         closing.cancel_not_started(self.session.dfk, futures)

@@ -24,6 +24,7 @@ from typing import Any
 from q2pconf import closing, rundir, unmatched
 from q2pconf.config import Settings, choose_executor, from_dict, load
 from q2pconf.errors import ConfigError
+from q2pconf.abandon import RUN_KEY
 from q2pconf.measure import TRACE_KEY
 from q2pconf.trace import retry_handler
 from q2pconf.validate import MAPPING_KEY, check_labels, describe, flat_mapping
@@ -193,7 +194,7 @@ class Session:
             self._start(label)
             app = self._apps.setdefault(key, PythonApp(
                 runner, data_flow_kernel=self.dfk, executors=[label], cache=self.resume,
-                ignore_for_cache=[TRACE_KEY]))
+                ignore_for_cache=[TRACE_KEY, RUN_KEY]))
         return app
 
     def _start(self, label: str) -> None:

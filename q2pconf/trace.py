@@ -22,6 +22,7 @@ import datetime
 import functools
 import itertools
 import json
+import math
 import os
 import socket
 import sys
@@ -30,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from q2pconf.abandon import Abandoned
 from q2pconf.errors import warn
 from q2pconf.measure import ARRIVED, TRACE_KEY, USAGE_ATTR, Usage
 
@@ -200,6 +202,8 @@ def retry_handler(previous: Any = None) -> Any:
             _failed_attempt(error, task)
         except Exception as problem:  # never let the trace change what Parsl does
             _warn_once(f"a failed step could not be traced ({_reason(problem)})")
+        if isinstance(error, Abandoned):
+            return math.inf  # its run has ended: trying again would only start it
         return 1.0 if previous is None else previous(error, task)
 
     handle.q2pconf = True  # type: ignore[attr-defined]
@@ -212,7 +216,8 @@ def _failed_attempt(error: BaseException, task: dict[str, Any]) -> None:
     if found is None:
         return
     kind = type(error).__name__
-    status = {"DependencyError": DEPENDENCY, "CancelledError": CANCELLED}.get(kind, FAILED)
+    status = {"DependencyError": DEPENDENCY, "CancelledError": CANCELLED,
+              "Abandoned": CANCELLED}.get(kind, FAILED)
     usage = getattr(error, USAGE_ATTR, None)
     found.trace.record(found, task, status, None if status == CANCELLED else kind,
                        usage if isinstance(usage, Usage) else None)

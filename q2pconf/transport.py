@@ -19,6 +19,7 @@ from types import CellType, CodeType, FunctionType, ModuleType
 from typing import Any
 
 from q2pconf import crossing
+from q2pconf.abandon import RUN_KEY, skip_if_abandoned
 from q2pconf.crossing import SCRIPT_MODULE
 from q2pconf.measure import TRACE_KEY, measured
 
@@ -48,6 +49,7 @@ class Runner:
         """Run the step. `remote`: in a process that received it pickled, so what it returns
         or raises must be pickled back (see q2pconf.crossing)."""
         kwargs.pop(CODE_KEY, None)
+        skip_if_abandoned(kwargs.pop(RUN_KEY, None), remote)
         key = kwargs.pop(TRACE_KEY, None)
         if not self.takes_walltime:
             kwargs.pop("walltime", None)  # Parsl's time limit, not the step's argument
