@@ -34,7 +34,7 @@ NAMESPACES = {
 
 ANY = frozenset({"any"})
 NUMBER = frozenset({"int", "float"})
-CACHE_FORMAT = 3  # bump when the cached document's shape changes
+CACHE_FORMAT = 4  # bump when the cached document's shape changes
 CACHE_LIMIT = 16 << 20  # bytes; a real catalog is a few dozen kB
 
 # One constructor keyword: which TOML kinds it takes, its fixed choices if any, and the kinds
@@ -102,11 +102,21 @@ def parameters(kind: str, name: str) -> dict[str, Param]:
         raise NotInParsl(name)
     params = _catalog()["params"]
     key = f"{kind}:{name}"
-    if key not in params:  # the build could not read it: read it now, uncached
+    if isinstance(params.get(key), bytes):  # as cached: decoded when first asked for
+        params[key] = _decoded(params[key])
+    if params.get(key) is None:  # the build could not read it (or its bytes are damaged)
         from q2pconf import parsl_source
 
         params[key] = parsl_source.signature(parsl_root(), module, name)
     return params[key]
+
+
+def _decoded(blob: bytes) -> dict[str, Param] | None:
+    """One signature as the cache holds it (its own marshal bytes); None if damaged."""
+    try:
+        return {arg: Param._make(fields) for arg, fields in marshal.loads(blob).items()}
+    except Exception:  # noqa: BLE001 - a cache is never an error: read it from Parsl again
+        return None
 
 
 _LOADED: dict[str, Any] | None = None
@@ -193,10 +203,8 @@ def _read_cache(path: Path, root: Path) -> dict[str, Any] | None:
         listed = [entry[0] for entry in stamp["files"]]
         if not set(_always(root)) <= set(listed) or stamp != _stamp(root, _current(listed)):
             return None
-        params = {key: {arg: Param._make(fields) for arg, fields in table.items()}
-                  for key, table in doc["params"].items()}
         result = {"names": {kind: dict(doc["names"][kind]) for kind in NAMESPACES},
-                  "params": params}
+                  "params": dict(doc["params"])}
     except Exception:  # noqa: BLE001 - a cache is never an error: any damage means rebuild
         return None
     return result
@@ -209,20 +217,21 @@ def _write_cache(path: Path, root: Path, found: dict[str, Any],
 
     from q2pconf.paths import make_private_dirs
 
-    # marshal takes plain tuples, not Param (a tuple subclass); frozensets it takes as they are
-    doc = {"stamp": _stamp(root, files), "names": found["names"],
-           "params": {key: {arg: tuple(param) for arg, param in table.items()}
-                      for key, table in found["params"].items()}}
     try:
+        # Each signature in bytes of its own, decoded only when asked for (a check asks for a
+        # handful of ~300). marshal takes plain tuples, not Param (a tuple subclass).
+        doc = {"stamp": _stamp(root, files), "names": found["names"],
+               "params": {key: marshal.dumps({arg: tuple(param) for arg, param in table.items()})
+                          for key, table in found["params"].items()}}
         make_private_dirs(str(path.parent))  # ~/.cache too, if missing: 0700 whatever the umask
         fd, tmp = tempfile.mkstemp(prefix=".parsl-catalog-", suffix=".tmp", dir=path.parent)
-    except OSError:
+    except (OSError, ValueError):  # unwritable, or a value marshal cannot hold: keep no cache
         return
     try:
         with os.fdopen(fd, "wb") as handle:
             marshal.dump(doc, handle)
         os.replace(tmp, path)
-    except (OSError, ValueError):  # unwritable, full, or a value marshal cannot hold: no cache
+    except OSError:  # full, or the directory went away: keep no cache
         try:
             os.unlink(tmp)
         except OSError:

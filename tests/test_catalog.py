@@ -113,6 +113,18 @@ def test_a_corrupt_cache_is_rebuilt_not_an_error(fake_parsl: Path, tmp_path: Pat
     assert probe(fake_parsl, cache)["parsed"] is False
 
 
+def test_a_damaged_signature_in_the_cache_is_read_from_parsl(fake_parsl: Path,
+                                                             tmp_path: Path) -> None:
+    """Each signature is decoded when first asked for: damaged, it is read from the source."""
+    cache = tmp_path / "cache"
+    probe(fake_parsl, cache)
+    doc = marshal.loads(cache_file(cache).read_bytes())
+    doc["params"]["executors:FakeExecutor"] = b"{damaged"
+    cache_file(cache).write_bytes(marshal.dumps(doc))
+    assert probe(fake_parsl, cache) == {"params": ["label"], "parsed": True,
+                                        "root": str(fake_parsl)}
+
+
 def test_an_unwritable_cache_is_not_an_error(fake_parsl: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
