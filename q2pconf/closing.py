@@ -21,6 +21,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -158,6 +159,21 @@ def _cancel_blocks(executor: Any) -> None:
         _quietly(lambda: executor.provider.cancel(jobs))
 
 
+@contextmanager
+def hurried() -> Iterator[None]:
+    """Closing while a thread step still computes (it cannot be stopped): that thread takes
+    the GIL back every 5 ms (Python's switch interval), and a close makes hundreds of lock
+    hand-offs between threads (Parsl logs every task's state change under one lock), each
+    waiting for a switch: seconds, and under load past the close's bound. Switching every
+    0.5 ms while closing ends that convoy; the old interval comes back after."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, 0.0005))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
 def bounded(action: Callable[[], None], fallback: Callable[[], None],
             seconds: float = CLOSE_BOUND) -> None:
     """Run `action` in a thread of its own; if it has not ended after `seconds`, run
@@ -190,6 +206,33 @@ def await_signal_death() -> None:
 
 
 SIGNALLED_END = threading.Event()  # never set: only waited on
+RUNS_END_BOUND = 2.0  # seconds a signalled program gives its pipeline calls to record their end
+
+
+class Runs:
+    """How many pipeline calls are under way. A signal's cleanup closes the sessions, then
+    lets the calls (woken within half a second by the close) write how their run ended
+    before the program dies: a trace then says "terminated", not "incomplete"."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._count = 0
+
+    def begin(self) -> None:
+        with self._changed:
+            self._count += 1
+
+    def end(self) -> None:
+        with self._changed:
+            self._count -= 1
+            self._changed.notify_all()
+
+    def wait_ended(self, seconds: float) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._count <= 0, seconds)
+
+
+RUNS = Runs()
 
 
 class SignalCloser:
@@ -222,7 +265,9 @@ class SignalCloser:
         signum = os.read(self._read, 1)[0]
         SIGNALLED.set()
         # close_all bounds its own close; this bound covers a lock the main thread holds.
-        bounded(self.close_all, lambda: None, CLOSE_BOUND + STOP_GRACE + 1)
+        with hurried():
+            bounded(self.close_all, lambda: None, CLOSE_BOUND + STOP_GRACE + 1)
+        RUNS.wait_ended(RUNS_END_BOUND)
         os.kill(os.getpid(), signum)  # its default action now: the usual exit status
 
 

@@ -15,7 +15,9 @@ it starts: a pool's workers), and ends that whole group
 - `interchange`: when the program that started it is gone (SIGKILL, the OOM killer): the
   guard is reparented, so `os.getppid()` changes;
 - `pool`: when the interchange refuses or drops TCP connections to its worker port for
-  `--lost-after` seconds (the pool may run on another host, so no pid can be watched).
+  `--lost-after` seconds (the pool may run on another host, so no pid can be watched); and,
+  given `--program PID:START` (a pool on the program's own host: LocalProvider), when that
+  process is gone, as the interchange's guard does (a pid reused since has another START).
 
 The interchange's guard also starts a new session: a terminal's Ctrl-C, Ctrl-Z or hangup then
 reach only the program, which stops the interchange itself (an interchange killed by the
@@ -62,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         signal.signal(signum, _note)
     child = subprocess.Popen(command, preexec_fn=_child_setup)  # stdin is passed on as is
     watch = _Interchange(command, args.lost_after) if args.role == "pool" else None
-    reason = _supervise(child, parent, watch)
+    reason = _supervise(child, parent, watch, args.program)
     if reason is None:  # the child ended by itself
         _end_group(child.pid, signal.SIGKILL)
         _exit_like(child.wait())
@@ -80,7 +82,41 @@ def _parser() -> argparse.ArgumentParser:
     default = _seconds(os.environ.get(LOST_AFTER_VAR) or str(LOST_AFTER))
     parser.add_argument("--lost-after", type=float, default=default,
                         help="pool: seconds the interchange may refuse connections")
+    parser.add_argument("--program", metavar="PID:START", type=_process, default=None,
+                        help="pool: end with this process of this host (see process_id)")
     return parser
+
+
+def process_id(pid: int) -> str:
+    """PID:START for `--program`: START is when the process started (Linux: clock ticks
+    after boot, /proc/PID/stat), so a pid used again later does not look alive."""
+    return f"{pid}:{_started(pid)}"
+
+
+def _started(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return "-"
+
+
+def _process(text: str) -> tuple[int, str]:
+    pid, _, start = text.partition(":")
+    if not pid.isdigit() or not start:
+        raise argparse.ArgumentTypeError(f"{text!r} is not PID:START")
+    return int(pid), start
+
+
+def _gone(program: tuple[int, str]) -> bool:
+    pid, start = program
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's: a reused pid
+        return True
+    return start != "-" and _started(pid) != start
 
 
 def _seconds(text: str) -> float:
@@ -121,14 +157,16 @@ def _prctl() -> Any:
 _PRCTL = _prctl()
 
 
-def _supervise(child: subprocess.Popen[bytes], parent: int,
-               watch: _Interchange | None) -> str | None:
+def _supervise(child: subprocess.Popen[bytes], parent: int, watch: _Interchange | None,
+               program: tuple[int, str] | None = None) -> str | None:
     """Wait until the child ends (None) or a reason to end it comes up (that reason)."""
     while not _exited(child.pid):
         if _noted:
             return f"got {signal.Signals(_noted[0]).name}"
         if parent != 1 and os.getppid() != parent:
             return f"the program that started it (pid {parent}) is gone"
+        if program is not None and _gone(program):
+            return f"the program that started it (pid {program[0]}) is gone"
         if watch is not None and watch.lost():
             return f"the interchange at {watch.where()} is gone"
         time.sleep(POLL)

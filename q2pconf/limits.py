@@ -36,7 +36,8 @@ class Limit(Record):
     fix: str
 
 
-def _number(value: Any) -> bool:
+def number(value: Any) -> bool:
+    """A TOML integer or float (booleans are ints to Python, not numbers here)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -107,7 +108,7 @@ def check(checker: _Checker, kwargs: dict[str, Any], key: str,
     `params`), and combinations of its keys that cannot."""
     for arg, value in kwargs.items():
         limit = LIMITS.get(arg)
-        if limit is not None and _number(value) and not limit.works(value):
+        if limit is not None and number(value) and not limit.works(value):
             raise checker.fail(f"{key}.{arg}", f"is {value!r}, but it {limit.problem}", limit.fix)
     _walltime(checker, kwargs, key)
     _ports(checker, kwargs, key)
@@ -148,7 +149,7 @@ def _ports(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
         value = kwargs.get(arg)
         if not isinstance(value, list):
             continue
-        if (len(value) != 2 or not all(_number(v) and float(v).is_integer() for v in value)
+        if (len(value) != 2 or not all(number(v) and float(v).is_integer() for v in value)
                 or not 0 < value[0] < value[1] < 65536):
             raise checker.fail(f"{key}.{arg}", f"is {value!r}: it must be two TCP ports, the "
                                "first lower than the second, within 1 to 65535",
@@ -172,7 +173,7 @@ def _blocks(checker: _Checker, kwargs: dict[str, Any], key: str,
     most = effective(kwargs, params, "max_blocks")
     for arg in ("min_blocks", "init_blocks"):
         value = effective(kwargs, params, arg)
-        if _number(most) and _number(value) and value > most:
+        if number(most) and number(value) and value > most:
             where = "" if "max_blocks" in kwargs else " (Parsl's default)"
             raise checker.fail(f"{key}.{arg}", f"is {value}, more than max_blocks = {most}"
                                f"{where}: Parsl never runs more than max_blocks blocks",
@@ -181,7 +182,7 @@ def _blocks(checker: _Checker, kwargs: dict[str, Any], key: str,
 
 def _heartbeat(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
     period, threshold = kwargs.get("heartbeat_period"), kwargs.get("heartbeat_threshold")
-    if _number(period) and _number(threshold) and threshold <= period:
+    if number(period) and number(threshold) and threshold <= period:
         raise checker.fail(f"{key}.heartbeat_threshold",
                            f"is {threshold}, not more than heartbeat_period = {period}: every "
                            "worker would be declared lost between two heartbeats",

@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Any, TypeVar, overload
 
 from q2pconf import closing
+from q2pconf.errors import shallow
 from q2pconf import nested
 from q2pconf import session as sessions
 from q2pconf import unmatched
@@ -104,6 +105,7 @@ class Pipeline:
         self.trace_path: Path | None = None  # the last run's trace (q2pconf.trace)
         self.report_path: Path | None = None
 
+    @shallow
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if _ACTIVE.get() is not None:  # nested, or serial: run inline
             return self.func(*args, **kwargs)
@@ -121,6 +123,7 @@ class Pipeline:
     def _run(self, run: Run, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         token = _ACTIVE.set(run)
         outcome = "failed"
+        closing.RUNS.begin()
         try:
             with sessions.closed_on_interrupt(), run.progress:
                 value = run.resolve(self.func(*args, **kwargs))
@@ -130,12 +133,18 @@ class Pipeline:
         except BaseException as error:
             if isinstance(error, KeyboardInterrupt):
                 outcome = "interrupted"
+            elif closing.SIGNALLED.is_set():
+                outcome = "terminated"  # SIGTERM or SIGHUP: the failure is its doing
             run.abandon()  # what has not started never starts
             raise
         finally:
             _ACTIVE.reset(token)
             self.history = run.history
             self._end_trace(run.trace, outcome)
+            closing.RUNS.end()
+            # A signal ending the program cancels its steps: the failure that follows is no
+            # news (a CancelledError traceback would hide the signal). Die of the signal here.
+            closing.await_signal_death()
 
     def _end_trace(self, trace: tracing.Trace | None, outcome: str) -> None:
         """Finish the run's trace, and write its report when asked to."""
@@ -341,8 +350,7 @@ class Run:
             with self._changed:
                 if self.failure is not None:
                     raise self.failure
-                if self.session.closed:
-                    closing.await_signal_death()
+                if self.session.closed:  # by a signal, the run then dies of it (`_run`)
                     raise RuntimeError("q2pconf: the Parsl session was closed while steps ran")
                 if self._running == 0:
                     break

@@ -23,7 +23,7 @@ from typing import Any
 
 from q2pconf import closing, rundir, unmatched
 from q2pconf.config import Settings, choose_executor, from_dict, load
-from q2pconf.errors import ConfigError
+from q2pconf.errors import ConfigError, shallow
 from q2pconf.abandon import RUN_KEY
 from q2pconf.measure import TRACE_KEY
 from q2pconf.trace import retry_handler
@@ -75,6 +75,7 @@ class ParallelConfig:
     A path or dict is read and checked here; nothing starts until a pipeline is called.
     """
 
+    @shallow
     def __init__(self, config: Any = None, mapping: dict[str, Any] | None = None, *,
                  parallel_config: Any = None,
                  action_executor_mapping: dict[str, Any] | None = None) -> None:
@@ -165,6 +166,7 @@ class Session:
         self._ready = set(self.dfk.executors)  # started; Parsl lists one before it is
         self._gates: dict[str, threading.Lock] = {}  # one start at a time, per executor
         self._early: list[threading.Thread] = []  # background starts (`start_early`)
+        self._starting: list[Any] = []  # executors whose start has begun (any thread)
         self._failed_early: dict[str, BaseException] = {}
         self.labels = (tuple(settings.labels) if settings is not None
                        else tuple(label for label in self.dfk.executors
@@ -216,6 +218,7 @@ class Session:
 
                 raise no_such_executor("<parsl.Config>", "executors", label, self.labels)
             executor = self.settings.executor(label)
+            self._starting.append(executor)
             blocks = _blocks_now(executor, self.dfk.config.strategy)
             self.dfk.add_executors([executor])
             closing.remember(executor)
@@ -245,10 +248,24 @@ class Session:
             self._failed_early.setdefault(label, error)
 
     def _join_early(self, timeout: float | None) -> None:
-        """Wait for background starts: what one starts after `close` would outlive it."""
+        """Wait for background starts: what one starts after `close` would outlive it. Not
+        for one whose interchange has already gone (its guard got the group's signal): that
+        start can only wait for an answer that never comes, and launches nothing."""
         deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self._early:
-            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            while thread.is_alive() and not self._interchange_gone():
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return
+                thread.join(0.1 if left is None else min(0.1, left))
+
+    def _interchange_gone(self) -> bool:
+        """Whether an executor being started lost its interchange (or its guard) already."""
+        for executor in list(self._starting):
+            process = getattr(executor, "interchange_proc", None)
+            if process is not None and process.poll() is not None:
+                return True
+        return False
 
     def close(self, wait: bool = True) -> None:
         """Stop every executor, within closing.CLOSE_BOUND seconds. With wait=False (a signal,
@@ -460,5 +477,6 @@ def closed_on_interrupt() -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        close(wait=False)
+        with closing.hurried():
+            close(wait=False)
         raise

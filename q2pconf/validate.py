@@ -9,7 +9,7 @@ import os
 import re
 from collections.abc import Callable
 
-from q2pconf import catalog, legacy, limits
+from q2pconf import autoscale, catalog, legacy, limits
 from q2pconf.catalog import kind_of
 from q2pconf.errors import ConfigError, did_you_mean, no_such_executor
 from q2pconf.placement import elsewhere
@@ -104,6 +104,7 @@ class _Checker:
         executors = self.executors(raw_executors)
         options = self.options(section)
         limits.check_document(self, options, executors)
+        autoscale.warn(self, options, executors)
         mapping = self.mapping(raw_mapping)
         if not uses_vendored:  # else checked against the executors in force, when it meets them
             check_labels(mapping, {label: obj.cls for label, obj in executors.items()}, self.file)

@@ -16,6 +16,7 @@ import termios
 import threading
 import time
 import fcntl
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -278,6 +279,26 @@ def test_queued_thread_steps_do_not_start_after_ctrl_c(tmp_path: Path) -> None:
     assert _started(log) <= 5
     assert took < 10  # the two running steps take 1 s; the 38 queued would take 19 s
     program.hang_up()
+    assert program.leftovers() == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP],
+                         ids=lambda s: signal.Signals(s).name)
+def test_a_signal_while_thread_steps_queue_ends_the_run_without_a_false_failure(
+        tmp_path: Path, signum: int) -> None:
+    """`scancel`, `timeout` or a closed terminal while thread steps wait: the program dies of
+    the signal, and says nothing of the steps the signal cancelled (a CancelledError traceback
+    "in step queued(...)" once read as a failing step). Its run ends as "terminated"."""
+    log = tmp_path / "started"
+    program = Program(tmp_path, f"import ending_steps as s; s.many_queued({str(log)!r}, 40, "
+                                "False)")
+    program.wait_until(lambda: _started(log) >= 2, "two steps started")
+    os.killpg(program.process.pid, signum)
+    program.ends_within(ENDS_WITHIN)
+    assert program.process.returncode == -signum, program.text()[-3000:]
+    assert "Traceback" not in program.text() and "CancelledError" not in program.text()
+    [meta] = (tmp_path / "cache").rglob("many_queued-*.run.json")
+    assert json.loads(meta.read_text())["outcome"] == "terminated"
     assert program.leftovers() == []
 
 
