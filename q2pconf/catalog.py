@@ -205,6 +205,8 @@ def _read_cache(path: Path, root: Path) -> dict[str, Any] | None:
             return None
         result = {"names": {kind: dict(doc["names"][kind]) for kind in NAMESPACES},
                   "params": dict(doc["params"])}
+        if not all(isinstance(blob, bytes) for blob in result["params"].values()):
+            return None  # each signature is its own bytes (see _write_cache)
     except Exception:  # noqa: BLE001 - a cache is never an error: any damage means rebuild
         return None
     return result

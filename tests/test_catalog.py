@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -93,20 +94,26 @@ def test_another_parsl_gets_its_own_cache(fake_parsl: Path, tmp_path: Path) -> N
     assert len(list((cache / "q2pconf").glob("parsl-catalog-*.marshal"))) == 2
 
 
-DAMAGE = {"garbage": b"{not marshal", "a list": marshal.dumps([]),
-          "no files": marshal.dumps({"stamp": {"files": 3}}), "empty": b"",
-          "first half": None}
+def _unpacked_signature(whole: bytes) -> bytes:
+    """The real cache with one signature as a table, not its own marshal bytes."""
+    doc = marshal.loads(whole)
+    doc["params"]["executors:FakeExecutor"] = {"label": ("label", frozenset({"str"}))}
+    return marshal.dumps(doc)
+
+
+# Each damage: the real cache file's bytes -> the bytes written in its place.
+DAMAGE = {"garbage": lambda whole: b"{not marshal", "a list": lambda whole: marshal.dumps([]),
+          "no files": lambda whole: marshal.dumps({"stamp": {"files": 3}}),
+          "empty": lambda whole: b"", "first half": lambda whole: whole[:len(whole) // 2],
+          "a signature not in bytes": _unpacked_signature}
 
 
 @pytest.mark.parametrize("damage", DAMAGE.values(), ids=DAMAGE.keys())
 def test_a_corrupt_cache_is_rebuilt_not_an_error(fake_parsl: Path, tmp_path: Path,
-                                                 damage: bytes | None) -> None:
+                                                 damage: Callable[[bytes], bytes]) -> None:
     cache = tmp_path / "cache"
     probe(fake_parsl, cache)
-    whole = cache_file(cache).read_bytes()
-    if damage is None:  # the real file, cut short
-        damage = whole[:len(whole) // 2]
-    cache_file(cache).write_bytes(damage)
+    cache_file(cache).write_bytes(damage(cache_file(cache).read_bytes()))
     assert probe(fake_parsl, cache) == {"params": ["label"], "parsed": True,
                                         "root": str(fake_parsl)}
     marshal.loads(cache_file(cache).read_bytes())  # rewritten whole
