@@ -4,18 +4,22 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
 
 from q2pconf.tomlfile import read_toml
 from q2pconf.validate import Plan, plan
 from q2pconf.errors import ConfigError, shallow
 from q2pconf.find import Located, Looked, locate
+from q2pconf.records import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
+if TYPE_CHECKING:
+    from typing import Any
 
 IN_MEMORY = "<built-in default>"
 DEFAULT_LABEL = "default"  # unmapped steps run here; every config must have it
 
 
-class Settings(NamedTuple):
+class Settings(Record):
     """A checked config and where it came from. Nothing is started until you build from it."""
 
     path: Path | None
