@@ -17,7 +17,8 @@ it starts: a pool's workers), and ends that whole group
 - `pool`: when the interchange refuses or drops TCP connections to its worker port for
   `--lost-after` seconds (the pool may run on another host, so no pid can be watched); and,
   given `--program PID:START` (a pool on the program's own host: LocalProvider), when that
-  process is gone, as the interchange's guard does (a pid reused since has another START).
+  process, alive when the guard started, is gone (a pid reused since has another START; a pid
+  not seen at the start, as on another node of an allocation, is not watched).
 
 The interchange's guard also starts a new session: a terminal's Ctrl-C, Ctrl-Z or hangup then
 reach only the program, which stops the interchange itself (an interchange killed by the
@@ -71,7 +72,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     env = None if scratch is None else {**os.environ, SCRATCH_VAR: scratch}
     child = subprocess.Popen(command, preexec_fn=_child_setup, env=env)  # stdin passed on
     watch = _Interchange(command, args.lost_after) if args.role == "pool" else None
-    reason = _supervise(child, parent, watch, args.program)
+    # Watched only if seen alive now: on another node (LocalProvider with SrunLauncher in an
+    # allocation) or in another pid namespace, the pid names no process, and that is not death.
+    program = args.program if args.program and not _gone(args.program) else None
+    reason = _supervise(child, parent, watch, program)
     if reason is None:  # the child ended by itself
         _end_group(child.pid, signal.SIGKILL)
         status = child.wait()
