@@ -21,11 +21,13 @@ machine (LocalProvider) connect within seconds, so there only a shorter look is 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
 
 from q2pconf.limits import effective, number
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
 if TYPE_CHECKING:
+    from typing import Any
+
     from q2pconf.validate import ObjectSpec, _Checker
 
 # Seconds worker pools on this machine may take to connect (more on a loaded machine).

@@ -17,7 +17,8 @@ it starts: a pool's workers), and ends that whole group
 - `pool`: when the interchange refuses or drops TCP connections to its worker port for
   `--lost-after` seconds (the pool may run on another host, so no pid can be watched); and,
   given `--program PID:START` (a pool on the program's own host: LocalProvider), when that
-  process is gone, as the interchange's guard does (a pid reused since has another START).
+  process, alive when the guard started, is gone (a pid reused since has another START; a pid
+  not seen at the start, as on another node of an allocation, is not watched).
 
 The interchange's guard also starts a new session: a terminal's Ctrl-C, Ctrl-Z or hangup then
 reach only the program, which stops the interchange itself (an interchange killed by the
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -47,6 +49,10 @@ LOST_AFTER = 10.0
 GRACE = 2.0  # seconds between SIGTERM and SIGKILL to the child's group
 ENDING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1
+SCRATCH_VAR = "Q2PCONF_POOL_SCRATCH"  # the pool's directory for multiprocessing's sockets
+# Longest base directory for it: below it, "/q2pconf-pool-XXXXXXXX/pymp-XXXXXXXX/
+# listener-XXXXXXXX" (54 bytes) must still fit in a socket's 107.
+SOCKET_BASE = 50
 
 _noted: list[int] = []
 
@@ -62,16 +68,41 @@ def main(argv: Sequence[str] | None = None) -> None:
         os.setsid()
     for signum in ENDING:
         signal.signal(signum, _note)
-    child = subprocess.Popen(command, preexec_fn=_child_setup)  # stdin is passed on as is
+    scratch = _scratch() if args.role == "pool" else None
+    env = None if scratch is None else {**os.environ, SCRATCH_VAR: scratch}
+    child = subprocess.Popen(command, preexec_fn=_child_setup, env=env)  # stdin passed on
     watch = _Interchange(command, args.lost_after) if args.role == "pool" else None
-    reason = _supervise(child, parent, watch, args.program)
+    # Watched only if seen alive now: on another node (LocalProvider with SrunLauncher in an
+    # allocation) or in another pid namespace, the pid names no process, and that is not death.
+    program = args.program if args.program and not _gone(args.program) else None
+    reason = _supervise(child, parent, watch, program)
     if reason is None:  # the child ended by itself
         _end_group(child.pid, signal.SIGKILL)
-        _exit_like(child.wait())
-    if not _noted:  # a signal is how Parsl and providers stop a part: no news
-        _say(f"{reason}: ending the {args.role} (pid {child.pid}) and its process group")
-    _stop(child)
-    _exit_like(-_noted[0] if _noted else 1)
+        status = child.wait()
+    else:
+        if not _noted:  # a signal is how Parsl and providers stop a part: no news
+            _say(f"{reason}: ending the {args.role} (pid {child.pid}) and its process group")
+        _stop(child)
+        status = -_noted[0] if _noted else 1
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
+    _exit_like(status)
+
+
+def _scratch() -> str | None:
+    """A directory for the pool's multiprocessing sockets (q2pconf.pool puts them here),
+    removed when the pool ends. multiprocessing removes its own `pymp-*` directory only at a
+    clean exit, and a pool always ends by a signal: one directory with two sockets was left in
+    the temporary directory per block otherwise."""
+    import tempfile
+
+    base = tempfile.gettempdir()
+    if len(base) > SOCKET_BASE:  # a socket's path has at most 107 bytes (Linux)
+        base = "/tmp" if os.access("/tmp", os.W_OK | os.X_OK) else ""
+    try:
+        return tempfile.mkdtemp(prefix="q2pconf-pool-", dir=base) if base else None
+    except OSError:  # no writable temporary directory: multiprocessing will say so itself
+        return None
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -140,10 +140,24 @@ def test_a_local_pool_ends_with_its_program_while_the_interchange_still_answers(
         program.kill()
 
 
-def test_a_reused_pid_is_not_taken_for_the_program(tmp_path: Path) -> None:
-    """PID:START names one process: the same pid with another start time is another one."""
+@pytest.mark.parametrize("program", ["reused", "elsewhere"])
+def test_a_program_not_seen_at_the_start_is_not_watched(tmp_path: Path, program: str) -> None:
+    """PID:START names one process: the same pid with another start time (a reused pid), or
+    a pid with no process here (a pool on another node of an allocation, under LocalProvider
+    with SrunLauncher), is not the program: the pool runs on, ended only by its interchange."""
     token, server = new_token(), listening()
+    pid = os.getpid() if program == "reused" else _unused_pid()
     with server:
-        process = pool_guard(tmp_path, token, server, "--program", f"{os.getpid()}:1")
-        assert ended(process, 10) != 0
+        process = pool_guard(tmp_path, token, server, "--program", f"{pid}:1")
+        time.sleep(2)  # ten polls of the guard
+        assert process.poll() is None
+        process.terminate()
+        assert ended(process, 10) == -signal.SIGTERM
     assert wait_gone(token, 10) == []
+
+
+def _unused_pid() -> int:
+    pid = 4_000_000
+    while Path(f"/proc/{pid}").exists():
+        pid -= 1
+    return pid
