@@ -20,7 +20,7 @@ STRATEGIES = ("none", "simple", "htex_auto_scale")
 # A leading "_" is reserved for Parsl's and q2pconf's internal executors.
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 KIND_NAMES = {"int": "a whole number", "float": "a number", "str": "a string",
-              "bool": "true or false", "list": "an array", "table": "a table",
+              "bool": "true or false", "list": "an array", "tuple": "an array", "table": "a table",
               "datetime": "a date-time", "date": "a date", "time": "a time"}
 EXAMPLES = {"int": "2", "float": "1.5", "str": '"text"', "bool": "true", "list": "[1, 2]",
             "table": "{ key = 1 }"}
@@ -189,6 +189,8 @@ class _Checker:
                             f"not {describe(value)}",
                             _object_fix(key, value))
         self.check_type(params[arg], value, key)
+        if kind_of(value) == "list" and "tuple" in params[arg].accepts:
+            return tuple(value)  # Parsl's typeguard refuses a list where it wants a tuple
         return value
 
     def check_type(self, param: catalog.Param, value: Any, key: str) -> None:
