@@ -2,6 +2,7 @@
 file, the key path and a fix; values at the edge of what works still pass."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,8 @@ from q2pconf.config import check
 from q2pconf.errors import ConfigError
 
 POOL = threads("default", max_threads=2)
+CPUS = os.cpu_count() or 1  # as Parsl's worker pool counts them
+MEMORY_GB = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -89,6 +92,38 @@ NEVER_RUNS = [
     (config(POOL, htex("htex", max_workers_per_node=2, interchange_port_range=[1, 2, 3],
                        provider=local()), strategy="none"),
      "parsl.executors[1].interchange_port_range", "two TCP ports"),
+    (config(POOL, htex("htex", max_workers_per_node=2, interchange_port_range=[55000, 55002],
+                       provider=local()), strategy="none"),
+     "parsl.executors[1].interchange_port_range", "three ports"),
+    (config(POOL, htex("htex", max_workers_per_node=2, worker_port_range=[54000, 54000.5],
+                       provider=local()), strategy="none"),
+     "parsl.executors[1].worker_port_range[1]", "whole number"),
+    (config(POOL, htex("htex", max_workers_per_node=2, worker_ports=[54000, 54000],
+                       provider=local()), strategy="none"),
+     "parsl.executors[1].worker_ports", "two different"),
+    (config(POOL, htex("htex", max_workers_per_node=2, address="localhost", provider=local()),
+            strategy="none"), "parsl.executors[1].address", "not an IP address"),
+    (config(POOL, htex("htex", max_workers_per_node=2, address="login-node.example.org",
+                       provider=slurm()), strategy="none"),
+     "parsl.executors[1].address", "no host names"),
+    (config(POOL, htex("htex", max_workers_per_node=2, address="127.0.0.1 ", provider=local()),
+            strategy="none"), "parsl.executors[1].address", "not an IP address"),
+    (config(POOL, htex("htex", max_workers_per_node=2, address="192.0.2.1", provider=local()),
+            strategy="none"), "parsl.executors[1].address", "not an address of this machine"),
+    (config(POOL, htex("htex", max_workers_per_node=2, loopback_address="localhost",
+                       provider=local()), strategy="none"),
+     "parsl.executors[1].loopback_address", "not an IP address"),
+    (config(POOL, htex("htex", max_workers_per_node=2, loopback_address="",
+                       provider=local()), strategy="none"),
+     "parsl.executors[1].loopback_address", "not an IP address"),
+    (config(POOL, htex("htex", max_workers_per_node=2, loopback_address="192.0.2.1",
+                       provider=local()), strategy="none"),
+     "parsl.executors[1].loopback_address", "not an address of this machine"),
+    (config(POOL, htex("htex", max_workers_per_node=2, cores_per_worker=CPUS + 1,
+                       provider=local()), strategy="none"),
+     "parsl.executors[1].cores_per_worker", "would start no worker"),
+    (config(POOL, htex("htex", max_workers_per_node=2, mem_per_worker=MEMORY_GB * 2)),
+     "parsl.executors[1].mem_per_worker", "would start no worker"),
     (config(POOL, htex("htex", max_workers_per_node=2, cpu_affinity="blocks", provider=local()),
             strategy="none"), "parsl.executors[1].cpu_affinity", "workers know"),
     (config(POOL, htex("htex", max_workers_per_node=2, prefetch_capacity=-1, provider=local()),
@@ -112,7 +147,7 @@ HTEX_KEYS = catalog.parameters("executors", "HighThroughputExecutor")
 # worker_port replaced worker_ports after Parsl 2024.12: a case only for a Parsl that has the key
 NEVER_RUNS = [(text, key, word) for text, key, word in NEVER_RUNS
               if key.rpartition(".")[0] != "parsl.executors[1]"
-              or key.rpartition(".")[2] in HTEX_KEYS]
+              or key.rpartition(".")[2].partition("[")[0] in HTEX_KEYS]
 
 
 @pytest.mark.parametrize("text, key, word", NEVER_RUNS,
@@ -154,10 +189,36 @@ def test_a_walltime_parsl_cannot_read_or_run_is_refused(tmp_path, walltime, word
     htex("htex", max_workers_per_node=2, encrypted=False, address="127.0.0.1", provider=local()),
     # LocalProvider: q2pconf uses loopback
     htex("htex", max_workers_per_node=2, encrypted=False, provider=local()),
+    # TOML arrays where Parsl wants tuples; three ports for the pipeline's three sockets
+    htex("htex", max_workers_per_node=2, worker_port_range=[54000, 54002],
+         interchange_port_range=[55000, 55003], provider=local()),
+    # any loopback address, every address ("" is Parsl's probe of them all)
+    htex("htex", max_workers_per_node=2, address="127.0.0.2", loopback_address="127.0.0.3",
+         provider=local()),
+    htex("htex", max_workers_per_node=2, address="0.0.0.0", provider=local()),
+    htex("htex", max_workers_per_node=2, address="", provider=local()),
+    # all of this machine's CPUs for one worker; a cluster's nodes are not this machine
+    htex("htex", max_workers_per_node=1, cores_per_worker=CPUS, provider=local()),
+    htex("htex", max_workers_per_node=1, cores_per_worker=CPUS * 16, mem_per_worker=MEMORY_GB * 4,
+         provider=slurm(partition="debug")),
 ])
 def test_values_at_the_edge_of_what_works_pass(tmp_path, executor):
     settings = check(write(tmp_path, config(POOL, executor, strategy="simple")))
     settings.parsl_config()  # and Parsl builds it
+
+
+def test_a_worker_port_range_holds_the_ports_the_interchange_binds(tmp_path):
+    """Today's interchange binds one port for workers; Parsl 2024.12's two (tasks, results).
+    Parsl binds in [first, second), so [54000, 54001] holds one port."""
+    text = config(POOL, htex("htex", max_workers_per_node=2, worker_port_range=[54000, 54001],
+                             provider=local()), strategy="none")
+    if "worker_ports" in HTEX_KEYS:
+        error = refused(tmp_path, text)
+        assert error.key == "parsl.executors[1].worker_port_range"
+        assert "two ports" in error.problem and "[54000, 55000]" in error.fix
+    else:
+        executor = check(write(tmp_path, text)).executor("htex")
+        assert executor.worker_port_range == (54000, 54001)
 
 
 def test_a_walltime_of_one_minute_and_all_the_node_s_memory_pass(tmp_path):
