@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from q2pconf.validate import ObjectSpec, _Checker
 
 WALLTIME = re.compile(r"(\d+):([0-5]?\d):([0-5]?\d)\Z")
+CHECKPOINT_PERIOD = re.compile(r"(\d+):(\d+):(\d+)\Z")  # what int() takes in each part
 AFFINITIES = ("none", "block", "alternating", "block-reverse")
 CPU_GROUP = re.compile(r"\d+(-\d+)?(,\d+(-\d+)?)*\Z")  # one worker's CPUs: 0,2 or 0-3
 
@@ -106,6 +107,7 @@ def check(checker: _Checker, kwargs: dict[str, Any], key: str,
         if limit is not None and _number(value) and not limit.works(value):
             raise checker.fail(f"{key}.{arg}", f"is {value!r}, but it {limit.problem}", limit.fix)
     _walltime(checker, kwargs, key)
+    _checkpoint_period(checker, kwargs, key)
     _ports(checker, kwargs, key, params)
     _affinity(checker, kwargs, key)
     _blocks(checker, kwargs, key, params)
@@ -143,6 +145,25 @@ def _walltime(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
         raise checker.fail(f"{key}.walltime", f"{value!r} is under a minute: Parsl rounds a "
                            "block's walltime down to whole minutes, and a block needs time "
                            "to start its workers", fix)
+
+
+def _checkpoint_period(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
+    """Parsl reads checkpoint_period as H:M:S when its run starts, and refuses periodic
+    checkpoints without one, with a traceback from deep inside."""
+    mode, period = kwargs.get("checkpoint_mode"), kwargs.get("checkpoint_period")
+    fix = 'write checkpoint_period = "00:30:00" (HH:MM:SS: every half hour)'
+    if mode == "periodic" and period is None:
+        raise checker.fail(f"{key}.checkpoint_mode", '"periodic" needs a checkpoint_period: '
+                           "Parsl would refuse to start", f'{fix}, or checkpoint_mode = '
+                           '"task_exit" to save each step as it ends')
+    if not isinstance(period, str):
+        return
+    match = CHECKPOINT_PERIOD.match(period)
+    if match is None or not any(int(part) for part in match.groups()):
+        problem = ("is not HH:MM:SS (Parsl reads hours, minutes and seconds separated by "
+                   "colons)" if match is None else "is no time at all: Parsl would checkpoint "
+                   "without a pause")
+        raise checker.fail(f"{key}.checkpoint_period", f"{period!r} {problem}", fix)
 
 
 def _ports(checker: _Checker, kwargs: dict[str, Any], key: str,

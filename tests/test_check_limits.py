@@ -221,6 +221,29 @@ def test_a_worker_port_range_holds_the_ports_the_interchange_binds(tmp_path):
         assert executor.worker_port_range == (54000, 54001)
 
 
+@pytest.mark.parametrize("keys, key, word", [
+    ({"checkpoint_mode": "periodic"}, "checkpoint_mode", "needs a checkpoint_period"),
+    ({"checkpoint_mode": "periodic", "checkpoint_period": "10 minutes"}, "checkpoint_period",
+     "HH:MM:SS"),
+    ({"checkpoint_mode": "periodic", "checkpoint_period": "30:00"}, "checkpoint_period",
+     "HH:MM:SS"),
+    ({"checkpoint_mode": "task_exit", "checkpoint_period": "00:00:00"}, "checkpoint_period",
+     "without a pause"),
+])
+def test_a_checkpoint_period_parsl_cannot_read_is_refused(tmp_path, keys, key, word):
+    """Old-style [parsl] keys: the error names the memoizer table on today's Parsl (where
+    they moved), [parsl] itself on Parsl 2024.12."""
+    error = refused(tmp_path, config(POOL, **keys))
+    assert error.key in (f"parsl.{key}", f"parsl.memoizer.{key}")
+    assert word in error.problem and "00:30:00" in error.fix
+
+
+@pytest.mark.parametrize("period", ["00:30:00", "1:00:00", "0:90:0"])
+def test_a_checkpoint_period_parsl_reads_passes(tmp_path, period):
+    text = config(POOL, checkpoint_mode="periodic", checkpoint_period=period)
+    check(write(tmp_path, text)).parsl_config()
+
+
 def test_a_walltime_of_one_minute_and_all_the_node_s_memory_pass(tmp_path):
     text = config(POOL, htex("htex", max_workers_per_node=2, provider=slurm(
         partition="debug", walltime="00:01:00", mem_per_node=0)), strategy="none")
