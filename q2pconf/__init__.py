@@ -21,7 +21,10 @@ Parsl until a ``parsl.Config`` is built or a pipeline runs.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
+if TYPE_CHECKING:
+    from typing import Any
 
 # public name -> module that defines it
 _EXPORTS = {

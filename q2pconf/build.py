@@ -136,13 +136,14 @@ def _runnable_here(obj: ObjectSpec) -> ObjectSpec:
     if obj.kind != "executors" or not obj.cls.endswith(("HighThroughputExecutor", "MPIExecutor")):
         return obj
     kwargs = dict(obj.kwargs)
+    provider = kwargs.get("provider")
+    local = provider is None or getattr(provider, "cls", None) == "LocalProvider"
     if not kwargs.get("launch_cmd"):  # the user's own command runs as written (see README);
-        kwargs["launch_cmd"] = _worker_launch_cmd()  # Parsl reads "" as its default, off PATH
+        kwargs["launch_cmd"] = _worker_launch_cmd(local)  # Parsl reads "" as its default
     interchange = (kwargs.get("interchange_launch_cmd")
                    or [sys.executable, "-m", f"{HTEX_MODULE}.interchange"])
     if isinstance(interchange, list):  # it runs here, where the guard surely runs too
         kwargs["interchange_launch_cmd"] = [*GUARD, "interchange", "--", *interchange]
-    provider = kwargs.get("provider")
     if provider is None:
         provider = ObjectSpec("provider", "LocalProvider", {}, f"{obj.key}.provider")
     if isinstance(provider, ObjectSpec):
@@ -170,8 +171,9 @@ def _with_python_path(provider: ObjectSpec) -> ObjectSpec:
     return ObjectSpec(provider.kind, provider.cls, kwargs, provider.key)
 
 
-def _worker_launch_cmd() -> str:
-    """Parsl's worker pool command, run by this interpreter under q2pconf.guard."""
+def _worker_launch_cmd(local: bool = False) -> str:
+    """Parsl's worker pool command, run by this interpreter under q2pconf.guard; a `local`
+    pool (on this host) also ends with this program, within the guard's poll."""
     from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
 
     program, _, rest = DEFAULT_LAUNCH_CMD.partition(" ")
@@ -180,4 +182,8 @@ def _worker_launch_cmd() -> str:
     # Parsl's pool (its workers forked from a warm server: q2pconf.pool), under the guard
     pool = f"{shlex.quote(sys.executable)} -m q2pconf.pool {HTEX_MODULE}.process_worker_pool"
     guard = " ".join(map(shlex.quote, GUARD))
+    if local:
+        from q2pconf.guard import process_id
+
+        guard += f" --program {process_id(os.getpid())}"
     return f"{guard} pool -- {pool} {rest}"

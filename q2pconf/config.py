@@ -4,18 +4,22 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
 
 from q2pconf.tomlfile import read_toml
 from q2pconf.validate import Plan, plan
-from q2pconf.errors import ConfigError
+from q2pconf.errors import ConfigError, shallow
 from q2pconf.find import Located, Looked, locate
+from q2pconf.records import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
+if TYPE_CHECKING:
+    from typing import Any
 
 IN_MEMORY = "<built-in default>"
 DEFAULT_LABEL = "default"  # unmapped steps run here; every config must have it
 
 
-class Settings(NamedTuple):
+class Settings(Record):
     """A checked config and where it came from. Nothing is started until you build from it."""
 
     path: Path | None
@@ -50,12 +54,14 @@ class Settings(NamedTuple):
                 return kwargs[key]
         return None
 
+    @shallow
     def parsl_config(self, labels: Iterable[str] | None = None, **defaults: Any) -> Any:
         """A `parsl.Config` (imports Parsl); see `q2pconf.build.parsl_config`."""
         from q2pconf.build import parsl_config
 
         return parsl_config(self.plan, labels, **defaults)
 
+    @shallow
     def executor(self, label: str) -> Any:
         """A new, unstarted Parsl executor for `label`."""
         from q2pconf.build import executor
@@ -80,6 +86,7 @@ def choose_executor(mapping: Mapping[str, str], labels: Iterable[str], name: str
     return hint if hint is not None and hint in labels else DEFAULT_LABEL
 
 
+@shallow
 def load(explicit: str | os.PathLike[str] | None = None, *, seed: bool = True) -> Settings:
     """Find the config as QIIME 2 does (see `q2pconf.find.locate`) and check it."""
     found = locate(explicit, seed=seed)
@@ -88,11 +95,13 @@ def load(explicit: str | os.PathLike[str] | None = None, *, seed: bool = True) -
     return settings
 
 
+@shallow
 def check(path: str | os.PathLike[str]) -> Settings:
     """Read and check one file. Writes nothing, starts nothing, imports no Parsl."""
     return _settings(Located(Path(path), "explicit"))
 
 
+@shallow
 def from_dict(doc: dict[str, Any], file: str = "<dict>") -> Settings:
     """Check a config already parsed into a dict (QIIME 2's `get_config_from_dict`)."""
     return Settings(None, "explicit", plan(doc, file, _vendored))

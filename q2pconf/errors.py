@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeVar
+
+    F = TypeVar("F", bound=Callable[..., Any])
+
 
 class ConfigError(ValueError):
     """A config file, or the environment that chooses one, is wrong.
@@ -22,6 +29,22 @@ class ConfigError(ValueError):
         where = ": ".join(part for part in (self.file, key) if part)
         text = f"{where}: {problem}" if where else problem
         super().__init__(f"{text}\n  Fix: {fix}" if fix else text)
+
+
+def shallow(func: F) -> F:
+    """For public entry points: a ConfigError leaves them without the frames of q2pconf's
+    checker below them. The user sees their own lines, then the message naming the file, key
+    and fix: not a dozen frames of validate, limits and contextlib."""
+    def entry(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as error:
+            raise error.with_traceback(None)  # the same error, its traceback from here
+
+    for name in ("__module__", "__name__", "__qualname__", "__doc__"):
+        setattr(entry, name, getattr(func, name))
+    entry.__wrapped__ = func  # type: ignore[attr-defined]
+    return entry  # type: ignore[return-value]
 
 
 class UnknownLabelError(ConfigError, KeyError):

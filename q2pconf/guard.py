@@ -15,7 +15,10 @@ it starts: a pool's workers), and ends that whole group
 - `interchange`: when the program that started it is gone (SIGKILL, the OOM killer): the
   guard is reparented, so `os.getppid()` changes;
 - `pool`: when the interchange refuses or drops TCP connections to its worker port for
-  `--lost-after` seconds (the pool may run on another host, so no pid can be watched).
+  `--lost-after` seconds (the pool may run on another host, so no pid can be watched); and,
+  given `--program PID:START` (a pool on the program's own host: LocalProvider), when that
+  process, alive when the guard started, is gone (a pid reused since has another START; a pid
+  not seen at the start, as on another node of an allocation, is not watched).
 
 The interchange's guard also starts a new session: a terminal's Ctrl-C, Ctrl-Z or hangup then
 reach only the program, which stops the interchange itself (an interchange killed by the
@@ -30,6 +33,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -45,6 +49,10 @@ LOST_AFTER = 10.0
 GRACE = 2.0  # seconds between SIGTERM and SIGKILL to the child's group
 ENDING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1
+SCRATCH_VAR = "Q2PCONF_POOL_SCRATCH"  # the pool's directory for multiprocessing's sockets
+# Longest base directory for it: below it, "/q2pconf-pool-XXXXXXXX/pymp-XXXXXXXX/
+# listener-XXXXXXXX" (54 bytes) must still fit in a socket's 107.
+SOCKET_BASE = 50
 
 _noted: list[int] = []
 
@@ -60,16 +68,41 @@ def main(argv: Sequence[str] | None = None) -> None:
         os.setsid()
     for signum in ENDING:
         signal.signal(signum, _note)
-    child = subprocess.Popen(command, preexec_fn=_child_setup)  # stdin is passed on as is
+    scratch = _scratch() if args.role == "pool" else None
+    env = None if scratch is None else {**os.environ, SCRATCH_VAR: scratch}
+    child = subprocess.Popen(command, preexec_fn=_child_setup, env=env)  # stdin passed on
     watch = _Interchange(command, args.lost_after) if args.role == "pool" else None
-    reason = _supervise(child, parent, watch)
+    # Watched only if seen alive now: on another node (LocalProvider with SrunLauncher in an
+    # allocation) or in another pid namespace, the pid names no process, and that is not death.
+    program = args.program if args.program and not _gone(args.program) else None
+    reason = _supervise(child, parent, watch, program)
     if reason is None:  # the child ended by itself
         _end_group(child.pid, signal.SIGKILL)
-        _exit_like(child.wait())
-    if not _noted:  # a signal is how Parsl and providers stop a part: no news
-        _say(f"{reason}: ending the {args.role} (pid {child.pid}) and its process group")
-    _stop(child)
-    _exit_like(-_noted[0] if _noted else 1)
+        status = child.wait()
+    else:
+        if not _noted:  # a signal is how Parsl and providers stop a part: no news
+            _say(f"{reason}: ending the {args.role} (pid {child.pid}) and its process group")
+        _stop(child)
+        status = -_noted[0] if _noted else 1
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
+    _exit_like(status)
+
+
+def _scratch() -> str | None:
+    """A directory for the pool's multiprocessing sockets (q2pconf.pool puts them here),
+    removed when the pool ends. multiprocessing removes its own `pymp-*` directory only at a
+    clean exit, and a pool always ends by a signal: one directory with two sockets was left in
+    the temporary directory per block otherwise."""
+    import tempfile
+
+    base = tempfile.gettempdir()
+    if len(base) > SOCKET_BASE:  # a socket's path has at most 107 bytes (Linux)
+        base = "/tmp" if os.access("/tmp", os.W_OK | os.X_OK) else ""
+    try:
+        return tempfile.mkdtemp(prefix="q2pconf-pool-", dir=base) if base else None
+    except OSError:  # no writable temporary directory: multiprocessing will say so itself
+        return None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -80,7 +113,41 @@ def _parser() -> argparse.ArgumentParser:
     default = _seconds(os.environ.get(LOST_AFTER_VAR) or str(LOST_AFTER))
     parser.add_argument("--lost-after", type=float, default=default,
                         help="pool: seconds the interchange may refuse connections")
+    parser.add_argument("--program", metavar="PID:START", type=_process, default=None,
+                        help="pool: end with this process of this host (see process_id)")
     return parser
+
+
+def process_id(pid: int) -> str:
+    """PID:START for `--program`: START is when the process started (Linux: clock ticks
+    after boot, /proc/PID/stat), so a pid used again later does not look alive."""
+    return f"{pid}:{_started(pid)}"
+
+
+def _started(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return "-"
+
+
+def _process(text: str) -> tuple[int, str]:
+    pid, _, start = text.partition(":")
+    if not pid.isdigit() or not start:
+        raise argparse.ArgumentTypeError(f"{text!r} is not PID:START")
+    return int(pid), start
+
+
+def _gone(program: tuple[int, str]) -> bool:
+    pid, start = program
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's: a reused pid
+        return True
+    return start != "-" and _started(pid) != start
 
 
 def _seconds(text: str) -> float:
@@ -121,14 +188,16 @@ def _prctl() -> Any:
 _PRCTL = _prctl()
 
 
-def _supervise(child: subprocess.Popen[bytes], parent: int,
-               watch: _Interchange | None) -> str | None:
+def _supervise(child: subprocess.Popen[bytes], parent: int, watch: _Interchange | None,
+               program: tuple[int, str] | None = None) -> str | None:
     """Wait until the child ends (None) or a reason to end it comes up (that reason)."""
     while not _exited(child.pid):
         if _noted:
             return f"got {signal.Signals(_noted[0]).name}"
         if parent != 1 and os.getppid() != parent:
             return f"the program that started it (pid {parent}) is gone"
+        if program is not None and _gone(program):
+            return f"the program that started it (pid {program[0]}) is gone"
         if watch is not None and watch.lost():
             return f"the interchange at {watch.where()} is gone"
         time.sleep(POLL)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 CONFIG_NAME = "qiime2_config.toml"
@@ -16,17 +17,26 @@ UNKEPT: dict[str, str] = {}  # temporary run directory -> why the cache could no
 
 def user_config_path() -> Path:
     """`user_config_dir('qiime2')/qiime2_config.toml` (`~/.config/qiime2/` on Linux)."""
-    from platformdirs import user_config_dir
-
-    return Path(user_config_dir("qiime2"), CONFIG_NAME)
+    return Path(_user_dir("XDG_CONFIG_HOME", ".config", "qiime2", "user_config_dir"),
+                CONFIG_NAME)
 
 
 def site_config_path() -> Path:
     """`site_config_dir('qiime2')/qiime2_config.toml` (`/etc/xdg/qiime2/` on Linux)."""
     # platformdirs, like appdirs, takes the first XDG_CONFIG_DIRS entry.
+    value = os.environ.get("XDG_CONFIG_DIRS", "")
+    if _xdg_plain() and all(entry.startswith("/") for entry in value.split(os.pathsep)):
+        return Path(value.split(os.pathsep)[0], "qiime2", CONFIG_NAME)
+    if _xdg_plain() and not value:
+        return Path("/etc/xdg", "qiime2", CONFIG_NAME)
     from platformdirs import site_config_dir
 
     return Path(site_config_dir("qiime2"), CONFIG_NAME)
+
+
+def user_cache_dir(app: str) -> str:
+    """`platformdirs.user_cache_dir(app)` (`~/.cache/APP` on Linux)."""
+    return _user_dir("XDG_CACHE_HOME", ".cache", app, "user_cache_dir")
 
 
 def conda_config_path(prefix: str) -> Path:
@@ -36,9 +46,30 @@ def conda_config_path(prefix: str) -> Path:
 
 def runinfo_root() -> str:
     """Where q2pconf's default run directories go: the user's cache."""
-    from platformdirs import user_cache_dir
-
     return str(Path(user_cache_dir("q2pconf"), "runinfo"))
+
+
+# platformdirs costs ~5 ms to import (it brings tempfile, shutil, random...), a sixth of what
+# `q2pconf info` may add to the interpreter's start. On Linux, the answers every platformdirs
+# release (and appdirs, which QIIME 2 used) agree on are worked out here: an absolute XDG
+# variable, or none and an absolute HOME. Anything else (another system, a relative or empty
+# XDG entry, no HOME) is platformdirs' to decide.
+def _xdg_plain() -> bool:
+    """Linux, and not Android (platformdirs has other rules there)."""
+    return (sys.platform == "linux" and not hasattr(sys, "getandroidapilevel")
+            and "ANDROID_DATA" not in os.environ)
+
+
+def _user_dir(variable: str, default: str, app: str, name: str) -> str:
+    """`$variable/app`, else `~/default/app`, as `platformdirs.<name>(app)` gives them."""
+    value = os.environ.get(variable, "")
+    if _xdg_plain() and value.startswith("/"):
+        return os.path.join(value, app)
+    if _xdg_plain() and not value and os.environ.get("HOME", "").startswith("/"):
+        return os.path.join(os.path.expanduser(f"~/{default}"), app)
+    import platformdirs
+
+    return str(getattr(platformdirs, name)(app))
 
 
 def make_private_dirs(path: str) -> None:

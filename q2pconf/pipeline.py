@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Any, TypeVar, overload
 
 from q2pconf import closing
+from q2pconf.errors import shallow
 from q2pconf import nested
 from q2pconf import session as sessions
 from q2pconf import unmatched
@@ -104,6 +105,7 @@ class Pipeline:
         self.trace_path: Path | None = None  # the last run's trace (q2pconf.trace)
         self.report_path: Path | None = None
 
+    @shallow
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if _ACTIVE.get() is not None:  # nested, or serial: run inline
             return self.func(*args, **kwargs)

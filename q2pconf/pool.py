@@ -12,10 +12,14 @@ process group: it watches the pool's pid as Parsl's workers do, and goes with th
 """
 from __future__ import annotations
 
+import os
 import runpy
 import sys
+import tempfile
 import warnings
 from typing import Any
+
+from q2pconf.guard import SCRATCH_VAR
 
 POOL = "parsl.executors.high_throughput.process_worker_pool"
 
@@ -67,6 +71,9 @@ def main() -> None:
     if sys.argv[1:2] != [POOL]:
         sys.exit(f"usage: python -m q2pconf.pool {POOL} ARGS")
     del sys.argv[1]
+    scratch = os.environ.pop(SCRATCH_VAR, None)  # not for the workers or their steps
+    if scratch:  # multiprocessing's sockets go where the guard removes them (see there)
+        tempfile.tempdir = scratch
     # The server first: it imports Parsl on another CPU while this process does (below). The
     # probe patch imports Parsl; called before this, it made the two imports one after the
     # other (~0.4 s more to the first result).

@@ -16,14 +16,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from q2pconf import closing, rundir, unmatched
 from q2pconf.config import Settings, choose_executor, from_dict, load
-from q2pconf.errors import ConfigError
+from q2pconf.errors import ConfigError, shallow
 from q2pconf.abandon import RUN_KEY
 from q2pconf.measure import TRACE_KEY
 from q2pconf.trace import retry_handler
@@ -75,6 +75,7 @@ class ParallelConfig:
     A path or dict is read and checked here; nothing starts until a pipeline is called.
     """
 
+    @shallow
     def __init__(self, config: Any = None, mapping: dict[str, Any] | None = None, *,
                  parallel_config: Any = None,
                  action_executor_mapping: dict[str, Any] | None = None) -> None:
@@ -158,7 +159,7 @@ class Session:
         self.users = 0  # runs using it now; changed under _SESSION_LOCK
         _quiet_parsl_logging()
         rundir.prepare(parsl_config, _run_dir_source(settings))
-        self.dfk = DataFlowKernel(parsl_config)
+        self.dfk = _shallow_stack(lambda: DataFlowKernel(parsl_config))
         rundir.make_private(self.dfk.run_dir)
         rundir.quiet_log_errors(self.dfk.run_dir)
         rundir.guard_checkpoints(self.dfk)
@@ -279,6 +280,28 @@ class Session:
         dfk = self.dfk
         closing.bounded(lambda: closing.finish(dfk) if wait else closing.stop(dfk),
                         lambda: closing.kill(dfk))
+
+
+def _shallow_stack(make: Callable[[], Any]) -> Any:
+    """make(), called from a new thread's short stack. Parsl's DataFlowKernel names its
+    workflow after the first file on `inspect.stack()`, which reads the source lines of every
+    frame of the caller's stack: ~50 ms of each session start under a pipeline call (the name
+    would be q2pconf's session.py anyway; only Parsl's monitoring uses it)."""
+    made: list[Any] = []
+    failed: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            made.append(make())
+        except BaseException as error:  # raised again in the caller's thread
+            failed.append(error)
+
+    thread = threading.Thread(target=call, name="q2pconf-new-session")
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+    return made[0]
 
 
 # Sessions by config: a run holds its session (`using`), so another thread choosing another

@@ -13,10 +13,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from q2pconf.cpus import default_workers, usable_cpus
 from q2pconf.paths import CONFIG_NAME
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
+if TYPE_CHECKING:
+    from typing import Any
 
 # -- the vendored default (the seed document's executors, sized to this machine) ---------------
 
@@ -92,9 +95,13 @@ HEADER = """\
 # Every other step runs on "default": threads in the pipeline's own process.
 
 [parsl]
-# "htex_auto_scale" (or "simple") starts jobs on demand, so init_blocks can be 0.
+# "simple" submits jobs when steps wait (so init_blocks can be 0) and cancels them once
+# no step has waited or run on "htex" for max_idletime seconds. Not "htex_auto_scale":
+# while fewer steps wait than a job has workers, it cancels any job whose workers have not
+# connected yet (still queued, or starting) at its next look and submits a new one, again
+# and again (`q2pconf check` warns about it).
 # With "none", only init_blocks jobs are ever started: set init_blocks >= 1 then.
-strategy = "htex_auto_scale"
+strategy = "simple"
 # Seconds between looks at the queue: lower starts jobs sooner, polls {scheduler} more.
 strategy_period = 5
 max_idletime = 120

@@ -11,9 +11,12 @@ import errno
 import os
 import stat
 import sys
-from typing import Any
 
 from q2pconf.errors import ConfigError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
+if TYPE_CHECKING:
+    from typing import Any
 
 # A real config is a few kB; anything this large was not written by a person.
 MAX_BYTES = 1 << 20

@@ -8,12 +8,16 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from typing import Any, NamedTuple
 
-from q2pconf import catalog, legacy, limits
+from q2pconf import autoscale, catalog, legacy, limits
 from q2pconf.catalog import kind_of
 from q2pconf.errors import ConfigError, did_you_mean, no_such_executor
 from q2pconf.placement import elsewhere
+from q2pconf.records import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
+if TYPE_CHECKING:
+    from typing import Any
 
 MAPPING_KEY = "parsl.executor_mapping"
 STRATEGIES = ("none", "simple", "htex_auto_scale")
@@ -32,7 +36,7 @@ MANAGED = {
 }
 
 
-class ObjectSpec(NamedTuple):
+class ObjectSpec(Record):
     """A table that becomes a Parsl object: `kind` namespace, class name, checked keywords."""
 
     kind: str
@@ -41,7 +45,7 @@ class ObjectSpec(NamedTuple):
     key: str
 
 
-class Plan(NamedTuple):
+class Plan(Record):
     """A checked config: ready to build, without anything built yet."""
 
     file: str
@@ -100,6 +104,7 @@ class _Checker:
         executors = self.executors(raw_executors)
         options = self.options(section)
         limits.check_document(self, options, executors)
+        autoscale.warn(self, options, executors)
         mapping = self.mapping(raw_mapping)
         if not uses_vendored:  # else checked against the executors in force, when it meets them
             check_labels(mapping, {label: obj.cls for label, obj in executors.items()}, self.file)
@@ -344,12 +349,7 @@ def _example(param: catalog.Param, value: Any) -> str:
         number = _number(value)
         if number is not None and kind_of(number) in param.accepts:
             return f"{number} (no quotes)"
-    try:
-        import ast  # only to show a parameter's default, in a message
-
-        default = ast.literal_eval(param.default)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        default = None
+    default = catalog.default_value(param)
     if default is not None and kind_of(default) in param.accepts and kind_of(default) != "list":
         return _toml_value(default)
     if "str" in param.accepts and kind in ("int", "float"):

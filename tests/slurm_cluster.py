@@ -9,6 +9,7 @@ import atexit
 import functools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -93,6 +94,12 @@ class SlurmCluster:
     def jobs(self) -> list[str]:
         """Ids of the jobs still queued or running."""
         return self.run("squeue", "-h", "-o", "%i").split()
+
+    def submitted(self) -> list[str]:
+        """Ids of every job submitted to this cluster so far, from slurmctld's log (accounting
+        is off, so sacct knows none): cancelled ones included."""
+        log = (self.dir / "slurmctld.log").read_text(errors="replace")
+        return re.findall(r"_slurm_rpc_submit_batch_job: JobId=(\d+)", log)
 
     def node_states(self) -> dict[str, str]:
         """Each node's short state (idle, alloc, down*, ...)."""

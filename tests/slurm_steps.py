@@ -25,6 +25,12 @@ def cube(i: int) -> tuple[int, str | None, int]:
     return _here(i ** 3)
 
 
+@parallel_pipeline
+def cubes(n: int) -> list[tuple[int, str | None, int]]:
+    """n `cube` steps on `htex`, nothing else."""
+    return [cube(i) for i in range(n)]
+
+
 @step
 def negate(i: int) -> tuple[int, str | None, int]:
     """Left on `default` (threads in this process)."""

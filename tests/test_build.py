@@ -47,8 +47,11 @@ GUARD = [sys.executable, "-m", "q2pconf.guard"]
 
 def test_htex_runs_with_this_interpreter_on_loopback_under_the_guard():
     built = vendored().executor("htex")
-    assert shlex.split(built.launch_cmd)[:9] == [
-        *GUARD, "pool", "--", sys.executable, "-m", "q2pconf.pool",
+    # a local pool's guard also watches this program (pid and start time)
+    started = Path(f"/proc/{os.getpid()}/stat").read_text().rsplit(")")[1].split()[19]
+    program = f"{os.getpid()}:{started}"
+    assert shlex.split(built.launch_cmd)[:11] == [
+        *GUARD, "--program", program, "pool", "--", sys.executable, "-m", "q2pconf.pool",
         "parsl.executors.high_throughput.process_worker_pool"]
     assert built.interchange_launch_cmd == [
         *GUARD, "interchange", "--", sys.executable, "-m",

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -48,7 +50,7 @@ def probe(root: Path, cache: Path) -> dict:
 
 
 def cache_file(cache: Path) -> Path:
-    (found,) = (cache / "q2pconf").glob("parsl-catalog-*.json")
+    (found,) = (cache / "q2pconf").glob("parsl-catalog-*.marshal")
     return found
 
 
@@ -89,19 +91,45 @@ def test_another_parsl_gets_its_own_cache(fake_parsl: Path, tmp_path: Path) -> N
     other.parent.mkdir()
     os.rename(fake_parsl, other)
     assert probe(other, cache)["parsed"] is True
-    assert len(list((cache / "q2pconf").glob("parsl-catalog-*.json"))) == 2
+    assert len(list((cache / "q2pconf").glob("parsl-catalog-*.marshal"))) == 2
 
 
-@pytest.mark.parametrize("damage", ["{not json", "[]", '{"stamp": {"files": 3}}', ""])
+def _unpacked_signature(whole: bytes) -> bytes:
+    """The real cache with one signature as a table, not its own marshal bytes."""
+    doc = marshal.loads(whole)
+    doc["params"]["executors:FakeExecutor"] = {"label": ("label", frozenset({"str"}))}
+    return marshal.dumps(doc)
+
+
+# Each damage: the real cache file's bytes -> the bytes written in its place.
+DAMAGE = {"garbage": lambda whole: b"{not marshal", "a list": lambda whole: marshal.dumps([]),
+          "no files": lambda whole: marshal.dumps({"stamp": {"files": 3}}),
+          "empty": lambda whole: b"", "first half": lambda whole: whole[:len(whole) // 2],
+          "a signature not in bytes": _unpacked_signature}
+
+
+@pytest.mark.parametrize("damage", DAMAGE.values(), ids=DAMAGE.keys())
 def test_a_corrupt_cache_is_rebuilt_not_an_error(fake_parsl: Path, tmp_path: Path,
-                                                 damage: str) -> None:
+                                                 damage: Callable[[bytes], bytes]) -> None:
     cache = tmp_path / "cache"
     probe(fake_parsl, cache)
-    cache_file(cache).write_text(damage)
+    cache_file(cache).write_bytes(damage(cache_file(cache).read_bytes()))
     assert probe(fake_parsl, cache) == {"params": ["label"], "parsed": True,
                                         "root": str(fake_parsl)}
-    json.loads(cache_file(cache).read_text())  # rewritten whole
+    marshal.loads(cache_file(cache).read_bytes())  # rewritten whole
     assert probe(fake_parsl, cache)["parsed"] is False
+
+
+def test_a_damaged_signature_in_the_cache_is_read_from_parsl(fake_parsl: Path,
+                                                             tmp_path: Path) -> None:
+    """Each signature is decoded when first asked for: damaged, it is read from the source."""
+    cache = tmp_path / "cache"
+    probe(fake_parsl, cache)
+    doc = marshal.loads(cache_file(cache).read_bytes())
+    doc["params"]["executors:FakeExecutor"] = b"{damaged"
+    cache_file(cache).write_bytes(marshal.dumps(doc))
+    assert probe(fake_parsl, cache) == {"params": ["label"], "parsed": True,
+                                        "root": str(fake_parsl)}
 
 
 def test_an_unwritable_cache_is_not_an_error(fake_parsl: Path, tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -9,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from configs import config, htex, threads
 from conftest import LOOKUP_VARS, readonly_command
@@ -291,6 +295,57 @@ def test_top_level_help_lists_commands_and_examples(env):
 def test_no_command_is_a_usage_error(env):
     result = q2pconf(env)
     assert result.returncode == 2 and "usage: q2pconf" in result.stderr
+
+
+# -- the command lines read without argparse (cli._quick) ------------------------------------
+
+QUICK = [["info"], ["info", "--json"], ["info", "--runs", "--json"],
+         ["info", "--parallel-config", "a.toml"], ["info", "--parallel-config=a=b.toml", "--json"],
+         ["info", "--json", "--json", "--parallel-config", "a", "--parallel-config", "b"],
+         ["info", "--parallel-config", "info"], ["check", "a.toml"], ["check", "info"],
+         ["check", "with space.toml"]]
+NOT_QUICK = [[], ["info", "--js"], ["info", "--parallel-config"], ["info", "--parallel-config",
+             "-x"], ["info", "--parallel-config="], ["info", "--parallel-config", ""],
+             ["info", "-h"], ["info", "--json=1"], ["info", "--", "x"], ["info", "extra"],
+             ["check"], ["check", "-h"], ["check", "a", "b"], ["check", "-"], ["check", ""],
+             ["init"], ["--help"], ["seed", "--prefix", "x"], ["report"]]
+TOKENS = ["info", "check", "--json", "--runs", "--parallel-config", "--parallel-config=x.toml",
+          "--parallel-config=", "--parallel", "-x", "-1", "x.toml", "", "--", "-h", "a=b"]
+
+
+def argparse_reads(argv: list[str]) -> dict[str, object] | None:
+    """What argparse parses from argv, or None when it exits (an error, or help)."""
+    from q2pconf.cli import _parser
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            return vars(_parser().parse_args(argv))
+    except SystemExit:
+        return None
+
+
+@pytest.mark.parametrize("argv", QUICK, ids=" ".join)
+def test_a_quick_command_line_reads_as_argparse_reads_it(argv):
+    from q2pconf.cli import _quick
+
+    assert vars(_quick(argv)) == argparse_reads(argv)
+
+
+@pytest.mark.parametrize("argv", NOT_QUICK, ids=" ".join)
+def test_any_other_command_line_goes_to_argparse(argv):
+    from q2pconf.cli import _quick
+
+    assert _quick(argv) is None
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(TOKENS), max_size=6))
+def test_whatever_is_read_quickly_argparse_reads_the_same(argv):
+    from q2pconf.cli import _quick
+
+    quick = _quick(argv)
+    if quick is not None:
+        assert vars(quick) == argparse_reads(argv)
 
 
 # -- the argparse helper for user scripts ----------------------------------------------------

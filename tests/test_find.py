@@ -158,6 +158,39 @@ def test_paths_equal_appdirs_the_way_qiime2_computes_them(clean_env, monkeypatch
     assert user_config_path().parent == Path(platformdirs.user_config_dir("qiime2"))
 
 
+# q2pconf works these out itself on Linux (platformdirs costs ~5 ms to import) and asks
+# platformdirs for the rest: both must give platformdirs' answer in every case.
+PLATFORMDIRS_CASES = {
+    **XDG_CASES,
+    "cache-set": {"XDG_CACHE_HOME": "/opt/cache"},
+    "cache-trailing-slash": {"XDG_CACHE_HOME": "/opt/cache/"},
+    "home-only": {"HOME": "/home/someone"},
+    "home-trailing-slash": {"HOME": "/home/someone/"},
+    "home-root": {"HOME": "/"},
+    "home-relative": {"HOME": "someone"},
+    "home-empty": {"HOME": ""},
+    "xdg-empty": {"XDG_CONFIG_HOME": "", "XDG_CONFIG_DIRS": "", "XDG_CACHE_HOME": ""},
+    "xdg-blank": {"XDG_CONFIG_HOME": " ", "XDG_CONFIG_DIRS": " ", "XDG_CACHE_HOME": " "},
+    "xdg-relative": {"XDG_CONFIG_HOME": "cfg", "XDG_CONFIG_DIRS": "site:/opt/site",
+                     "XDG_CACHE_HOME": "cache"},
+    "dirs-empty-entry": {"XDG_CONFIG_DIRS": ":/opt/site"},
+    "dirs-tilde": {"XDG_CONFIG_DIRS": "~/site:/opt/site"},
+}
+
+
+@pytest.mark.parametrize("env", PLATFORMDIRS_CASES.values(), ids=PLATFORMDIRS_CASES.keys())
+def test_paths_equal_platformdirs(clean_env, monkeypatch, env):
+    from q2pconf.paths import user_cache_dir
+
+    for name in ("XDG_CONFIG_HOME", "XDG_CONFIG_DIRS", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert user_config_path().parent == Path(platformdirs.user_config_dir("qiime2"))
+    assert site_config_path().parent == Path(platformdirs.site_config_dir("qiime2"))
+    assert user_cache_dir("q2pconf") == platformdirs.user_cache_dir("q2pconf")
+
+
 # -- odd environments ------------------------------------------------------------------------
 
 def load_error() -> str:

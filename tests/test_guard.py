@@ -113,3 +113,51 @@ def test_a_bad_lost_after_setting_is_named(tmp_path: Path) -> None:
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "Q2PCONF_LOST_AFTER='ten' is not a number of seconds" in done.stderr
+
+
+def test_a_local_pool_ends_with_its_program_while_the_interchange_still_answers(
+        tmp_path: Path) -> None:
+    """A LocalProvider's pool is on the program's host: its guard watches the program itself
+    (`--program PID:START`), so a SIGKILLed program's workers go within the guard's poll, not
+    after `--lost-after` seconds of a dead interchange (here the interchange never stops
+    answering, so only the program's death can end the pool)."""
+    token, server = new_token(), listening()
+    program = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    try:
+        with server:
+            from q2pconf.guard import process_id
+
+            process = pool_guard(tmp_path, token, server, "--program",
+                                 process_id(program.pid), "--lost-after", "300")
+            time.sleep(1)
+            assert process.poll() is None  # the program lives: the pool stays
+            program.kill()
+            program.wait(timeout=10)
+            assert ended(process, 10) != 0
+            assert "the program that started it" in process.stderr.read()  # type: ignore
+        assert wait_gone(token, 10) == []
+    finally:
+        program.kill()
+
+
+@pytest.mark.parametrize("program", ["reused", "elsewhere"])
+def test_a_program_not_seen_at_the_start_is_not_watched(tmp_path: Path, program: str) -> None:
+    """PID:START names one process: the same pid with another start time (a reused pid), or
+    a pid with no process here (a pool on another node of an allocation, under LocalProvider
+    with SrunLauncher), is not the program: the pool runs on, ended only by its interchange."""
+    token, server = new_token(), listening()
+    pid = os.getpid() if program == "reused" else _unused_pid()
+    with server:
+        process = pool_guard(tmp_path, token, server, "--program", f"{pid}:1")
+        time.sleep(2)  # ten polls of the guard
+        assert process.poll() is None
+        process.terminate()
+        assert ended(process, 10) == -signal.SIGTERM
+    assert wait_gone(token, 10) == []
+
+
+def _unused_pid() -> int:
+    pid = 4_000_000
+    while Path(f"/proc/{pid}").exists():
+        pid -= 1
+    return pid

@@ -1,6 +1,7 @@
 """Finding and checking a config never imports Parsl; building one does."""
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from configs import config, htex, slurm, threads
+from configs import config, htex, local, slurm, threads
 from conftest import LOOKUP_VARS
 
 CODE = """
@@ -75,3 +76,72 @@ def test_public_check_is_the_function_after_load():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120)
     assert result.stdout.strip() == "True", result.stderr
+
+
+# -- what the lookup commands import ---------------------------------------------------------
+
+# Modules that `q2pconf info --json`, `q2pconf check` and `import q2pconf; q2pconf.load()` must
+# not import (with the catalog of Parsl's signatures cached), and why: each was on this path once
+# (or is a usual suspect), and what it costs is measured by benchmarks/README.md's import_cost
+# rows (info --json may add ~0.1 x `import parsl` to the interpreter's start; ~2.5 ms = 0.006 x).
+NOT_ON_THE_LOOKUP = {
+    "parsl": "~0.4 s: the check reads Parsl's signatures from the catalog, never imports it",
+    "q2pconf.parsl_source": "reads Parsl's source: only when the catalog is (re)built",
+    "ast": "~1 ms: only to build the catalog, or to read a default that is not a whole number",
+    "argparse": "~5 ms with building the parser: cli._quick reads info and check lines",
+    "platformdirs": "~5 ms with tempfile, shutil, random: q2pconf.paths works out XDG paths",
+    "tempfile": "brought by platformdirs; the catalog's writer needs it only for a rebuild",
+    "shutil": "with bz2, lzma and zlib: brought by tempfile and argparse's help formatter",
+    "zlib": "the catalog file is named by an FNV-1a hash, not crc32",
+    "json": "~1.5 ms: the catalog cache is marshal, and info --json is q2pconf.jsontext's",
+    "dataclasses": "~2 ms with inspect: the lookup's tuples are q2pconf.records.Record",
+    "inspect": "~3 ms",
+    "hashlib": "~2 ms with OpenSSL",
+    "logging": "~2 ms: imported by errors.warn, only when there is something to warn about",
+    "difflib": "only for a did-you-mean in an error message",
+    "subprocess": "nothing on the lookup runs a program",
+}
+# typing (~2 ms) is tomllib's own import, so only a lookup that reads no file can go without.
+NOT_WITHOUT_A_FILE = {**NOT_ON_THE_LOOKUP, "typing": "q2pconf imports it for type checkers only",
+                      "tomllib": "~4 ms: the in-memory default is a dict, not TOML text"}
+IMPORTED = """
+import sys
+before = set(sys.modules)
+if sys.argv[1] == "load":
+    import q2pconf
+    assert q2pconf.load().source == "in-memory"
+else:
+    from q2pconf.cli import main
+    assert main(sys.argv[1:]) == 0
+sys.stderr.write(repr(sorted(set(sys.modules) - before)))
+"""
+
+
+def imported(tmp_path: Path, *argv: str) -> set[str]:
+    """The modules a child imports to run `argv` (after the interpreter's own start)."""
+    env = {k: v for k, v in os.environ.items() if k not in LOOKUP_VARS}
+    env.update(HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "cfg"),
+               XDG_CONFIG_DIRS=str(tmp_path / "site"), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    done = subprocess.run([sys.executable, "-c", IMPORTED, *argv], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return set(ast.literal_eval(done.stderr))
+
+
+def test_the_lookup_commands_import_nothing_heavy(tmp_path):
+    path = tmp_path / "htex.toml"
+    path.write_text(config(threads("default", max_threads=1),
+                           htex("htex", max_workers_per_node=2,
+                                provider=local(init_blocks=1, max_blocks=1)),
+                           strategy="none"))
+    info = ("info", "--json", "--parallel-config", str(path))
+    assert "ast" in imported(tmp_path, *info)  # the first run builds the catalog cache
+    runs = {"info --json": imported(tmp_path, *info),
+            "check": imported(tmp_path, "check", str(path)),
+            "load": imported(tmp_path, "load")}
+    assert "q2pconf.catalog" in runs["info --json"]  # the check did run
+    for name, modules in runs.items():
+        deny = NOT_WITHOUT_A_FILE if name == "load" else NOT_ON_THE_LOOKUP
+        named = {module if module in deny else module.split(".")[0] for module in modules}
+        heavy = {module: deny[module] for module in sorted(named) if module in deny}
+        assert heavy == {}, f"{name} imports {heavy}"

@@ -2,8 +2,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from configs import config, htex, local, threads
+from procs import config_env, new_token, wait_gone
 
 # Runs q2pconf.pool's main with real arguments; notes what is imported when the forkserver
 # is asked to start, lets it start, and stops there (before the pool would connect).
@@ -34,3 +42,32 @@ def test_the_forkserver_starts_before_the_pool_imports_parsl() -> None:
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == {"parsl_imported": False}
+
+
+@pytest.mark.parametrize("length", ["short", "long"])
+def test_a_pool_leaves_nothing_in_the_temporary_directory(tmp_path: Path, length: str) -> None:
+    """multiprocessing's sockets (the forkserver's, the pool's manager's) live in a directory
+    that only a clean exit removes, and a pool always ends by a signal: the guard gives the
+    pool a directory of its own and removes it (one was left per block before). A TMPDIR too
+    long for a socket's path is passed over for /tmp."""
+    scratch = Path(tempfile.mkdtemp(prefix="q2t-")) if length == "short" else tmp_path / "t"
+    scratch.mkdir(exist_ok=True)
+    token = new_token()
+    env = config_env(tmp_path, token, CONFIG, TMPDIR=str(scratch), ABANDON_DIR=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", RUN], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert wait_gone(token) == []
+    try:
+        assert sorted(p.name for p in scratch.iterdir()) == []
+    finally:
+        shutil.rmtree(scratch)
+
+
+CONFIG = config(threads("default"), htex("htex", max_workers_per_node=2, provider=local()),
+                strategy="none")
+RUN = """\
+from q2pconf import parallel_pipeline, step
+import abandon_steps as steps
+assert steps.one("x") == "x"
+"""

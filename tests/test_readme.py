@@ -25,6 +25,7 @@ def test_each_toml_example_passes_check(tmp_path: Path, index: int) -> None:
     path.write_text(text)
     settings = check(path)
     assert "default" in settings.labels
+    assert settings.warnings == ()  # e.g. "htex_auto_scale" cancelling jobs that still start
 
 
 def test_the_two_commands_are_make_targets_and_ci_runs_the_second() -> None:

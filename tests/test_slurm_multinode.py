@@ -4,6 +4,7 @@ mid-run, the pipeline killed outright. The pipeline runs in a child process insi
 controller's namespace, as it would on a login node; afterwards no job and no process is left."""
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -122,8 +123,6 @@ def spread(n: int, seconds: float = 0.0) -> str:
 
 
 def results(out: str) -> tuple[list[dict], list[list[str]]]:
-    import json
-
     lines = out.strip().splitlines()
     return json.loads(lines[-2]), json.loads(lines[-1])
 
@@ -256,31 +255,57 @@ def edited(text: str, *changes: tuple[str, str]) -> str:
     return text
 
 
-def test_slurm_template_edited_where_its_comments_say_runs_on_both_nodes(
-        multinode: SlurmCluster, tmp_path: Path, token: str) -> None:
+def slurm_template(directory: Path, token: str, *changes: tuple[str, str]) -> str:
     """`q2pconf init --template slurm`, changed only where its comments invite it: workers per
     node = the nodes' cores, a shorter strategy_period, and the address line uncommented (this
-    cluster's interface is ib0, as in the comment). One job per node, two jobs."""
-    done = subprocess.run([sys.executable, "-m", "q2pconf", "init", "--prefix", str(tmp_path),
+    cluster's interface is ib0, as in the comment); then `changes`."""
+    done = subprocess.run([sys.executable, "-m", "q2pconf", "init", "--prefix", str(directory),
                            "--template", "slurm"], capture_output=True, text=True, timeout=30,
-                          env=program_env(tmp_path, token))
+                          env=program_env(directory, token))
     assert done.returncode == 0, done.stderr
-    path = tmp_path / "etc" / "qiime2_config.toml"
     cores = str(node_cpus())
-    text = edited(path.read_text(),
+    return edited((directory / "etc" / "qiime2_config.toml").read_text(),
                   ("max_workers_per_node = 4", f"max_workers_per_node = {cores}"),
                   ("cores_per_node = 4", f"cores_per_node = {cores}"),
                   ("strategy_period = 5", "strategy_period = 1"),
                   ('# address = { class = "address_by_interface", ifname = "ib0" }',
-                   'address = { class = "address_by_interface", ifname = "ib0" }'))
-    code, out, err = run(multinode, tmp_path, token, write_config(tmp_path, text),
-                         spread(8))
+                   'address = { class = "address_by_interface", ifname = "ib0" }'), *changes)
+
+
+def test_slurm_template_edited_where_its_comments_say_runs_on_both_nodes(
+        multinode: SlurmCluster, tmp_path: Path, token: str) -> None:
+    """The template as a user adapts it: one job per node, two jobs."""
+    code, out, err = run(multinode, tmp_path, token,
+                         write_config(tmp_path, slurm_template(tmp_path, token)), spread(8))
     assert code == 0, err
     found, history = results(out)
     assert [row["value"] for row in found] == [i * i for i in range(8)]
     assert {row["host"] for row in found} == {"node1", "node2"}
     assert len({row["job"] for row in found}) == 2  # nodes_per_block = 1: one job per node
     assert history == [["where", "htex", "exec_done"]] * 8
+    assert_clean(multinode, token)
+
+
+CUBES = "import slurm_steps as s, json; print(json.dumps(s.cubes({n})))"
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_slurm_template_submits_only_the_jobs_fewer_steps_than_workers_need(
+        multinode: SlurmCluster, tmp_path: Path, token: str, steps: int) -> None:
+    """Fewer steps than workers, and jobs whose workers connect later than strategy_period
+    (a queue wait; here a slow worker_init). Under "htex_auto_scale" (the template before)
+    Parsl cancelled each such job at its next look and submitted another: 28 jobs in 60 s
+    for one step. Now one job per node's worth of steps, and the results."""
+    text = slurm_template(tmp_path, token, ('worker_init = ""', 'worker_init = "sleep 3"'))
+    before = len(multinode.submitted())
+    code, out, err = run(multinode, tmp_path, token, write_config(tmp_path, text),
+                         CUBES.format(n=steps))
+    jobs = multinode.submitted()[before:]
+    assert code == 0, f"{len(jobs)} jobs submitted\n{err}"
+    assert 1 <= len(jobs) <= -(-steps // node_cpus()), f"{len(jobs)} jobs: {jobs}"
+    found = json.loads(out.strip().splitlines()[-1])
+    assert [value for value, _, _ in found] == [i ** 3 for i in range(steps)]
+    assert {job for _, job, _ in found} <= set(jobs)
     assert_clean(multinode, token)
 
 
@@ -302,8 +327,6 @@ def test_an_interrupted_session_leaves_nothing_behind(
     """Another pytest session builds its own cluster, then is killed mid-test. On SIGTERM its
     fixture tears the cluster down; after SIGKILL the next cluster start removes the leftovers
     (its daemons, namespaces and directory)."""
-    import json
-
     import netns
     from slurm_cluster import clean_leftovers
 
