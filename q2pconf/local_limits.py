@@ -23,6 +23,7 @@ def check(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
     """Refuse addresses this machine does not have, and a local pool that would start no
     worker. (cpu_affinity's local rule is `affinity`, called once its syntax is checked.)"""
     _addresses(checker, kwargs, key)
+    _checkpoint_files(checker, kwargs, key)
     if local(kwargs):
         _resources(checker, kwargs, key)
 
@@ -80,6 +81,27 @@ def _here(ip: Any) -> bool:
     except OSError:
         return False
     return True
+
+
+def _checkpoint_files(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
+    """Parsl reads each directory's tasks.pkl when the run starts, and refuses to start (a
+    BadCheckpoint from deep inside) if one cannot be read. Relative to the current directory,
+    as Parsl reads them."""
+    directories = kwargs.get("checkpoint_files")
+    if not isinstance(directories, (list, tuple)):
+        return
+    import os
+
+    for index, directory in enumerate(directories):
+        if not isinstance(directory, str):
+            continue  # the type check named it already
+        path = os.path.join(directory, "tasks.pkl")
+        if not (os.path.isfile(path) and os.access(path, os.R_OK)):
+            raise checker.fail(f"{key}.checkpoint_files[{index}]", f"{directory!r} holds no "
+                               f"checkpoint this program can read (no readable {path}): Parsl "
+                               "would refuse to start", "name the checkpoint directory of an "
+                               "earlier run (its runinfo/NNN/checkpoint, holding tasks.pkl), "
+                               "or remove it")
 
 
 def _resources(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:

@@ -244,6 +244,22 @@ def test_a_checkpoint_period_parsl_reads_passes(tmp_path, period):
     check(write(tmp_path, text)).parsl_config()
 
 
+def test_checkpoint_files_parsl_cannot_read_are_refused(tmp_path):
+    """Parsl reads each directory's tasks.pkl at start; a missing one was a BadCheckpoint
+    traceback from inside the run's start."""
+    saved, empty = tmp_path / "runinfo" / "000" / "checkpoint", tmp_path / "empty"
+    saved.mkdir(parents=True)
+    empty.mkdir()
+    (saved / "tasks.pkl").write_bytes(b"")  # Parsl reads an empty file as no tasks
+    for directories, index in (([str(empty)], 0), ([str(saved), str(tmp_path / "gone")], 1)):
+        error = refused(tmp_path, config(POOL, checkpoint_mode="task_exit",
+                                         checkpoint_files=directories))
+        assert error.key.endswith(f"checkpoint_files[{index}]")
+        assert "tasks.pkl" in error.problem and "earlier run" in error.fix
+    text = config(POOL, checkpoint_mode="task_exit", checkpoint_files=[str(saved)])
+    check(write(tmp_path, text)).parsl_config()
+
+
 def test_a_walltime_of_one_minute_and_all_the_node_s_memory_pass(tmp_path):
     text = config(POOL, htex("htex", max_workers_per_node=2, provider=slurm(
         partition="debug", walltime="00:01:00", mem_per_node=0)), strategy="none")
