@@ -266,6 +266,10 @@ class _Checker:
         base = _file_dir(self.file)
         if not os.path.isabs(path) and base is not None:
             path = os.path.join(base, path)
+        blocked = _not_a_directory(path)
+        if blocked is not None:
+            raise self.fail(key, f"{blocked} is a file, not a directory: the run directory "
+                            "could not be created", "set run_dir to a directory you can write")
         return path
 
     def strategy(self, value: str, key: str) -> str:
@@ -316,6 +320,17 @@ def flat_mapping(raw: dict[str, Any], label: Callable[[Any, str], str]) -> dict[
 def describe(value: object) -> str:
     """What a TOML value is, in words: "a whole number", "a table", "a date-time"..."""
     return KIND_NAMES.get(kind_of(value), f"a {type(value).__name__}")
+
+
+def _not_a_directory(path: str) -> str | None:
+    """The nearest existing part of `path` when it is not a directory (nothing can be made
+    below it), else None."""
+    while not os.path.lexists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+    return None if os.path.isdir(path) else path
 
 
 def _file_dir(file: str) -> str | None:
