@@ -148,15 +148,16 @@ def _walltime(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
 
 
 def _checkpoint_period(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
-    """Parsl reads checkpoint_period as H:M:S when its run starts, and refuses periodic
-    checkpoints without one, with a traceback from deep inside."""
+    """Under checkpoint_mode "periodic" (only: other modes ignore the period), Parsl reads
+    checkpoint_period as H:M:S when its run starts, refusing a missing or unreadable one with a
+    traceback from deep inside, and checkpoints in a busy loop when it is 0."""
     mode, period = kwargs.get("checkpoint_mode"), kwargs.get("checkpoint_period")
     fix = 'write checkpoint_period = "00:30:00" (HH:MM:SS: every half hour)'
     if mode == "periodic" and period is None:
         raise checker.fail(f"{key}.checkpoint_mode", '"periodic" needs a checkpoint_period: '
                            "Parsl would refuse to start", f'{fix}, or checkpoint_mode = '
                            '"task_exit" to save each step as it ends')
-    if not isinstance(period, str):
+    if mode != "periodic" or not isinstance(period, str):
         return
     match = re.match(CHECKPOINT_PERIOD, period)
     if match is None or not any(int(part) for part in match.groups()):

@@ -227,7 +227,7 @@ def test_a_worker_port_range_holds_the_ports_the_interchange_binds(tmp_path):
      "HH:MM:SS"),
     ({"checkpoint_mode": "periodic", "checkpoint_period": "30:00"}, "checkpoint_period",
      "HH:MM:SS"),
-    ({"checkpoint_mode": "task_exit", "checkpoint_period": "00:00:00"}, "checkpoint_period",
+    ({"checkpoint_mode": "periodic", "checkpoint_period": "00:00:00"}, "checkpoint_period",
      "without a pause"),
 ])
 def test_a_checkpoint_period_parsl_cannot_read_is_refused(tmp_path, keys, key, word):
@@ -238,9 +238,12 @@ def test_a_checkpoint_period_parsl_cannot_read_is_refused(tmp_path, keys, key, w
     assert word in error.problem and "00:30:00" in error.fix
 
 
-@pytest.mark.parametrize("period", ["00:30:00", "1:00:00", "0:90:0"])
-def test_a_checkpoint_period_parsl_reads_passes(tmp_path, period):
-    text = config(POOL, checkpoint_mode="periodic", checkpoint_period=period)
+@pytest.mark.parametrize("mode, period", [("periodic", "00:30:00"), ("periodic", "1:00:00"),
+                                          ("periodic", "0:90:0"), ("task_exit", "00:00:00"),
+                                          ("dfk_exit", "every hour")])
+def test_a_checkpoint_period_parsl_reads_or_ignores_passes(tmp_path, mode, period):
+    """Only "periodic" reads the period."""
+    text = config(POOL, checkpoint_mode=mode, checkpoint_period=period)
     check(write(tmp_path, text)).parsl_config()
 
 
