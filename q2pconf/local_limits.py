@@ -23,6 +23,7 @@ def check(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
     """Refuse addresses this machine does not have, and a local pool that would start no
     worker. (cpu_affinity's local rule is `affinity`, called once its syntax is checked.)"""
     _addresses(checker, kwargs, key)
+    _fixed_ports(checker, kwargs, key)
     _checkpoint_files(checker, kwargs, key)
     if local(kwargs):
         _resources(checker, kwargs, key)
@@ -70,14 +71,35 @@ def _address_fix(arg: str, value: str) -> str:
             if arg == "address" else f'write {arg} = "127.0.0.1"')
 
 
-def _here(ip: Any) -> bool:
-    """True if this machine has `ip`: a socket can be bound to it (nothing is sent)."""
+def _fixed_ports(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
+    """The interchange binds worker_port (worker_ports on Parsl 2024.12) as given: one in use
+    here ends the interchange at start while the pipeline waits."""
+    ports = kwargs.get("worker_port"), *(kwargs.get("worker_ports") or ())
+    address = kwargs.get("address")
+    if not isinstance(address, str) or not address:  # q2pconf's loopback, else every interface
+        address = "127.0.0.1" if local(kwargs) else "0.0.0.0"
+    import ipaddress
+
+    for port in ports:
+        if not isinstance(port, int) or not 0 < port < 65536:
+            continue  # none, or a bad value: q2pconf.limits names it
+        if not _here(ipaddress.ip_address(address), port):
+            arg = "worker_port" if port == kwargs.get("worker_port") else "worker_ports"
+            raise checker.fail(f"{key}.{arg}", f"port {port} is in use on this machine: the "
+                               "interchange could not listen on it, and steps would wait for ever",
+                               f"remove {arg} to let Parsl choose a free port, or pick another")
+
+
+def _here(ip: Any, port: int = 0) -> bool:
+    """True if this machine has `ip` and `port` is free on it: a socket can be bound there
+    (nothing is sent). SO_REUSEADDR, as ZeroMQ's listeners: a port in TIME_WAIT is free."""
     import socket
 
     family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
     try:
         with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.bind((str(ip), 0))
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((str(ip), port))
     except OSError:
         return False
     return True

@@ -3,6 +3,7 @@ file, the key path and a fix; values at the edge of what works still pass."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -261,6 +262,22 @@ def test_checkpoint_files_parsl_cannot_read_are_refused(tmp_path):
         assert "tasks.pkl" in error.problem and "earlier run" in error.fix
     text = config(POOL, checkpoint_mode="task_exit", checkpoint_files=[str(saved)])
     check(write(tmp_path, text)).parsl_config()
+
+
+def test_a_worker_port_in_use_here_is_refused(tmp_path):
+    """The interchange died binding it, and the pipeline waited for ever."""
+    key = "worker_port" if "worker_port" in HTEX_KEYS else "worker_ports"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        value = port if key == "worker_port" else [port, port + 1 if port < 65535 else port - 1]
+        text = config(POOL, htex("htex", max_workers_per_node=2, provider=local(),
+                                 **{key: value}), strategy="none")
+        error = refused(tmp_path, text)
+        assert error.key == f"parsl.executors[1].{key}"
+        assert f"port {port} is in use" in error.problem and f"remove {key}" in error.fix
+    check(write(tmp_path, text)).parsl_config()  # free again: it passes
 
 
 def test_a_walltime_of_one_minute_and_all_the_node_s_memory_pass(tmp_path):
