@@ -64,6 +64,8 @@ def _addresses(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
 def _address_fix(arg: str, value: str) -> str:
     if value.strip() != value and value.strip():
         return f'remove the spaces: {arg} = "{value.strip()}"'
+    if arg == "address" and value == "*":
+        return "remove address: without it Parsl offers the workers every address here"
     if value.strip().lower() in LOOPBACK_NAMES:
         return f'write {arg} = "127.0.0.1"'
     return (f'write {arg} = "127.0.0.1" (this machine), an address `ip address` shows, or pick '
@@ -173,7 +175,7 @@ def affinity(checker: _Checker, kwargs: dict[str, Any], where: str,
                            "one fails to start", 'write cpu_affinity = "none", or '
                            f"max_workers_per_node = {len(allowed)}")
     if groups is not None and len(groups) != workers:
-        raise checker.fail(where, f"{value!r} has {len(groups)} groups, but the local worker "
+        raise checker.fail(where, f"{value!r} has {_groups(groups)}, but the local worker "
                            f"pool starts {workers} workers: Parsl needs one group per worker, "
                            "and the workers would fail to start",
                            f"give {workers} groups, or write max_workers_per_node = "
@@ -203,6 +205,10 @@ def _local_workers(kwargs: dict[str, Any]) -> int | None:
         count = accelerators if isinstance(accelerators, int) else len(accelerators)
         counts += [count] if count > 0 else []
     return min(counts)
+
+
+def _groups(groups: list[str]) -> str:
+    return f"{len(groups)} group" + ("" if len(groups) == 1 else "s")
 
 
 def _allowed_cpus() -> set[int] | None:
