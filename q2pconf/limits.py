@@ -116,6 +116,7 @@ def check(checker: _Checker, kwargs: dict[str, Any], key: str,
     _ports(checker, kwargs, key, params)
     _affinity(checker, kwargs, key)
     _blocks(checker, kwargs, key, params)
+    _node_fits(checker, kwargs, key)
     _heartbeat(checker, kwargs, key)
     _network(checker, kwargs, key)  # before the address rule: the safety problem is worse
     local_limits.check(checker, kwargs, key)
@@ -249,6 +250,22 @@ def _blocks(checker: _Checker, kwargs: dict[str, Any], key: str,
             raise checker.fail(f"{key}.{arg}", f"is {value}, more than max_blocks = {most}"
                                f"{where}: Parsl never runs more than max_blocks blocks",
                                f"raise max_blocks to at least {value}, or lower {arg}")
+
+
+def _node_fits(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
+    """HTEX sizes a node from its provider's cores_per_node / mem_per_node: a worker bigger
+    than the node makes 0 workers per node, and Parsl's scaling divides by that."""
+    provider = getattr(kwargs.get("provider"), "kwargs", {})
+    for arg, node_arg in (("cores_per_worker", "cores_per_node"),
+                          ("mem_per_worker", "mem_per_node")):
+        value, node = kwargs.get(arg), provider.get(node_arg)
+        if number(value) and number(node) and value > 0 and value > node:
+            raise checker.fail(f"{key}.{arg}", f"is {value}, more than the provider's {node_arg} "
+                               f"= {node}: no worker fits in a node, so Parsl counts 0 workers "
+                               "per node and its scaling fails dividing by that (steps sent "
+                               "there wait for ever)",
+                               f"write {arg} = {node} or less, or raise {node_arg}"
+                               if node else f"remove {node_arg} = 0 or {arg}")
 
 
 def _heartbeat(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:

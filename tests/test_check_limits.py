@@ -142,6 +142,12 @@ NEVER_RUNS = [
     (config(POOL, htex("htex", max_workers_per_node=CPUS * 2, cores_per_worker=0.5,
                        cpu_affinity="block", provider=local()), strategy="none"),
      "parsl.executors[1].cpu_affinity", f"with {CPUS * 2} workers on"),
+    (config(POOL, htex("htex", max_workers_per_node=2, cores_per_worker=8,
+                       provider=slurm(cores_per_node=4))),
+     "parsl.executors[1].cores_per_worker", "no worker fits in a node"),
+    (config(POOL, htex("htex", max_workers_per_node=2, mem_per_worker=4,
+                       provider=slurm(mem_per_node=0))),
+     "parsl.executors[1].mem_per_worker", "0 workers per node"),
     (config(POOL, htex("htex", max_workers_per_node=2, cpu_affinity="blocks", provider=local()),
             strategy="none"), "parsl.executors[1].cpu_affinity", "workers know"),
     (config(POOL, htex("htex", max_workers_per_node=2, prefetch_capacity=-1, provider=local()),
@@ -219,6 +225,8 @@ def test_a_walltime_parsl_cannot_read_or_run_is_refused(tmp_path, walltime, word
     htex("htex", max_workers_per_node=1, cores_per_worker=CPUS, provider=local()),
     htex("htex", max_workers_per_node=1, cores_per_worker=CPUS * 16, mem_per_worker=MEMORY_GB * 4,
          provider=slurm(partition="debug")),
+    htex("htex", max_workers_per_node=1, cores_per_worker=4, mem_per_worker=8,
+         provider=slurm(partition="debug", cores_per_node=4, mem_per_node=8)),
 ])
 def test_values_at_the_edge_of_what_works_pass(tmp_path, executor):
     settings = check(write(tmp_path, config(POOL, executor, strategy="simple")))
