@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from q2pconf import catalog
+from q2pconf import catalog, local_limits
+from q2pconf.local_limits import LOOPBACK_NAMES
 from q2pconf.records import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
@@ -23,9 +24,9 @@ if TYPE_CHECKING:
 
 # HH:MM:SS; compiled (~0.3 ms) by re.match only when a table sets a walltime
 WALLTIME = r"(\d+):([0-5]?\d):([0-5]?\d)\Z"
+CHECKPOINT_PERIOD = r"(\d+):(\d+):(\d+)\Z"  # what int() takes in each part
 AFFINITIES = ("none", "block", "alternating", "block-reverse")
-# Addresses that mean "this machine only": plain-text traffic there never leaves it.
-LOOPBACK_NAMES = ("localhost",)
+CPU_GROUP = r"\d+(-\d+)?(,\d+(-\d+)?)*\Z"  # one worker's CPUs: 0,2 or 0-3
 
 
 class Limit(Record):
@@ -111,11 +112,14 @@ def check(checker: _Checker, kwargs: dict[str, Any], key: str,
         if limit is not None and number(value) and not limit.works(value):
             raise checker.fail(f"{key}.{arg}", f"is {value!r}, but it {limit.problem}", limit.fix)
     _walltime(checker, kwargs, key)
-    _ports(checker, kwargs, key)
+    _checkpoint_period(checker, kwargs, key)
+    _ports(checker, kwargs, key, params)
     _affinity(checker, kwargs, key)
     _blocks(checker, kwargs, key, params)
+    _node_fits(checker, kwargs, key)
     _heartbeat(checker, kwargs, key)
-    _network(checker, kwargs, key)
+    _network(checker, kwargs, key)  # before the address rule: the safety problem is worse
+    local_limits.check(checker, kwargs, key)
 
 
 def effective(kwargs: dict[str, Any], params: dict[str, Param], arg: str) -> Any:
@@ -144,26 +148,94 @@ def _walltime(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
                            "to start its workers", fix)
 
 
-def _ports(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
-    for arg in ("worker_port_range", "interchange_port_range"):
+def _checkpoint_period(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
+    """Under checkpoint_mode "periodic" (only: other modes ignore the period), Parsl reads
+    checkpoint_period as H:M:S when its run starts, refusing a missing or unreadable one with a
+    traceback from deep inside, and checkpoints in a busy loop when it is 0."""
+    mode, period = kwargs.get("checkpoint_mode"), kwargs.get("checkpoint_period")
+    fix = 'write checkpoint_period = "00:30:00" (HH:MM:SS: every half hour)'
+    if mode == "periodic" and period is None:
+        raise checker.fail(f"{key}.checkpoint_mode", '"periodic" needs a checkpoint_period: '
+                           "Parsl would refuse to start", f'{fix}, or checkpoint_mode = '
+                           '"task_exit" to save each step as it ends')
+    if mode != "periodic" or not isinstance(period, str):
+        return
+    match = re.match(CHECKPOINT_PERIOD, period)
+    if match is None or not any(int(part) for part in match.groups()):
+        problem = ("is not HH:MM:SS (Parsl reads hours, minutes and seconds separated by "
+                   "colons)" if match is None else "is no time at all: Parsl would checkpoint "
+                   "without a pause")
+        raise checker.fail(f"{key}.checkpoint_period", f"{period!r} {problem}", fix)
+
+
+def _ports(checker: _Checker, kwargs: dict[str, Any], key: str,
+           params: dict[str, Param]) -> None:
+    """Port ranges are two ports, and Parsl binds at random in [first, second): the range must
+    hold every socket bound in it. worker_ports (Parsl 2024.12) are two fixed, distinct ports."""
+    for arg, need, what in _port_ranges(params):
         value = kwargs.get(arg)
-        if not isinstance(value, list):
+        if not isinstance(value, (list, tuple)):
             continue
-        if (len(value) != 2 or not all(number(v) and float(v).is_integer() for v in value)
-                or not 0 < value[0] < value[1] < 65536):
-            raise checker.fail(f"{key}.{arg}", f"is {value!r}: it must be two TCP ports, the "
-                               "first lower than the second, within 1 to 65535",
+        if not _two_ports(value) or not value[0] < value[1]:
+            raise checker.fail(f"{key}.{arg}", f"is {list(value)!r}: it must be two TCP ports, "
+                               "the first lower than the second, within 1 to 65535",
                                f"write {arg} = [54000, 55000], or remove it")
+        if value[1] - value[0] < need:
+            raise checker.fail(f"{key}.{arg}", f"is {list(value)!r}: Parsl binds {what} in it, "
+                               "at ports from the first up to but not including the second",
+                               f"write {arg} = [{value[0]}, {min(value[0] + 1000, 65535)}], "
+                               "or remove it")
+    value = kwargs.get("worker_ports")
+    if isinstance(value, (list, tuple)) and (not _two_ports(value) or value[0] == value[1]):
+        raise checker.fail(f"{key}.worker_ports", f"is {list(value)!r}: it must be two different "
+                           "TCP ports (tasks, results), within 1 to 65535",
+                           "write worker_ports = [54000, 54001], or remove it")
+
+
+def _two_ports(value: list[Any] | tuple[Any, ...]) -> bool:
+    return (len(value) == 2 and all(number(v) and float(v).is_integer() for v in value)
+            and all(0 < v < 65536 for v in value))
+
+
+def _port_ranges(params: dict[str, Param]) -> list[tuple[str, int, str]]:
+    """(keyword, ports bound in it, which): the interchange binds one worker port today and
+    two (tasks, results) on a Parsl that still has worker_ports; the pipeline three for its
+    interchange (tasks, results, commands)."""
+    workers = 2 if "worker_ports" in params else 1
+    ranges = [("worker_port_range", workers, "the interchange's port for workers" if workers == 1
+               else "the interchange's two ports for workers (tasks, results)"),
+              ("interchange_port_range", 3, "the pipeline's three ports for its interchange "
+               "(tasks, results, commands)"),
+              ("hub_port_range", 1, "the monitoring hub's port")]
+    # only where Parsl uses the range (today's MonitoringHub ignores hub_port_range)
+    return [entry for entry in ranges if "tuple" in getattr(params.get(entry[0]), "accepts", ())]
 
 
 def _affinity(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
+    """Each worker pins itself as cpu_affinity says, at start; a worker that cannot fails, and
+    the steps wait for ever. "list:" holds one group of CPUs (0,1 or 0-3) per worker."""
     value = kwargs.get("cpu_affinity")
-    if not isinstance(value, str) or value in AFFINITIES or value.startswith("list:"):
+    if not isinstance(value, str) or value == "none":
         return
-    raise checker.fail(f"{key}.cpu_affinity", f"{value!r} is not an affinity Parsl's workers "
-                       "know: they would fail to start",
-                       f"use one of {', '.join(AFFINITIES)}, or list:0,1:2,3 (one group per "
-                       "worker)")
+    where, fix = f"{key}.cpu_affinity", (f"use one of {', '.join(AFFINITIES)}, or list:0,1:2,3 "
+                                         "(one group per worker)")
+    if value not in AFFINITIES and not value.startswith("list:"):
+        raise checker.fail(where, f"{value!r} is not an affinity Parsl's workers know: they "
+                           "would fail to start", fix)
+    groups = value[len("list:"):].split(":") if value.startswith("list:") else None
+    bad = next((group for group in groups or () if not re.match(CPU_GROUP, group)), None)
+    if bad is not None:
+        raise checker.fail(where, f"{value!r}: {bad!r} is not a group of CPU numbers or ranges "
+                           "(0,1 or 0-3): the workers would fail to start", fix)
+    most = kwargs.get("max_workers_per_node")
+    if groups and number(most) and 0 < most < len(groups):
+        raise checker.fail(where, f"{value!r} has {len(groups)} groups, more than "
+                           f"max_workers_per_node = {most}: Parsl needs one group per worker, "
+                           "and the workers would fail to start",
+                           f"give one group per worker, or write max_workers_per_node = "
+                           f"{len(groups)}")
+    if local_limits.local(kwargs):
+        local_limits.affinity(checker, kwargs, where, groups)
 
 
 def _blocks(checker: _Checker, kwargs: dict[str, Any], key: str,
@@ -178,6 +250,22 @@ def _blocks(checker: _Checker, kwargs: dict[str, Any], key: str,
             raise checker.fail(f"{key}.{arg}", f"is {value}, more than max_blocks = {most}"
                                f"{where}: Parsl never runs more than max_blocks blocks",
                                f"raise max_blocks to at least {value}, or lower {arg}")
+
+
+def _node_fits(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
+    """HTEX sizes a node from its provider's cores_per_node / mem_per_node: a worker bigger
+    than the node makes 0 workers per node, and Parsl's scaling divides by that."""
+    provider = getattr(kwargs.get("provider"), "kwargs", {})
+    for arg, node_arg in (("cores_per_worker", "cores_per_node"),
+                          ("mem_per_worker", "mem_per_node")):
+        value, node = kwargs.get(arg), provider.get(node_arg)
+        if number(value) and number(node) and value > 0 and value > node:
+            raise checker.fail(f"{key}.{arg}", f"is {value}, more than the provider's {node_arg} "
+                               f"= {node}: no worker fits in a node, so Parsl counts 0 workers "
+                               "per node and its scaling fails dividing by that (steps sent "
+                               "there wait for ever)",
+                               f"write {arg} = {node} or less, or raise {node_arg}"
+                               if node else f"remove {node_arg} = 0 or {arg}")
 
 
 def _heartbeat(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:

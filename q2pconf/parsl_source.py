@@ -12,7 +12,8 @@ from q2pconf.catalog import ANY, NUMBER, Param, kind_of
 
 _NAMED = {"int": frozenset({"int"}), "float": NUMBER, "str": frozenset({"str"}),
           "bool": frozenset({"bool"}), "list": frozenset({"list"}), "List": frozenset({"list"}),
-          "tuple": frozenset({"list"}), "Tuple": frozenset({"list"}),
+          # a TOML array becomes a tuple where Parsl's typeguard wants one (port ranges)
+          "tuple": frozenset({"list", "tuple"}), "Tuple": frozenset({"list", "tuple"}),
           "Sequence": frozenset({"list"}), "Iterable": frozenset({"list"}),
           "set": frozenset({"list"}), "Set": frozenset({"list"}),
           "dict": frozenset({"table"}), "Dict": frozenset({"table"}),
@@ -128,7 +129,7 @@ def _item_kinds(node: ast.expr | None) -> frozenset[str] | None:
         parts = [node.left, node.right]
     elif isinstance(node, ast.Subscript) and _name(node.value) in _UNIONS:
         parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
-    elif isinstance(node, ast.Subscript) and _NAMED.get(_name(node.value)) == {"list"}:
+    elif isinstance(node, ast.Subscript) and "list" in _NAMED.get(_name(node.value), ()):
         items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         kinds = frozenset().union(*(_from_annotation(item)[0] for item in items
                                     if not (isinstance(item, ast.Constant)

@@ -159,7 +159,7 @@ class Session:
         self.users = 0  # runs using it now; changed under _SESSION_LOCK
         _quiet_parsl_logging()
         rundir.prepare(parsl_config, _run_dir_source(settings))
-        self.dfk = _shallow_stack(lambda: DataFlowKernel(parsl_config))
+        self.dfk = _aside(lambda: DataFlowKernel(parsl_config))
         rundir.make_private(self.dfk.run_dir)
         rundir.quiet_log_errors(self.dfk.run_dir)
         rundir.guard_checkpoints(self.dfk)
@@ -220,7 +220,12 @@ class Session:
             executor = self.settings.executor(label)
             self._starting.append(executor)
             blocks = _blocks_now(executor, self.dfk.config.strategy)
-            self.dfk.add_executors([executor])
+            try:
+                _aside(lambda: self.dfk.add_executors([executor]),
+                       lambda: _interchange_died_starting(executor))
+            except BaseException as error:  # every later step of this label fails the same
+                self._failed_early.setdefault(label, error)
+                raise
             closing.remember(executor)
             if blocks:  # Parsl's strategy would launch them at its next tick, up to a period on
                 executor.scale_out_facade(blocks)
@@ -282,11 +287,12 @@ class Session:
                         lambda: closing.kill(dfk))
 
 
-def _shallow_stack(make: Callable[[], Any]) -> Any:
-    """make(), called from a new thread's short stack. Parsl's DataFlowKernel names its
-    workflow after the first file on `inspect.stack()`, which reads the source lines of every
-    frame of the caller's stack: ~50 ms of each session start under a pipeline call (the name
-    would be q2pconf's session.py anyway; only Parsl's monitoring uses it)."""
+def _aside(make: Callable[[], Any], check: Callable[[], None] = lambda: None) -> Any:
+    """make(), in a thread of its own, while this thread calls check() every 0.1 s: check
+    may raise, and then this thread stops waiting for make (left to end in the background).
+    The new thread's stack is short, too: Parsl's DataFlowKernel names its workflow after the
+    first file on `inspect.stack()`, which reads the source lines of every frame of the
+    caller's stack (~50 ms of each session start under a pipeline call)."""
     made: list[Any] = []
     failed: list[BaseException] = []
 
@@ -296,12 +302,35 @@ def _shallow_stack(make: Callable[[], Any]) -> Any:
         except BaseException as error:  # raised again in the caller's thread
             failed.append(error)
 
-    thread = threading.Thread(target=call, name="q2pconf-new-session")
+    thread = threading.Thread(target=call, name="q2pconf-aside", daemon=True)
     thread.start()
-    thread.join()
+    while thread.is_alive():
+        thread.join(0.1)
+        if thread.is_alive():
+            check()
     if failed:
         raise failed[0]
     return made[0]
+
+
+def _interchange_died_starting(executor: Any) -> None:
+    """Parsl waits 120 s for the first answer of an interchange that died while starting
+    (a port taken, a wrong interpreter, a crash): say so at once, with its log's last lines."""
+    process = getattr(executor, "interchange_proc", None)
+    if process is None or process.poll() is None:
+        return
+    text = closing.interchange_ended(executor)
+    raise closing.InterchangeDied(f"q2pconf: {text} while starting{_log_tail(executor)}")
+
+
+def _log_tail(executor: Any, lines: int = 5) -> str:
+    path = os.path.join(executor.logdir or "", "interchange.log")
+    try:
+        with open(path, errors="replace") as log:
+            tail = log.read()[-4000:].splitlines()[-lines:]
+    except OSError:
+        return ""
+    return "; it last wrote:\n" + "\n".join("  " + line for line in tail) if tail else ""
 
 
 # Sessions by config: a run holds its session (`using`), so another thread choosing another

@@ -24,7 +24,7 @@ STRATEGIES = ("none", "simple", "htex_auto_scale")
 # A leading "_" is reserved for Parsl's and q2pconf's internal executors.
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 KIND_NAMES = {"int": "a whole number", "float": "a number", "str": "a string",
-              "bool": "true or false", "list": "an array", "table": "a table",
+              "bool": "true or false", "list": "an array", "tuple": "an array", "table": "a table",
               "datetime": "a date-time", "date": "a date", "time": "a time"}
 EXAMPLES = {"int": "2", "float": "1.5", "str": '"text"', "bool": "true", "list": "[1, 2]",
             "table": "{ key = 1 }"}
@@ -194,6 +194,8 @@ class _Checker:
                             f"not {describe(value)}",
                             _object_fix(key, value))
         self.check_type(params[arg], value, key)
+        if kind_of(value) == "list" and "tuple" in params[arg].accepts:
+            return tuple(value)  # Parsl's typeguard refuses a list where it wants a tuple
         return value
 
     def check_type(self, param: catalog.Param, value: Any, key: str) -> None:
@@ -264,6 +266,10 @@ class _Checker:
         base = _file_dir(self.file)
         if not os.path.isabs(path) and base is not None:
             path = os.path.join(base, path)
+        blocked = _not_a_directory(path)
+        if blocked is not None:
+            raise self.fail(key, f"{blocked} is a file, not a directory: the run directory "
+                            "could not be created", "set run_dir to a directory you can write")
         return path
 
     def strategy(self, value: str, key: str) -> str:
@@ -314,6 +320,17 @@ def flat_mapping(raw: dict[str, Any], label: Callable[[Any, str], str]) -> dict[
 def describe(value: object) -> str:
     """What a TOML value is, in words: "a whole number", "a table", "a date-time"..."""
     return KIND_NAMES.get(kind_of(value), f"a {type(value).__name__}")
+
+
+def _not_a_directory(path: str) -> str | None:
+    """The nearest existing part of `path` when it is not a directory (nothing can be made
+    below it), else None."""
+    while not os.path.lexists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+    return None if os.path.isdir(path) else path
 
 
 def _file_dir(file: str) -> str | None:

@@ -67,11 +67,11 @@ def test_htex_without_provider_is_local_and_on_loopback():
 
 def test_launch_commands_and_address_set_in_the_file_are_kept():
     keys = {"launch_cmd": "my_pool {debug}", "interchange_launch_cmd": ["my-interchange"],
-            "address": "10.1.2.3", "provider": {"class": "LocalProvider"}}
+            "address": "127.0.0.2", "provider": {"class": "LocalProvider"}}
     built = from_dict(doc(htex(**keys))).executor("htex")
     assert built.launch_cmd == "my_pool {debug}"  # it may run where the guard cannot
     assert built.interchange_launch_cmd == [*GUARD, "interchange", "--", "my-interchange"]
-    assert built.address == "10.1.2.3"
+    assert built.address == "127.0.0.2"
 
 
 def test_cluster_provider_gets_no_loopback_address():

@@ -2,6 +2,8 @@
 file, the key path and a fix; values at the edge of what works still pass."""
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,8 @@ from q2pconf.config import check
 from q2pconf.errors import ConfigError
 
 POOL = threads("default", max_threads=2)
+CPUS = os.cpu_count() or 1  # as Parsl's worker pool counts them
+MEMORY_GB = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -89,6 +93,61 @@ NEVER_RUNS = [
     (config(POOL, htex("htex", max_workers_per_node=2, interchange_port_range=[1, 2, 3],
                        provider=local()), strategy="none"),
      "parsl.executors[1].interchange_port_range", "two TCP ports"),
+    (config(POOL, htex("htex", max_workers_per_node=2, interchange_port_range=[55000, 55002],
+                       provider=local()), strategy="none"),
+     "parsl.executors[1].interchange_port_range", "three ports"),
+    (config(POOL, htex("htex", max_workers_per_node=2, worker_port_range=[54000, 54000.5],
+                       provider=local()), strategy="none"),
+     "parsl.executors[1].worker_port_range[1]", "whole number"),
+    (config(POOL, htex("htex", max_workers_per_node=2, worker_ports=[54000, 54000],
+                       provider=local()), strategy="none"),
+     "parsl.executors[1].worker_ports", "two different"),
+    (config(POOL, htex("htex", max_workers_per_node=2, address="localhost", provider=local()),
+            strategy="none"), "parsl.executors[1].address", "not an IP address"),
+    (config(POOL, htex("htex", max_workers_per_node=2, address="login-node.example.org",
+                       provider=slurm()), strategy="none"),
+     "parsl.executors[1].address", "no host names"),
+    (config(POOL, htex("htex", max_workers_per_node=2, address="127.0.0.1 ", provider=local()),
+            strategy="none"), "parsl.executors[1].address", "not an IP address"),
+    (config(POOL, htex("htex", max_workers_per_node=2, address="192.0.2.1", provider=local()),
+            strategy="none"), "parsl.executors[1].address", "not an address of this machine"),
+    (config(POOL, htex("htex", max_workers_per_node=2, loopback_address="localhost",
+                       provider=local()), strategy="none"),
+     "parsl.executors[1].loopback_address", "not an IP address"),
+    (config(POOL, htex("htex", max_workers_per_node=2, loopback_address="",
+                       provider=local()), strategy="none"),
+     "parsl.executors[1].loopback_address", "not an IP address"),
+    (config(POOL, htex("htex", max_workers_per_node=2, loopback_address="192.0.2.1",
+                       provider=local()), strategy="none"),
+     "parsl.executors[1].loopback_address", "not an address of this machine"),
+    (config(POOL, htex("htex", max_workers_per_node=2, cores_per_worker=CPUS + 1,
+                       provider=local()), strategy="none"),
+     "parsl.executors[1].cores_per_worker", "would start no worker"),
+    (config(POOL, htex("htex", max_workers_per_node=2, mem_per_worker=MEMORY_GB * 2)),
+     "parsl.executors[1].mem_per_worker", "would start no worker"),
+    (config(POOL, htex("htex", max_workers_per_node=1, cpu_affinity="list:", provider=local()),
+            strategy="none"), "parsl.executors[1].cpu_affinity", "not a group of CPU"),
+    (config(POOL, htex("htex", max_workers_per_node=1, cpu_affinity="list:a,b",
+                       provider=local()), strategy="none"),
+     "parsl.executors[1].cpu_affinity", "not a group of CPU"),
+    (config(POOL, htex("htex", max_workers_per_node=2, cpu_affinity="list:0:1:0",
+                       provider=slurm()), strategy="none"),
+     "parsl.executors[1].cpu_affinity", "more than max_workers_per_node = 2"),
+    (config(POOL, htex("htex", max_workers_per_node=2, cores_per_worker=CPUS / 2,
+                       cpu_affinity="list:0", provider=local()), strategy="none"),
+     "parsl.executors[1].cpu_affinity", "1 group, but the local worker pool starts 2 workers"),
+    (config(POOL, htex("htex", max_workers_per_node=1, cpu_affinity="list:99999",
+                       provider=local()), strategy="none"),
+     "parsl.executors[1].cpu_affinity", "holds no CPU"),
+    (config(POOL, htex("htex", max_workers_per_node=CPUS * 2, cores_per_worker=0.5,
+                       cpu_affinity="block", provider=local()), strategy="none"),
+     "parsl.executors[1].cpu_affinity", f"with {CPUS * 2} workers on"),
+    (config(POOL, htex("htex", max_workers_per_node=2, cores_per_worker=8,
+                       provider=slurm(cores_per_node=4))),
+     "parsl.executors[1].cores_per_worker", "no worker fits in a node"),
+    (config(POOL, htex("htex", max_workers_per_node=2, mem_per_worker=4,
+                       provider=slurm(mem_per_node=0))),
+     "parsl.executors[1].mem_per_worker", "0 workers per node"),
     (config(POOL, htex("htex", max_workers_per_node=2, cpu_affinity="blocks", provider=local()),
             strategy="none"), "parsl.executors[1].cpu_affinity", "workers know"),
     (config(POOL, htex("htex", max_workers_per_node=2, prefetch_capacity=-1, provider=local()),
@@ -112,7 +171,7 @@ HTEX_KEYS = catalog.parameters("executors", "HighThroughputExecutor")
 # worker_port replaced worker_ports after Parsl 2024.12: a case only for a Parsl that has the key
 NEVER_RUNS = [(text, key, word) for text, key, word in NEVER_RUNS
               if key.rpartition(".")[0] != "parsl.executors[1]"
-              or key.rpartition(".")[2] in HTEX_KEYS]
+              or key.rpartition(".")[2].partition("[")[0] in HTEX_KEYS]
 
 
 @pytest.mark.parametrize("text, key, word", NEVER_RUNS,
@@ -154,10 +213,96 @@ def test_a_walltime_parsl_cannot_read_or_run_is_refused(tmp_path, walltime, word
     htex("htex", max_workers_per_node=2, encrypted=False, address="127.0.0.1", provider=local()),
     # LocalProvider: q2pconf uses loopback
     htex("htex", max_workers_per_node=2, encrypted=False, provider=local()),
+    # TOML arrays where Parsl wants tuples; three ports for the pipeline's three sockets
+    htex("htex", max_workers_per_node=2, worker_port_range=[54000, 54002],
+         interchange_port_range=[55000, 55003], provider=local()),
+    # any loopback address, every address ("" is Parsl's probe of them all)
+    htex("htex", max_workers_per_node=2, address="127.0.0.2", loopback_address="127.0.0.3",
+         provider=local()),
+    htex("htex", max_workers_per_node=2, address="0.0.0.0", provider=local()),
+    htex("htex", max_workers_per_node=2, address="", provider=local()),
+    # all of this machine's CPUs for one worker; a cluster's nodes are not this machine
+    htex("htex", max_workers_per_node=1, cores_per_worker=CPUS, provider=local()),
+    htex("htex", max_workers_per_node=1, cores_per_worker=CPUS * 16, mem_per_worker=MEMORY_GB * 4,
+         provider=slurm(partition="debug")),
+    htex("htex", max_workers_per_node=1, cores_per_worker=4, mem_per_worker=8,
+         provider=slurm(partition="debug", cores_per_node=4, mem_per_node=8)),
 ])
 def test_values_at_the_edge_of_what_works_pass(tmp_path, executor):
     settings = check(write(tmp_path, config(POOL, executor, strategy="simple")))
     settings.parsl_config()  # and Parsl builds it
+
+
+def test_a_worker_port_range_holds_the_ports_the_interchange_binds(tmp_path):
+    """Today's interchange binds one port for workers; Parsl 2024.12's two (tasks, results).
+    Parsl binds in [first, second), so [54000, 54001] holds one port."""
+    text = config(POOL, htex("htex", max_workers_per_node=2, worker_port_range=[54000, 54001],
+                             provider=local()), strategy="none")
+    if "worker_ports" in HTEX_KEYS:
+        error = refused(tmp_path, text)
+        assert error.key == "parsl.executors[1].worker_port_range"
+        assert "two ports" in error.problem and "[54000, 55000]" in error.fix
+    else:
+        executor = check(write(tmp_path, text)).executor("htex")
+        assert executor.worker_port_range == (54000, 54001)
+
+
+@pytest.mark.parametrize("keys, key, word", [
+    ({"checkpoint_mode": "periodic"}, "checkpoint_mode", "needs a checkpoint_period"),
+    ({"checkpoint_mode": "periodic", "checkpoint_period": "10 minutes"}, "checkpoint_period",
+     "HH:MM:SS"),
+    ({"checkpoint_mode": "periodic", "checkpoint_period": "30:00"}, "checkpoint_period",
+     "HH:MM:SS"),
+    ({"checkpoint_mode": "periodic", "checkpoint_period": "00:00:00"}, "checkpoint_period",
+     "without a pause"),
+])
+def test_a_checkpoint_period_parsl_cannot_read_is_refused(tmp_path, keys, key, word):
+    """Old-style [parsl] keys: the error names the memoizer table on today's Parsl (where
+    they moved), [parsl] itself on Parsl 2024.12."""
+    error = refused(tmp_path, config(POOL, **keys))
+    assert error.key in (f"parsl.{key}", f"parsl.memoizer.{key}")
+    assert word in error.problem and "00:30:00" in error.fix
+
+
+@pytest.mark.parametrize("mode, period", [("periodic", "00:30:00"), ("periodic", "1:00:00"),
+                                          ("periodic", "0:90:0"), ("task_exit", "00:00:00"),
+                                          ("dfk_exit", "every hour")])
+def test_a_checkpoint_period_parsl_reads_or_ignores_passes(tmp_path, mode, period):
+    """Only "periodic" reads the period."""
+    text = config(POOL, checkpoint_mode=mode, checkpoint_period=period)
+    check(write(tmp_path, text)).parsl_config()
+
+
+def test_checkpoint_files_parsl_cannot_read_are_refused(tmp_path):
+    """Parsl reads each directory's tasks.pkl at start; a missing one was a BadCheckpoint
+    traceback from inside the run's start."""
+    saved, empty = tmp_path / "runinfo" / "000" / "checkpoint", tmp_path / "empty"
+    saved.mkdir(parents=True)
+    empty.mkdir()
+    (saved / "tasks.pkl").write_bytes(b"")  # Parsl reads an empty file as no tasks
+    for directories, index in (([str(empty)], 0), ([str(saved), str(tmp_path / "gone")], 1)):
+        error = refused(tmp_path, config(POOL, checkpoint_mode="task_exit",
+                                         checkpoint_files=directories))
+        assert error.key.endswith(f"checkpoint_files[{index}]")
+        assert "tasks.pkl" in error.problem and "earlier run" in error.fix
+    text = config(POOL, checkpoint_mode="task_exit", checkpoint_files=[str(saved)])
+    check(write(tmp_path, text)).parsl_config()
+
+
+def test_a_worker_port_in_use_here_is_refused(tmp_path):
+    """The interchange died binding it, and the pipeline waited for ever."""
+    key = "worker_port" if "worker_port" in HTEX_KEYS else "worker_ports"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        value = port if key == "worker_port" else [port, port + 1 if port < 65535 else port - 1]
+        text = config(POOL, htex("htex", max_workers_per_node=2, provider=local(),
+                                 **{key: value}), strategy="none")
+        error = refused(tmp_path, text)
+        assert error.key == f"parsl.executors[1].{key}"
+        assert f"port {port} is in use" in error.problem and f"remove {key}" in error.fix
+    check(write(tmp_path, text)).parsl_config()  # free again: it passes
 
 
 def test_a_walltime_of_one_minute_and_all_the_node_s_memory_pass(tmp_path):

@@ -111,8 +111,14 @@ def test_a_run_dir_the_file_sets_that_cannot_be_created_names_the_file_and_key(t
     done = subprocess.run([sys.executable, str(script), str(path), "3"], env=environment(home),
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
-    assert f"ConfigError: {path}: parsl.run_dir: cannot create {blocker}" in done.stderr
+    # found when the file is checked, before Parsl is imported: q2pconf check says the same
+    assert f"ConfigError: {path}: parsl.run_dir: {blocker} is a file, not a directory" \
+        in done.stderr
     assert "Fix: set run_dir to a directory you can write" in done.stderr
+    checked = subprocess.run([sys.executable, "-m", "q2pconf", "check", str(path)],
+                             env=environment(home), capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 2
+    assert checked.stderr.startswith(f"{path}: parsl.run_dir: {blocker} is a file")
 
 
 RESUME = textwrap.dedent("""

@@ -241,3 +241,18 @@ def test_the_stall_timeout_is_read_from_the_environment(monkeypatch: pytest.Monk
         monkeypatch.setenv(STALL_VAR, raw)
         with pytest.raises(ValueError, match=f"{STALL_VAR}={raw!r} is not a number of seconds"):
             stall_limit()
+
+
+def test_an_interchange_that_dies_while_starting_fails_the_pipeline_at_once(
+        tmp_path: Path) -> None:
+    """An interchange started with a Python that has no Parsl (the same happens on a port
+    taken since the check, or a crash): Parsl waits 120 s for its first answer; the pipeline
+    fails as soon as the process is gone, saying how it ended and where its log is."""
+    command = [sys.executable, "-I", "-S", "-m", "parsl.executors.high_throughput.interchange"]
+    path = write_toml(tmp_path, htex("htex", max_workers_per_node=1, provider=local(),
+                                     interchange_launch_cmd=command))
+    answer = run_report(tmp_path, repr(str(path)), timeout=100)
+    assert answer["type"] == "InterchangeDied", answer
+    assert "the interchange of executor 'htex' (pid " in answer["message"]
+    assert "exited with status 1" in answer["message"]
+    assert answer["seconds"] < 60  # Parsl alone: "Interchange failed to start" after 120 s
