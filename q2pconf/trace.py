@@ -215,9 +215,15 @@ def _failed_attempt(error: BaseException, task: dict[str, Any]) -> None:
     found = None if key is None else _LIVE.get(key)
     if found is None:
         return
+    if isinstance(error, Abandoned):  # one `cancelled` line, here or by `Trace.close`
+        with found.trace._lock:
+            if _LIVE.pop(key, None) is None:
+                return
+        ARRIVED.pop(key, None)
+        found.trace.record(found, task, CANCELLED, None, None)
+        return
     kind = type(error).__name__
-    status = {"DependencyError": DEPENDENCY, "CancelledError": CANCELLED,
-              "Abandoned": CANCELLED}.get(kind, FAILED)
+    status = {"DependencyError": DEPENDENCY, "CancelledError": CANCELLED}.get(kind, FAILED)
     usage = getattr(error, USAGE_ATTR, None)
     found.trace.record(found, task, status, None if status == CANCELLED else kind,
                        usage if isinstance(usage, Usage) else None)
