@@ -101,13 +101,18 @@ def interchange_alive(executor: Any) -> bool:
         return pid is None  # gone, unless it was never remembered (not Linux)
 
 
+def interchange_log(executor: Any) -> str | None:
+    """Where an executor's interchange writes its log (None before Parsl set its logdir)."""
+    return os.path.join(executor.logdir, "interchange.log") if executor.logdir else None
+
+
 def interchange_ended(executor: Any) -> str:
     """How an executor's interchange ended: its pid, the signal or status, its log."""
     process = executor.interchange_proc
     status = process.returncode
     how = (f"was killed by {signal.Signals(-status).name}" if status < 0
            else f"exited with status {status}")
-    log = os.path.join(executor.logdir, "interchange.log") if executor.logdir else "its run_dir"
+    log = interchange_log(executor) or "its run_dir"
     pid = _GUARDED.get(process.pid, process.pid)
     return f"the interchange of executor {executor.label!r} (pid {pid}) {how}; its log is {log}"
 

@@ -266,11 +266,7 @@ class Session:
 
     def _interchange_gone(self) -> bool:
         """Whether an executor being started lost its interchange (or its guard) already."""
-        for executor in list(self._starting):
-            process = getattr(executor, "interchange_proc", None)
-            if process is not None and process.poll() is not None:
-                return True
-        return False
+        return not all(closing.interchange_alive(executor) for executor in list(self._starting))
 
     def close(self, wait: bool = True) -> None:
         """Stop every executor, within closing.CLOSE_BOUND seconds. With wait=False (a signal,
@@ -324,7 +320,9 @@ def _interchange_died_starting(executor: Any) -> None:
 
 
 def _log_tail(executor: Any, lines: int = 5) -> str:
-    path = os.path.join(executor.logdir or "", "interchange.log")
+    path = closing.interchange_log(executor)
+    if path is None:
+        return ""
     try:
         with open(path, errors="replace") as log:
             tail = log.read()[-4000:].splitlines()[-lines:]
