@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from q2pconf.catalog import NAMESPACES
+from q2pconf import local_limits
 from q2pconf.paths import inside, runinfo_root
 from q2pconf.validate import ObjectSpec, Plan
 from q2pconf.errors import ConfigError, no_such_executor
@@ -137,7 +138,7 @@ def _runnable_here(obj: ObjectSpec) -> ObjectSpec:
         return obj
     kwargs = dict(obj.kwargs)
     provider = kwargs.get("provider")
-    local = provider is None or getattr(provider, "cls", None) == "LocalProvider"
+    local = local_limits.local(kwargs)  # its workers run on this machine
     if not kwargs.get("launch_cmd"):  # the user's own command runs as written (see README);
         kwargs["launch_cmd"] = _worker_launch_cmd(local)  # Parsl reads "" as its default
     interchange = (kwargs.get("interchange_launch_cmd")
@@ -148,7 +149,7 @@ def _runnable_here(obj: ObjectSpec) -> ObjectSpec:
         provider = ObjectSpec("provider", "LocalProvider", {}, f"{obj.key}.provider")
     if isinstance(provider, ObjectSpec):
         kwargs["provider"] = _with_python_path(provider)
-        if provider.cls == "LocalProvider":
+        if local:
             # No probing of the host's interfaces; a dead worker reported in seconds, not 30 s.
             for option, value in LOCAL_HTEX.items():
                 kwargs.setdefault(option, value)

@@ -283,8 +283,7 @@ def _network(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
     if kwargs.get("encrypted") is not False:
         return
     address = kwargs.get("address")
-    provider = kwargs.get("provider")
-    local = provider is None or getattr(provider, "cls", "") == "LocalProvider"
+    local = local_limits.local(kwargs)
     if address is None and local or isinstance(address, str) and loopback(address):
         return
     where = (f"address = {address!r}" if address is not None else
