@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+from ending_steps import fail_soon
 from q2pconf import parallel_pipeline, step
 
 GATE = threading.Event()  # held steps wait for it (thread steps share this process)
@@ -25,12 +26,6 @@ def release(by: str) -> None:
 def held(index: int) -> int:
     GATE.wait(SAFETY)
     return index
-
-
-@step
-def fail_soon(seconds: float) -> None:
-    time.sleep(seconds)
-    raise ValueError("on purpose")
 
 
 @step
