@@ -28,7 +28,7 @@ from q2pconf import session as sessions
 from q2pconf import unmatched
 from q2pconf import window
 from q2pconf import trace as tracing
-from q2pconf.futures import StepFuture, let_go
+from q2pconf.futures import Release, StepFuture
 from q2pconf.history import History, StepRecord
 from q2pconf.abandon import RUN_KEY, Abandoned, Marker
 from q2pconf.measure import TRACE_KEY
@@ -233,6 +233,7 @@ class Run:
         self._changed = threading.Condition()  # a step finished, or failed
         self._running = 0  # submitted steps whose done-callback has not finished
         self._running_on: dict[str, int] = {}  # label -> its running steps
+        self._release = Release()  # Parsl's finished tasks, freed as soon as Parsl is done
         self._wake_at = 0  # `_settled` wakes the waiting thread when _running falls to it
         self._window = window.size(session.dfk.executors)  # raises early on a bad variable
         self._body = None if inside_step() else threading.get_ident()  # the thread that waits
@@ -319,7 +320,7 @@ class Run:
             if error is not None:
                 self._failed(error, call)
             elif not self.session.resume:  # with resume, Parsl's memoizer keeps the task
-                let_go(future)
+                self._release.let_go(future)
         finally:
             self._settled(call.label, call.index)
 

@@ -103,3 +103,15 @@ def interruptible(count: int, seconds: float, log: str) -> list[int]:
         futures.append(nap(index, seconds))
         Path(log).write_text(str(index + 1))
     return futures
+
+
+@step(executor="htex")
+def remote(index: int) -> int:
+    return index
+
+
+@parallel_pipeline
+def trivial(count: int, where: str) -> list[int]:
+    """`count` trivial steps on the thread pool ("default") or the HTEX ("htex")."""
+    return [(remote if where == "htex" else nap)(index, *(() if where == "htex" else (0,)))
+            for index in range(count)]
