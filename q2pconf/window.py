@@ -16,9 +16,11 @@ node x `nodes_per_block` x `max_blocks` (what its blocks could run once Parsl's 
 scaled out to max_blocks; Parsl's "simple" strategy scales out only for tasks it sees
 outstanding, so K x slots keeps enough of them in its sight); an executor of another kind
 UNKNOWN_SLOTS. K = 4 leaves each slot about two steps when the body resumes at half a
-window. FLOOR bounds a small pool's window: measured with `python -m benchmarks --only
-memory` (2 threads), it keeps 10,000 trivial steps under ~0.7 KiB of peak RSS a step while
-the pool still has hundreds of steps queued when the body resumes.
+window. FLOOR bounds a small pool's window. Measured on 2 threads (`python -m benchmarks
+--only memory`), each step in flight costs ~6.5 KiB of peak RSS once finished tasks are freed
+at once (q2pconf.futures.Release): a window of 256 gave ~0.17 KiB a step for 10,000 steps,
+512 ~0.35, 1024 ~0.66, none 0.1-2.7 (as far as the threads fell behind). 512 keeps the row
+well under its 1 KiB goal and leaves a pool 256 steps queued when the body resumes.
 """
 from __future__ import annotations
 
