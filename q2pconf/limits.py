@@ -188,13 +188,18 @@ def _ports(checker: _Checker, kwargs: dict[str, Any], key: str,
         if value[1] - value[0] < need:
             raise checker.fail(f"{key}.{arg}", f"is {list(value)!r}: Parsl binds {what} in it, "
                                "at ports from the first up to but not including the second",
-                               f"write {arg} = [{value[0]}, {min(value[0] + 1000, 65535)}], "
-                               "or remove it")
+                               f"write {arg} = {_wider(value[0])}, or remove it")
     value = kwargs.get("worker_ports")
     if isinstance(value, (list, tuple)) and (not _two_ports(value) or value[0] == value[1]):
         raise checker.fail(f"{key}.worker_ports", f"is {list(value)!r}: it must be two different "
                            "TCP ports (tasks, results), within 1 to 65535",
                            f"write worker_ports = {WORKING['worker_ports']}, or remove it")
+
+
+def _wider(first: int) -> list[int]:
+    """A range of 1000 ports from `first`, or ending at the last port if it cannot."""
+    low = min(first, 65535 - 1000)
+    return [low, low + 1000]
 
 
 def _two_ports(value: list[Any] | tuple[Any, ...]) -> bool:

@@ -24,7 +24,8 @@ else:  # the same parser, from PyPI, before Python 3.11
     import tomli as tomllib
 
 # A value of each TOML kind Parsl's annotations could refuse, and values limits refuse.
-FED: list[Any] = ["text", "4", 2.5, 3.0, True, False, [1, 2], ["a"], {"key": 1}, -1, 0]
+FED: list[Any] = ["text", "4", 2.5, 3.0, True, False, [1, 2], ["a"], {"key": 1}, -1, 0, 70000,
+                  [65534, 65535], [2, 1]]
 # Where a table of each kind sits in a document (its key path, and the document around it).
 EXECUTOR = {"class": "HighThroughputExecutor", "label": "default"}
 SKIPPED = {"label", "executors"} | set(MANAGED) | set(catalog.NAMESPACES)
@@ -188,25 +189,27 @@ def test_usage_tracking_true_means_level_one_as_parsl_reads_it(value, fix):
                for warning in checked.warnings)
 
 
-OLD_KEYS = [("app_cache", 1), ("checkpoint_files", "runs"), ("checkpoint_mode", "at_exit"),
-            ("checkpoint_period", 30)]
+OLD_KEYS = [("config", "app_cache", 1), ("config", "checkpoint_files", "runs"),
+            ("config", "checkpoint_mode", "at_exit"), ("config", "checkpoint_period", 30),
+            ("executors", "max_workers", "4"), ("executors", "max_workers", -1)]
 
 
-@pytest.mark.parametrize("old,value", OLD_KEYS)
-def test_an_old_checkpoint_key_is_named_as_written_and_its_fix_holds(old, value, tmp_path,
-                                                                     monkeypatch):
-    """On a Parsl whose Config takes a memoizer object, the old keys move into it: an error
+@pytest.mark.parametrize("kind,old,value", OLD_KEYS)
+def test_an_old_key_is_named_as_written_and_its_fix_holds(kind, old, value, tmp_path,
+                                                          monkeypatch):
+    """Old keys are translated (checkpoint keys into today's memoizer object): an error
     names the key the file wrote (not parsl.memoizer.memoize, a key nobody wrote)."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "tasks.pkl").write_bytes(b"")
-    table = {old: value}
+    table = {**EXECUTOR, old: value} if kind == "executors" else {old: value}
     for _ in range(STEPS):
+        doc, where = document(kind, table)
         try:
-            plan(document("config", table)[0], "hint.toml")
+            plan(doc, "hint.toml")
             return
         except ConfigError as error:
-            assert error.key.startswith(f"parsl.{old}"), error
+            assert error.key.startswith(f"{where}.{old}"), error
             follow(error.fix, table, old)
     raise AssertionError(f"{old} = {value!r}: following the fixes never passes")
 
