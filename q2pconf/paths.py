@@ -112,6 +112,25 @@ def make_private_dirs(path: str) -> None:
         os.chmod(directory, PRIVATE)
 
 
+def replace_file(path: str, data: bytes) -> None:
+    """Put `data` at `path` whole or not at all: written to a private temporary file beside
+    it, then renamed into place (a reader never sees half a file). Raises OSError."""
+    import tempfile
+
+    directory, name = os.path.split(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 def temporary_run_dir(reason: str) -> str:
     """A run directory for Parsl when the cache cannot hold one, removed at exit: runs still
     work, but keep no trace (`reason` goes into the one warning `q2pconf.trace` gives)."""
