@@ -228,3 +228,18 @@ def _write_cache(path: Path, root: Path, found: dict[str, Any],
         replace_file(str(path), marshal.dumps(doc))
     except (OSError, ValueError):
         return
+    _forget_removed(path.parent)
+
+
+def _forget_removed(directory: Path) -> None:
+    """Remove the caches of Parsl installations that are gone (an environment deleted or
+    moved): done when a cache is written, which is when a Parsl is new or changed."""
+    from q2pconf.tomlfile import read_regular
+
+    for other in directory.glob("parsl-catalog-*.marshal"):
+        try:
+            root = marshal.loads(read_regular(other, CACHE_LIMIT))["stamp"]["root"]
+            if not os.path.isdir(root):
+                other.unlink()
+        except Exception:  # noqa: BLE001 - another's, damaged or racing: left alone
+            continue

@@ -112,7 +112,8 @@ class _Store:
             return
         from q2pconf.paths import make_private_dirs, replace_file
 
-        entries = {**_read(self.path, self.stamp), **self.entries}
+        merged = {**_read(self.path, self.stamp), **self.entries}
+        entries = {key: code for key, code in merged.items() if _current(key)}
         try:
             make_private_dirs(os.path.dirname(self.path))
             replace_file(self.path, marshal.dumps({"stamp": self.stamp, "entries": entries}))
@@ -142,6 +143,12 @@ def _key(f: Any) -> str | None:
     if mtime == -1:
         return None
     return f"{source}\0{mtime}\0{size}\0{f.__qualname__}\0{code.co_firstlineno}"
+
+
+def _current(key: str) -> bool:
+    """Whether the file a key names is still as it was (entries of an upgraded Parsl go)."""
+    path, mtime, size = key.split("\0")[:3]
+    return _stat(path)[1:] == [int(mtime), int(size)]
 
 
 def _debugging() -> bool:

@@ -181,3 +181,14 @@ def test_the_interchange_runs_through_the_cache(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == ["__main__", ["a", "b"], True]
     assert cache_file(tmp_path / "cache").exists()
+
+
+def test_entries_of_a_changed_file_leave_the_cache(tmp_path: Path) -> None:
+    """An upgraded Parsl must not leave its old code in the cache for ever."""
+    write_module(tmp_path, "int")
+    run(USE, tmp_path / "cache", str(tmp_path))
+    old = set(marshal.loads(cache_file(tmp_path / "cache").read_bytes())["entries"])
+    write_module(tmp_path, "float")
+    run(USE, tmp_path / "cache", str(tmp_path))
+    new = set(marshal.loads(cache_file(tmp_path / "cache").read_bytes())["entries"])
+    assert len(old) == len(new) == 1 and not old & new
