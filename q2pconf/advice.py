@@ -161,7 +161,8 @@ def _cores(rows: list[dict[str, str]], executors: dict[str, Any]) -> list[Findin
     found = []
     for (step, label), cores in worst.items():
         given = float(executors.get(label, {}).get("cores_per_worker") or 1)
-        if cores >= 1.5 * given:
+        if cores >= 1.5 * given and _takes(executors.get(label, {}).get("class"), "executors",
+                                           "cores_per_worker"):
             found.append(Finding("close", step, label, f"{step} kept {cores:.1f} cores busy; "
                                  f"each worker of '{label}' is given {given:g}",
                                  f"parsl.executors['{label}'].cores_per_worker: set it to "
@@ -172,11 +173,28 @@ def _cores(rows: list[dict[str, str]], executors: dict[str, Any]) -> list[Findin
 def _lost(rows: list[dict[str, str]], executors: dict[str, Any]) -> list[Finding]:
     found = []
     for step, label in sorted({(r["step"], r["executor"]) for r in rows if r["error"] in LOST}):
+        executor = executors.get(label, {})
+        limits = [f"provider.{key}" for key in ("mem_per_node", "walltime")
+                  if _takes(_provider(executors, label).get("class", "LocalProvider"),
+                            "provider", key)]
+        setting = (f"parsl.executors['{label}'].{' or '.join(limits)}: raise it"
+                   if limits else "the memory its steps need: free some on this machine")
+        if _takes(executor.get("class"), "executors", "max_workers_per_node"):
+            setting += ", or lower max_workers_per_node"
         found.append(Finding("hit", step, label, f"a worker of '{label}' died while running "
-                             f"{step} (killed for memory, or its batch job ended)",
-                             f"parsl.executors['{label}'].provider.mem_per_node or walltime: "
-                             "raise it, or lower max_workers_per_node"))
+                             f"{step} (killed for memory, or its batch job ended)", setting))
     return found
+
+
+def _takes(cls: Any, kind: str, key: str) -> bool:
+    """The installed Parsl's class `cls` (of `kind`) takes `key`: advice names only settings
+    a config can set (a LocalProvider has no mem_per_node nor walltime)."""
+    from q2pconf import catalog
+
+    try:
+        return isinstance(cls, str) and key in catalog.parameters(kind, cls)
+    except catalog.NotInParsl:
+        return False
 
 
 def _waiting(rows: list[dict[str, str]], executors: dict[str, Any]) -> list[Finding]:

@@ -16,6 +16,7 @@ from q2pconf import local_limits
 from q2pconf.paths import inside, runinfo_root
 from q2pconf.validate import ObjectSpec, Plan
 from q2pconf.errors import ConfigError, no_such_executor
+from q2pconf import parsl_import  # noqa: F401 - imports Parsl as every q2pconf process does
 
 HTEX_MODULE = "parsl.executors.high_throughput"
 IDLE_LABEL = "_q2pconf_idle"
@@ -142,7 +143,7 @@ def _runnable_here(obj: ObjectSpec) -> ObjectSpec:
     if not kwargs.get("launch_cmd"):  # the user's own command runs as written (see README);
         kwargs["launch_cmd"] = _worker_launch_cmd(local)  # Parsl reads "" as its default
     interchange = (kwargs.get("interchange_launch_cmd")
-                   or [sys.executable, "-m", f"{HTEX_MODULE}.interchange"])
+                   or [sys.executable, "-m", "q2pconf.typecache", f"{HTEX_MODULE}.interchange"])
     if isinstance(interchange, list):  # it runs here, where the guard surely runs too
         kwargs["interchange_launch_cmd"] = [*GUARD, "interchange", "--", *interchange]
     if provider is None:

@@ -214,10 +214,9 @@ def _read_cache(path: Path, root: Path) -> dict[str, Any] | None:
 
 def _write_cache(path: Path, root: Path, found: dict[str, Any],
                  files: dict[str, list[int]]) -> None:
-    """Write the cache atomically (a private temporary file renamed into place)."""
-    import tempfile
-
-    from q2pconf.paths import make_private_dirs
+    """Write the cache atomically (q2pconf.paths.replace_file); an unwritable or full cache
+    directory, or a value marshal cannot hold, means no cache."""
+    from q2pconf.paths import make_private_dirs, replace_file
 
     try:
         # Each signature in bytes of its own, decoded only when asked for (a check asks for a
@@ -226,15 +225,21 @@ def _write_cache(path: Path, root: Path, found: dict[str, Any],
                "params": {key: marshal.dumps({arg: tuple(param) for arg, param in table.items()})
                           for key, table in found["params"].items()}}
         make_private_dirs(str(path.parent))  # ~/.cache too, if missing: 0700 whatever the umask
-        fd, tmp = tempfile.mkstemp(prefix=".parsl-catalog-", suffix=".tmp", dir=path.parent)
-    except (OSError, ValueError):  # unwritable, or a value marshal cannot hold: keep no cache
+        replace_file(str(path), marshal.dumps(doc))
+    except (OSError, ValueError):
         return
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            marshal.dump(doc, handle)
-        os.replace(tmp, path)
-    except OSError:  # full, or the directory went away: keep no cache
+    _forget_removed(path.parent)
+
+
+def _forget_removed(directory: Path) -> None:
+    """Remove the caches of Parsl installations that are gone (an environment deleted or
+    moved): done when a cache is written, which is when a Parsl is new or changed."""
+    from q2pconf.tomlfile import read_regular
+
+    for other in directory.glob("parsl-catalog-*.marshal"):
         try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+            root = marshal.loads(read_regular(other, CACHE_LIMIT))["stamp"]["root"]
+            if not os.path.isdir(root):
+                other.unlink()
+        except Exception:  # noqa: BLE001 - another's, damaged or racing: left alone
+            continue

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+from collections.abc import Callable
 from types import BuiltinFunctionType, CodeType, FunctionType, MethodType, ModuleType
 from typing import Any
 
@@ -33,9 +34,19 @@ CLASS_NOISE = frozenset({"__dict__", "__weakref__", "__doc__", "__module__", "__
 
 def of(func: FunctionType) -> str:
     """The fingerprint of `func` and what it reaches in its own module (hex, 16 digits)."""
-    printer = _Printer(func.__module__)
+    return _digest(func.__module__, lambda printer: printer.function(func))
+
+
+def of_definition(value: FunctionType | type) -> str:
+    """The fingerprint of a function or class (a class: its methods and class attributes) and
+    what it reaches in its own module (hex, 16 digits)."""
+    return _digest(value.__module__, lambda printer: printer.value(value))
+
+
+def _digest(module: str, feed: Callable[[_Printer], None]) -> str:
+    printer = _Printer(module)
     try:
-        printer.function(func)
+        feed(printer)
     except Exception:  # a structure too deep, say: a fingerprint no later run matches
         import uuid
 

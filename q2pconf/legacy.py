@@ -26,13 +26,19 @@ DROPPED = {
     "start_method": "Parsl chooses how workers start",
     "move_files": "providers no longer move files (channels were removed in Parsl 2024.12)",
 }
+# Old keys that cannot be translated: (the key that replaced them, or None; the fix). The fix
+# is given only where the installed Parsl has that key (else the checker names the unknown key).
 REFUSED = {
-    "worker_ports": "it was replaced by worker_port (one port): write worker_port = N",
-    "channels": "channels were removed in Parsl 2024.12; delete it",
+    "worker_ports": ("worker_port", "write worker_port = 54000 in its place (one port replaced "
+                     "the two), or remove it to let Parsl choose"),
+    "channels": (None, "channels were removed in Parsl 2024.12; delete it"),
 }
-# Old Config keys that now belong to the memoizer object.
+# Old Config keys that now belong to the memoizer object: old name -> its name there.
 MEMOIZER_KEYS = {"checkpoint_mode": "checkpoint_mode", "checkpoint_files": "checkpoint_files",
                  "checkpoint_period": "checkpoint_period", "app_cache": "memoize"}
+# Keys Parsl once took as true/false and now reads as a level (0 off): Parsl still takes a
+# bool there (typeguard lets it pass as an int), and reads true as level 1.
+LEVELS = {"usage_tracking": "usage tracking is a level from 0 (off) to 3 in today's Parsl"}
 
 
 def refuse_removed(file: str, name: str, key: str) -> None:
@@ -43,43 +49,100 @@ def refuse_removed(file: str, name: str, key: str) -> None:
 
 
 def translate(file: str, kind: str, table: dict[str, Any], key: str,
-              params: Mapping[str, object]) -> tuple[dict[str, Any], list[str]]:
+              params: Mapping[str, object]
+              ) -> tuple[dict[str, Any], list[str], dict[str, str]]:
     """`table` with old keys rewritten for the installed Parsl (whose keywords are `params`),
-    and a warning per rewritten or dropped key. Raises ConfigError for keys that cannot work.
+    a warning per rewritten or dropped key, and where each rewritten key came from (its new key
+    path -> the path the file wrote). Raises ConfigError for keys that cannot work.
     Works both ways: an old file on today's Parsl, and a file written for today's Parsl
     (a memoizer table) on an older Parsl that the project still supports."""
-    warnings: list[str] = []
-    out: dict[str, Any] = {}
-    memoizer: dict[str, Any] = {}
+    translation = _Translation(file, kind, key, params)
     for arg, value in table.items():
-        where = f"{key}.{arg}"
-        if kind == "provider" and arg == "channel":  # q2pconf builds no channel on any Parsl
-            warnings.append(_channel(file, value, where))
-        elif arg in params:
-            out[arg] = value
-        elif arg in RENAMED and RENAMED[arg] in params:
-            new = _renamed(file, arg, table, where)
-            out[new] = _whole(value)
-            warnings.append(f"{file}: {where}: is called {new} in today's Parsl; "
-                            f"write {new} = {out[new]} (translated for now)")
+        translation.add(arg, value, table)
+    return translation.finish()
+
+
+class _Translation:
+    """One table's translation, key by key."""
+
+    def __init__(self, file: str, kind: str, key: str, params: Mapping[str, object]) -> None:
+        self.file, self.kind, self.key, self.params = file, kind, key, params
+        self.out: dict[str, Any] = {}
+        self.warnings: list[str] = []
+        self.origins: dict[str, str] = {}
+        self.memoizer: dict[str, Any] = {}
+        self.memoizer_class = _memoizer_class(params) if kind == "config" else None
+
+    def add(self, arg: str, value: Any, table: dict[str, Any]) -> None:
+        where = f"{self.key}.{arg}"
+        if self.kind == "provider" and arg == "channel":  # q2pconf builds no channel on any Parsl
+            self.warnings.append(_channel(self.file, value, where))
+        elif arg in LEVELS and isinstance(value, bool) and _level(self.params.get(arg)):
+            self.out[arg] = int(value)
+            self.warnings.append(f"{self.file}: {where}: {LEVELS[arg]}, and Parsl reads "
+                                 f"{str(value).lower()} as {int(value)}; write {arg} = "
+                                 f"{int(value)}")
+        elif arg in self.params:
+            self.out[arg] = value
+        elif arg in RENAMED and RENAMED[arg] in self.params:
+            new = _renamed(self.file, arg, table, where)
+            self.out[new] = _whole(value)
+            self.origins[f"{self.key}.{new}"] = where
+            self.warnings.append(f"{self.file}: {where}: is called {new} in today's Parsl; "
+                                 f"write {new} = {self.out[new]} (translated for now)")
         elif arg in DROPPED:
-            warnings.append(f"{file}: {where}: is ignored: {DROPPED[arg]}; delete it")
-        elif arg in REFUSED:
-            raise ConfigError(file, where, "is no longer a Parsl setting", REFUSED[arg])
-        elif kind == "config" and arg in MEMOIZER_KEYS and "memoizer" in params:
-            memoizer[MEMOIZER_KEYS[arg]] = value
-            warnings.append(f"{file}: {where}: moved into the memoizer in today's Parsl; write "
-                            "[parsl.memoizer] with class = \"BasicMemoizer\" (translated for now)")
-        elif kind == "config" and arg == "memoizer" and _basic_memoizer(value):
-            out.update(_unpacked(value))  # this older Parsl takes checkpoint keys on Config
+            self.warnings.append(f"{self.file}: {where}: is ignored: {DROPPED[arg]}; delete it")
+        elif arg in REFUSED and REFUSED[arg][0] in (None, *self.params):
+            raise ConfigError(self.file, where, "is no longer a Parsl setting", REFUSED[arg][1])
+        elif arg in MEMOIZER_KEYS and self.takes_memoizer_key(MEMOIZER_KEYS[arg]):
+            self.to_memoizer(arg, value, where)
+        elif self.kind == "config" and arg == "memoizer" and _basic_memoizer(value):
+            self.out.update(_unpacked(value))  # this older Parsl takes checkpoint keys on Config
         else:
-            out[arg] = value  # unknown: the checker names it with a suggestion
-    if memoizer:
-        if "memoizer" in out:
-            raise ConfigError(file, f"{key}.memoizer", "is set together with old checkpoint keys",
-                              "move the checkpoint keys into the memoizer table")
-        out["memoizer"] = {"class": "BasicMemoizer", **memoizer}
-    return out, warnings
+            self.out[arg] = value  # unknown: the checker names it with a suggestion
+
+    def takes_memoizer_key(self, name: str) -> bool:
+        if self.memoizer_class is None:
+            return False
+        from q2pconf import catalog
+
+        return name in catalog.parameters("memoizer", self.memoizer_class)
+
+    def to_memoizer(self, arg: str, value: Any, where: str) -> None:
+        new = MEMOIZER_KEYS[arg]
+        self.memoizer[new] = value
+        self.origins[f"{self.key}.memoizer.{new}"] = where
+        self.warnings.append(f"{self.file}: {where}: moved into the memoizer in today's Parsl; "
+                             f"write [{self.key}.memoizer] with class = "
+                             f"\"{self.memoizer_class}\" and {new} = ... (translated for now)")
+
+    def finish(self) -> tuple[dict[str, Any], list[str], dict[str, str]]:
+        if self.memoizer:
+            if "memoizer" in self.out:
+                raise ConfigError(self.file, f"{self.key}.memoizer", "is set together with old "
+                                  "checkpoint keys", "move the checkpoint keys into the "
+                                  "memoizer table")
+            self.out["memoizer"] = {"class": self.memoizer_class, **self.memoizer}
+        return self.out, self.warnings, self.origins
+
+
+def _memoizer_class(params: Mapping[str, object]) -> str | None:
+    """The memoizer class old checkpoint keys move into: one of the installed Parsl's that
+    takes them (BasicMemoizer today), or None when its Config takes no memoizer."""
+    if "memoizer" not in params:
+        return None
+    from q2pconf import catalog
+
+    for name in sorted(catalog.names("memoizer")):
+        if set(MEMOIZER_KEYS.values()) & set(catalog.parameters("memoizer", name)):
+            return name
+    return None
+
+
+def _level(param: object) -> bool:
+    """The keyword takes a whole number and not true/false (its annotation today)."""
+    accepts = getattr(param, "accepts", frozenset())
+    return "int" in accepts and "bool" not in accepts
 
 
 def _renamed(file: str, arg: str, table: dict[str, Any], where: str) -> str:

@@ -8,6 +8,7 @@ the fix. `q2pconf check` passing means the config can start.
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 
@@ -27,6 +28,9 @@ WALLTIME = r"(\d+):([0-5]?\d):([0-5]?\d)\Z"
 CHECKPOINT_PERIOD = r"(\d+):(\d+):(\d+)\Z"  # what int() takes in each part
 AFFINITIES = ("none", "block", "alternating", "block-reverse")
 CPU_GROUP = r"\d+(-\d+)?(,\d+(-\d+)?)*\Z"  # one worker's CPUs: 0,2 or 0-3
+# Values these rules accept, for fixes to suggest (q2pconf.examples offers them too).
+WORKING = {"worker_ports": [54000, 54001], "worker_port_range": [54000, 55000],
+           "interchange_port_range": [54000, 55000], "hub_port_range": [54000, 55000]}
 
 
 class Limit(Record):
@@ -110,7 +114,8 @@ def check(checker: _Checker, kwargs: dict[str, Any], key: str,
     for arg, value in kwargs.items():
         limit = LIMITS.get(arg)
         if limit is not None and number(value) and not limit.works(value):
-            raise checker.fail(f"{key}.{arg}", f"is {value!r}, but it {limit.problem}", limit.fix)
+            fix = _most_blocks_fix(kwargs, params) if arg == "max_blocks" else limit.fix
+            raise checker.fail(f"{key}.{arg}", f"is {value!r}, but it {limit.problem}", fix)
     _walltime(checker, kwargs, key)
     _checkpoint_period(checker, kwargs, key)
     _ports(checker, kwargs, key, params)
@@ -137,7 +142,7 @@ def _walltime(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
     if not isinstance(value, str):
         return
     match = re.match(WALLTIME, value.strip())
-    fix = 'write walltime = "HH:MM:SS", for example "02:00:00" for two hours'
+    fix = 'write walltime = "02:00:00" (HH:MM:SS: two hours)'
     if match is None:
         raise checker.fail(f"{key}.walltime", f"{value!r} is not HH:MM:SS (Parsl reads hours, "
                            "minutes and seconds separated by colons)", fix)
@@ -179,17 +184,22 @@ def _ports(checker: _Checker, kwargs: dict[str, Any], key: str,
         if not _two_ports(value) or not value[0] < value[1]:
             raise checker.fail(f"{key}.{arg}", f"is {list(value)!r}: it must be two TCP ports, "
                                "the first lower than the second, within 1 to 65535",
-                               f"write {arg} = [54000, 55000], or remove it")
+                               f"write {arg} = {WORKING[arg]}, or remove it")
         if value[1] - value[0] < need:
             raise checker.fail(f"{key}.{arg}", f"is {list(value)!r}: Parsl binds {what} in it, "
                                "at ports from the first up to but not including the second",
-                               f"write {arg} = [{value[0]}, {min(value[0] + 1000, 65535)}], "
-                               "or remove it")
+                               f"write {arg} = {_wider(value[0])}, or remove it")
     value = kwargs.get("worker_ports")
     if isinstance(value, (list, tuple)) and (not _two_ports(value) or value[0] == value[1]):
         raise checker.fail(f"{key}.worker_ports", f"is {list(value)!r}: it must be two different "
                            "TCP ports (tasks, results), within 1 to 65535",
-                           "write worker_ports = [54000, 54001], or remove it")
+                           f"write worker_ports = {WORKING['worker_ports']}, or remove it")
+
+
+def _wider(first: int) -> list[int]:
+    """A range of 1000 ports from `first`, or ending at the last port if it cannot."""
+    low = min(first, 65535 - 1000)
+    return [low, low + 1000]
 
 
 def _two_ports(value: list[Any] | tuple[Any, ...]) -> bool:
@@ -217,8 +227,9 @@ def _affinity(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
     value = kwargs.get("cpu_affinity")
     if not isinstance(value, str) or value == "none":
         return
-    where, fix = f"{key}.cpu_affinity", (f"use one of {', '.join(AFFINITIES)}, or list:0,1:2,3 "
-                                         "(one group per worker)")
+    others = ", ".join(f'"{name}"' for name in AFFINITIES[1:])
+    where, fix = f"{key}.cpu_affinity", (f'write cpu_affinity = "{AFFINITIES[0]}" (or {others}, '
+                                         'or "list:0,1:2,3": one group of CPUs per worker)')
     if value not in AFFINITIES and not value.startswith("list:"):
         raise checker.fail(where, f"{value!r} is not an affinity Parsl's workers know: they "
                            "would fail to start", fix)
@@ -249,7 +260,14 @@ def _blocks(checker: _Checker, kwargs: dict[str, Any], key: str,
             where = "" if "max_blocks" in kwargs else " (Parsl's default)"
             raise checker.fail(f"{key}.{arg}", f"is {value}, more than max_blocks = {most}"
                                f"{where}: Parsl never runs more than max_blocks blocks",
-                               f"raise max_blocks to at least {value}, or lower {arg}")
+                               f"write max_blocks = {math.ceil(value)} (or lower {arg})")
+
+
+def _most_blocks_fix(kwargs: dict[str, Any], params: dict[str, Param]) -> str:
+    """max_blocks' fix: a count the table's init_blocks and min_blocks (or their defaults,
+    4 for some providers) fit under, so `_blocks` does not refuse what the fix said."""
+    counts = [effective(kwargs, params, arg) for arg in ("init_blocks", "min_blocks")]
+    return f"write max_blocks = {max([1] + [math.ceil(c) for c in counts if number(c)])}"
 
 
 def _node_fits(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:

@@ -23,12 +23,10 @@ def user_config_path() -> Path:
 
 def site_config_path() -> Path:
     """`site_config_dir('qiime2')/qiime2_config.toml` (`/etc/xdg/qiime2/` on Linux)."""
-    # platformdirs, like appdirs, takes the first XDG_CONFIG_DIRS entry.
-    value = os.environ.get("XDG_CONFIG_DIRS", "")
-    if _xdg_plain() and all(entry.startswith("/") for entry in value.split(os.pathsep)):
-        return Path(value.split(os.pathsep)[0], "qiime2", CONFIG_NAME)
-    if _xdg_plain() and not value:
-        return Path("/etc/xdg", "qiime2", CONFIG_NAME)
+    # platformdirs, like appdirs, takes the first XDG_CONFIG_DIRS entry (an absolute one).
+    if _xdg_plain():
+        entries = os.environ.get("XDG_CONFIG_DIRS", "").split(os.pathsep)
+        return Path(next(filter(_absolute, entries), "/etc/xdg"), "qiime2", CONFIG_NAME)
     from platformdirs import site_config_dir
 
     return Path(site_config_dir("qiime2"), CONFIG_NAME)
@@ -50,23 +48,44 @@ def runinfo_root() -> str:
 
 
 # platformdirs costs ~5 ms to import (it brings tempfile, shutil, random...), a sixth of what
-# `q2pconf info` may add to the interpreter's start. On Linux, the answers every platformdirs
-# release (and appdirs, which QIIME 2 used) agree on are worked out here: an absolute XDG
-# variable, or none and an absolute HOME. Anything else (another system, a relative or empty
-# XDG entry, no HOME) is platformdirs' to decide.
+# `q2pconf info` may add to the interpreter's start. On Linux, q2pconf works the XDG paths out
+# itself, as the XDG Base Directory Specification says: a variable (or an entry of a list) that
+# is not an absolute path is ignored. platformdirs does so only since a 4.x release (its
+# PR 540, September 2026): 3.x, which pyproject.toml admits, took `XDG_CONFIG_HOME=cfg` as relative
+# to wherever the program started; a relative HOME counts as unset, as in platformdirs 4.
+# Other systems (and Android) are platformdirs' to decide.
 def _xdg_plain() -> bool:
     """Linux, and not Android (platformdirs has other rules there)."""
     return (sys.platform == "linux" and not hasattr(sys, "getandroidapilevel")
             and "ANDROID_DATA" not in os.environ)
 
 
+def _absolute(entry: str) -> bool:
+    return entry.startswith("/")
+
+
+def _home() -> str | None:
+    """$HOME if it is absolute, else the user's home in the password database (what
+    platformdirs 4 does: a relative HOME would put the paths wherever the program started);
+    None if neither is absolute."""
+    home = os.environ.get("HOME", "")
+    if _absolute(home):
+        return home
+    import pwd
+
+    try:
+        home = pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:  # a uid without an entry (a container's): platformdirs decides
+        return None
+    return home if _absolute(home) else None
+
+
 def _user_dir(variable: str, default: str, app: str, name: str) -> str:
     """`$variable/app`, else `~/default/app`, as `platformdirs.<name>(app)` gives them."""
     value = os.environ.get(variable, "")
-    if _xdg_plain() and value.startswith("/"):
-        return os.path.join(value, app)
-    if _xdg_plain() and not value and os.environ.get("HOME", "").startswith("/"):
-        return os.path.join(os.path.expanduser(f"~/{default}"), app)
+    home = _home() if _xdg_plain() and not _absolute(value) else None
+    if _xdg_plain() and (_absolute(value) or home is not None):
+        return os.path.join(value if _absolute(value) else os.path.join(home, default), app)
     import platformdirs
 
     return str(getattr(platformdirs, name)(app))
@@ -91,6 +110,25 @@ def make_private_dirs(path: str) -> None:
                 raise
             continue
         os.chmod(directory, PRIVATE)
+
+
+def replace_file(path: str, data: bytes) -> None:
+    """Put `data` at `path` whole or not at all: written to a private temporary file beside
+    it, then renamed into place (a reader never sees half a file). Raises OSError."""
+    import tempfile
+
+    directory, name = os.path.split(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def temporary_run_dir(reason: str) -> str:

@@ -38,7 +38,7 @@ def warm_context() -> object | None:
         context = multiprocessing.get_context("forkserver")
     except ValueError:
         return None
-    context.set_forkserver_preload(["q2pconf.pool", POOL])
+    context.set_forkserver_preload(["q2pconf.parsl_import", "q2pconf.pool", POOL])
     from multiprocessing import forkserver
 
     forkserver.ensure_running()
@@ -78,6 +78,7 @@ def main() -> None:
     # probe patch imports Parsl; called before this, it made the two imports one after the
     # other (~0.4 s more to the first result).
     context = warm_context()
+    import q2pconf.parsl_import  # noqa: F401 - Parsl, as every q2pconf process imports it
     no_probe_for_one_address()
     if context is not None:
         import parsl.multiprocessing

@@ -215,15 +215,17 @@ def _failed_attempt(error: BaseException, task: dict[str, Any]) -> None:
     found = None if key is None else _LIVE.get(key)
     if found is None:
         return
-    if isinstance(error, Abandoned):  # one `cancelled` line, here or by `Trace.close`
+    kind = type(error).__name__
+    final = CANCELLED if isinstance(error, Abandoned) else (
+        DEPENDENCY if kind == "DependencyError" else None)  # Parsl never retries either
+    if final is not None:  # its one line, here or by `Trace.close`, whichever comes first
         with found.trace._lock:
             if _LIVE.pop(key, None) is None:
                 return
         ARRIVED.pop(key, None)
-        found.trace.record(found, task, CANCELLED, None, None)
+        found.trace.record(found, task, final, kind if final == DEPENDENCY else None, None)
         return
-    kind = type(error).__name__
-    status = {"DependencyError": DEPENDENCY, "CancelledError": CANCELLED}.get(kind, FAILED)
+    status = CANCELLED if kind == "CancelledError" else FAILED
     usage = getattr(error, USAGE_ATTR, None)
     found.trace.record(found, task, status, None if status == CANCELLED else kind,
                        usage if isinstance(usage, Usage) else None)

@@ -9,7 +9,7 @@ import os
 import re
 from collections.abc import Callable
 
-from q2pconf import autoscale, catalog, legacy, limits
+from q2pconf import autoscale, catalog, examples, legacy, limits
 from q2pconf.catalog import kind_of
 from q2pconf.errors import ConfigError, did_you_mean, no_such_executor
 from q2pconf.placement import elsewhere
@@ -26,8 +26,6 @@ LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 KIND_NAMES = {"int": "a whole number", "float": "a number", "str": "a string",
               "bool": "true or false", "list": "an array", "tuple": "an array", "table": "a table",
               "datetime": "a date-time", "date": "a date", "time": "a time"}
-EXAMPLES = {"int": "2", "float": "1.5", "str": '"text"', "bool": "true", "list": "[1, 2]",
-            "table": "{ key = 1 }"}
 # [parsl] keys q2pconf sets itself, and why the file cannot.
 MANAGED = {
     "dependency_resolver": "q2pconf always follows futures nested in lists, tuples, sets and dicts",
@@ -73,9 +71,22 @@ class _Checker:
     def __init__(self, file: str) -> None:
         self.file = file
         self.warnings: list[str] = []
+        self.origins: dict[str, str] = {}  # key path after a legacy translation -> as written
 
     def fail(self, key: str, problem: str, fix: str = "") -> ConfigError:
-        return ConfigError(self.file, key, problem, fix)
+        """The error, at the key as the file wrote it (not as a legacy translation moved it)."""
+        return ConfigError(self.file, self.origin(key), problem, fix)
+
+    def origin(self, key: str) -> str:
+        """`key` (or the key it is under) as the file wrote it."""
+        for new, old in self.origins.items():
+            if key == new or key.startswith((new + ".", new + "[")):
+                return old + key[len(new):]
+        return key
+
+    def written(self, key: str) -> str:
+        """The name the file gave the setting at `key`: what a fix tells the user to write."""
+        return self.origin(key).rpartition(".")[2]
 
     def warn(self, key: str, message: str) -> None:
         self.warnings.append(f"{self.file}: {key}: {message}")
@@ -193,48 +204,45 @@ class _Checker:
             raise self.fail(key, f"must be a table naming a class from {catalog.NAMESPACES[arg]}, "
                             f"not {describe(value)}",
                             _object_fix(key, value))
-        self.check_type(params[arg], value, key)
+        self.check_type(params[arg], value, key, params)
         if kind_of(value) == "list" and "tuple" in params[arg].accepts:
             return tuple(value)  # Parsl's typeguard refuses a list where it wants a tuple
         return value
 
-    def check_type(self, param: catalog.Param, value: Any, key: str) -> None:
-        kind = kind_of(value)
+    def check_type(self, param: catalog.Param, value: Any, key: str,
+                   params: dict[str, catalog.Param]) -> None:
+        """Refuse a value of a kind Parsl's annotation does not allow, with a fix that holds."""
+        misfit = _misfit(param, value)
+        if misfit is None:
+            return
+        where, problem = misfit
         if param.choices:
-            if value not in param.choices:
-                raise self.fail(key, f"{value!r} is not one of {_listing(param.choices)}",
-                                did_you_mean(str(value), map(str, param.choices)))
-            return
-        if kind == "list" and param.items is not None and "list" in param.accepts:
-            self.check_items(param, value, key)
-            return
-        if "any" in param.accepts or kind in param.accepts:
-            return
-        if kind == "int" and "float" in param.accepts:
-            return
-        wanted = " or ".join(sorted({KIND_NAMES[k] for k in param.accepts})) or "not settable"
-        example = _example(param, value)
-        fix = (f"write {param.name} = {example}" if example else
-               f"remove {param.name}; it cannot be set from a TOML file")
-        raise self.fail(key, f"must be {wanted}, not {describe(value)} ({value!r})",
-                        fix)
+            raise self.fail(key, problem, _choice_fix(self.written(key), value, param.choices))
+        example = examples.suggest(param, value, lambda v: self.fits(param, v, key, params),
+                                   lambda v: _misfit(param, v) is None)
+        name = self.written(key)
+        fix = (f"write {name} = {example}" if example else
+               f"remove {name}; it cannot be set from a TOML file")
+        raise self.fail(key + where, problem, fix)
 
-    def check_items(self, param: catalog.Param, value: list[Any], key: str) -> None:
-        """Each item of an array is of a kind Parsl's annotation allows."""
-        allowed = param.items or frozenset()
-        for index, item in enumerate(value):
-            kind = kind_of(item)
-            if kind in allowed or kind == "int" and "float" in allowed:
-                continue
-            wanted = " or ".join(sorted(KIND_NAMES[k] for k in allowed))
-            raise self.fail(f"{key}[{index}]", f"must be {wanted}, not {describe(item)} "
-                            f"({item!r})", f"write each item of {param.name} as {wanted}")
+    def fits(self, param: catalog.Param, value: Any, key: str,
+             params: dict[str, catalog.Param]) -> bool:
+        """`value` passes the whole check of its own key (by kind, then its limits)."""
+        if _misfit(param, value) is not None:
+            return False
+        probe = _Checker(self.file)  # its warnings, if any, are not this file's
+        try:
+            limits.check(probe, {param.name: value}, key.rpartition(".")[0], params)
+        except ConfigError:
+            return False
+        return True
 
     def translate(self, kind: str, table: dict[str, Any], key: str,
                   params: dict[str, catalog.Param]) -> dict[str, Any]:
         """Old keys from earlier QIIME 2 / Parsl releases: rename, drop or refuse."""
-        out, warnings = legacy.translate(self.file, kind, table, key, params)
+        out, warnings, origins = legacy.translate(self.file, kind, table, key, params)
         self.warnings += warnings
+        self.origins.update(origins)
         return out
 
     def options(self, section: dict[str, Any]) -> dict[str, Any]:
@@ -275,7 +283,7 @@ class _Checker:
     def strategy(self, value: str, key: str) -> str:
         if value.lower() not in STRATEGIES:
             raise self.fail(key, f"{value!r} is not a Parsl strategy",
-                            did_you_mean(value.lower(), STRATEGIES))
+                            _choice_fix("strategy", value.lower(), STRATEGIES))
         return value.lower()  # QIIME 2 writes "None"; Parsl wants 'none'
 
     def mapping(self, raw: Any) -> dict[str, str]:
@@ -345,6 +353,19 @@ def _listing(choices: tuple[object, ...]) -> str:
     return ", ".join(repr(c) for c in choices)
 
 
+def _choice_fix(name: str, value: Any, choices: tuple[Any, ...]) -> str:
+    """'write NAME = "closest"' (a TOML value, quoted), or the first choice and the others."""
+    import difflib  # only when a message needs it
+
+    words = {str(choice): choice for choice in choices}
+    close = difflib.get_close_matches(str(value), list(words), n=1, cutoff=0.6)
+    if close:
+        return f"write {name} = {examples.toml_value(words[close[0]])}"
+    fix = f"write {name} = {examples.toml_value(choices[0])}"
+    others = ", ".join(examples.toml_value(choice) for choice in choices[1:])
+    return f"{fix} (or {others})" if others else fix
+
+
 def _why_no(owner: str, arg: str) -> str:
     if owner == "ThreadPoolExecutor" and arg == "provider":
         return "a ThreadPoolExecutor runs in the pipeline's own process; " \
@@ -355,37 +376,27 @@ def _why_no(owner: str, arg: str) -> str:
     return f"{owner} does not use one"
 
 
-def _example(param: catalog.Param, value: Any) -> str:
-    """A TOML value of the kind `param` takes, as close to what the file wrote as possible."""
+def _misfit(param: catalog.Param, value: Any) -> tuple[str, str] | None:
+    """None when Parsl's annotation allows `value`, else (where under the key, the problem):
+    "[2]" for an array's third item, "" for the value itself."""
     kind = kind_of(value)
-    if kind == "float" and param.accepts == {"int"} and float(value).is_integer():
-        return f"{int(value)} (no decimal point)"
-    if kind == "str" and param.accepts & {"int", "float"}:
-        number = _number(value)
-        if number is not None and kind_of(number) in param.accepts:
-            return f"{number} (no quotes)"
-    default = catalog.default_value(param)
-    if default is not None and kind_of(default) in param.accepts and kind_of(default) != "list":
-        return _toml_value(default)
-    if "str" in param.accepts and kind in ("int", "float"):
-        return _toml_value(str(value))
-    return EXAMPLES[sorted(param.accepts)[0]] if param.accepts else ""
+    if param.choices:
+        ok = value in param.choices
+        return None if ok else ("", f"{value!r} is not one of {_listing(param.choices)}")
+    if kind == "list" and param.items is not None and "list" in param.accepts:
+        for index, item in enumerate(value):
+            if not _allowed(kind_of(item), param.items):
+                wanted = " or ".join(sorted(KIND_NAMES[k] for k in param.items))
+                return f"[{index}]", f"must be {wanted}, not {describe(item)} ({item!r})"
+        return None
+    if "any" in param.accepts or _allowed(kind, param.accepts):
+        return None
+    wanted = " or ".join(sorted({KIND_NAMES[k] for k in param.accepts})) or "not settable"
+    return "", f"must be {wanted}, not {describe(value)} ({value!r})"
 
 
-def _number(text: str) -> int | float | None:
-    for parse in (int, float):
-        try:
-            return parse(text.strip())
-        except ValueError:
-            continue
-    return None
-
-
-def _toml_value(value: object) -> str:
-    """`value` as TOML writes it (quoting and escapes included)."""
-    import tomli_w
-
-    return tomli_w.dumps({"v": value}).partition(" = ")[2].rstrip("\n")
+def _allowed(kind: str, kinds: frozenset[str]) -> bool:
+    return kind in kinds or kind == "int" and "float" in kinds
 
 
 def _object_fix(key: str, value: Any) -> str:

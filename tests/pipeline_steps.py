@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import os
 import threading
 import time
@@ -264,6 +265,31 @@ def counted_kinds(log: str) -> list[object]:
     """Arguments of the kinds q2pconf teaches Parsl's memoizer (resume tests)."""
     return [count_size(log, {"b", "a"}), count_size(log, frozenset([3, 1, 2])),
             count_size(log, b"four"), count_size(log, [{"c"}, (frozenset(["d"]),)])]
+
+
+# Argument types for resume tests: two named tuple types with the same fields, a dataclass.
+Pair = collections.namedtuple("Pair", "left right")
+Twin = collections.namedtuple("Twin", "left right")
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    start: int
+    end: int
+
+
+@step
+def count_kind(log: str, value: object) -> str:
+    """Append `value`'s type to `log` each time it really runs; that type's name."""
+    with open(log, "a") as handle:
+        handle.write(f"{type(value).__name__}\n")
+    return type(value).__name__
+
+
+@parallel_pipeline
+def counted_each(log: str, values: list[object]) -> list[object]:
+    """One count_kind step per value (resume tests)."""
+    return [count_kind(log, value) for value in values]
 
 
 @step

@@ -6,6 +6,7 @@ near misses that must not."""
 from __future__ import annotations
 
 import datetime
+import re
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,46 @@ def test_a_worker_lost_under_a_step() -> None:
     [found] = run([row(status="failed", error="ManagerLost", started="NA", wall_s="NA")],
                   {"htex": HTEX})
     assert found.level == "hit" and "died" in found.message
+    assert found.setting == ("parsl.executors['htex'].provider.mem_per_node or "
+                             "provider.walltime: raise it, or lower max_workers_per_node")
+
+
+LOCAL_HTEX = {"class": "HighThroughputExecutor", "max_workers_per_node": 4,
+              "provider": {"class": "LocalProvider"}}
+# Every rule's trigger: a lost worker, a step over its cores, over its memory, waiting steps.
+TRIGGERS = [row(status="failed", error="ManagerLost", started="NA", wall_s="NA"),
+            row(wall=2.0, cpu_s=3.9), row(peak_rss_mib=5000.0),
+            row(launched=0, start=5, wall=1.0, job="1"),
+            row(step="p.t", start=0, wall=119.0, walltime_s=120, job="1")]
+EXECUTORS = {"slurm": HTEX, "local": LOCAL_HTEX, "local-mem": {**LOCAL_HTEX, "mem_per_worker": 1},
+             "threads": {"class": "ThreadPoolExecutor", "max_threads": 2}}
+
+
+def named_settings(setting: str, executor: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(kind, class, keyword) for each setting of the executor's table an advice names:
+    "parsl.executors['htex'].provider.a or provider.b: raise it, or lower c"."""
+    head, _, rest = setting.partition(": ")
+    prefix = "parsl.executors['htex']."
+    if not head.startswith(prefix):
+        return []
+    names = re.split(r" or | / ", head[len(prefix):])
+    names += re.findall(r"lower (\w+)", rest)
+    provider = executor.get("provider", {}).get("class", "LocalProvider")
+    return [("provider", provider, name[len("provider."):]) if name.startswith("provider.")
+            else ("executors", executor["class"], name.split(" ")[0]) for name in names]
+
+
+@pytest.mark.parametrize("executor", EXECUTORS.values(), ids=EXECUTORS.keys())
+def test_advice_names_only_settings_the_executor_and_provider_take(executor) -> None:
+    """A LocalProvider has no mem_per_node nor walltime: a lost worker was told to raise
+    them, and following that is refused by the check."""
+    from q2pconf import catalog
+
+    found = run(TRIGGERS, {"htex": executor})
+    assert found
+    for finding in found:
+        for kind, cls, name in named_settings(finding.setting, executor):
+            assert name in catalog.parameters(kind, cls), finding.setting
 
 
 def test_steps_waiting_for_a_busy_worker_ask_for_more_workers() -> None:

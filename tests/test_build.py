@@ -54,7 +54,7 @@ def test_htex_runs_with_this_interpreter_on_loopback_under_the_guard():
         *GUARD, "--program", program, "pool", "--", sys.executable, "-m", "q2pconf.pool",
         "parsl.executors.high_throughput.process_worker_pool"]
     assert built.interchange_launch_cmd == [
-        *GUARD, "interchange", "--", sys.executable, "-m",
+        *GUARD, "interchange", "--", sys.executable, "-m", "q2pconf.typecache",
         "parsl.executors.high_throughput.interchange"]
     assert built.address == "127.0.0.1"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import marshal
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -88,10 +89,23 @@ def test_another_parsl_gets_its_own_cache(fake_parsl: Path, tmp_path: Path) -> N
     cache = tmp_path / "cache"
     probe(fake_parsl, cache)
     other = tmp_path / "other" / "parsl"
+    shutil.copytree(fake_parsl, other)
+    assert probe(other, cache)["parsed"] is True
+    assert len(list((cache / "q2pconf").glob("parsl-catalog-*.marshal"))) == 2
+    assert probe(fake_parsl, cache)["parsed"] is False  # each keeps its own
+
+
+def test_the_cache_of_a_removed_parsl_goes(fake_parsl: Path, tmp_path: Path) -> None:
+    """One cache per Parsl installation ever used would pile up: a deleted environment's
+    goes when another cache is written."""
+    cache = tmp_path / "cache"
+    probe(fake_parsl, cache)
+    gone = cache_file(cache)
+    other = tmp_path / "other" / "parsl"
     other.parent.mkdir()
     os.rename(fake_parsl, other)
     assert probe(other, cache)["parsed"] is True
-    assert len(list((cache / "q2pconf").glob("parsl-catalog-*.marshal"))) == 2
+    assert cache_file(cache) != gone and not gone.exists()
 
 
 def _unpacked_signature(whole: bytes) -> bytes:

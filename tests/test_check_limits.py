@@ -41,8 +41,9 @@ NEVER_RUNS = [
     (config(threads("default", max_threads=-3)), "parsl.executors[0].max_threads", "at least 1"),
     (config(POOL, htex("htex", max_workers_per_node=-1, provider=local()), strategy="none"),
      "parsl.executors[1].max_workers_per_node", "negative"),
+    # the old name, translated to max_workers_per_node, is named as the file wrote it
     (config(POOL, htex("htex", max_workers=-2, provider=local()), strategy="none"),
-     "parsl.executors[1].max_workers_per_node", "negative"),
+     "parsl.executors[1].max_workers", "negative"),
     (config(POOL, htex("htex", max_workers_per_node=2, cores_per_worker=0, provider=local()),
             strategy="none"), "parsl.executors[1].cores_per_worker", "more than 0"),
     (config(POOL, htex("htex", max_workers_per_node=2, cores_per_worker=-0.5, provider=local()),

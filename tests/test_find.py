@@ -178,17 +178,37 @@ PLATFORMDIRS_CASES = {
 }
 
 
+def per_spec(env: dict[str, str]) -> dict[str, str]:
+    """`env` without what the XDG spec says to ignore: a variable, or an entry of
+    XDG_CONFIG_DIRS, that is not an absolute path (and a HOME that is not). platformdirs
+    ignores them itself only since a 4.x release of 2026 (its PR 540); 3.x, the floor, took
+    them relative to the cwd."""
+    kept = {}
+    for name, value in env.items():
+        if name == "XDG_CONFIG_DIRS":
+            value = os.pathsep.join(e for e in value.split(os.pathsep) if e.startswith("/"))
+        if value.startswith("/"):
+            kept[name] = value
+    return kept
+
+
 @pytest.mark.parametrize("env", PLATFORMDIRS_CASES.values(), ids=PLATFORMDIRS_CASES.keys())
 def test_paths_equal_platformdirs(clean_env, monkeypatch, env):
     from q2pconf.paths import user_cache_dir
 
-    for name in ("XDG_CONFIG_HOME", "XDG_CONFIG_DIRS", "XDG_CACHE_HOME"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    assert user_config_path().parent == Path(platformdirs.user_config_dir("qiime2"))
-    assert site_config_path().parent == Path(platformdirs.site_config_dir("qiime2"))
-    assert user_cache_dir("q2pconf") == platformdirs.user_cache_dir("q2pconf")
+    def use(values: dict[str, str]) -> None:
+        for name in ("XDG_CONFIG_HOME", "XDG_CONFIG_DIRS", "XDG_CACHE_HOME", *env):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+
+    use(per_spec(env))
+    expected = (Path(platformdirs.user_config_dir("qiime2")),
+                Path(platformdirs.site_config_dir("qiime2")),
+                platformdirs.user_cache_dir("q2pconf"))
+    use(env)
+    assert (user_config_path().parent, site_config_path().parent,
+            user_cache_dir("q2pconf")) == expected
 
 
 # -- odd environments ------------------------------------------------------------------------

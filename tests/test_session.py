@@ -137,6 +137,55 @@ def test_resume_recognises_set_frozenset_and_bytes_arguments(tmp_path: Path) -> 
     assert len(log.read_text().split()) == 4  # the second run reused all four
 
 
+# Each run's arguments, as Python evaluated where pipeline_steps is `s` (collections `c`).
+TYPED_FIRST = ("[s.Pair(1, 2), c.OrderedDict(a=1, b=2), c.defaultdict(list, a=[1]), "
+               "c.Counter('aab'), s.Window(1, 5)]")
+# A step per value runs again, except for the Counter (unchanged): another named tuple type
+# with equal values, an OrderedDict in another order, another default_factory, another
+# dataclass field, and a plain dict equal to the first run's OrderedDict.
+TYPED_CHANGED = ("[s.Twin(1, 2), c.OrderedDict(b=2, a=1), c.defaultdict(set, a=[1]), "
+                 "c.Counter('aab'), s.Window(1, 6), dict(a=1, b=2)]")
+
+
+def test_resume_recognises_named_tuples_dict_subclasses_and_dataclasses(tmp_path: Path) -> None:
+    """Keyed by content and type: the second run reuses every step, a changed value or
+    another type with equal content runs again (each run a new interpreter)."""
+    token, log = new_token(), tmp_path / "calls.log"
+    code = ("import collections as c, sys, pipeline_steps as s, q2pconf\n"
+            "run = q2pconf.parallel_pipeline(s.counted_each.func, resume=True)\n"
+            f"print(run({str(log)!r}, eval(sys.argv[1])))")
+
+    def run(values: str) -> str:
+        child = subprocess.run([sys.executable, "-c", code, values],
+                               env=config_env(tmp_path, token, CONFIG), capture_output=True,
+                               text=True, timeout=120)
+        assert child.returncode == 0, child.stderr
+        return child.stdout.strip()
+
+    first = "['Pair', 'OrderedDict', 'defaultdict', 'Counter', 'Window']"
+    assert run(TYPED_FIRST) == first
+    assert len(log.read_text().split()) == 5
+    assert run(TYPED_FIRST) == first
+    assert len(log.read_text().split()) == 5  # all five came from the checkpoints
+    assert run(TYPED_CHANGED) == ("['Twin', 'OrderedDict', 'defaultdict', 'Counter', 'Window', "
+                                  "'dict']")
+    assert sorted(log.read_text().split()[5:]) == ["OrderedDict", "Twin", "Window",
+                                                   "defaultdict", "dict"]  # in any order
+
+
+def test_resume_refuses_an_argument_with_state_beyond_its_content(tmp_path: Path) -> None:
+    """An OrderedDict carrying an attribute could change the step's result unseen: refused
+    with Parsl's memoizer error, not reused."""
+    code = ("import collections, pipeline_steps as s, q2pconf\n"
+            "value = collections.OrderedDict(a=1); value.note = 'x'\n"
+            "run = q2pconf.parallel_pipeline(s.counted_each.func, resume=True)\n"
+            f"run({str(tmp_path / 'calls.log')!r}, [value])")
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env=config_env(tmp_path, new_token(), CONFIG), timeout=120)
+    assert child.returncode != 0 and "unknown type for memoization" in child.stderr
+    assert not (tmp_path / "calls.log").exists()
+
+
 def test_progress_line_on_a_terminal_and_silence_elsewhere(tmp_path: Path) -> None:
     code = "import pipeline_steps as s; s.threads_only(30)"
     env = config_env(tmp_path, new_token(), CONFIG, Q2PCONF_PROGRESS="1")
@@ -195,12 +244,42 @@ if __name__ == "__main__":
 '''
 
 
-def test_resume_runs_a_step_again_when_its_code_changed(tmp_path: Path) -> None:
+# The step never names the argument's type: only the type's fingerprint in the key sees an
+# edit to its method.
+TYPED_RESUMABLE = '''
+import sys
+from typing import NamedTuple
+from q2pconf import parallel_pipeline, step
+
+class Sample(NamedTuple):
+    reads: int
+
+    def scaled(self):
+        return self.reads * {factor}
+
+@step
+def work(log, value):
+    with open(log, "a") as handle:
+        handle.write(f"{{value.reads}}\\n")
+    return value.scaled()
+
+@parallel_pipeline(resume=True)
+def run(log, values):
+    return [work(log, Sample(v)) for v in values]
+
+if __name__ == "__main__":
+    print(run(sys.argv[1], [1, 2]))
+'''
+
+
+@pytest.mark.parametrize("template", [RESUMABLE, TYPED_RESUMABLE], ids=["code", "type"])
+def test_resume_runs_a_step_again_when_its_code_or_argument_type_changed(
+        tmp_path: Path, template: str) -> None:
     script, log = tmp_path / "resumable.py", tmp_path / "calls.log"
     env = config_env(tmp_path, new_token(), CONFIG)
 
     def run(factor: int) -> str:
-        script.write_text(RESUMABLE.format(factor=factor))
+        script.write_text(template.format(factor=factor))
         done = subprocess.run([sys.executable, str(script), str(log)], env=env,
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
@@ -208,4 +287,4 @@ def test_resume_runs_a_step_again_when_its_code_changed(tmp_path: Path) -> None:
 
     assert run(10) == "[10, 20]"
     assert run(10) == "[10, 20]" and len(log.read_text().split()) == 2  # reused
-    assert run(100) == "[100, 200]" and len(log.read_text().split()) == 4  # code changed
+    assert run(100) == "[100, 200]" and len(log.read_text().split()) == 4  # changed

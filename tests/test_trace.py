@@ -355,3 +355,33 @@ def test_steps_resumed_from_a_checkpoint_are_cached(tmp_path: Path) -> None:
     assert sorted((row["status"], row["wall_s"] == "NA") for row in rows) == [
         ("cached", True), ("cached", True), ("done", False)]
     assert sorted(log.read_text().split()) == ["1", "2", "3"]
+
+
+def test_a_dependency_failure_has_one_line_when_the_run_ends_while_parsl_handles_it(
+        tmp_path: Path) -> None:
+    """Parsl calls the retry handler for a step whose input failed, then fails its future for
+    good. The run can end (and its trace close) in between, as it did about once in 100 runs
+    of `failing`: the step had two lines then, the handler's and the close's. Here the two
+    come in that order for certain: the handler's call, then the close, the future unset."""
+    from concurrent.futures import Future
+
+    from parsl.dataflow.errors import DependencyError
+
+    from q2pconf import trace as tracing
+    from q2pconf.measure import TRACE_KEY
+
+    trace = tracing.Trace(tmp_path, "run", {})
+    failed: Future = Future()
+    failed.set_exception(KeyError("no such sample"))
+    waiting: Future = Future()  # Parsl's future of the dependent step, not yet failed
+    task = {"id": 7, "try_id": 0, "depends": [failed], "executor": "default"}
+    waiting.task_record = task  # type: ignore[attr-defined]
+    key = trace.expect("steps.after", None)
+    trace.watch(key, waiting)
+    task["kwargs"] = {TRACE_KEY: key}
+    failure = DependencyError([(KeyError("x"), "task 6")], 7)
+    tracing.retry_handler()(failure, task)
+    trace.close("failed")
+    waiting.set_exception(failure)  # Parsl, after the handler
+    assert [(r["step"], r["status"]) for r in rows_of(trace.path)] == [
+        ("steps.after", "dependency_failed")]
