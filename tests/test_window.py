@@ -4,6 +4,7 @@ once on Ctrl-C or a failing step; results and history do not change."""
 from __future__ import annotations
 
 import csv
+import json
 import gc
 import os
 import signal
@@ -19,7 +20,7 @@ import pytest
 import q2pconf
 import window_steps as steps
 from configs import config, htex, local, threads
-from procs import config_env, new_token, wait_gone
+from procs import config_env, new_token, tagged, wait_gone
 from q2pconf import window
 from q2pconf.window import WINDOW_VAR
 
@@ -218,3 +219,44 @@ def test_finished_parsl_tasks_are_freed_without_the_collector(tmp_path: Path, wh
             gc.enable()
     # the run's last task or two may still wait for Parsl's launch to store its future
     assert left <= 3, f"{left} of 300 Parsl tasks were left to the collector"
+
+
+STALLED = """
+import json, sys, time
+from parsl.config import Config
+from parsl.executors import HighThroughputExecutor, ThreadPoolExecutor
+from parsl.providers import LocalProvider
+import q2pconf, window_steps as s
+
+htex = HighThroughputExecutor(
+    label="htex", address="127.0.0.1", provider=LocalProvider(init_blocks=0, max_blocks=1),
+    interchange_launch_cmd=[sys.executable, "-m", "parsl.executors.high_throughput.interchange"])
+began = time.monotonic()
+try:
+    with q2pconf.ParallelConfig(Config(executors=[ThreadPoolExecutor(label="default"), htex],
+                                       strategy="none", strategy_period=1)):
+        s.trivial(50, "htex")
+except Exception as error:
+    print(json.dumps({"type": type(error).__name__, "message": str(error),
+                      "seconds": time.monotonic() - began, "calls": len(s.trivial.history)}))
+"""
+
+
+def test_a_stalled_run_fails_saying_why_while_the_body_waits_for_room(tmp_path: Path) -> None:
+    """No block can ever start: the watchdog's message, not a body waiting for ever."""
+    token, work = new_token(), tmp_path / "work"
+    work.mkdir()
+    try:
+        child = subprocess.run([sys.executable, "-c", STALLED], cwd=work, capture_output=True,
+                               text=True, timeout=90,
+                               env=config_env(tmp_path, token, CONFIG, **{WINDOW_VAR: "4"}))
+        assert wait_gone(token, 20, cwd=work) == []
+    finally:
+        for process in tagged(token, work):
+            process.kill()
+    assert child.returncode == 0 and child.stdout.strip(), child.stderr[-3000:]
+    answer = json.loads(child.stdout)
+    assert answer["type"] == "ExecutorFailed", answer
+    assert "executor 'htex' has no block pending or running" in answer["message"]
+    assert answer["calls"] == 4  # it waited in the 5th step call
+    assert answer["seconds"] < 30
