@@ -10,9 +10,19 @@ It is a `concurrent.futures.Future` in every other way: Parsl follows it as a de
 `wait()` and `as_completed()` take it, callbacks run as usual. Sharing the condition means a
 waiter can be woken by another future's completion, so `result()` and `exception()` wait in a
 loop until their own future is done or the timeout has passed.
+
+Parsl's finished task is also garbage in reference cycles (its record holds the AppFuture,
+which holds the record, and on Parsl 2024.12 also through its callbacks; the executor's
+future holds, through its callbacks, the record that holds it). Tasks in flight for a while
+reach the oldest generation of Python's collector, which runs rarely: MBs of finished tasks
+waited for it, and how many depended on its timing (peak RSS of one fan-out swung 2x between
+runs). `Release` cuts those cycles as soon as Parsl is done with a task, so reference
+counting frees it at once.
 """
 from __future__ import annotations
 
+import collections
+import functools
 import threading
 import time
 from concurrent.futures import Future
@@ -69,3 +79,43 @@ class StepFuture(Future):  # type: ignore[type-arg]
                 if left is not None and left <= 0:
                     return
                 self._condition.wait(left)
+
+
+class Release:
+    """Cuts the reference cycles of one run's finished Parsl tasks as soon as Parsl is done
+    with each (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        self._later: collections.deque[Future] = collections.deque()  # type: ignore[type-arg]
+
+    def let_go(self, task: Future) -> None:  # type: ignore[type-arg]
+        """From a done-callback of Parsl's finished AppFuture `task`. Usually Parsl's callback
+        on the executor's future completed it, inside that future's loop over its callbacks,
+        and reads the record after: a callback appended now runs right after Parsl's. A task
+        whose executor future was done before Parsl added that callback was completed inside
+        Parsl's launch, whose last act is to store the future in the record: it is cut at a
+        later call, once that is stored. A task that failed once keeps its cycles, for the
+        collector (its record names an earlier try's future)."""
+        record = getattr(task, "task_record", None) or {}
+        inner = record.get("exec_fu")
+        callbacks = getattr(inner, "_done_callbacks", None)
+        if inner is None:
+            self._later.append(task)
+        elif isinstance(callbacks, list) and callbacks:
+            callbacks.append(functools.partial(_cut, task))
+        for _ in range(len(self._later)):
+            waiting = self._later.popleft()  # atomic: callbacks run in several threads
+            stored = (getattr(waiting, "task_record", None) or {}).get("exec_fu")
+            if stored is None:
+                self._later.append(waiting)  # Parsl's launch is still under way
+            else:
+                _cut(waiting, stored)
+
+
+def _cut(task: Future, inner: Future) -> None:  # type: ignore[type-arg]
+    """Parsl no longer reads `task`'s record (its own callback returned), and every callback
+    of both futures has run (Parsl 2024.12's on `task` held the record too). The list being
+    looped over goes once the loop ends; a callback added later runs at once, as ever."""
+    inner._done_callbacks = []  # type: ignore[attr-defined]
+    task._done_callbacks = []  # type: ignore[attr-defined]
+    task.task_record = {}  # type: ignore[attr-defined]

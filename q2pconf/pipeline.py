@@ -26,15 +26,16 @@ from q2pconf.errors import shallow
 from q2pconf import nested
 from q2pconf import session as sessions
 from q2pconf import unmatched
+from q2pconf import window
 from q2pconf import trace as tracing
-from q2pconf.futures import StepFuture
+from q2pconf.futures import Release, StepFuture
 from q2pconf.history import History, StepRecord
 from q2pconf.abandon import RUN_KEY, Abandoned, Marker
 from q2pconf.measure import TRACE_KEY
 from q2pconf.progress import Progress
 from q2pconf.reach import ConnectWatches
 from q2pconf.watchdog import Watchdog, pool_failed
-from q2pconf.transport import CODE_KEY, Runner, global_names, refuse_while_loading
+from q2pconf.transport import CODE_KEY, Runner, global_names, inside_step, refuse_while_loading
 
 F = TypeVar("F", bound=Callable[..., Any])
 SERIAL_LABEL = "(serial)"  # the executor a serial run's history names
@@ -212,7 +213,10 @@ def parallel_pipeline(func: Any = None, *, resume: bool = False, report: bool = 
 class Run:
     """The steps one outermost pipeline call submitted: how many still run, where and when
     each ran (`history`, compact), and the first step that failed. Nothing of a step's Parsl
-    task is kept once it finished: 100,000 steps fit in a few MB."""
+    task is kept once it finished: 100,000 steps fit in a few MB. The thread running the body
+    waits in a step call while a window of steps is in flight (q2pconf.window), until about
+    half remain; no other thread ever waits there (one running a step, or the user's own
+    threads: in a pool whose threads are all taken, that could wait for ever)."""
 
     def __init__(self, session: sessions.Session, trace: tracing.Trace | None = None,
                  interrupts: closing.Interrupts | None = None) -> None:
@@ -229,6 +233,10 @@ class Run:
         self._changed = threading.Condition()  # a step finished, or failed
         self._running = 0  # submitted steps whose done-callback has not finished
         self._running_on: dict[str, int] = {}  # label -> its running steps
+        self._release = Release()  # Parsl's finished tasks, freed as soon as Parsl is done
+        self._wake_at = 0  # `_settled` wakes the waiting thread when _running falls to it
+        self._window = window.size(session.dfk.executors)  # raises early on a bad variable
+        self._body = None if inside_step() else threading.get_ident()  # the thread that waits
         self.watchdog = Watchdog(session.dfk)
         settings = session.settings
         self.reach = ConnectWatches(str(settings.path) if settings and settings.path else None)
@@ -238,6 +246,9 @@ class Run:
             return self._submit(step, args, kwargs)
 
     def _submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if (self._window is not None and self._running >= self._window
+                and threading.get_ident() == self._body):
+            self._make_room()
         label = self.session.label_for(step.name, step.plugin, step.executor)
         app = self.session.app(step.runner, label)
         call = Call(step, args, kwargs, label, self.history.submitted(step.name, label))
@@ -308,6 +319,8 @@ class Run:
             self.progress.finished(failed=error is not None)
             if error is not None:
                 self._failed(error, call)
+            elif not self.session.resume:  # with resume, Parsl's memoizer keeps the task
+                self._release.let_go(future)
         finally:
             self._settled(call.label, call.index)
 
@@ -326,12 +339,13 @@ class Run:
 
     def _settled(self, label: str, index: int | None = None) -> None:
         """A step's callback has run (or its submission failed): one fewer to wait for. The
-        waiting thread is woken only when none is left (not once per step)."""
+        waiting thread is woken only when none is left, or when the count falls to the low
+        mark it waits for in a step call (not once per step)."""
         with self._changed:
             self._pending.pop(index, None)  # Parsl's task goes with its future
             self._running -= 1
             self._running_on[label] -= 1
-            if self._running == 0:
+            if self._running == 0 or self._running == self._wake_at:
                 self._changed.notify_all()
 
     def _failed_with(self, error: BaseException, call: Call) -> None:
@@ -350,6 +364,29 @@ class Run:
             return self._resolve(value)
 
     def _resolve(self, value: Any) -> Any:
+        self._wait_until(lambda: self._running == 0)
+        return nested.unwrap(value)
+
+    def _make_room(self) -> None:
+        """In the body's thread, with a window of steps in flight: wait until about half of
+        them are left (hysteresis: the body then submits half a window without waiting). The
+        window is worked out again: an executor may have started since."""
+        self._window = window.size(self.session.dfk.executors)
+        if self._window is None or self._running < self._window:
+            return
+        with self._changed:
+            self._wake_at = self._window // 2
+        try:
+            self._wait_until(lambda: self._running <= self._wake_at)
+        finally:
+            with self._changed:
+                self._wake_at = 0
+
+    def _wait_until(self, ready: Callable[[], bool]) -> None:
+        """The run's one way to wait for its steps, until `ready()` (read under the lock).
+        Meanwhile a pending Ctrl-C is raised within half a second, the first step's failure
+        at once, a session closed by a signal raises, and the watchdog and the workers'
+        reach are checked (a run that can never finish fails saying why)."""
         while True:
             self.interrupts.raise_pending()
             with self._changed:
@@ -357,12 +394,11 @@ class Run:
                     raise self.failure
                 if self.session.closed:  # by a signal, the run then dies of it (`_run`)
                     raise RuntimeError("q2pconf: the Parsl session was closed while steps ran")
-                if self._running == 0:
-                    break
+                if ready():
+                    return
                 self._changed.wait(0.5)  # the session may be closed, a pool may be dead
             self.watchdog.check(self._waits_on)  # outside the lock: steps go on finishing
             self.reach.check(self.session.dfk.executors)
-        return nested.unwrap(value)
 
     def ran(self) -> set[tuple[str, str]]:
         """(plugin, name) of every step this run submitted."""

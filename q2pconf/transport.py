@@ -14,6 +14,7 @@ import importlib.util
 import inspect
 import os
 import sys
+import threading
 from collections.abc import Callable
 from types import CellType, CodeType, FunctionType, ModuleType
 from typing import Any
@@ -28,6 +29,13 @@ NO_GUARD = ("q2pconf: {path} runs a pipeline when it is imported, so an HTEX wor
 _loading: list[str] = []  # scripts being loaded on this worker
 UNSENDABLE = "it cannot be sent back from its worker as itself: "
 CODE_KEY = "_q2pconf_code"  # a keyword only the memoizer sees: the step's code digest
+_IN_STEP = threading.local()  # `depth`: steps this thread is running now
+
+
+def inside_step() -> bool:
+    """Whether this thread is running a step (a pipeline called there must never wait for
+    room among its steps in flight: see q2pconf.window)."""
+    return getattr(_IN_STEP, "depth", 0) > 0
 
 
 class Runner:
@@ -58,6 +66,7 @@ class Runner:
         return measured(key, self._run, (args, kwargs, remote), {})
 
     def _run(self, args: tuple[Any, ...], kwargs: dict[str, Any], remote: bool) -> Any:
+        _IN_STEP.depth = getattr(_IN_STEP, "depth", 0) + 1
         try:
             result = self.func(*args, **kwargs)
         except Exception as error:
@@ -69,6 +78,8 @@ class Runner:
             kind = type(error).__name__
             raise crossing.raised(self.__qualname__, error, crossing.ENDS.format(kind=kind)) \
                 from (None if remote else error)  # a cause would cross too
+        finally:
+            _IN_STEP.depth -= 1
         return crossing.check_returned(self.__qualname__, result) if remote else result
 
     def code_digest(self) -> str:
