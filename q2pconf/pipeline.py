@@ -214,9 +214,10 @@ class Run:
     """The steps one outermost pipeline call submitted: how many still run, where and when
     each ran (`history`, compact), and the first step that failed. Nothing of a step's Parsl
     task is kept once it finished: 100,000 steps fit in a few MB. The thread running the body
-    waits in a step call while a window of steps is in flight (q2pconf.window), until about
-    half remain; no other thread ever waits there (one running a step, or the user's own
-    threads: in a pool whose threads are all taken, that could wait for ever)."""
+    waits in a step call while a window of steps is in flight (q2pconf.window; steps waiting
+    for their inputs are not), until about half remain; no other thread ever waits there
+    (one running a step, or the user's own threads: in a pool whose threads are all taken,
+    that could wait for ever)."""
 
     def __init__(self, session: sessions.Session, trace: tracing.Trace | None = None,
                  interrupts: closing.Interrupts | None = None) -> None:
@@ -234,7 +235,8 @@ class Run:
         self._running = 0  # submitted steps whose done-callback has not finished
         self._running_on: dict[str, int] = {}  # label -> its running steps
         self._release = Release()  # Parsl's finished tasks, freed as soon as Parsl is done
-        self._wake_at = 0  # `_settled` wakes the waiting thread when _running falls to it
+        self._blocked = 0  # submitted steps still waiting for an input: not in flight yet
+        self._wake_at = 0  # `_settled` wakes the waiting thread when _in_flight() falls to it
         self._window = window.size(session.dfk.executors)  # raises early on a bad variable
         self._body = None if inside_step() else threading.get_ident()  # the thread that waits
         self.watchdog = Watchdog(session.dfk)
@@ -246,9 +248,10 @@ class Run:
             return self._submit(step, args, kwargs)
 
     def _submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if (self._window is not None and self._running >= self._window
-                and threading.get_ident() == self._body):
-            self._make_room()
+        if self._window is not None and threading.get_ident() == self._body:
+            if self._in_flight() >= self._window:
+                self._make_room()
+            self._count_blocked(args, kwargs)
         label = self.session.label_for(step.name, step.plugin, step.executor)
         app = self.session.app(step.runner, label)
         call = Call(step, args, kwargs, label, self.history.submitted(step.name, label))
@@ -345,7 +348,7 @@ class Run:
             self._pending.pop(index, None)  # Parsl's task goes with its future
             self._running -= 1
             self._running_on[label] -= 1
-            if self._running == 0 or self._running == self._wake_at:
+            if self._running == 0 or (self._wake_at and self._in_flight() <= self._wake_at):
                 self._changed.notify_all()
 
     def _failed_with(self, error: BaseException, call: Call) -> None:
@@ -372,15 +375,40 @@ class Run:
         them are left (hysteresis: the body then submits half a window without waiting). The
         window is worked out again: an executor may have started since."""
         self._window = window.size(self.session.dfk.executors)
-        if self._window is None or self._running < self._window:
+        if self._window is None or self._in_flight() < self._window:
             return
         with self._changed:
             self._wake_at = self._window // 2
         try:
-            self._wait_until(lambda: self._running <= self._wake_at)
+            self._wait_until(lambda: self._in_flight() <= self._wake_at)
         finally:
             with self._changed:
                 self._wake_at = 0
+
+    def _in_flight(self) -> int:
+        """Steps the executors hold or will at once: submitted, unfinished, inputs ready. A
+        fan-out waiting for one long step is not counted: it must not hold back the body's
+        later, independent steps (a branch of hours that could run beside that step)."""
+        return self._running - self._blocked
+
+    def _count_blocked(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """A step about to be submitted with unfinished inputs counts as blocked until the
+        last of them is done (whatever its outcome)."""
+        waits = [f for f in nested.gather((args, kwargs)) if not f.done()]
+        if not waits:
+            return
+        left = [len(waits)]
+
+        def one_done(_: Any) -> None:
+            with self._changed:
+                left[0] -= 1
+                if left[0] == 0:
+                    self._blocked -= 1
+
+        with self._changed:
+            self._blocked += 1
+        for future in waits:  # one already done meanwhile calls back at once
+            future.add_done_callback(one_done)
 
     def _wait_until(self, ready: Callable[[], bool]) -> None:
         """The run's one way to wait for its steps, until `ready()` (read under the lock).

@@ -49,6 +49,21 @@ def release_later(seconds: float) -> None:
     threading.Timer(seconds, steps.release, args=("timer",)).start()
 
 
+def watch_calls(expected: int, within: float, then: float, seen: list[int]) -> None:
+    """In a thread: wait until `expected` step calls of the body have returned (at most
+    `within` s), `then` s more, note how many have, and let the held steps go."""
+    def watch() -> None:
+        deadline = time.monotonic() + within
+        while len(steps.RETURNED) < expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(then)
+        seen.append(len(steps.RETURNED))
+        steps.release("test")
+
+    threading.Thread(target=watch, daemon=True).start()
+    release_later(90)
+
+
 def test_the_window_counts_worker_slots(monkeypatch: pytest.MonkeyPatch) -> None:
     from parsl.executors import HighThroughputExecutor, ThreadPoolExecutor
     from parsl.providers import LocalProvider, SlurmProvider
@@ -88,20 +103,28 @@ def test_the_body_stops_submitting_at_the_window_and_resumes(
     count = limit + limit // 2 + 10
     seen: list[int] = []
 
-    def watch() -> None:
-        deadline = time.monotonic() + 60
-        while len(steps.RETURNED) < limit and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(1.5)  # a body that did not wait would have gone on meanwhile
-        seen.append(len(steps.RETURNED))
-        steps.release("test")
-
-    threading.Thread(target=watch, daemon=True).start()
-    release_later(90)
+    watch_calls(limit, 60, 1.5, seen)  # a body that did not wait would go on in the 1.5 s
     with q2pconf.ParallelConfig(write_config(tmp_path)):
         result = steps.counted(count)
     assert seen == [limit]  # the two running steps are held too: none finished
     assert result == list(range(count))
+    assert steps.RELEASED_BY == ["test"]
+
+
+def test_steps_waiting_for_their_inputs_do_not_hold_the_body_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fan-out waiting for one long step is not work the executors hold: a body counting it
+    would wait for that step before submitting its later, independent steps (hours of a
+    branch that could have run beside it)."""
+    monkeypatch.setenv(WINDOW_VAR, "4")
+    count = 20
+    seen: list[int] = []
+
+    watch_calls(count + 2, 20, 0, seen)
+    with q2pconf.ParallelConfig(write_config(tmp_path)):
+        result = steps.fan_out_behind_one(count)
+    assert seen == [count + 2]  # every call returned while the first step was held
+    assert result == [0, *range(count), -1]
     assert steps.RELEASED_BY == ["test"]
 
 

@@ -115,3 +115,23 @@ def trivial(count: int, where: str) -> list[int]:
     """`count` trivial steps on the thread pool ("default") or the HTEX ("htex")."""
     return [(remote if where == "htex" else nap)(index, *(() if where == "htex" else (0,)))
             for index in range(count)]
+
+
+@step
+def plus(value: int, index: int) -> int:
+    return value + index
+
+
+@parallel_pipeline
+def fan_out_behind_one(count: int) -> list[int]:
+    """`count` steps waiting for one held step's result, then an independent step: only
+    what the executors hold counts, so the body reaches the last call while all wait."""
+    first = held(0)
+    RETURNED.append(0)
+    futures = [first]
+    for index in range(count):
+        futures.append(plus(first, index))
+        RETURNED.append(index + 1)
+    futures.append(nap(-1, 0))
+    RETURNED.append(count + 1)
+    return futures
