@@ -46,7 +46,9 @@ def write_config(tmp_path: Path, text: str = CONFIG) -> Path:
 
 def release_later(seconds: float) -> None:
     """A safety net: a test that went wrong lets its held steps go, rather than hang."""
-    threading.Timer(seconds, steps.release, args=("timer",)).start()
+    timer = threading.Timer(seconds, steps.release, args=("timer",))
+    timer.daemon = True  # pytest must not wait for it at exit (up to 90 s, seen in CI)
+    timer.start()
 
 
 def watch_calls(expected: int, within: float, then: float, seen: list[int]) -> None:
