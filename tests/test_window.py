@@ -213,7 +213,7 @@ def test_ctrl_c_while_the_body_waits_for_room(tmp_path: Path) -> None:
     finally:
         if program.poll() is None:
             os.killpg(program.pid, signal.SIGKILL)
-            program.wait(10)
+            program.wait(timeout=10)
     text = output.decode(errors="replace")
     assert program.returncode == -signal.SIGINT, text[-3000:]
     assert "KeyboardInterrupt" in text

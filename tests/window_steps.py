@@ -24,7 +24,7 @@ def release(by: str) -> None:
 
 @step
 def held(index: int) -> int:
-    GATE.wait(SAFETY)
+    GATE.wait(timeout=SAFETY)
     return index
 
 
