@@ -177,14 +177,9 @@ def _always(root: Path) -> list[str]:
 
 
 def _current(paths: list[str]) -> dict[str, list[int]]:
-    found = {}
-    for path in paths:
-        try:
-            info = os.stat(path)
-            found[path] = [info.st_mtime_ns, info.st_size]
-        except OSError:
-            found[path] = [-1, -1]
-    return found
+    from q2pconf.paths import file_stamp
+
+    return {path: file_stamp(path) for path in paths}
 
 
 def _stamp(root: Path, files: dict[str, list[int]]) -> dict[str, Any]:

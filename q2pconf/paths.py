@@ -112,6 +112,16 @@ def make_private_dirs(path: str) -> None:
         os.chmod(directory, PRIVATE)
 
 
+def file_stamp(path: str) -> list[int]:
+    """[mtime_ns, size] of a file, [-1, -1] when it cannot be read: what a cache built from
+    the file is keyed by (q2pconf.catalog, q2pconf.typecache)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return [-1, -1]
+    return [info.st_mtime_ns, info.st_size]
+
+
 def replace_file(path: str, data: bytes) -> None:
     """Put `data` at `path` whole or not at all: written to a private temporary file beside
     it, then renamed into place (a reader never sees half a file). Raises OSError."""

@@ -122,11 +122,9 @@ class _Store:
 
 
 def _stat(path: str) -> list[Any]:
-    try:
-        info = os.stat(path)
-        return [path, info.st_mtime_ns, info.st_size]
-    except OSError:
-        return [path, -1, -1]
+    from q2pconf.paths import file_stamp
+
+    return [path, *file_stamp(path)]
 
 
 def _key(f: Any) -> str | None:
