@@ -18,12 +18,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
+from types import MethodType, ModuleType
 from typing import Any, TypeVar, overload
 
 from q2pconf import closing
 from q2pconf.errors import shallow
 from q2pconf import nested
+from q2pconf import shapes
 from q2pconf import session as sessions
 from q2pconf import unmatched
 from q2pconf import window
@@ -48,17 +49,24 @@ class Step:
     def __init__(self, func: Callable[..., Any], executor: str | None = None,
                  outputs: int | None = None, plugin: str | None = None,
                  walltime: float | None = None) -> None:
+        func, self._binds = shapes.unwrap_binding(func)  # see q2pconf.shapes
+        shapes.refuse_unrunnable(func)
         functools.update_wrapper(self, func)
         self.func = func
         self.executor = executor
         self.outputs = outputs
         self.walltime = walltime
-        self.plugin = plugin or func.__module__.rpartition(".")[2]
+        module, _, self.name = shapes.naming(func)
+        self.plugin = plugin or module.rpartition(".")[2]
         self.runner = Runner(func, self)
 
-    @property
-    def name(self) -> str:
-        return self.func.__name__
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        """As a method: bound to its instance (or class), as a function is."""
+        if self._binds == "class":
+            return MethodType(self, objtype if objtype is not None else type(obj))
+        if obj is None or self._binds == "static":
+            return self
+        return MethodType(self, obj)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         run = _ACTIVE.get()
@@ -255,7 +263,7 @@ class Run:
         label = self.session.label_for(step.name, step.plugin, step.executor)
         app = self.session.app(step.runner, label)
         call = Call(step, args, kwargs, label, self.history.submitted(step.name, label))
-        kwargs = {**kwargs, RUN_KEY: self.marker.path}
+        kwargs = {**shapes.escape(kwargs), RUN_KEY: self.marker.path}  # Parsl's: never the user's
         if step.walltime is not None:
             kwargs["walltime"] = step.walltime
         if self.session.resume:  # Parsl's memoizer hashes a function by name only
@@ -331,6 +339,7 @@ class Run:
         """A step's Parsl future failed (Parsl's errors imported here: not once per step)."""
         from parsl.dataflow.errors import DependencyError
         from parsl.executors.errors import BadStateException
+        from parsl.serialize.errors import SerializationError
 
         # A DependencyError only says an earlier step failed: that step's own error has
         # been (or is being) reported by its own callback, and is the one the user must see.
@@ -338,6 +347,9 @@ class Run:
             return
         if isinstance(error, BadStateException):  # Parsl gave up on the blocks
             error = pool_failed(self.session.dfk.executors.get(call.label), call.label, error)
+        if isinstance(error, SerializationError):  # an argument cannot be pickled: which one
+            error = shapes.unsendable(call.step.func, f"executor {call.label!r}",
+                                      nested.unwrap(call.args), nested.unwrap(call.kwargs), error)
         self._failed_with(error, call)
 
     def _settled(self, label: str, index: int | None = None) -> None:
@@ -480,7 +492,8 @@ def _within(walltime: float | None, func: Callable[..., Any], args: Any, kwargs:
         return func(*args, **kwargs)
     from parsl.app.python import timeout  # Parsl's own: the same AppTimeout, raised the same way
 
-    return timeout(func, walltime)(*args, **kwargs)
+    with shapes.time_limit(walltime, ".".join(shapes.naming(func)[:2]), remote=False):
+        return timeout(func, walltime)(*args, **kwargs)  # a thread's warning if it runs late
 
 
 def _completed(value: Any) -> Future[Any]:
