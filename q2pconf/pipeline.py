@@ -93,8 +93,9 @@ def step(func: Any = None, *, executor: str | None = None, outputs: int | None =
     makes a call return N futures, one per element of the returned tuple; `plugin` names the
     step's group in QIIME 2's nested mapping (default: the last part of its module's name);
     `walltime` seconds is Parsl's time limit for one run of the step (it raises
-    `parsl.app.errors.AppTimeout`; a step blocked inside C code is stopped only when it returns
-    to Python)."""
+    `parsl.app.errors.AppTimeout`; on the HTEX the processes the step started are killed then,
+    a thread step waiting in C code is stopped only when it returns to Python). Any callable
+    can be a step (see q2pconf.shapes); generator and `async def` functions are refused."""
     def decorate(function: Callable[..., Any]) -> Step:
         return Step(function, executor, outputs, plugin, walltime)
 

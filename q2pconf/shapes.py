@@ -169,10 +169,10 @@ def _warn_late(name: str, walltime: float) -> None:
         return
     _WARNED.add(name)
     print(f"q2pconf: step {name} runs past its walltime of {walltime:g} s in a thread (a "
-          "thread executor, or a serial run). A thread cannot be stopped while it sleeps, waits for a subprocess or "
-          "runs C code: it raises AppTimeout only when it returns to Python, and its "
-          "subprocesses run on. Send the step to an HTEX executor to end it at its walltime.",
-          file=sys.stderr, flush=True)
+          "thread executor, or a serial run). A thread cannot be stopped while it sleeps, "
+          "waits for a subprocess or runs C code: it raises AppTimeout only when it returns "
+          "to Python, and its subprocesses run on. Send the step to an HTEX executor to end "
+          "it at its walltime.", file=sys.stderr, flush=True)
 
 
 def unsendable(func: Any, where: str, args: tuple[Any, ...], kwargs: dict[str, Any],
