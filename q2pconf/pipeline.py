@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from types import MethodType, ModuleType
+from types import FunctionType, MethodType, ModuleType
 from typing import Any, TypeVar, overload
 
 from q2pconf import closing
@@ -49,14 +49,19 @@ class Step:
     def __init__(self, func: Callable[..., Any], executor: str | None = None,
                  outputs: int | None = None, plugin: str | None = None,
                  walltime: float | None = None) -> None:
-        func, self._binds = shapes.unwrap_binding(func)  # see q2pconf.shapes
+        func, binds = shapes.unwrap_binding(func)  # see q2pconf.shapes
         shapes.refuse_unrunnable(func)
-        functools.update_wrapper(self, func)
+        # a function's attributes, as functools.wraps copies them; not a callable object's
+        functools.update_wrapper(self, func, updated=functools.WRAPPER_UPDATES
+                                 if isinstance(func, FunctionType) else ())
+        module, qualname, name = shapes.naming(func)
+        self.__module__, self.__qualname__, self.__name__, self.name = (module, qualname,
+                                                                        name, name)
+        self._binds = binds
         self.func = func
         self.executor = executor
         self.outputs = outputs
         self.walltime = walltime
-        module, _, self.name = shapes.naming(func)
         self.plugin = plugin or module.rpartition(".")[2]
         self.runner = Runner(func, self)
 
