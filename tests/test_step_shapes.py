@@ -205,3 +205,58 @@ def test_a_thread_step_past_its_walltime_is_reported_once(tmp_path, how, capfd):
     err = capfd.readouterr().err
     assert err.count("runs past its walltime of 1 s in a thread") == 1, err
     assert "Send the step to an HTEX executor" in err
+
+
+SCRIPT = '''\
+import functools, math
+from q2pconf import parallel_pipeline, step
+
+
+def divide(a, b):
+    return a / b
+
+
+class Scale:
+    def __init__(self, factor):
+        self.factor = factor
+
+    def __call__(self, x):
+        return self.factor * x
+
+
+class Sample:
+    def __init__(self, scale):
+        self.scale = scale
+
+    @step
+    def scaled(self, x):
+        return self.scale * x
+
+    @classmethod
+    @step
+    def named(cls, x):
+        return f"{cls.__name__}:{x}"
+
+
+root, halve, triple = step(math.sqrt), step(functools.partial(divide, b=2)), step(Scale(3))
+
+
+@parallel_pipeline
+def run(inputs):
+    return [Sample(3).scaled(2), Sample.named(1), root(4.0), halve(5), triple(2), inputs]
+
+
+if __name__ == "__main__":
+    print(run([1]), run.serial(inputs=[2]), run.func([3]))
+'''
+
+
+def test_a_scripts_methods_and_callables_run_on_the_htex(tmp_path):
+    """Steps of the running script: a worker loads it as a module (q2pconf.transport)."""
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env=config_env(tmp_path, new_token(), HTEX), timeout=120)
+    assert done.returncode == 0, done.stderr
+    row = "[6, 'Sample:1', 2.0, 2.5, 6, [{}]]"
+    assert done.stdout.split("\n")[0] == " ".join(row.format(n) for n in (1, 2, 3))
