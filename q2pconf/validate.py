@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 MAPPING_KEY = "parsl.executor_mapping"
 STRATEGIES = ("none", "simple", "htex_auto_scale")
+PARSL_DEFAULT_FIRST = ("simple", "none", "htex_auto_scale")  # what a fix offers first
 # A leading "_" is reserved for Parsl's and q2pconf's internal executors.
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 KIND_NAMES = {"int": "a whole number", "float": "a number", "str": "a string",
@@ -254,7 +255,7 @@ class _Checker:
             if arg in MANAGED:
                 raise self.fail(key, f"cannot be set in a config file: {MANAGED[arg]}",
                                 f"remove {arg}")
-            if arg == "strategy" and isinstance(value, str):
+            if arg == "strategy":
                 options[arg] = self.strategy(value, key)
                 continue
             options[arg] = self.argument("config", "Config", params, arg, value, key)
@@ -280,7 +281,12 @@ class _Checker:
                             "could not be created", "set run_dir to a directory you can write")
         return path
 
-    def strategy(self, value: str, key: str) -> str:
+    def strategy(self, value: Any, key: str) -> str:
+        """One of Parsl's strategy names (its annotation says only "a string")."""
+        if not isinstance(value, str):
+            raise self.fail(key, f"must be a string, not {describe(value)} ({value!r}): the "
+                            "name of a Parsl strategy",
+                            _choice_fix("strategy", str(value).lower(), PARSL_DEFAULT_FIRST))
         if value.lower() not in STRATEGIES:
             raise self.fail(key, f"{value!r} is not a Parsl strategy",
                             _choice_fix("strategy", value.lower(), STRATEGIES))
