@@ -180,9 +180,9 @@ def _info(args: argparse.Namespace) -> int:
 
 def _runs(as_json: bool) -> int:
     """The latest traced runs, newest first: when, which pipeline, how it ended, the trace."""
-    from q2pconf.runs import index_path, read, recent
+    from q2pconf.runs import index_path, readable, recent
 
-    runs = [read(path) for path in recent()]
+    runs = readable(recent())
     if as_json:
         import json
 
