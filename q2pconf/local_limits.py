@@ -67,11 +67,15 @@ def _addresses(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
 def _address_helper(checker: _Checker, helper: Any) -> None:
     """An address helper from parsl.addresses is called here, when the executor is built, and
     the interchange listens on what it returns: one that fails here fails every run ("No such
-    device"). The two answered by this machine alone (an interface, the routing table) are
-    tried as Parsl tries them; address_by_hostname and address_by_query ask DNS or the
-    internet, which may take long offline, and are left to the run."""
-    found = interfaces() if helper.cls in ("address_by_interface", "address_by_route") else {}
+    device"). Those answered by this machine alone (an interface, the routing table) are
+    tried as Parsl tries them, and so is this machine's name (address_by_hostname), for at
+    most HOSTNAME_WAIT seconds; address_by_query asks a web service and is left to the run."""
+    if helper.cls not in ("address_by_interface", "address_by_route", "address_by_hostname"):
+        return  # address_by_query asks a web service: left to the run
+    found = interfaces()
     usable = _usable(found)
+    instead = ('write address = { class = "address_by_interface", ifname = '
+               f'"{usable}" }}' if usable else NO_INTERFACE)
     if helper.cls == "address_by_interface":
         name = helper.kwargs.get("ifname")
         if isinstance(name, str) and found.get(name[:15]) is None:  # Parsl reads 15 characters
@@ -85,8 +89,12 @@ def _address_helper(checker: _Checker, helper: Any) -> None:
     elif helper.cls == "address_by_route" and _route() is None:
         raise checker.fail(helper.key, "this machine has no route to the internet, which "
                            "address_by_route asks for: the executor could not be built",
-                           'write address = { class = "address_by_interface", ifname = '
-                           f'"{usable}" }}' if usable else NO_INTERFACE)
+                           instead)
+    elif helper.cls == "address_by_hostname":
+        problem = _unresolved_name()
+        if problem is not None:
+            raise checker.fail(helper.key, f"{problem}, which address_by_hostname asks for: "
+                               "the executor could not be built", instead)
 
 
 NO_INTERFACE = ("remove the address table: no interface here has an address besides loopback, "
@@ -120,6 +128,32 @@ def _ipv4(socket: Any, name: str) -> str | None:
 def _usable(found: dict[str, str | None]) -> str | None:
     """An interface with an IPv4 address other than loopback, or None."""
     return next((name for name, ip in found.items() if ip and not ip.startswith("127.")), None)
+
+
+HOSTNAME_WAIT = 5.0  # seconds; a resolver that takes longer is left to the run
+
+
+def _unresolved_name() -> str | None:
+    """Why this machine's own name does not resolve, as Parsl's address_by_hostname resolves
+    it (platform.node, then gethostbyname); None when it does, or takes over HOSTNAME_WAIT
+    (a slow DNS must not hold `check`)."""
+    import platform
+    import socket
+    import threading
+
+    name, answer = platform.node(), []
+
+    def resolve() -> None:
+        try:
+            socket.gethostbyname(name)
+            answer.append(None)
+        except (OSError, UnicodeError) as error:
+            answer.append(f"this machine's name {name!r} does not resolve ({error})")
+
+    worker = threading.Thread(target=resolve, name="q2pconf-hostname", daemon=True)
+    worker.start()
+    worker.join(HOSTNAME_WAIT)
+    return answer[0] if answer else None
 
 
 def _route() -> str | None:

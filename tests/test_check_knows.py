@@ -250,3 +250,27 @@ def test_the_run_gives_the_same_message(tmp_path):
                     f"  Fix: {CANNOT_CREATE_FIX}"]
     assert cannot_create(str(mounted / "runs")) is None  # writable outside the mount
     assert not os.path.exists(mounted / "runs")
+
+
+def test_address_by_hostname_whose_name_does_not_resolve_is_refused(tmp_path):
+    """In a UTS namespace the machine's name is one no resolver knows: Parsl's
+    address_by_hostname would fail there, so check does; its fix passes there too."""
+    require_tool("unshare")
+    if USABLE is None:
+        pytest.fail("this machine has no interface with an IPv4 address besides loopback")
+    text = config(htex("default", provider=local(), address={"class": "address_by_hostname"}))
+    path = write(tmp_path, text)
+    fixed = write(tmp_path, by_interface(USABLE), "fixed.toml")
+    script = ('hostname q2p-nohost-0 && "$0" -m q2pconf check "$1"; echo "rc=$?"; '
+              'exec "$0" -m q2pconf check "$2"')
+    done = subprocess.run(["unshare", "-ru", "sh", "-c", script, sys.executable, str(path),
+                           str(fixed)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "rc=2\n" in done.stdout and f"{fixed}: OK" in done.stdout
+    first, fix = done.stderr.split("\n", 1)
+    assert first.startswith(f"{path}: parsl.executors[0].address: this machine's name "
+                            "'q2p-nohost-0' does not resolve ([Errno ")  # the resolver's words
+    assert first.endswith("), which address_by_hostname asks for: the executor could not be "
+                          "built")
+    assert fix == ('  Fix: write address = { class = "address_by_interface", ifname = '
+                   f'"{USABLE}" }}\n')
