@@ -374,7 +374,7 @@ def flat_mapping(raw: dict[str, Any], label: Callable[[Any, str], str]) -> dict[
     base = MAPPING_KEY
     flat = {}
     for name, value in raw.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and value:  # an empty table maps nothing: refused as a label
             for action, item in value.items():
                 flat[f"{name}.{action}"] = label(item, f"{base}.{name}.{action}")
         else:
