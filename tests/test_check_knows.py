@@ -65,7 +65,8 @@ UNREAD = {
         '[parsl]\nretries = 1\n[parsl.executor_mapping]\ndenoise = "htex"\n'),
     "empty-plugin-table": (
         config(DEFAULT, mapping={"dada2": {}}), "parsl.executor_mapping.dada2",
-        "must be an executor label (a string), not a table", 'write it in quotes: dada2 = "default"',
+        "must be an executor label (a string), not a table",
+        'write it in quotes: dada2 = "default"',
         config(DEFAULT, mapping={"dada2": "default"})),
     "strategy-a-number": (
         config(DEFAULT, strategy=5), "parsl.strategy", "must be a string, not a whole number",
