@@ -105,9 +105,10 @@ def _config_text(settings: Any) -> str | None:
 def recent(limit: int = 10) -> list[Path]:
     """`run.json` paths of this user's latest runs that still exist, newest first."""
     try:
-        lines = index_path().read_text().splitlines()
+        text = index_path().read_text(errors="replace")
     except OSError:
         return []
+    lines = [line for line in text.splitlines() if "\0" not in line]  # damaged: passed over
     found: list[Path] = []
     for line in reversed(lines):
         path = Path(line.rpartition("\t")[2])

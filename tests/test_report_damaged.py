@@ -150,3 +150,17 @@ def test_a_report_that_cannot_be_written_is_one_message(run, tmp_path):
                            "the report elsewhere: q2pconf report RUN -o FILE\n")
     followed = cli("report", str(run), "-o", str(tmp_path / "r.html"))
     assert followed.returncode == 0 and (tmp_path / "r.html").is_file()
+
+
+def test_a_damaged_index_of_runs_is_passed_over(run):
+    """Garbage in runs.log (not UTF-8, a NUL): `info --runs` and `report` still find the run."""
+    from q2pconf.runs import index_path
+
+    index = index_path()
+    index.write_bytes(b"\xff\xfe garbage\x00\tx\n" + index.read_bytes() + b"\x00\t\xff\n")
+    listed = cli("info", "--runs")
+    assert listed.returncode == 0 and listed.stderr == "", listed.stderr
+    assert f"trace: {str(run).replace('.run.json', '.trace.tsv')}" in listed.stdout
+    reported = cli("report")
+    assert reported.returncode == 0, reported.stderr
+    assert reported.stdout.strip() == str(run).replace(".run.json", ".report.html")
