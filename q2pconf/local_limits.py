@@ -103,14 +103,21 @@ NO_INTERFACE = ("remove the address table: no interface here has an address besi
 
 def interfaces() -> dict[str, str | None]:
     """This machine's network interfaces, each with its IPv4 address (None if it has none),
-    found as Parsl's address_by_interface finds one (ioctl SIOCGIFADDR; Linux)."""
+    found as Parsl's address_by_interface finds one: ioctl SIOCGIFADDR, whose number is
+    Linux's. Elsewhere (macOS) only the names are known: each is given as UNREAD."""
     import socket
+    import sys
 
     try:
         names = [name for _, name in socket.if_nameindex()]
-    except OSError:
+    except (OSError, AttributeError):  # AttributeError: no if_nameindex on this system
         return {}
+    if not sys.platform.startswith("linux"):
+        return dict.fromkeys(names, UNREAD)
     return {name: _ipv4(socket, name) for name in names}
+
+
+UNREAD = "address not read on this system"
 
 
 def _ipv4(socket: Any, name: str) -> str | None:
@@ -127,7 +134,8 @@ def _ipv4(socket: Any, name: str) -> str | None:
 
 def _usable(found: dict[str, str | None]) -> str | None:
     """An interface with an IPv4 address other than loopback, or None."""
-    return next((name for name, ip in found.items() if ip and not ip.startswith("127.")), None)
+    return next((name for name, ip in found.items()
+                 if ip and not ip.startswith("127.") and name != "lo" and name != "lo0"), None)
 
 
 HOSTNAME_WAIT = 5.0  # seconds; a resolver that takes longer is left to the run

@@ -279,3 +279,15 @@ def test_address_by_hostname_whose_name_does_not_resolve_is_refused(tmp_path):
                           "built")
     assert fix == ('  Fix: write address = { class = "address_by_interface", ifname = '
                    f'"{USABLE}" }}\n')
+
+
+def test_off_linux_only_the_interface_name_is_checked(tmp_path, monkeypatch):
+    """A simulation (no macOS machine here): SIOCGIFADDR's number is Linux's, so elsewhere the
+    check knows the interface names only; a missing one is still refused, an existing one
+    passes."""
+    monkeypatch.setattr(sys, "platform", "darwin")
+    found = interfaces()
+    assert set(found) == set(HERE) and set(found.values()) == {"address not read on this system"}
+    with pytest.raises(ConfigError, match=f"'{NO_SUCH_INTERFACE}' is not an interface"):
+        check(write(tmp_path, by_interface(NO_SUCH_INTERFACE)))
+    check(write(tmp_path, by_interface(next(iter(HERE))), "fixed.toml"))
