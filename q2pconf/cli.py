@@ -180,9 +180,9 @@ def _info(args: argparse.Namespace) -> int:
 
 def _runs(as_json: bool) -> int:
     """The latest traced runs, newest first: when, which pipeline, how it ended, the trace."""
-    from q2pconf.runs import index_path, read, recent
+    from q2pconf.runs import index_path, readable, recent
 
-    runs = [read(path) for path in recent()]
+    runs = readable(recent())
     if as_json:
         import json
 
@@ -287,7 +287,9 @@ def _init_target(args: argparse.Namespace) -> Path:
     from q2pconf.paths import conda_config_path, site_config_path, user_config_path
 
     if args.prefix:
-        return conda_config_path(args.prefix)
+        from q2pconf.seed import existing_prefix
+
+        return conda_config_path(existing_prefix(args.prefix))
     return site_config_path() if args.site else user_config_path()
 
 

@@ -97,8 +97,16 @@ def load(explicit: str | os.PathLike[str] | None = None, *, seed: bool = True) -
 
 @shallow
 def check(path: str | os.PathLike[str]) -> Settings:
-    """Read and check one file. Writes nothing, starts nothing, imports no Parsl."""
-    return _settings(Located(Path(path), "explicit"))
+    """Read and check one file. Writes nothing, starts nothing, imports no Parsl. Its
+    warnings also name what a pipeline would meet: a mapping-only file's labels that the
+    executors in force lack."""
+    from q2pconf.validate import unmatched_labels
+
+    settings = _settings(Located(Path(path), "explicit"))
+    more = unmatched_labels(settings.plan)
+    if not more:
+        return settings
+    return settings._replace(plan=settings.plan._replace(warnings=settings.warnings + more))
 
 
 @shallow

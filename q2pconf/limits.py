@@ -104,7 +104,18 @@ LIMITS: dict[str, Limit] = {
     "cmd_chunk_size": _whole("cmd_chunk_size", 1, "no job could be cancelled", "100"),
     "usage_tracking": Limit(lambda v: v in (0, 1, 2, 3), "must be a level from 0 to 3",
                             "write usage_tracking = 0 (off)"),
+    "autolabel_window": _whole("autolabel_window", 1, "Work Queue labels a category after "
+                               "that many steps", "1"),
+    "scaling_cores_per_worker": _positive("scaling_cores_per_worker", "Parsl's scaling divides "
+                                          "by it", "1"),
+    "port": Limit(lambda v: 0 <= v < 65536, "must be a TCP port, 1 to 65535, or 0 for any free "
+                  "one", "write port = 0 (any free port)"),
+    "timeout": _positive("timeout", "the address lookup would give up at once", "30"),
 }
+# Every other number a Parsl class takes is a count, a size, a time or a bid: never negative
+# (Parsl takes `retries = -1` by type and runs it as 0). `count_limit` gives that rule for any
+# numeric keyword LIMITS does not name, so a keyword new in Parsl is covered too.
+COUNT_PROBLEM = "a count, size or time Parsl takes cannot be negative"
 
 
 def check(checker: _Checker, kwargs: dict[str, Any], key: str,
@@ -112,7 +123,7 @@ def check(checker: _Checker, kwargs: dict[str, Any], key: str,
     """Refuse a value that cannot work in one table (its keys checked already by type, against
     `params`), and combinations of its keys that cannot."""
     for arg, value in kwargs.items():
-        limit = LIMITS.get(arg)
+        limit = LIMITS.get(arg) or count_limit(params.get(arg))
         if limit is not None and number(value) and not limit.works(value):
             fix = _most_blocks_fix(kwargs, params) if arg == "max_blocks" else limit.fix
             raise checker.fail(f"{key}.{arg}", f"is {value!r}, but it {limit.problem}", fix)
@@ -125,6 +136,17 @@ def check(checker: _Checker, kwargs: dict[str, Any], key: str,
     _heartbeat(checker, kwargs, key)
     _network(checker, kwargs, key)  # before the address rule: the safety problem is worse
     local_limits.check(checker, kwargs, key)
+
+
+def count_limit(param: Param | None) -> Limit | None:
+    """The rule for a numeric keyword LIMITS does not name: not negative; the fix is Parsl's
+    own default when that is a number (else 0)."""
+    if param is None or not param.accepts & catalog.NUMBER:
+        return None
+    default = catalog.default_value(param)
+    example = default if number(default) and default >= 0 else 0
+    return Limit(lambda v: v >= 0, f"must be 0 or more: {COUNT_PROBLEM}",
+                 f"write {param.name} = {example}")
 
 
 def effective(kwargs: dict[str, Any], params: dict[str, Param], arg: str) -> Any:

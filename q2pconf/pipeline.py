@@ -30,8 +30,8 @@ from q2pconf import unmatched
 from q2pconf import window
 from q2pconf import trace as tracing
 from q2pconf.futures import Release, StepFuture
-from q2pconf.history import History, StepRecord
-from q2pconf.abandon import RUN_KEY, Abandoned, Marker
+from q2pconf.history import STATES, History, StepRecord
+from q2pconf.abandon import RUN_KEY, Marker
 from q2pconf.measure import TRACE_KEY
 from q2pconf.progress import Progress
 from q2pconf.reach import ConnectWatches
@@ -154,6 +154,7 @@ class Pipeline:
             raise
         finally:
             _ACTIVE.reset(token)
+            run.settle_history()
             self.history = run.history
             self._end_trace(run.trace, outcome)
             closing.RUNS.end()
@@ -331,8 +332,8 @@ class Run:
         try:
             started, ended, state = _times(future)
             error = future.exception()
-            self.history.finished(call.index, started, ended,
-                                  "cancelled" if isinstance(error, Abandoned) else state)
+            self.history.finished(call.index, started, ended, state if error is None else
+                                  STATES[tracing.status_of(error)])
             self.progress.finished(failed=error is not None)
             if error is not None:
                 self._failed(error, call)
@@ -458,6 +459,17 @@ class Run:
         with self._changed:
             futures = list(self._pending.values())
         closing.cancel_not_started(self.session.dfk, futures)
+
+    def settle_history(self) -> None:
+        """The run has ended: a step still unfinished gets the state its trace line gets
+        (q2pconf.trace.unfinished_status), not `pending`."""
+        with self._changed:
+            unfinished = list(self._pending.items())
+        for index, future in unfinished:
+            if not future.done():  # else its callback gives its own state
+                started, ended, _ = _times(future)
+                self.history.finished(index, started, ended,
+                                      STATES[tracing.unfinished_status(future)])
 
     def _waits_on(self, label: str) -> bool:
         """Whether a step of this run that has not finished was sent to executor `label`."""

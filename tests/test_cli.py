@@ -382,3 +382,31 @@ def test_helper_help_describes_both_flags():
     parser = add_parallel_arguments(argparse.ArgumentParser(prog="run.py"))
     text = parser.format_help()
     assert "--parallel-config PATH" in text and "--parallel " in text
+
+
+@pytest.mark.parametrize("command", ["init", "seed"])
+@pytest.mark.parametrize("mistake", ["missing", "missing/deeper", "a-file"])
+def test_a_prefix_that_is_not_a_directory_is_refused_and_nothing_is_made(env, tmp_path,
+                                                                         command, mistake):
+    """`--prefix /opt/conda/envs/qiim2` (a typo) created the whole tree without a word; conda
+    always passes a prefix that exists. The fix, followed (the directory made), works."""
+    (tmp_path / "a-file").write_text("mine")
+    before = sorted(tmp_path.rglob("*"))
+    prefix = tmp_path / mistake
+    done = q2pconf(env, command, "--prefix", str(prefix))
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+    if mistake == "a-file":
+        assert done.stderr == (f"{prefix}: the --prefix is a file, not an environment's "
+                               "directory: nothing was written\n  Fix: check the path (conda's "
+                               "prefix is $CONDA_PREFIX, which exists)\n")
+        assert (tmp_path / "a-file").read_text() == "mine"
+    else:
+        assert done.stderr == (f"{prefix}: the --prefix directory does not exist: nothing was "
+                               "written\n  Fix: check the path (conda's prefix is "
+                               "$CONDA_PREFIX, which exists), or create the directory first\n")
+    assert sorted(tmp_path.rglob("*")) == before
+    if mistake != "a-file":
+        prefix.mkdir(parents=True)
+        followed = q2pconf(env, command, "--prefix", str(prefix))
+        assert followed.returncode == 0, followed.stderr
+        assert check(prefix / "etc" / CONFIG).labels == ("default", "htex")
