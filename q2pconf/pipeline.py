@@ -3,7 +3,8 @@
 The body runs in the caller's thread. Each step call inside it becomes a Parsl app and returns
 a future at once; futures passed to later steps (also nested in lists, tuples, sets and dicts:
 see q2pconf.nested) are waited on by Parsl before those steps run. Only the outermost pipeline
-call waits, and it returns plain values.
+call waits, and it returns plain values. Inside a running step (on any executor, or serially)
+a step call is a plain call, and a pipeline runs as `run.serial` does, in that step.
 """
 from __future__ import annotations
 
