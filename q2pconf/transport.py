@@ -117,11 +117,12 @@ class Runner:
             if path and _lookup(main, self.__qualname__) is self.owner:
                 # Objects of the script's classes come back pickled as SCRIPT_MODULE.Name:
                 # here that module is the script itself.
-                sys.modules.setdefault(SCRIPT_MODULE, main)
+                name = script_name(main)
+                sys.modules.setdefault(name, main)
                 from q2pconf import mainblock  # only for a script's steps sent to a worker
 
                 mainblock.check(path, self.__qualname__, self.func)
-                return (Remote, (_from_script, (path, self.__qualname__)))
+                return (Remote, (_from_script, (path, self.__qualname__, name)))
         elif _lookup(sys.modules.get(self.__module__), self.__qualname__) is self.owner:
             return (Remote, (_from_module, (self.__module__, self.__qualname__)))
         return (Remote, (Runner, (_ByValue(self.func),)))
@@ -136,6 +137,14 @@ def script_file(main: ModuleType) -> str | None:
         return None
     path = os.path.abspath(path)
     return path if os.path.isfile(path) else None
+
+
+def script_name(main: ModuleType) -> str:
+    """The running script's module name on a worker: SCRIPT_MODULE, inside the script's
+    package when it runs as `python -m package.module` (so its relative imports work)."""
+    spec = getattr(main, "__spec__", None)
+    package = getattr(spec, "parent", "") if spec is not None else ""
+    return f"{package}.{SCRIPT_MODULE}" if package else SCRIPT_MODULE
 
 
 class Remote:
@@ -271,20 +280,24 @@ def _from_module(module: str, qualname: str) -> Runner:
                       f"{module}.{qualname}")
 
 
-def _from_script(path: str, qualname: str) -> Runner:
-    module = sys.modules.get(SCRIPT_MODULE)
+def _from_script(path: str, qualname: str, name: str = SCRIPT_MODULE) -> Runner:
+    module = sys.modules.get(name)
     if module is None or getattr(module, "__file__", None) != path:
-        spec = importlib.util.spec_from_file_location(SCRIPT_MODULE, path)
+        package = name.rpartition(".")[0]
+        if package:  # `python -m package.module`: the package first, as Python imports it
+            importlib.import_module(package)
+        spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
             raise ImportError(f"q2pconf: cannot load the script {path} on this worker")
         module = importlib.util.module_from_spec(spec)
-        sys.modules[SCRIPT_MODULE] = module
-        sys.path.insert(0, os.path.dirname(path))  # as `python script.py` does
+        sys.modules[name] = module
+        if not package:
+            sys.path.insert(0, os.path.dirname(path))  # as `python script.py` does
         _loading.append(path)
         try:
             spec.loader.exec_module(module)
         except BaseException:
-            del sys.modules[SCRIPT_MODULE]
+            del sys.modules[name]
             raise
         finally:
             _loading.pop()

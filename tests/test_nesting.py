@@ -235,3 +235,46 @@ def test_the_names_a_main_block_sets_are_found_in_the_script(tmp_path: Path) -> 
     assert mainblock.set_in_main(str(script)) == {"A"}
     script.write_text("def broken(:\n")
     assert mainblock.set_in_main(str(script)) == frozenset()
+
+
+PACKAGED = '''
+import json, os
+from q2pconf import parallel_pipeline, step
+from .helpers import FACTOR
+
+
+class Scaled:
+    def __init__(self, value):
+        self.value = value
+
+
+@step(executor="htex")
+def times(x):
+    return Scaled(x * FACTOR), os.getpid()
+
+
+@parallel_pipeline
+def main_pipeline(xs):
+    return [times(x) for x in xs]
+
+
+if __name__ == "__main__":
+    results = main_pipeline([1, 2])
+    print(json.dumps({"values": [r.value for r, _ in results], "pid": os.getpid(),
+                      "pids": [pid for _, pid in results],
+                      "same class": all(type(r) is Scaled for r, _ in results)}))
+'''
+
+
+def test_a_module_run_with_python_m_keeps_its_relative_imports_on_the_htex(
+        tmp_path: Path) -> None:
+    package = tmp_path / "work" / "mypkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "helpers.py").write_text("FACTOR = 3\n")
+    (package / "run.py").write_text(PACKAGED)
+    done = run_program(tmp_path, ONE_WORKER, ["-m", "mypkg.run"])
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["values"] == [3, 6] and answer["same class"]
+    assert answer["pid"] not in answer["pids"]  # the steps ran on the HTEX
