@@ -130,3 +130,23 @@ def report(serially: bool = False) -> dict[str, Any]:
             "history": sorted((r.name, r.state) for r in outer.history),
             "inner history": [r.name for r in inner.history] + [r.name for r in middle.history],
             "trace": None if outer.trace_path is None else str(outer.trace_path)}
+
+
+@step
+def fail(message: str) -> None:
+    raise KeyError(message)
+
+
+@parallel_pipeline
+def failing(message: str) -> Any:
+    return add_all([double(1), fail(message)])
+
+
+@step
+def calls_failing(message: str) -> Any:
+    return failing(message)
+
+
+@parallel_pipeline
+def outer_failing(message: str) -> Any:
+    return calls_failing(message)

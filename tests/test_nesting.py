@@ -278,3 +278,23 @@ def test_a_module_run_with_python_m_keeps_its_relative_imports_on_the_htex(
     answer = json.loads(done.stdout)
     assert answer["values"] == [3, 6] and answer["same class"]
     assert answer["pid"] not in answer["pids"]  # the steps ran on the HTEX
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.usefixtures("fresh_session")
+@pytest.mark.parametrize("serially", [True, False], ids=["serial", "threads"])
+def test_a_failing_step_of_a_pipeline_inside_a_step_fails_both_naming_each(
+        tmp_path: Path, serially: bool) -> None:
+    import q2pconf
+
+    path = tmp_path / "threads.toml"
+    path.write_text(config(threads("default", max_threads=1), strategy="none"))
+    with q2pconf.ParallelConfig(path):
+        pipeline = nesting_steps.outer_failing
+        run = pipeline.serial if serially else pipeline
+        with pytest.raises(KeyError, match="lost sample") as raised:
+            run("lost sample")
+    notes = getattr(raised.value, "__notes__", [])
+    assert any("nesting_steps.fail('lost sample') run serially" in note for note in notes)
+    on = "run serially" if serially else "on executor 'default'"
+    assert any(f"nesting_steps.calls_failing('lost sample') {on}" in note for note in notes)
