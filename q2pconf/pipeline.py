@@ -36,7 +36,7 @@ from q2pconf.measure import TRACE_KEY
 from q2pconf.progress import Progress
 from q2pconf.reach import ConnectWatches
 from q2pconf.watchdog import Watchdog, pool_failed
-from q2pconf.transport import (CODE_KEY, Runner, global_names, inside_step,
+from q2pconf.transport import (CODE_KEY, Runner, global_names, inside_step, on_worker,
                                refuse_while_loading, step_depth, steps_running)
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -111,7 +111,7 @@ class Pipeline:
     @shallow
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         refuse_while_loading()
-        if inside_step():  # the step holds a worker already: its steps run here, in turn
+        if inside_step() or on_worker():  # a step holds a worker: its steps run here, in turn
             return self._serially(SerialRun(), args, kwargs)
         if _ACTIVE.get() is not None:  # nested, or serial: run inline
             return self.func(*args, **kwargs)

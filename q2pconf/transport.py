@@ -33,6 +33,8 @@ _loading: list[str] = []  # scripts being loaded on this worker
 UNSENDABLE = "it cannot be sent back from its worker as itself: "
 CODE_KEY = "_q2pconf_code"  # a keyword only the memoizer sees: the step's code digest
 _IN_STEP = threading.local()  # `depth`: steps this thread is running now
+WORKER_VAR = "PARSL_WORKER_RANK"  # in the environment of Parsl's HTEX workers
+_WORKER_PID: int | None = None  # this process, once it ran a step as an HTEX worker
 
 
 def inside_step() -> bool:
@@ -52,6 +54,12 @@ def step_depth(depth: int) -> Iterator[None]:
         yield
     finally:
         _IN_STEP.depth = before
+
+
+def on_worker() -> bool:
+    """Whether this process is an HTEX worker that has run a step: a pipeline called there,
+    even from a thread of a step's own, runs as run.serial does (no Parsl inside a worker)."""
+    return _WORKER_PID == os.getpid()
 
 
 def steps_running() -> int:
@@ -155,6 +163,9 @@ class Remote:
         self.__name__ = self.runner.__name__
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        global _WORKER_PID
+        if _WORKER_PID is None and WORKER_VAR in os.environ:  # set by Parsl's worker pool
+            _WORKER_PID = os.getpid()  # not inherited by a program a step starts
         return self.runner.call(args, kwargs, remote=True)
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -150,3 +150,27 @@ def calls_failing(message: str) -> Any:
 @parallel_pipeline
 def outer_failing(message: str) -> Any:
     return calls_failing(message)
+
+
+@step(executor="htex")
+def where(x: int) -> tuple[int, int]:
+    return 2 * x, os.getpid()
+
+
+@parallel_pipeline
+def far_inner(xs: list[int]) -> list[Any]:
+    return [where(x) for x in xs]
+
+
+@step(executor="htex")
+def pipeline_from_own_thread(xs: list[int]) -> tuple[list[Any], int]:
+    """An HTEX step that runs a pipeline in a thread of its own (no step runs there)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(far_inner, xs).result(), os.getpid()
+
+
+@parallel_pipeline
+def outer_threaded(xs: list[int]) -> Any:
+    return pipeline_from_own_thread(xs)

@@ -298,3 +298,15 @@ def test_a_failing_step_of_a_pipeline_inside_a_step_fails_both_naming_each(
     assert any("nesting_steps.fail('lost sample') run serially" in note for note in notes)
     on = "run serially" if serially else "on executor 'default'"
     assert any(f"nesting_steps.calls_failing('lost sample') {on}" in note for note in notes)
+
+
+def test_a_pipeline_called_from_a_thread_of_an_htex_step_runs_in_that_worker(
+        tmp_path: Path) -> None:
+    """No Parsl of its own inside a worker: its steps run in the worker's process, in turn."""
+    program = ("import json, nesting_steps as s; "
+               "print(json.dumps(s.outer_threaded(s.XS)))")
+    done = run_program(tmp_path, ONE_WORKER, ["-c", program])
+    assert done.returncode == 0, done.stderr
+    inner, worker = json.loads(done.stdout)
+    assert [value for value, _ in inner] == [2, 4, 6]
+    assert {pid for _, pid in inner} == {worker}
