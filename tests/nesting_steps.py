@@ -129,7 +129,16 @@ def report(serially: bool = False) -> dict[str, Any]:
     return {"result": result, "pid": os.getpid(),
             "history": sorted((r.name, r.state) for r in outer.history),
             "inner history": [r.name for r in inner.history] + [r.name for r in middle.history],
-            "trace": None if outer.trace_path is None else str(outer.trace_path)}
+            "traced": _traced(outer.trace_path)}
+
+
+def _traced(path: Any) -> list[str] | None:
+    """The step column of a run's trace (None: no trace, as in a serial run)."""
+    if path is None:
+        return None
+    lines = [line.split("\t") for line in path.read_text().splitlines()]
+    column = lines[0].index("step")
+    return [fields[column] for fields in lines[1:]]
 
 
 @step
