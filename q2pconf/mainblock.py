@@ -3,12 +3,14 @@
 A worker loads the running script as a module under another name (q2pconf.transport), so the
 script's main block does not run there: a module global it rebinds keeps its module-level value
 on the worker, while thread steps and `run.serial` see the new one. The same pipeline would
-then compute another result on the HTEX, silently. Found here, from the script's source: names
-the main block binds (assignments, loops, `with ... as`, definitions; not imports: a module
-is the same module on the worker, or missing there, which fails loudly) and names
-declared `global` in the script's functions that the main block calls. A step sent to a worker
-whose code reads one of them, itself or through the script's functions it calls, is warned
-about once, naming the step, the global and the fix.
+then compute another result on the HTEX, silently; so would a global of another module the
+main block sets (`steps.SCALE = 10`): the worker imports that module afresh. Found here, from
+the script's source: names the main block binds (assignments, loops, `with ... as`,
+definitions; not imports: a module is the same module on the worker, or missing there, which
+fails loudly), `module.name` it assigns, and names declared `global` in the script's functions
+that the main block calls. A step sent to a worker whose code reads one of them, itself or
+through the functions (and steps) of its module it calls, is warned about once, naming the
+step, the global and the fix.
 """
 from __future__ import annotations
 
@@ -17,19 +19,20 @@ import threading
 from types import CodeType, FunctionType
 from typing import Any
 
-_SET_IN_MAIN: dict[str, frozenset[str]] = {}  # script path -> the names its main block sets
+_SET_IN_MAIN: dict[str, frozenset[str]] = {}  # script path -> what its main block sets
 _CHECKED: set[tuple[str, str]] = set()  # (script path, step) already looked at
 _LOCK = threading.Lock()
-WARNING = ("step {step} runs on an HTEX worker, which loads {script} without running its "
-           "`if __name__ == \"__main__\":` block, so there it sees the module-level value of "
-           "{names}, not the one the main block sets: the result can differ from a thread step "
+WARNING = ("step {step} runs on an HTEX worker, where the `if __name__ == \"__main__\":` "
+           "block of {script} does not run, so there it sees the module-level value of "
+           "{names}, not the one that block sets: the result can differ from a thread step "
            "or run.serial. Fix: pass {them} to the step as an argument, or set {them} at "
            "module level")
 
 
-def check(path: str, qualname: str, func: Any) -> None:
-    """Warn once if step `qualname` of script `path`, sent to a worker, reads a global that
-    the script's main block sets."""
+def check(path: str, qualname: str, func: Any, main: Any = None) -> None:
+    """Warn once if step `qualname`, sent to a worker, reads a global that the main block of
+    script `path` sets: one of the script's own (a step of the script: `main` is None), or one
+    of the step's module through a module of `main`'s (`steps.SCALE = 10`)."""
     with _LOCK:
         if (path, qualname) in _CHECKED:
             return
@@ -37,13 +40,28 @@ def check(path: str, qualname: str, func: Any) -> None:
         names = _SET_IN_MAIN.get(path)
         if names is None:
             names = _SET_IN_MAIN[path] = set_in_main(path)
-    read = sorted(names & reads(func)) if names else []
+    read = _read_of(names, func, main) if names else []
     if read:
         from q2pconf.errors import warn
 
         shown = ", ".join(read)
         warn(WARNING.format(step=qualname, script=path, names=shown,
                             them="it" if len(read) == 1 else "them"))
+
+
+def _read_of(names: frozenset[str], func: Any, main: Any) -> list[str]:
+    """Which of `names` (plain, or `module.name` as the main block wrote them) `func` reads."""
+    used = reads(func)
+    found = []
+    for name in sorted(names):
+        alias, _, attribute = name.rpartition(".")
+        if main is None:
+            if name in used or (alias in used and attribute in used):
+                found.append(name)
+        elif alias and attribute in used and \
+                getattr(getattr(main, alias, None), "__name__", None) == func.__module__:
+            found.append(name)
+    return found
 
 
 def set_in_main(path: str) -> frozenset[str]:
@@ -96,6 +114,9 @@ def _bound(statement: ast.stmt) -> set[str]:
             continue
         if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
             names.add(node.id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, (ast.Store, ast.Del)) \
+                and isinstance(node.value, ast.Name):
+            names.add(f"{node.value.id}.{node.attr}")  # a module's global, perhaps
         todo.extend(ast.iter_child_nodes(node))
     return names
 

@@ -132,6 +132,12 @@ class Runner:
                 mainblock.check(path, self.__qualname__, self.func)
                 return (Remote, (_from_script, (path, self.__qualname__, name)))
         elif _lookup(sys.modules.get(self.__module__), self.__qualname__) is self.owner:
+            main = sys.modules.get("__main__")
+            path = script_file(main) if main is not None else None
+            if path:  # the worker imports the module afresh: what the script set there is lost
+                from q2pconf import mainblock
+
+                mainblock.check(path, f"{self.__module__}.{self.__qualname__}", self.func, main)
             return (Remote, (_from_module, (self.__module__, self.__qualname__)))
         return (Remote, (Runner, (_ByValue(self.func),)))
 

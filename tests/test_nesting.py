@@ -227,11 +227,13 @@ def test_the_names_a_main_block_sets_are_found_in_the_script(tmp_path: Path) -> 
             with open(os.devnull) as F:
                 G: int = 4
             configure()
+            os.sep_copy = os.sep
             def helper():
                 H = 5
             [I for I in range(2)]
     '''))
-    assert mainblock.set_in_main(str(script)) == {"A", "B", "C", "E", "F", "G", "helper"}
+    found = mainblock.set_in_main(str(script))
+    assert found == {"A", "B", "C", "E", "F", "G", "helper", "os.sep_copy"}
     script.write_text("if __name__ == '__main__':\n    A = 1\n")
     assert mainblock.set_in_main(str(script)) == {"A"}
     script.write_text("def broken(:\n")
@@ -311,3 +313,49 @@ def test_a_pipeline_called_from_a_thread_of_an_htex_step_runs_in_that_worker(
     inner, worker = json.loads(done.stdout)
     assert [value for value, _ in inner] == [2, 4, 6]
     assert {pid for _, pid in inner} == {worker}
+
+
+FACTORS = """
+from q2pconf import step
+
+FACTOR = 1
+
+
+@step(executor="htex")
+def by_factor(x):
+    return x * FACTOR
+
+
+@step(executor="htex")
+def unchanged(x):
+    return x
+"""
+USES_FACTORS = """
+import json
+import factors as f
+from q2pconf import parallel_pipeline
+
+
+@parallel_pipeline
+def run(x):
+    return [f.by_factor(x), f.unchanged(x)]
+
+
+if __name__ == "__main__":
+    f.FACTOR = 7
+    print(json.dumps(run(5)))
+"""
+
+
+def test_a_global_of_a_steps_module_set_by_the_main_block_is_warned_about(
+        tmp_path: Path) -> None:
+    (tmp_path / "factors.py").write_text(FACTORS)
+    script = tmp_path / "uses_factors.py"
+    script.write_text(USES_FACTORS)
+    done = run_program(tmp_path, ONE_WORKER, [str(script)])
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [5, 5]  # the worker imports factors afresh
+    warnings = [line for line in done.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1, done.stderr
+    assert "step factors.by_factor runs on an HTEX worker" in warnings[0]
+    assert "value of f.FACTOR," in warnings[0] and str(script) in warnings[0]
