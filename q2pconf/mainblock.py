@@ -22,6 +22,8 @@ from typing import Any
 _SET_IN_MAIN: dict[str, frozenset[str]] = {}  # script path -> what its main block sets
 _CHECKED: set[tuple[str, str]] = set()  # (script path, step) already looked at
 _LOCK = threading.Lock()
+GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "LOAD_NAME"})  # a global read (not `obj.name`)
+ATTRIBUTE_OPS = frozenset({"LOAD_ATTR", "LOAD_METHOD"})  # `module.name` (LOAD_METHOD < 3.12)
 WARNING = ("step {step} runs on an HTEX worker, where the `if __name__ == \"__main__\":` "
            "block of {script} does not run, so there it sees the module-level value of "
            "{names}, not the one that block sets: the result can differ from a thread step "
@@ -40,7 +42,7 @@ def check(path: str, qualname: str, func: Any, main: Any = None) -> None:
         names = _SET_IN_MAIN.get(path)
         if names is None:
             names = _SET_IN_MAIN[path] = set_in_main(path)
-    read = _read_of(names, func, main) if names else []
+    read = read_of(names, func, main) if names else []
     if read:
         from q2pconf.errors import warn
 
@@ -49,16 +51,16 @@ def check(path: str, qualname: str, func: Any, main: Any = None) -> None:
                             them="it" if len(read) == 1 else "them"))
 
 
-def _read_of(names: frozenset[str], func: Any, main: Any) -> list[str]:
+def read_of(names: frozenset[str], func: Any, main: Any) -> list[str]:
     """Which of `names` (plain, or `module.name` as the main block wrote them) `func` reads."""
-    used = reads(func)
+    loaded, attributes = reads(func)
     found = []
     for name in sorted(names):
         alias, _, attribute = name.rpartition(".")
         if main is None:
-            if name in used or (alias in used and attribute in used):
+            if name in loaded or (alias in loaded and attribute in attributes):
                 found.append(name)
-        elif alias and attribute in used and \
+        elif alias and attribute in loaded and \
                 getattr(getattr(main, alias, None), "__name__", None) == func.__module__:
             found.append(name)
     return found
@@ -139,16 +141,15 @@ def _declared_global(tree: ast.Module, functions: set[str]) -> set[str]:
     return names
 
 
-def reads(func: Any) -> set[str]:
-    """Global names `func` reads, itself and through the functions (and steps) of its own
-    module it reaches."""
-    from q2pconf.transport import global_names
-
+def reads(func: Any) -> tuple[set[str], set[str]]:
+    """The global names `func` loads, and the attribute names it reads, itself and through the
+    functions (and steps) of its own module it calls."""
     func = getattr(func, "__func__", func)
     if not isinstance(func, FunctionType):
-        return set()
+        return set(), set()
     namespace = func.__globals__
-    names: set[str] = set()
+    loaded: set[str] = set()
+    attributes: set[str] = set()
     todo: list[CodeType] = [func.__code__]
     seen: set[CodeType] = set()
     while todo:
@@ -156,12 +157,29 @@ def reads(func: Any) -> set[str]:
         if code in seen:
             continue
         seen.add(code)
-        for name in global_names(code) - names:
-            names.add(name)
+        for name in _names(code, GLOBAL_OPS, attributes) - loaded:
+            loaded.add(name)
             inner = _function_of(namespace.get(name))
             if inner is not None and inner.__globals__ is namespace:
                 todo.append(inner.__code__)
-    return names
+    return loaded, attributes
+
+
+def _names(code: CodeType, ops: frozenset[str], attributes: set[str]) -> set[str]:
+    """The names instructions `ops` of `code` (and code nested in it) use; the attribute
+    names it reads are added to `attributes`."""
+    import dis
+
+    found: set[str] = set()
+    for instruction in dis.get_instructions(code):
+        if instruction.opname in ops:
+            found.add(instruction.argval)
+        elif instruction.opname in ATTRIBUTE_OPS:
+            attributes.add(instruction.argval)
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            found |= _names(const, ops, attributes)
+    return found
 
 
 def _function_of(value: Any) -> FunctionType | None:

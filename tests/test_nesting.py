@@ -359,3 +359,12 @@ def test_a_global_of_a_steps_module_set_by_the_main_block_is_warned_about(
     assert len(warnings) == 1, done.stderr
     assert "step factors.by_factor runs on an HTEX worker" in warnings[0]
     assert "value of f.FACTOR," in warnings[0] and str(script) in warnings[0]
+
+
+def test_a_step_reading_an_attribute_of_that_name_is_not_warned_about(tmp_path: Path) -> None:
+    script = tmp_path / "script.py"
+    script.write_text("data = 1\nif __name__ == '__main__':\n    data = 2\n")
+    namespace = {"LIMIT": 3}
+    exec("def step(table):\n    return [table.data for _ in range(LIMIT)]", namespace)
+    assert mainblock.reads(namespace["step"]) == ({"range", "LIMIT"}, {"data"})
+    assert mainblock.read_of(mainblock.set_in_main(str(script)), namespace["step"], None) == []
