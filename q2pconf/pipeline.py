@@ -19,12 +19,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
+from types import FunctionType, MethodType, ModuleType
 from typing import Any, TypeVar, overload
 
 from q2pconf import closing
 from q2pconf.errors import shallow
 from q2pconf import nested
+from q2pconf import shapes
 from q2pconf import session as sessions
 from q2pconf import unmatched
 from q2pconf import window
@@ -50,17 +51,29 @@ class Step:
     def __init__(self, func: Callable[..., Any], executor: str | None = None,
                  outputs: int | None = None, plugin: str | None = None,
                  walltime: float | None = None) -> None:
-        functools.update_wrapper(self, func)
+        func, binds = shapes.unwrap_binding(func)  # see q2pconf.shapes
+        shapes.refuse_unrunnable(func)
+        # a function's attributes, as functools.wraps copies them; not a callable object's
+        functools.update_wrapper(self, func, updated=functools.WRAPPER_UPDATES
+                                 if isinstance(func, FunctionType) else ())
+        module, qualname, name = shapes.naming(func)
+        self.__module__, self.__qualname__, self.__name__, self.name = (module, qualname,
+                                                                        name, name)
+        self._binds = binds
         self.func = func
         self.executor = executor
         self.outputs = outputs
         self.walltime = walltime
-        self.plugin = plugin or func.__module__.rpartition(".")[2]
+        self.plugin = plugin or module.rpartition(".")[2]
         self.runner = Runner(func, self)
 
-    @property
-    def name(self) -> str:
-        return self.func.__name__
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        """As a method: bound to its instance (or class), as a function is."""
+        if self._binds == "class":
+            return MethodType(self, objtype if objtype is not None else type(obj))
+        if obj is None or self._binds == "static":
+            return self
+        return MethodType(self, obj)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         run = _ACTIVE.get()
@@ -87,8 +100,9 @@ def step(func: Any = None, *, executor: str | None = None, outputs: int | None =
     makes a call return N futures, one per element of the returned tuple; `plugin` names the
     step's group in QIIME 2's nested mapping (default: the last part of its module's name);
     `walltime` seconds is Parsl's time limit for one run of the step (it raises
-    `parsl.app.errors.AppTimeout`; a step blocked inside C code is stopped only when it returns
-    to Python)."""
+    `parsl.app.errors.AppTimeout`; on the HTEX the processes the step started are killed then,
+    a thread step waiting in C code is stopped only when it returns to Python). Any callable
+    can be a step (see q2pconf.shapes); generator and `async def` functions are refused."""
     def decorate(function: Callable[..., Any]) -> Step:
         return Step(function, executor, outputs, plugin, walltime)
 
@@ -269,7 +283,7 @@ class Run:
         label = self.session.label_for(step.name, step.plugin, step.executor)
         app = self.session.app(step.runner, label)
         call = Call(step, args, kwargs, label, self.history.submitted(step.name, label))
-        kwargs = {**kwargs, RUN_KEY: self.marker.path}
+        kwargs = {**shapes.escape(kwargs), RUN_KEY: self.marker.path}  # Parsl's: never the user's
         if step.walltime is not None:
             kwargs["walltime"] = step.walltime
         if self.session.resume:  # Parsl's memoizer hashes a function by name only
@@ -345,6 +359,7 @@ class Run:
         """A step's Parsl future failed (Parsl's errors imported here: not once per step)."""
         from parsl.dataflow.errors import DependencyError
         from parsl.executors.errors import BadStateException
+        from parsl.serialize.errors import SerializationError
 
         # A DependencyError only says an earlier step failed: that step's own error has
         # been (or is being) reported by its own callback, and is the one the user must see.
@@ -352,6 +367,9 @@ class Run:
             return
         if isinstance(error, BadStateException):  # Parsl gave up on the blocks
             error = pool_failed(self.session.dfk.executors.get(call.label), call.label, error)
+        if isinstance(error, SerializationError):  # an argument cannot be pickled: which one
+            error = shapes.unsendable(call.step.func, f"executor {call.label!r}",
+                                      nested.unwrap(call.args), nested.unwrap(call.kwargs), error)
         self._failed_with(error, call)
 
     def _settled(self, label: str, index: int | None = None) -> None:
@@ -496,7 +514,8 @@ def _within(walltime: float | None, func: Callable[..., Any], args: Any, kwargs:
         return func(*args, **kwargs)
     from parsl.app.python import timeout  # Parsl's own: the same AppTimeout, raised the same way
 
-    return timeout(func, walltime)(*args, **kwargs)
+    with shapes.time_limit(walltime, ".".join(shapes.naming(func)[:2]), remote=False):
+        return timeout(func, walltime)(*args, **kwargs)  # a thread's warning if it runs late
 
 
 def _completed(value: Any) -> Future[Any]:

@@ -12,6 +12,7 @@ global the script's main block sets is warned about (q2pconf.mainblock).
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterator
 from types import CellType, CodeType, FunctionType, ModuleType
 from typing import Any
 
-from q2pconf import crossing
+from q2pconf import crossing, shapes
 from q2pconf.abandon import RUN_KEY, skip_if_abandoned
 from q2pconf.crossing import SCRIPT_MODULE
 from q2pconf.measure import TRACE_KEY, measured
@@ -73,11 +74,12 @@ class Runner:
     def __init__(self, func: Callable[..., Any], owner: Any = None) -> None:
         self.func = func
         self.owner = owner  # the Step object users see under this name, when there is one
-        self.__name__ = func.__name__
-        self.__qualname__ = func.__qualname__
-        self.__module__ = func.__module__
-        self.__signature__ = inspect.signature(func)
-        self.takes_walltime = "walltime" in self.__signature__.parameters
+        self.__module__, self.__qualname__, self.__name__ = shapes.naming(func)
+        # Parsl's AppBase reads an app's signature for defaults of its own keywords (inputs,
+        # walltime...): it must see none, the step's parameters are the user's (q2pconf.shapes)
+        self.__signature__ = inspect.Signature([
+            inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL),
+            inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)])
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.call(args, kwargs, remote=False)
@@ -88,11 +90,12 @@ class Runner:
         kwargs.pop(CODE_KEY, None)
         skip_if_abandoned(kwargs.pop(RUN_KEY, None), remote)
         key = kwargs.pop(TRACE_KEY, None)
-        if not self.takes_walltime:
-            kwargs.pop("walltime", None)  # Parsl's time limit, not the step's argument
-        if key is None:
-            return self._run(args, kwargs, remote)
-        return measured(key, self._run, (args, kwargs, remote), {})
+        walltime = kwargs.pop("walltime", None)  # Parsl's time limit: the user's is escaped
+        kwargs = shapes.unescape(kwargs)
+        with shapes.time_limit(walltime, f"{self.__module__}.{self.__qualname__}", remote):
+            if key is None:
+                return self._run(args, kwargs, remote)
+            return measured(key, self._run, (args, kwargs, remote), {})
 
     def _run(self, args: tuple[Any, ...], kwargs: dict[str, Any], remote: bool) -> Any:
         _IN_STEP.depth = getattr(_IN_STEP, "depth", 0) + 1
@@ -115,7 +118,9 @@ class Runner:
         """What the step's result depends on besides its arguments (q2pconf.fingerprint)."""
         from q2pconf import fingerprint
 
-        return fingerprint.of(self.func)  # type: ignore[arg-type]
+        if isinstance(self.func, FunctionType):
+            return fingerprint.of(self.func)
+        return fingerprint.of_definition(self.func)  # a builtin, partial or callable object
 
     def __reduce__(self) -> tuple[Any, ...]:
         """A pickled runner arrives as a Remote: it checks what it sends back."""
@@ -139,7 +144,7 @@ class Runner:
 
                 mainblock.check(path, f"{self.__module__}.{self.__qualname__}", self.func, main)
             return (Remote, (_from_module, (self.__module__, self.__qualname__)))
-        return (Remote, (Runner, (_ByValue(self.func),)))
+        return (Remote, (Runner, (_sendable(self.func),)))
 
 
 def script_file(main: ModuleType) -> str | None:
@@ -226,6 +231,32 @@ def _unwrapped(value: Any) -> tuple[Any, tuple[str, dict[str, Any]] | None]:
     return value, None
 
 
+def _sendable(func: Any) -> Any:
+    """What pickles as `func` on a worker: an importable function, a builtin or a callable
+    object as itself, a function only this process knows by value, a partial by its parts."""
+    if isinstance(func, functools.partial):
+        return _PartialByParts(func)
+    if not isinstance(func, FunctionType):
+        return func
+    module = func.__module__
+    if module != "__main__" and _lookup(sys.modules.get(module), func.__qualname__) is func:
+        return func
+    return _ByValue(func)
+
+
+class _PartialByParts:
+    def __init__(self, func: functools.partial[Any]) -> None:
+        self.func = func
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        part = self.func
+        return (_partial, (_sendable(part.func), part.args, part.keywords))
+
+
+def _partial(func: Any, args: tuple[Any, ...], keywords: dict[str, Any]) -> Any:
+    return functools.partial(func, *args, **keywords)
+
+
 class _ModuleByName:
     def __init__(self, name: str) -> None:
         self.name = name
@@ -281,7 +312,12 @@ def _function(parts: tuple[Any, ...], namespace: dict[str, Any]) -> FunctionType
 def _lookup(module: ModuleType | None, qualname: str) -> Any:
     value: Any = module
     for part in qualname.split("."):
-        value = getattr(value, part, None)
+        if isinstance(value, type):  # a method: the class's own entry, never bound
+            value = inspect.getattr_static(value, part, None)
+            if isinstance(value, (classmethod, staticmethod)):
+                value = value.__func__
+        else:
+            value = getattr(value, part, None)
     return value
 
 
