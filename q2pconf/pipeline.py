@@ -3,7 +3,8 @@
 The body runs in the caller's thread. Each step call inside it becomes a Parsl app and returns
 a future at once; futures passed to later steps (also nested in lists, tuples, sets and dicts:
 see q2pconf.nested) are waited on by Parsl before those steps run. Only the outermost pipeline
-call waits, and it returns plain values.
+call waits, and it returns plain values. Inside a running step (on any executor, or serially)
+a step call is a plain call, and a pipeline runs as `run.serial` does, in that step.
 """
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ from q2pconf.measure import TRACE_KEY
 from q2pconf.progress import Progress
 from q2pconf.reach import ConnectWatches
 from q2pconf.watchdog import Watchdog, pool_failed
-from q2pconf.transport import CODE_KEY, Runner, global_names, inside_step, refuse_while_loading
+from q2pconf.transport import (CODE_KEY, Runner, global_names, inside_step, on_worker,
+                               refuse_while_loading, step_depth, steps_running)
 
 F = TypeVar("F", bound=Callable[..., Any])
 SERIAL_LABEL = "(serial)"  # the executor a serial run's history names
@@ -75,7 +77,7 @@ class Step:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         run = _ACTIVE.get()
-        if run is None:
+        if run is None or inside_step():  # inside a running step: a plain call, in every mode
             return self.func(*args, **kwargs)
         return run.submit(self, args, kwargs)
 
@@ -122,9 +124,11 @@ class Pipeline:
 
     @shallow
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        refuse_while_loading()
+        if inside_step() or on_worker():  # a step holds a worker: its steps run here, in turn
+            return self._serially(SerialRun(), args, kwargs)
         if _ACTIVE.get() is not None:  # nested, or serial: run inline
             return self.func(*args, **kwargs)
-        refuse_while_loading()
         with closing.Interrupts() as interrupts:  # Ctrl-C never lands inside Parsl's locks
             with interrupts.shielded(), sessions.using(self.resume) as session:
                 # held: no other thread closes it meanwhile. An HTEX the body's steps will
@@ -178,12 +182,22 @@ class Pipeline:
     def serial(self, *args: Any, **kwargs: Any) -> Any:
         """Run the same pipeline one step after another, without Parsl (for debugging)."""
         run = SerialRun()
+        try:
+            return self._serially(run, args, kwargs)
+        finally:
+            self.history = run.records
+
+    def _serially(self, run: SerialRun, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The body run in this thread, its steps by `run`. Also how a pipeline called inside
+        a running step runs: waiting there for other workers could wait for ever (a pool of
+        one is held by that step), and a worker process cannot start a Parsl of its own. Such
+        a run leaves `history` and the trace to the outermost run (its step is in them)."""
         token = _ACTIVE.set(run)
         try:
-            return nested.unwrap(self.func(*args, **kwargs))
+            with step_depth(0):  # the body's step calls are its own, even inside a step
+                return nested.unwrap(self.func(*args, **kwargs))
         finally:
             _ACTIVE.reset(token)
-            self.history = run.records
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         return self if obj is None else functools.partial(self, obj)
@@ -490,7 +504,9 @@ class SerialRun:
         try:
             # the function itself, not its runner: in this thread a KeyboardInterrupt can be
             # the user's Ctrl-C, which must stop the run as itself
-            value = _within(step.walltime, step.func, nested.unwrap(args), nested.unwrap(kwargs))
+            with step_depth(steps_running() + 1):  # steps it calls are plain calls
+                value = _within(step.walltime, step.func, nested.unwrap(args),
+                                nested.unwrap(kwargs))
             error = None if step.outputs is None else _outputs_error(step, value)
             if error is not None:
                 raise error
