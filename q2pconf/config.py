@@ -9,17 +9,13 @@ from q2pconf.tomlfile import read_toml
 from q2pconf.validate import Plan, plan
 from q2pconf.errors import ConfigError, shallow
 from q2pconf.find import Located, Looked, locate
-from q2pconf.records import Record
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
-if TYPE_CHECKING:
-    from typing import Any
+from typing import Any, NamedTuple
 
 IN_MEMORY = "<built-in default>"
 DEFAULT_LABEL = "default"  # unmapped steps run here; every config must have it
 
 
-class Settings(Record):
+class Settings(NamedTuple):
     """A checked config and where it came from. Nothing is started until you build from it."""
 
     path: Path | None

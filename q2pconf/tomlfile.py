@@ -14,9 +14,7 @@ import sys
 
 from q2pconf.errors import ConfigError
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
-if TYPE_CHECKING:
-    from typing import Any
+from typing import Any
 
 # A real config is a few kB; anything this large was not written by a person.
 MAX_BYTES = 1 << 20
