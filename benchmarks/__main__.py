@@ -197,6 +197,35 @@ def import_cost(repeat: int, scratch: Path) -> list[Row]:
                 "<= 0.10")]
 
 
+def back_to_back(repeat: int, scratch: Path) -> list[Row]:
+    """200 calls of a one-step pipeline whose config the lookup finds (the vendored default,
+    an hour old, as a user's file is), against raw Parsl; what the lookup costs each call;
+    and the modules that importing the decorators loads, against all of q2pconf's."""
+    from q2pconf.templates import vendored_toml
+
+    config = scratch / "vendored.toml"
+    config.write_text(vendored_toml(config))
+    hour_ago = time.time() - 3600
+    os.utime(config, (hour_ago, hour_ago))
+    env = {**_isolated(scratch), "QIIME2_CONFIG": str(config)}
+    ours, raw = medians(
+        lambda: python(children.BACK_TO_BACK, "200", "q2pconf", env=env)["seconds"],
+        lambda: python(children.BACK_TO_BACK, "200", "raw", env=env)["seconds"], repeat)
+    lookup = python(children.LOOKUP, "200", env=env)
+    loaded = python(children.DECORATOR_IMPORT, env=env)
+    package = len(list((ROOT / "q2pconf").glob("*.py")))
+    return [Row("200 back-to-back calls of a one-step pipeline (vendored default found by the "
+                "lookup) vs raw Parsl app + result", ours, raw, "s", "cost of a pipeline call",
+                "threads; each call: lookup, session reused, trace files and run.json written"),
+            Row("lookup of an unchanged config per pipeline call: reused vs read and checked "
+                "again", lookup["load_current"] * 1e3, lookup["load"] * 1e3, "ms", "<= 0.25",
+                "load_current vs load on the vendored default (HTEX + LocalProvider)"),
+            Row("modules loaded by `from q2pconf import parallel_pipeline, step` vs all of "
+                "q2pconf's", loaded["modules"], package, "modules", "no validator",
+                f"validator modules loaded: {', '.join(loaded['validator']) or 'none'}; "
+                f"Parsl imported: {'yes' if loaded['parsl'] else 'no'}")]
+
+
 def activation(repeat: int, scratch: Path) -> Row:
     prefix = scratch / "env with space"
     (prefix / "etc").mkdir(parents=True, exist_ok=True)
@@ -330,7 +359,7 @@ def machine() -> str:
 
 
 GROUPS = ["fan_out", "tracing", "fan_out_htex", "htex_first", "sleeps", "first_result", "cpu",
-          "import_cost", "activation", "memory", "demo", "slurm", "multinode"]
+          "import_cost", "back_to_back", "activation", "memory", "demo", "slurm", "multinode"]
 
 
 def main() -> None:
@@ -356,6 +385,7 @@ def main() -> None:
             "first_result": lambda: first_result(args.repeat, scratch),
             "cpu": lambda: cpu(args.repeat, scratch),
             "import_cost": lambda: import_cost(args.repeat, scratch),
+            "back_to_back": lambda: back_to_back(args.repeat, scratch),
             "activation": lambda: activation(args.repeat, scratch),
             "memory": lambda: memory(scratch), "demo": lambda: demo(args.repeat, scratch),
             "slurm": lambda: slurm(args.repeat, scratch),

@@ -27,13 +27,14 @@ BOMS = ((b"\xef\xbb\xbf", "a UTF-8 byte-order mark"),
         (b"\xff\xfe", "a UTF-16 byte-order mark"), (b"\xfe\xff", "a UTF-16 byte-order mark"))
 
 
-def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Parse a TOML config file; any problem becomes a ConfigError naming the file."""
+def read_toml(path: str | os.PathLike[str], data: bytes | None = None) -> dict[str, Any]:
+    """Parse a TOML config file (or `data`, its bytes already read); any problem becomes a
+    ConfigError naming the file."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:
         import tomli as tomllib
-    text = _text(path, read_regular(path))
+    text = _text(path, read_regular(path) if data is None else data)
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

@@ -61,13 +61,18 @@ def test_building_imports_parsl(tmp_path):
     assert "parsl.providers" in data["after"]
 
 
-def test_plain_import_is_cheap():
-    code = ("import sys, q2pconf; "
+def loaded_by(statement: str) -> set[str]:
+    """The modules of Parsl and q2pconf a fresh interpreter holds after `statement`."""
+    code = (f"import sys; {statement}; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('parsl', 'q2pconf')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "['q2pconf']"
+    return set(ast.literal_eval(result.stdout))
+
+
+def test_plain_import_is_cheap():
+    assert loaded_by("import q2pconf") == {"q2pconf"}
 
 
 def test_public_check_is_the_function_after_load():
@@ -141,3 +146,16 @@ def test_the_lookup_commands_import_nothing_heavy(tmp_path):
         named = {module if module in deny else module.split(".")[0] for module in modules}
         heavy = {module: deny[module] for module in sorted(named) if module in deny}
         assert heavy == {}, f"{name} imports {heavy}"
+
+
+# The validator: checking a config file, and reading Parsl's signatures for it.
+VALIDATOR = ("q2pconf.validate", "q2pconf.limits", "q2pconf.local_limits", "q2pconf.autoscale",
+             "q2pconf.examples", "q2pconf.legacy", "q2pconf.placement", "q2pconf.catalog",
+             "q2pconf.parsl_source")
+
+
+def test_importing_the_decorators_does_not_load_the_validator():
+    loaded = loaded_by("from q2pconf import parallel_pipeline, step")
+    assert "q2pconf.pipeline" in loaded  # the import did happen
+    assert sorted(loaded & set(VALIDATOR)) == []
+    assert not any(name.split(".")[0] == "parsl" for name in loaded)
