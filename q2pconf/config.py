@@ -173,11 +173,11 @@ _VENDORED_PLAN: list[tuple[dict[str, Any], Plan]] = []  # (the vendored doc, its
 
 
 @shallow
-def load_current() -> Settings:
-    """`load()` for a pipeline call: the same lookup, made again on every call, but a file
-    found unchanged since it was last checked (see `file_digest`) is not read and checked
-    again, and neither is an unchanged vendored default."""
-    found = locate()
+def load_current(explicit: str | os.PathLike[str] | None = None) -> Settings:
+    """`load()` for a pipeline call or a `ParallelConfig` block: the same lookup, made again
+    on every call, but a file found unchanged since it was last checked (see `file_digest`)
+    is not read and checked again, and neither is an unchanged vendored default."""
+    found = locate(explicit)
     if found.path is None:
         settings = Settings(None, found.source, _vendored_plan(), found.trail)
     else:
@@ -190,6 +190,15 @@ def file_digest(path: str | os.PathLike[str]) -> str:
     """The sha256 of a config file's bytes, read again only when its stat cannot vouch for
     them. Raises ConfigError when the file cannot be read."""
     return _look(os.fspath(path))[0]
+
+
+def checked_digest(settings: Settings) -> str:
+    """The digest of the bytes `settings` were checked from, when `load_current` checked
+    them; else the digest of the file now. Raises ConfigError when it cannot be read."""
+    checked = _CHECKED.get(str(settings.path))
+    if checked is not None and checked.plan is settings.plan:
+        return checked.digest
+    return file_digest(settings.path or "")
 
 
 def checked_text(settings: Settings) -> str | None:

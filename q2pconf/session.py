@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from q2pconf import closing, rundir, unmatched
-from q2pconf.config import Settings, choose_executor, load_current, file_digest, from_dict, load
+from q2pconf.config import Settings, checked_digest, choose_executor, from_dict, load_current
 from q2pconf.errors import ConfigError, shallow
 from q2pconf.abandon import RUN_KEY
 from q2pconf.measure import TRACE_KEY
@@ -71,7 +71,8 @@ class ParallelConfig:
         with q2pconf.ParallelConfig("cluster.toml", mapping={"classify": "htex"}):
             run(samples)
 
-    A path or dict is read and checked here; nothing starts until a pipeline is called.
+    A path or dict is read and checked here (a file again only if it changed since it was
+    last checked); nothing starts until a pipeline is called.
     """
 
     @shallow
@@ -102,7 +103,7 @@ def _target(config: Any) -> Any:
     if config is None or isinstance(config, Settings):
         return config
     if isinstance(config, (str, os.PathLike)):
-        return load(config)
+        return load_current(config)  # read and checked again only if it changed
     if isinstance(config, dict):
         return from_dict(config)
     # By name, not isinstance: importing parsl.config here would import Parsl (~0.3 s) for
@@ -455,14 +456,14 @@ def _new_session(key: tuple[Any, ...], target: Any, settings: Settings | None,
 
 
 def _identity(target: Any, settings: Settings | None) -> tuple[Any, ...]:
-    """Equal for the same config file, unchanged (the digest of its bytes: an edit within the
-    same second, keeping the size, counts too), so sessions are reused only when safe."""
+    """Equal for the same config, checked from the same bytes of its file (an edit within
+    the same second, keeping the size, counts too), so sessions are reused only when safe."""
     if settings is None:
         return ("parsl.Config", id(target))
     if settings.path is None:
         return (settings.source, id(settings.plan) if settings.source == "explicit" else None)
     try:
-        return ("file", str(settings.path), file_digest(settings.path))
+        return ("file", str(settings.path), checked_digest(settings))
     except ConfigError:  # gone or unreadable since it was read: no later file can match
         return ("file", str(settings.path), None)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import pipeline_steps as steps
+import q2pconf
 from configs import config, threads
 from procs import new_token, program_env, wait_gone
 from q2pconf import session as sessions
@@ -74,6 +75,21 @@ def test_an_edit_in_the_same_tick_keeping_the_size_takes_effect(
     edited = run_once()
     assert edited is not first and edited.settings.workers("default") == 3
     assert run_once() is edited
+
+
+def test_a_block_made_before_an_edit_runs_the_config_it_checked(clean_env: Path) -> None:
+    path = clean_env / "config.toml"
+    write(path, 2, age_ns=HOUR_NS)
+    block = q2pconf.ParallelConfig(path)  # checked now: 2 threads
+    write(path, 12, age_ns=HOUR_NS)
+    with block:
+        first = run_once()
+    assert first.settings.workers("default") == 2
+    with q2pconf.ParallelConfig(path):
+        edited = run_once()
+    assert edited is not first and edited.settings.workers("default") == 12
+    with q2pconf.ParallelConfig(path):  # the same file, unchanged: the same session
+        assert run_once() is edited
 
 
 READS = """
