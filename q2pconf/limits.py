@@ -14,12 +14,9 @@ from collections.abc import Callable
 
 from q2pconf import catalog, local_limits
 from q2pconf.local_limits import LOOPBACK_NAMES
-from q2pconf.records import Record
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
 if TYPE_CHECKING:
-    from typing import Any
-
     from q2pconf.catalog import Param
     from q2pconf.validate import ObjectSpec, _Checker
 
@@ -33,7 +30,7 @@ WORKING = {"worker_ports": [54000, 54001], "worker_port_range": [54000, 55000],
            "interchange_port_range": [54000, 55000], "hub_port_range": [54000, 55000]}
 
 
-class Limit(Record):
+class Limit(NamedTuple):
     """Which values of one keyword can work (`works`), why others cannot, and the fix."""
 
     works: Callable[[Any], bool]

@@ -6,10 +6,9 @@ holds the rules that hold on any machine; it calls `check`.)
 """
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
-if TYPE_CHECKING:
-    from typing import Any
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
     from q2pconf.validate import _Checker
 
 # Addresses that mean "this machine only": plain-text traffic there never leaves it.

@@ -93,10 +93,9 @@ def _live_executor(executor: Any) -> dict[str, Any]:
 
 def _config_text(settings: Any) -> str | None:
     if settings.path is not None:
-        try:
-            return Path(settings.path).read_text()
-        except OSError:
-            return None
+        from q2pconf.config import checked_text  # what the session was checked from
+
+        return checked_text(settings)
     from q2pconf.templates import vendored_toml
 
     return vendored_toml()

@@ -14,11 +14,7 @@ from q2pconf.catalog import kind_of
 from q2pconf.errors import ConfigError, did_you_mean, no_such_executor
 from q2pconf.paths import CANNOT_CREATE, CANNOT_CREATE_FIX, cannot_create
 from q2pconf.placement import elsewhere
-from q2pconf.records import Record
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
-if TYPE_CHECKING:
-    from typing import Any
+from typing import Any, NamedTuple
 
 MAPPING_KEY = "parsl.executor_mapping"
 STRATEGIES = ("none", "simple", "htex_auto_scale")
@@ -36,7 +32,7 @@ MANAGED = {
 }
 
 
-class ObjectSpec(Record):
+class ObjectSpec(NamedTuple):
     """A table that becomes a Parsl object: `kind` namespace, class name, checked keywords."""
 
     kind: str
@@ -45,7 +41,7 @@ class ObjectSpec(Record):
     key: str
 
 
-class Plan(Record):
+class Plan(NamedTuple):
     """A checked config: ready to build, without anything built yet."""
 
     file: str
