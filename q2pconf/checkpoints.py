@@ -1,0 +1,309 @@
+"""The one checkpoint `resume=True` keeps per run directory: `<run_dir>/resume/checkpoint-v1`
+(q2pconf's default run_dir is ~/.cache/q2pconf/runinfo), shared by every resumed pipeline
+that uses that run_dir, growing with new results only. Parsl's own checkpointing writes a
+full `tasks.pkl` into each run's directory and reads all earlier ones at every start; q2pconf
+keeps Parsl's memoizer (it decides what is reused) and only loads its table from, and sends
+its checkpoint writes to, this file.
+
+The file is append-only, each record framed so that damage is found, never read as a result:
+
+    header:  MAGIC, committed length (8 bytes), CRC-32 of that length (4 bytes)
+    record:  payload length (8 bytes), CRC-32 of the payload (4 bytes), payload
+             (pickle of (Parsl's hash of the step, its result))
+
+A writer appends whole records under an exclusive `flock`, then writes the new length into
+the header: a file shorter than its header says was cut at a record boundary, one ending
+inside a record was cut there, anything else that does not parse is garbage. Each case keeps
+the whole records before the damage, moves the damaged file aside (`.damaged-<time>`, never
+deleted) and says so in one warning; the steps whose results were lost run again. A record
+that is whole but whose result this Python cannot unpickle (written by another Python or
+another version of a library) is skipped, in one line. Another format (a later q2pconf)
+uses another file name, so versions never read or append each other's files.
+
+Checkpoints of earlier q2pconf versions (`<run_dir>/*/checkpoint/tasks.pkl`, one per run)
+are copied in once and renamed `tasks.pkl.migrated`, which may then be deleted."""
+from __future__ import annotations
+
+import fcntl
+import glob
+import os
+import pickle
+import struct
+import time
+import zlib
+from typing import Any, Iterator
+
+from q2pconf.errors import warn, warn_once
+from q2pconf.paths import make_private_dirs
+
+MAGIC = b"Q2PCKPT\x01"
+_LENGTH = struct.Struct("<QI")  # a length and a CRC-32: the header's tail, a record's head
+HEADER = len(MAGIC) + _LENGTH.size
+NAME = os.path.join("resume", "checkpoint-v1")
+
+
+class Damage(Exception):
+    """What is wrong with a checkpoint file, after its whole records were read."""
+
+
+class Store:
+    """The checkpoint file under `base` (a run_dir holding Parsl's numbered run directories)."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.path = os.path.join(base, NAME)
+        self.known: set[str] = set()  # hashes in the file: never written twice
+        self.writing = True
+
+    def attach(self, dfk: Any) -> None:
+        """Fill the DFK's memo table from the file and send its checkpoint writes here.
+        Parsl 2024.12 writes checkpoints in `DataFlowKernel.checkpoint(tasks)`, later Parsl
+        in `BasicMemoizer._checkpoint_these_tasks(commands)`; both run with the memoizer's
+        (or DFK's) checkpoint lock held, once per finished step under task_exit."""
+        from concurrent.futures import Future
+
+        table = self.load()
+        for hashsum, result in table.items():
+            done: Future[Any] = Future()
+            done.set_result(result)
+            dfk.memoizer.memo_lookup_table[hashsum] = done
+        memoizer = dfk.memoizer
+        if hasattr(memoizer, "_checkpoint_these_tasks"):
+            memoizer._checkpoint_these_tasks = lambda commands: self.save(
+                (c.task_record.get("hashsum"), c.result) for c in commands if c.exception is None)
+        else:
+            dfk.checkpoint = lambda tasks=None: self.save(_finished(tasks or ()))
+
+    def load(self) -> dict[str, Any]:
+        """The results in the file (and in old per-run checkpoints, copied in), the file
+        repaired first if it is damaged. Any failure is a warning and an empty table."""
+        try:
+            make_private_dirs(os.path.dirname(self.path))
+            with _locked(self.path) as fd:
+                table = self._read_or_repair(fd)
+            with _locked(self.path) as fd:  # the file a repair put in place
+                table.update(self._migrate(fd, table))
+        except OSError as error:
+            self.writing = False
+            warn_once(f"cannot use the resume checkpoint {self.path} ({error.strerror or error})"
+                      ": every step runs and nothing is saved for the next resume. Fix: make "
+                      "it readable and writable, or set run_dir in the config's [parsl] table")
+            return {}
+        self.known = set(table)
+        return table
+
+    def _read_or_repair(self, fd: int) -> dict[str, Any]:
+        table: dict[str, Any] = {}
+        unreadable = [0]
+        try:
+            end = _read(fd, table, unreadable)
+        except Damage as damage:
+            self._repair(fd, table, str(damage))
+            return table
+        if unreadable[0]:
+            warn_once(f"{unreadable[0]} results in the resume checkpoint {self.path} cannot be "
+                      "read by this Python (written by another Python or library version): "
+                      "those steps run again")
+        if end == 0:
+            _write_all(fd, _header(HEADER), 0)
+        return table
+
+    def _repair(self, fd: int, table: dict[str, Any], what: str) -> None:
+        """Move the damaged file aside and put one holding its whole records in its place
+        (written beside it, then renamed over it: the path always names a readable file)."""
+        aside = f"{self.path}.damaged-{_stamp()}"
+        fresh = f"{self.path}.new-{os.getpid()}"
+        data = b"".join(_frame(h, r) for h, r in table.items())
+        with open(fresh, "wb") as out:
+            out.write(_header(HEADER + len(data)) + data)
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(self.path, aside)
+        except OSError:  # a file system without hard links: the damaged file is copied
+            with open(aside, "wb") as copy:
+                copy.write(os.pread(fd, os.fstat(fd).st_size, 0))
+        os.replace(fresh, self.path)
+        warn(f"the resume checkpoint {self.path} was damaged ({what}): moved aside to {aside}; "
+             f"its {len(table)} whole results are kept, and steps whose results were lost run "
+             "again")
+
+    def _migrate(self, fd: int, table: dict[str, Any]) -> dict[str, Any]:
+        """Copy the results of earlier q2pconf versions' per-run checkpoints in, once; each
+        old file is renamed after (a damaged one moved aside, as this file would be)."""
+        pattern = os.path.join(glob.escape(self.base), "*", "checkpoint", "tasks.pkl")
+        old = sorted(glob.glob(pattern) + glob.glob(pattern.replace("*", "*/*", 1)))
+        found: dict[str, Any] = {}
+        whole = [path for path in old if _read_legacy(path, found)]
+        new = {h: r for h, r in found.items() if h not in table}
+        _append(fd, b"".join(_frame(h, r) for h, r in new.items()))
+        for path in whole:
+            os.replace(path, path + ".migrated")
+        if whole:
+            warn(f"copied {len(new)} results of {len(whole)} checkpoints of earlier q2pconf "
+                 f"versions into {self.path}; the old files are renamed tasks.pkl.migrated "
+                 f"under {self.base} and may be deleted")
+        return new
+
+    def save(self, results: Any) -> None:
+        """Append the results not in the file yet; a failure (a full disk) is one warning and
+        no more writes this run, the file cut back to its last whole record."""
+        if not self.writing:
+            return
+        frames, hashes = [], []
+        for hashsum, result in results:
+            if hashsum and hashsum not in self.known:
+                frames.append(_frame(hashsum, result))
+                hashes.append(hashsum)
+        if not frames:
+            return
+        try:
+            with _locked(self.path) as fd:
+                _append(fd, b"".join(frames))
+        except OSError as error:
+            self.writing = False
+            warn_once(f"cannot write the checkpoint {self.path} ({error.strerror or error}); "
+                      "checkpointing is off for the rest of this run (results are not "
+                      "affected; steps finished from now on will run again on resume). Fix: "
+                      "free space there, or set run_dir in the config's [parsl] table")
+            return
+        self.known.update(hashes)
+
+
+def _finished(tasks: Any) -> Iterator[tuple[str, Any]]:
+    """(hash, result) of Parsl 2024.12's task records that ended with a result."""
+    for task in tasks:
+        future = task["app_fu"]
+        if future.done() and future.exception() is None:
+            yield task.get("hashsum"), future.result()
+
+
+def _frame(hashsum: str, result: Any) -> bytes:
+    payload = pickle.dumps((hashsum, result))
+    return _LENGTH.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def _header(length: int) -> bytes:
+    number = struct.pack("<Q", length)
+    return MAGIC + _LENGTH.pack(length, zlib.crc32(number))
+
+
+class _locked:
+    """An open descriptor of `path` (created if missing) under an exclusive flock, released
+    on close. A file replaced while waiting for the lock (by a repair) is opened again."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __enter__(self) -> int:
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_ino == _inode(self.path):
+                self.fd = fd
+                return fd
+            os.close(fd)
+
+    def __exit__(self, *exc: Any) -> None:
+        os.close(self.fd)
+
+
+def _inode(path: str) -> int:
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        return -1
+
+
+def _append(fd: int, data: bytes) -> None:
+    """Whole records after the end, then the header's new length; an error leaves the file
+    as it was (cut back: truncating needs no free space)."""
+    if not data:
+        return
+    end = os.fstat(fd).st_size
+    try:
+        if end < HEADER:
+            end = HEADER
+            _write_all(fd, _header(HEADER), 0)
+        _write_all(fd, data, end)
+        _write_all(fd, _header(end + len(data)), 0)
+    except OSError:
+        try:
+            os.truncate(fd, end)
+        except OSError:
+            pass
+        raise
+
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
+def _read(fd: int, table: dict[str, Any], unreadable: list[int]) -> int:
+    """Read every record into `table`; the file's length. Damage raises `Damage` with the
+    whole records before it in `table`."""
+    data = os.pread(fd, os.fstat(fd).st_size, 0)
+    if not data:
+        return 0
+    if len(data) < HEADER or not data.startswith(MAGIC):
+        raise Damage("it does not start as a q2pconf checkpoint")
+    committed, check = _LENGTH.unpack_from(data, len(MAGIC))
+    if zlib.crc32(struct.pack("<Q", committed)) != check:
+        raise Damage("its header is unreadable")
+    at = HEADER
+    while at < len(data):
+        at = _record(data, at, table, unreadable)
+    if at < committed:
+        raise Damage(f"it ends at byte {len(data)} but held {committed} bytes: the records at "
+                     "its end are missing")
+    return len(data)
+
+
+def _record(data: bytes, at: int, table: dict[str, Any], unreadable: list[int]) -> int:
+    """Read the record at `at` into `table`; where the next one starts."""
+    if at + _LENGTH.size > len(data):
+        raise Damage(f"it is cut inside a record at byte {len(data)}")
+    length, check = _LENGTH.unpack_from(data, at)
+    start = at + _LENGTH.size
+    if start + length > len(data):
+        raise Damage(f"it is cut inside a record at byte {len(data)}")
+    payload = data[start:start + length]
+    if zlib.crc32(payload) != check:
+        raise Damage(f"the record at byte {at} does not match its checksum")
+    try:
+        hashsum, result = pickle.loads(payload)
+    except Exception:
+        unreadable[0] += 1
+    else:
+        table[hashsum] = result
+    return start + length
+
+
+def _read_legacy(path: str, table: dict[str, Any]) -> bool:
+    """Parsl's own checkpoint format: pickled dicts one after another. A file cut, damaged or
+    written by another Python or Parsl gives what it can, is moved aside and said so: False."""
+    read = 0
+    try:
+        with open(path, "rb") as stream:
+            while True:
+                try:
+                    record = pickle.load(stream)
+                except EOFError:
+                    return True
+                if record.get("exception") is None:
+                    table[record["hash"]] = record["result"]
+                    read += 1
+    except Exception as error:
+        aside = f"{path}.damaged-{_stamp()}"
+        os.replace(path, aside)
+        warn(f"the old checkpoint {path} is cut, damaged or written by another Python or Parsl "
+             f"({type(error).__name__}): moved aside to {aside}; its {read} whole results are "
+             "kept, and steps whose results were lost run again")
+        return False
+
+
+def _stamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime())
