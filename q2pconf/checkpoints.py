@@ -288,14 +288,13 @@ def _read_legacy(path: str, table: dict[str, Any]) -> bool:
     read = 0
     try:
         with open(path, "rb") as stream:
-            while True:
-                try:
-                    record = pickle.load(stream)
-                except EOFError:
-                    return True
+            size = os.fstat(stream.fileno()).st_size
+            while stream.tell() < size:  # EOFError before the end: a record cut short
+                record = pickle.load(stream)
                 if record.get("exception") is None:
                     table[record["hash"]] = record["result"]
                     read += 1
+        return True
     except Exception as error:
         aside = f"{path}.damaged-{_stamp()}"
         os.replace(path, aside)
