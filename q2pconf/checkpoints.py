@@ -9,7 +9,8 @@ The file is append-only, each record framed so that damage is found, never read 
 
     header:  MAGIC, committed length (8 bytes), CRC-32 of that length (4 bytes)
     record:  payload length (8 bytes), CRC-32 of the payload (4 bytes), payload
-             (pickle of (Parsl's hash of the step, its result))
+             (pickle of (Parsl's hash of the step, its result, the Python and Parsl versions
+             that wrote it))
 
 A writer appends whole records under an exclusive `flock`, then writes the new length into
 the header: a file shorter than its header says was cut at a record boundary, one ending
@@ -17,20 +18,23 @@ inside a record was cut there, anything else that does not parse is garbage. Eac
 the whole records before the damage, moves the damaged file aside (`.damaged-<time>`, never
 deleted) and says so in one warning; the steps whose results were lost run again. A record
 that is whole but whose result this Python cannot unpickle (written by another Python or
-another version of a library) is skipped, in one line. Another format (a later q2pconf)
-uses another file name, so versions never read or append each other's files.
+another version of a library) is skipped, in one line; results another Python or Parsl wrote
+are used where Parsl's key for the step is unchanged, also said in one line. Another format
+(a later q2pconf) uses another file name: versions never read or append each other's files.
 
 Checkpoints of earlier q2pconf versions (`<run_dir>/*/checkpoint/tasks.pkl`, one per run)
 are copied in once and renamed `tasks.pkl.migrated`, which may then be deleted."""
 from __future__ import annotations
 
 import fcntl
+import functools
 import glob
 import os
 import pickle
 import struct
 import time
 import zlib
+from collections import Counter
 from typing import Any, Iterator
 
 from q2pconf.errors import warn, warn_once
@@ -40,6 +44,7 @@ MAGIC = b"Q2PCKPT\x01"
 _LENGTH = struct.Struct("<QI")  # a length and a CRC-32: the header's tail, a record's head
 HEADER = len(MAGIC) + _LENGTH.size
 NAME = os.path.join("resume", "checkpoint-v1")
+UNREADABLE = ""  # in the count of records by writer: those this Python cannot unpickle
 
 
 class Damage(Exception):
@@ -94,19 +99,31 @@ class Store:
 
     def _read_or_repair(self, fd: int) -> dict[str, Any]:
         table: dict[str, Any] = {}
-        unreadable = [0]
+        others: Counter[str] = Counter()
         try:
-            end = _read(fd, table, unreadable)
+            end = _read(fd, table, others)
         except Damage as damage:
             self._repair(fd, table, str(damage))
             return table
-        if unreadable[0]:
-            warn_once(f"{unreadable[0]} results in the resume checkpoint {self.path} cannot be "
-                      "read by this Python (written by another Python or library version): "
-                      "those steps run again")
+        self._say_others(others)
         if end == 0:
             _write_all(fd, _header(HEADER), 0)
         return table
+
+    def _say_others(self, others: Counter[str]) -> None:
+        """One line each for results this Python cannot read, and for results other versions
+        wrote: their keys may differ from this Parsl's, so their steps may run again."""
+        unreadable = others.pop(UNREADABLE, 0)
+        if unreadable:
+            warn_once(f"{unreadable} results in the resume checkpoint {self.path} cannot be "
+                      "read by this Python (written by another Python or library version): "
+                      "those steps run again")
+        if others:
+            writers = "; ".join(f"{count} by {writer}" for writer, count in others.items())
+            warn_once(f"the resume checkpoint {self.path} holds results written by other "
+                      f"versions ({writers}; this is {_writer()}): a step whose key differs "
+                      "between them runs again (results are not affected). To drop them, "
+                      "delete the file")
 
     def _repair(self, fd: int, table: dict[str, Any], what: str) -> None:
         """Move the damaged file aside and put one holding its whole records in its place
@@ -153,7 +170,7 @@ class Store:
         frames, hashes = [], []
         for hashsum, result in results:
             if hashsum and hashsum not in self.known:
-                frames.append(_frame(hashsum, result))
+                frames.append(_savable(hashsum, result))
                 hashes.append(hashsum)
         if not frames:
             return
@@ -178,9 +195,30 @@ def _finished(tasks: Any) -> Iterator[tuple[str, Any]]:
             yield task.get("hashsum"), future.result()
 
 
+def _savable(hashsum: str, result: Any) -> bytes:
+    """The record of a result, or none for one pickle cannot write (a lock, a generator):
+    raised here, the error would stop Parsl from ever completing the step."""
+    try:
+        return _frame(hashsum, result)
+    except Exception as error:
+        warn_once(f"a step's result of type {type(result).__name__} cannot be saved for resume "
+                  f"({type(error).__name__}: {error}): such steps run again on resume")
+        return b""
+
+
 def _frame(hashsum: str, result: Any) -> bytes:
-    payload = pickle.dumps((hashsum, result))
+    payload = pickle.dumps((hashsum, result, _writer()))
     return _LENGTH.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+@functools.lru_cache(maxsize=None)
+def _writer() -> str:
+    """The versions a record's key depends on: Parsl's hash of a step changed between them."""
+    import platform
+
+    import parsl
+
+    return f"Python {platform.python_version()} with Parsl {parsl.__version__}"
 
 
 def _header(length: int) -> bytes:
@@ -242,7 +280,7 @@ def _write_all(fd: int, data: bytes, offset: int) -> None:
         view, offset = view[written:], offset + written
 
 
-def _read(fd: int, table: dict[str, Any], unreadable: list[int]) -> int:
+def _read(fd: int, table: dict[str, Any], others: Counter[str]) -> int:
     """Read every record into `table`; the file's length. Damage raises `Damage` with the
     whole records before it in `table`."""
     data = os.pread(fd, os.fstat(fd).st_size, 0)
@@ -255,15 +293,16 @@ def _read(fd: int, table: dict[str, Any], unreadable: list[int]) -> int:
         raise Damage("its header is unreadable")
     at = HEADER
     while at < len(data):
-        at = _record(data, at, table, unreadable)
+        at = _record(data, at, table, others)
     if at < committed:
         raise Damage(f"it ends at byte {len(data)} but held {committed} bytes: the records at "
                      "its end are missing")
     return len(data)
 
 
-def _record(data: bytes, at: int, table: dict[str, Any], unreadable: list[int]) -> int:
-    """Read the record at `at` into `table`; where the next one starts."""
+def _record(data: bytes, at: int, table: dict[str, Any], others: Counter[str]) -> int:
+    """Read the record at `at` into `table` (counting in `others` one this Python cannot read
+    or another version wrote); where the next one starts."""
     if at + _LENGTH.size > len(data):
         raise Damage(f"it is cut inside a record at byte {len(data)}")
     length, check = _LENGTH.unpack_from(data, at)
@@ -274,11 +313,13 @@ def _record(data: bytes, at: int, table: dict[str, Any], unreadable: list[int]) 
     if zlib.crc32(payload) != check:
         raise Damage(f"the record at byte {at} does not match its checksum")
     try:
-        hashsum, result = pickle.loads(payload)
+        hashsum, result, writer = pickle.loads(payload)
     except Exception:
-        unreadable[0] += 1
+        others[UNREADABLE] += 1
     else:
         table[hashsum] = result
+        if writer != _writer():
+            others[writer] += 1
     return start + length
 
 

@@ -192,16 +192,49 @@ def test_a_result_this_python_cannot_unpickle_is_one_line_and_runs_again(
     data, at = path.read_bytes(), offsets(path)
     hashsum = pickle.loads(data[at[0] + HEAD.size:at[1]])[0]
     module = _Elsewhere.__module__.encode()
-    payload = pickle.dumps((hashsum, _Elsewhere())).replace(module, b"z" * len(module))
-    record = HEAD.pack(len(payload), zlib.crc32(payload)) + payload
-    length = len(data) - (at[1] - at[0]) + len(record)
-    header = b"Q2PCKPT\x01" + HEAD.pack(length, zlib.crc32(struct.pack("<Q", length)))
-    path.write_bytes(header + record + data[at[1]:])
+    payload = pickle.dumps((hashsum, _Elsewhere(), "Python 3.10.13 with Parsl 2024.12.2"))
+    path.write_bytes(_file([_record(payload.replace(module, b"z" * len(module)))]
+                           + _records(data, at)[1:]))
     err = run(tmp_path, 3)
     assert len(err.splitlines()) == 1, err
     assert f"1 results in the resume checkpoint {path} cannot be read by this Python" in err
     assert calls(tmp_path) == 4  # that step ran again, the other two did not
     assert not list(path.parent.glob("*.damaged-*"))
+
+
+def test_results_another_python_or_parsl_wrote_are_used_and_said_so(tmp_path: Path) -> None:
+    """Simulated: each record's writer rewritten to another Python and Parsl (the keys stay
+    this Parsl's, so all are used). Run by hand for real: a checkpoint written under Python
+    3.10 with Parsl 2024.12.2 and resumed under Python 3.11 with Parsl 2026.10 gives the right
+    result (Parsl's keys changed between them, so its steps ran again)."""
+    run(tmp_path, 3)
+    path = checkpoint(tmp_path)
+    data = path.read_bytes()
+    old = []
+    for record in _records(data, offsets(path)):
+        hashsum, result, _ = pickle.loads(record[HEAD.size:])
+        old.append(_record(pickle.dumps((hashsum, result, "Python 3.10.13 with Parsl 2024.12.2"))))
+    path.write_bytes(_file(old))
+    err = run(tmp_path, 3)
+    assert calls(tmp_path) == 3  # all three used
+    assert len(err.splitlines()) == 1, err
+    assert (f"the resume checkpoint {path} holds results written by other versions (3 by "
+            "Python 3.10.13 with Parsl 2024.12.2; this is Python ") in err
+
+
+def _records(data: bytes, at: list[int]) -> list[bytes]:
+    return [data[start:end] for start, end in zip(at, at[1:])]
+
+
+def _record(payload: bytes) -> bytes:
+    return HEAD.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def _file(records: list[bytes]) -> bytes:
+    """A checkpoint file holding `records`, its header saying their length."""
+    length = HEADER + sum(map(len, records))
+    header = b"Q2PCKPT\x01" + HEAD.pack(length, zlib.crc32(struct.pack("<Q", length)))
+    return header + b"".join(records)
 
 
 class _Elsewhere:
