@@ -254,23 +254,42 @@ def _inode(path: str) -> int:
 
 
 def _append(fd: int, data: bytes) -> None:
-    """Whole records after the end, then the header's new length; an error leaves the file
-    as it was (cut back: truncating needs no free space)."""
+    """Whole records after the committed end, then the header's new length; an error leaves
+    the file as it was (cut back: truncating needs no free space)."""
     if not data:
         return
-    end = os.fstat(fd).st_size
+    end = _committed(fd)
+    if end > os.fstat(fd).st_size:  # cut since: left for the next start to repair and say
+        return
     try:
         if end < HEADER:
             end = HEADER
             _write_all(fd, _header(HEADER), 0)
         _write_all(fd, data, end)
+        if os.fstat(fd).st_size > end + len(data):  # a writer that died left a cut record
+            os.ftruncate(fd, end + len(data))
         _write_all(fd, _header(end + len(data)), 0)
     except OSError:
         try:
-            os.truncate(fd, end)
+            os.ftruncate(fd, end)
         except OSError:
             pass
         raise
+
+
+def _committed(fd: int) -> int:
+    """Where the next record goes: the length the header holds (a process that died while
+    appending left bytes after it), or the file's size when the header is unreadable."""
+    length = _length(os.pread(fd, HEADER, 0))
+    return os.fstat(fd).st_size if length is None else length
+
+
+def _length(data: bytes) -> int | None:
+    """The length a header at the start of `data` holds; None if there is no readable one."""
+    if len(data) < HEADER or not data.startswith(MAGIC):
+        return None
+    length, check = _LENGTH.unpack_from(data, len(MAGIC))
+    return length if zlib.crc32(struct.pack("<Q", length)) == check else None
 
 
 def _write_all(fd: int, data: bytes, offset: int) -> None:
@@ -286,11 +305,9 @@ def _read(fd: int, table: dict[str, Any], others: Counter[str]) -> int:
     data = os.pread(fd, os.fstat(fd).st_size, 0)
     if not data:
         return 0
-    if len(data) < HEADER or not data.startswith(MAGIC):
-        raise Damage("it does not start as a q2pconf checkpoint")
-    committed, check = _LENGTH.unpack_from(data, len(MAGIC))
-    if zlib.crc32(struct.pack("<Q", committed)) != check:
-        raise Damage("its header is unreadable")
+    committed = _length(data)
+    if committed is None:
+        raise Damage("it does not start as a q2pconf checkpoint, or its header is unreadable")
     at = HEADER
     while at < len(data):
         at = _record(data, at, table, others)
@@ -307,6 +324,8 @@ def _record(data: bytes, at: int, table: dict[str, Any], others: Counter[str]) -
         raise Damage(f"it is cut inside a record at byte {len(data)}")
     length, check = _LENGTH.unpack_from(data, at)
     start = at + _LENGTH.size
+    if length == 0:  # no pickle is empty: zeros (a hole) are no record
+        raise Damage(f"it holds zeros at byte {at}, where a record should be")
     if start + length > len(data):
         raise Damage(f"it is cut inside a record at byte {len(data)}")
     payload = data[start:start + length]

@@ -263,6 +263,26 @@ def test_two_processes_resuming_at_once_keep_working_and_repair_once(tmp_path: P
     assert run(tmp_path, 40) == "" and calls(tmp_path) == before
 
 
+def test_a_run_appending_after_another_died_mid_append_leaves_the_file_whole(
+        tmp_path: Path) -> None:
+    """Another process dies while appending (simulated: half a record written past the length
+    the header holds) while this one runs: this one's records go where the dead one's began,
+    and the next run reads them all without a warning."""
+    run(tmp_path, 3)
+    path = checkpoint(tmp_path)
+    ready = tmp_path / "ready"
+    ready.mkdir()
+    child = start(tmp_path, 6, ready=str(ready))
+    _wait_until(lambda: len(list(ready.iterdir())) == 1, [child])
+    with open(path, "ab") as handle:
+        handle.write(HEAD.pack(1000, 0) + b"half a record")
+    (ready / "go").touch()
+    out, err = child.communicate(timeout=300)
+    assert child.returncode == 0 and out == f"{50 * sum(range(6))}\n" and err == "", err
+    assert len(offsets(path)) == 6 + 1
+    assert run(tmp_path, 6) == "" and calls(tmp_path) == 6
+
+
 def _wait_until(ready: object, children: list[subprocess.Popen[str]]) -> None:
     deadline = time.monotonic() + 120
     while not ready():  # type: ignore[operator]
