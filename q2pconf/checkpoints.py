@@ -26,6 +26,7 @@ Checkpoints of earlier q2pconf versions (`<run_dir>/*/checkpoint/tasks.pkl`, one
 are copied in once and renamed `tasks.pkl.migrated`, which may then be deleted."""
 from __future__ import annotations
 
+import errno
 import fcntl
 import functools
 import glob
@@ -48,7 +49,11 @@ UNREADABLE = ""  # in the count of records by writer: those this Python cannot u
 
 
 class Damage(Exception):
-    """What is wrong with a checkpoint file, after its whole records were read."""
+    """What is wrong with a checkpoint file (its message), and where its whole records end."""
+
+    def __init__(self, what: str, end: int = HEADER) -> None:
+        super().__init__(what)
+        self.end = end
 
 
 class Store:
@@ -103,7 +108,7 @@ class Store:
         try:
             end = _read(fd, table, others)
         except Damage as damage:
-            self._repair(fd, table, str(damage))
+            self._repair(fd, damage, len(table))
             return table
         self._say_others(others)
         if end == 0:
@@ -125,12 +130,13 @@ class Store:
                       "between them runs again (results are not affected). To drop them, "
                       "delete the file")
 
-    def _repair(self, fd: int, table: dict[str, Any], what: str) -> None:
-        """Move the damaged file aside and put one holding its whole records in its place
-        (written beside it, then renamed over it: the path always names a readable file)."""
+    def _repair(self, fd: int, damage: Damage, kept: int) -> None:
+        """Move the damaged file aside and put one holding its whole records (as they were)
+        in its place, written beside it, then renamed over it: the path always names a
+        readable file."""
         aside = f"{self.path}.damaged-{_stamp()}"
         fresh = f"{self.path}.new-{os.getpid()}"
-        data = b"".join(_frame(h, r) for h, r in table.items())
+        data = os.pread(fd, damage.end - HEADER, HEADER)
         with open(fresh, "wb") as out:
             out.write(_header(HEADER + len(data)) + data)
             out.flush()
@@ -141,8 +147,8 @@ class Store:
             with open(aside, "wb") as copy:
                 copy.write(os.pread(fd, os.fstat(fd).st_size, 0))
         os.replace(fresh, self.path)
-        warn(f"the resume checkpoint {self.path} was damaged ({what}): moved aside to {aside}; "
-             f"its {len(table)} whole results are kept, and steps whose results were lost run "
+        warn(f"the resume checkpoint {self.path} was damaged ({damage}): moved aside to "
+             f"{aside}; its {kept} whole results are kept, and steps whose results were lost run "
              "again")
 
     def _migrate(self, fd: int, table: dict[str, Any]) -> dict[str, Any]:
@@ -236,7 +242,7 @@ class _locked:
     def __enter__(self) -> int:
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            _lock(fd, self.path)
             if os.fstat(fd).st_ino == _inode(self.path):
                 self.fd = fd
                 return fd
@@ -244,6 +250,19 @@ class _locked:
 
     def __exit__(self, *exc: Any) -> None:
         os.close(self.fd)
+
+
+def _lock(fd: int, path: str) -> None:
+    """An exclusive flock; on a file system without locks (Lustre mounted noflock), none,
+    said once: runs resuming at once may then damage the file, found at the next start."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError as error:
+        if error.errno not in (errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+        warn_once(f"cannot lock the resume checkpoint {path} ({error.strerror}): two runs "
+                  "resuming at once may damage it (found and repaired at the next start). "
+                  "Fix: set run_dir in the config's [parsl] table to a file system with locks")
 
 
 def _inode(path: str) -> int:
@@ -313,7 +332,7 @@ def _read(fd: int, table: dict[str, Any], others: Counter[str]) -> int:
         at = _record(data, at, table, others)
     if at < committed:
         raise Damage(f"it ends at byte {len(data)} but held {committed} bytes: the records at "
-                     "its end are missing")
+                     "its end are missing", at)
     return len(data)
 
 
@@ -321,16 +340,16 @@ def _record(data: bytes, at: int, table: dict[str, Any], others: Counter[str]) -
     """Read the record at `at` into `table` (counting in `others` one this Python cannot read
     or another version wrote); where the next one starts."""
     if at + _LENGTH.size > len(data):
-        raise Damage(f"it is cut inside a record at byte {len(data)}")
+        raise Damage(f"it is cut inside a record at byte {len(data)}", at)
     length, check = _LENGTH.unpack_from(data, at)
     start = at + _LENGTH.size
     if length == 0:  # no pickle is empty: zeros (a hole) are no record
-        raise Damage(f"it holds zeros at byte {at}, where a record should be")
+        raise Damage(f"it holds zeros at byte {at}, where a record should be", at)
     if start + length > len(data):
-        raise Damage(f"it is cut inside a record at byte {len(data)}")
+        raise Damage(f"it is cut inside a record at byte {len(data)}", at)
     payload = data[start:start + length]
     if zlib.crc32(payload) != check:
-        raise Damage(f"the record at byte {at} does not match its checksum")
+        raise Damage(f"the record at byte {at} does not match its checksum", at)
     try:
         hashsum, result, writer = pickle.loads(payload)
     except Exception:
