@@ -95,11 +95,23 @@ class Store:
                 table.update(self._migrate(fd, table))
         except OSError as error:
             self.writing = False
-            warn_once(f"cannot use the resume checkpoint {self.path} ({error.strerror or error})"
-                      ": every step runs and nothing is saved for the next resume. Fix: make "
-                      "it readable and writable, or set run_dir in the config's [parsl] table")
-            return {}
+            return self._read_only(error)
         self.known = set(table)
+        return table
+
+    def _read_only(self, error: OSError) -> dict[str, Any]:
+        """The results of a checkpoint this process cannot write (a read-only cache), used
+        as they are, damage or not: one warning, and nothing saved."""
+        table: dict[str, Any] = {}
+        try:
+            with open(self.path, "rb") as stream:
+                _read(stream.fileno(), table, Counter())
+        except (OSError, Damage):
+            pass  # a file that is missing or unreadable gives nothing; the one below says so
+        warn_once(f"cannot write the resume checkpoint {self.path} ({error.strerror or error}): "
+                  f"{len(table)} results read from it are used, and this run's are not saved "
+                  "for the next resume. Fix: make it writable, or set run_dir in the config's "
+                  "[parsl] table to a writable directory")
         return table
 
     def _read_or_repair(self, fd: int) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from configs import config, htex, local, threads
+from conftest import readonly_command
 from procs import config_env, new_token
 
 THREADS = config(threads("default", max_threads=2))
@@ -294,6 +295,22 @@ def _wait_until(ready: object, children: list[subprocess.Popen[str]]) -> None:
                 child.kill()
             pytest.fail("the children never loaded the checkpoint")
         time.sleep(0.05)
+
+
+def test_a_checkpoint_in_a_read_only_cache_is_used_and_said_so(tmp_path: Path) -> None:
+    """A cache mounted read-only (a container, a shared account): its results are still
+    reused, as before, and the run says that its own are not saved."""
+    run(tmp_path, 4)
+    script = tmp_path / "resumed.py"
+    argv = [sys.executable, str(script), str(tmp_path / "calls.log"), "5", ""]
+    done = subprocess.run(readonly_command(tmp_path / "cache", argv), cwd=tmp_path,
+                          env=config_env(tmp_path, new_token(), THREADS), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout == f"{50 * sum(range(5))}\n", done.stderr
+    assert calls(tmp_path) == 5  # four reused
+    said = [line for line in done.stderr.splitlines() if "resume checkpoint" in line]
+    assert len(said) == 1 and f"cannot write the resume checkpoint {checkpoint(tmp_path)}" \
+        in said[0] and "4 results read from it are used" in said[0], done.stderr
 
 
 def test_checkpoints_of_earlier_versions_are_copied_in_once(tmp_path: Path) -> None:
