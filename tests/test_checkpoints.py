@@ -297,6 +297,38 @@ def _wait_until(ready: object, children: list[subprocess.Popen[str]]) -> None:
         time.sleep(0.05)
 
 
+UNPICKLABLE = textwrap.dedent("""
+    import sys, threading
+    from q2pconf import parallel_pipeline, step
+
+    @step
+    def guarded(log, value):
+        with open(log, "a") as handle:
+            handle.write(f"{value}\\n")
+        return value if value else threading.Lock()
+
+    @parallel_pipeline(resume=True)
+    def run(log):
+        return [guarded(log, v) for v in (0, 1)]
+
+    print([type(result).__name__ for result in run(sys.argv[1])])
+""")
+
+
+def test_a_result_pickle_cannot_write_is_one_warning_and_runs_again(tmp_path: Path) -> None:
+    """Before: the error rose inside Parsl's completion of the step (no result, ever)."""
+    script = tmp_path / "unpicklable.py"
+    script.write_text(UNPICKLABLE)
+    env = config_env(tmp_path, new_token(), THREADS)
+    for runs in (2, 3):  # the lock's step runs each time; the int's is reused
+        done = subprocess.run([sys.executable, str(script), str(tmp_path / "calls.log")],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0 and done.stdout == "['lock', 'int']\n", done.stderr
+        [line] = done.stderr.splitlines()
+        assert "a step's result of type lock cannot be saved for resume" in line
+        assert calls(tmp_path) == runs
+
+
 def test_a_checkpoint_in_a_read_only_cache_is_used_and_said_so(tmp_path: Path) -> None:
     """A cache mounted read-only (a container, a shared account): its results are still
     reused, as before, and the run says that its own are not saved."""
