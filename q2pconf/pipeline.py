@@ -289,10 +289,11 @@ class Run:
             kwargs["walltime"] = step.walltime
         if self.session.resume:  # Parsl's memoizer hashes a function by name only
             kwargs[CODE_KEY] = self._fingerprint(step.runner)
-        trace = self.trace
-        if trace is not None:
-            key = trace.expect(f"{step.plugin}.{step.name}", step.walltime)
-            kwargs[TRACE_KEY] = key
+        trace = self.trace  # no trace (an unwritable run_dir): the key is None, but there,
+        # since Parsl's memoizer (resume) fails on a missing one of its ignore_for_cache keys
+        key = None if trace is None else trace.expect(f"{step.plugin}.{step.name}",
+                                                      step.walltime)
+        kwargs[TRACE_KEY] = key
         with self._changed:
             self._running += 1
             self._running_on[label] = self._running_on.get(label, 0) + 1

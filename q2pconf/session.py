@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import contextvars
-import glob
 import logging
 import os
 import threading
@@ -151,7 +150,7 @@ class Session:
     """One Parsl DataFlowKernel and the executors started in it so far."""
 
     def __init__(self, key: tuple[Any, ...], settings: Settings | None, parsl_config: Any,
-                 mapping: dict[str, str], resume: bool) -> None:
+                 mapping: dict[str, str], resume: bool, store: Any = None) -> None:
         from parsl.dataflow.dflow import DataFlowKernel
 
         self.key = key
@@ -166,7 +165,10 @@ class Session:
         self.dfk = _aside(lambda: DataFlowKernel(parsl_config))
         rundir.make_private(self.dfk.run_dir)
         rundir.quiet_log_errors(self.dfk.run_dir)
-        rundir.guard_checkpoints(self.dfk)
+        if store is not None:  # q2pconf's own resume checkpoint (q2pconf.checkpoints)
+            store.attach(self.dfk)
+        else:  # checkpointing the config sets itself, Parsl's way
+            rundir.guard_checkpoints(self.dfk)
         self._ready = set(self.dfk.executors)  # started; Parsl lists one before it is
         self._gates: dict[str, threading.Lock] = {}  # one start at a time, per executor
         self._early: list[threading.Thread] = []  # background starts (`start_early`)
@@ -449,10 +451,14 @@ def _new_session(key: tuple[Any, ...], target: Any, settings: Settings | None,
             config.retry_handler = retry_handler(config.retry_handler)
         return Session(key, None, config, mapping, resume)
     defaults: dict[str, Any] = {**SESSION_DEFAULTS, "retry_handler": retry_handler()}
+    store = None
     if resume and not {"memoizer", "checkpoint_mode"} & set(settings.plan.options):
-        defaults.update(_resuming(settings))
+        from q2pconf.build import checkpointing
+
+        store = _resuming(settings)
+        defaults.update(checkpointing([]))  # Parsl reads none: the store fills its table
     config = settings.parsl_config(labels=[], **defaults)
-    return Session(key, settings, config, mapping, resume)
+    return Session(key, settings, config, mapping, resume, store)
 
 
 def _identity(target: Any, settings: Settings | None) -> tuple[Any, ...]:
@@ -468,18 +474,12 @@ def _identity(target: Any, settings: Settings | None) -> tuple[Any, ...]:
         return ("file", str(settings.path), None)
 
 
-def _resuming(settings: Settings) -> dict[str, Any]:
-    """Config keywords that checkpoint each task and read all earlier checkpoints."""
-    from q2pconf.build import checkpointing
+def _resuming(settings: Settings) -> Any:
+    """The one checkpoint resumed runs with this run_dir share (see q2pconf.checkpoints)."""
+    from q2pconf.checkpoints import Store
     from q2pconf.paths import runinfo_root
 
-    base = settings.plan.options.get("run_dir") or runinfo_root()
-    # Parsl numbers runs inside run_dir (run_dir/000); q2pconf's default adds a per-process level.
-    found = glob.glob(os.path.join(glob.escape(base), "*", "checkpoint"))
-    found += glob.glob(os.path.join(glob.escape(base), "*", "*", "checkpoint"))
-    # a run stopped before its first checkpoint was written has none: Parsl refuses the dir
-    found = [path for path in found if os.path.isfile(os.path.join(path, "tasks.pkl"))]
-    return checkpointing(sorted(found))
+    return Store(settings.plan.options.get("run_dir") or runinfo_root())
 
 
 def _blocks_now(executor: Any, strategy: Any) -> int:
