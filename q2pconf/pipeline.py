@@ -3,7 +3,8 @@
 The body runs in the caller's thread. Each step call inside it becomes a Parsl app and returns
 a future at once; futures passed to later steps (also nested in lists, tuples, sets and dicts:
 see q2pconf.nested) are waited on by Parsl before those steps run. Only the outermost pipeline
-call waits, and it returns plain values.
+call waits, and it returns plain values. Inside a running step (on any executor, or serially)
+a step call is a plain call, and a pipeline runs as `run.serial` does, in that step.
 """
 from __future__ import annotations
 
@@ -30,13 +31,14 @@ from q2pconf import unmatched
 from q2pconf import window
 from q2pconf import trace as tracing
 from q2pconf.futures import Release, StepFuture
-from q2pconf.history import History, StepRecord
-from q2pconf.abandon import RUN_KEY, Abandoned, Marker
+from q2pconf.history import STATES, History, StepRecord
+from q2pconf.abandon import RUN_KEY, Marker
 from q2pconf.measure import TRACE_KEY
 from q2pconf.progress import Progress
 from q2pconf.reach import ConnectWatches
 from q2pconf.watchdog import Watchdog, pool_failed
-from q2pconf.transport import CODE_KEY, Runner, global_names, inside_step, refuse_while_loading
+from q2pconf.transport import (CODE_KEY, Runner, global_names, inside_step, on_worker,
+                               refuse_while_loading, step_depth, steps_running)
 
 F = TypeVar("F", bound=Callable[..., Any])
 SERIAL_LABEL = "(serial)"  # the executor a serial run's history names
@@ -75,7 +77,7 @@ class Step:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         run = _ACTIVE.get()
-        if run is None:
+        if run is None or inside_step():  # inside a running step: a plain call, in every mode
             return self.func(*args, **kwargs)
         return run.submit(self, args, kwargs)
 
@@ -122,9 +124,11 @@ class Pipeline:
 
     @shallow
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        refuse_while_loading()
+        if inside_step() or on_worker():  # a step holds a worker: its steps run here, in turn
+            return self._serially(SerialRun(), args, kwargs)
         if _ACTIVE.get() is not None:  # nested, or serial: run inline
             return self.func(*args, **kwargs)
-        refuse_while_loading()
         with closing.Interrupts() as interrupts:  # Ctrl-C never lands inside Parsl's locks
             with interrupts.shielded(), sessions.using(self.resume) as session:
                 # held: no other thread closes it meanwhile. An HTEX the body's steps will
@@ -154,6 +158,7 @@ class Pipeline:
             raise
         finally:
             _ACTIVE.reset(token)
+            run.settle_history()
             self.history = run.history
             self._end_trace(run.trace, outcome)
             closing.RUNS.end()
@@ -177,12 +182,22 @@ class Pipeline:
     def serial(self, *args: Any, **kwargs: Any) -> Any:
         """Run the same pipeline one step after another, without Parsl (for debugging)."""
         run = SerialRun()
+        try:
+            return self._serially(run, args, kwargs)
+        finally:
+            self.history = run.records
+
+    def _serially(self, run: SerialRun, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The body run in this thread, its steps by `run`. Also how a pipeline called inside
+        a running step runs: waiting there for other workers could wait for ever (a pool of
+        one is held by that step), and a worker process cannot start a Parsl of its own. Such
+        a run leaves `history` and the trace to the outermost run (its step is in them)."""
         token = _ACTIVE.set(run)
         try:
-            return nested.unwrap(self.func(*args, **kwargs))
+            with step_depth(0):  # the body's step calls are its own, even inside a step
+                return nested.unwrap(self.func(*args, **kwargs))
         finally:
             _ACTIVE.reset(token)
-            self.history = run.records
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         return self if obj is None else functools.partial(self, obj)
@@ -274,10 +289,11 @@ class Run:
             kwargs["walltime"] = step.walltime
         if self.session.resume:  # Parsl's memoizer hashes a function by name only
             kwargs[CODE_KEY] = self._fingerprint(step.runner)
-        trace = self.trace
-        if trace is not None:
-            key = trace.expect(f"{step.plugin}.{step.name}", step.walltime)
-            kwargs[TRACE_KEY] = key
+        trace = self.trace  # no trace (an unwritable run_dir): the key is None, but there,
+        # since Parsl's memoizer (resume) fails on a missing one of its ignore_for_cache keys
+        key = None if trace is None else trace.expect(f"{step.plugin}.{step.name}",
+                                                      step.walltime)
+        kwargs[TRACE_KEY] = key
         with self._changed:
             self._running += 1
             self._running_on[label] = self._running_on.get(label, 0) + 1
@@ -331,8 +347,8 @@ class Run:
         try:
             started, ended, state = _times(future)
             error = future.exception()
-            self.history.finished(call.index, started, ended,
-                                  "cancelled" if isinstance(error, Abandoned) else state)
+            self.history.finished(call.index, started, ended, state if error is None else
+                                  STATES[tracing.status_of(error)])
             self.progress.finished(failed=error is not None)
             if error is not None:
                 self._failed(error, call)
@@ -459,6 +475,17 @@ class Run:
             futures = list(self._pending.values())
         closing.cancel_not_started(self.session.dfk, futures)
 
+    def settle_history(self) -> None:
+        """The run has ended: a step still unfinished gets the state its trace line gets
+        (q2pconf.trace.unfinished_status), not `pending`."""
+        with self._changed:
+            unfinished = list(self._pending.items())
+        for index, future in unfinished:
+            if not future.done():  # else its callback gives its own state
+                started, ended, _ = _times(future)
+                self.history.finished(index, started, ended,
+                                      STATES[tracing.unfinished_status(future)])
+
     def _waits_on(self, label: str) -> bool:
         """Whether a step of this run that has not finished was sent to executor `label`."""
         return self._running_on.get(label, 0) > 0
@@ -478,7 +505,9 @@ class SerialRun:
         try:
             # the function itself, not its runner: in this thread a KeyboardInterrupt can be
             # the user's Ctrl-C, which must stop the run as itself
-            value = _within(step.walltime, step.func, nested.unwrap(args), nested.unwrap(kwargs))
+            with step_depth(steps_running() + 1):  # steps it calls are plain calls
+                value = _within(step.walltime, step.func, nested.unwrap(args),
+                                nested.unwrap(kwargs))
             error = None if step.outputs is None else _outputs_error(step, value)
             if error is not None:
                 raise error

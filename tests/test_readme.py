@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import check_where_its_interface_is
 from q2pconf import ConfigError
 from q2pconf.config import check
 
@@ -105,6 +106,8 @@ def test_each_toml_example_passes_check(tmp_path: Path, block: Block) -> None:
         with pytest.raises(ConfigError):
             check(path)
         return
+    if expected == "passes" and check_where_its_interface_is(path):
+        return  # the cluster examples' ib0, checked in a namespace that has it
     settings = check(path)
     assert "default" in settings.labels
     if expected == "warns":
