@@ -7,6 +7,12 @@ checks off. An executor that Parsl gave up on (its blocks failed: `pool_failed` 
 has its tasks failed by Parsl itself; so has one whose interchange died (closing).
 Only state Parsl keeps in this process is read (the executor's flags and block statuses):
 nothing here sends a command to an interchange, which would block for ever if it is dead.
+
+A pause is not a stall: the grace periods count only time this process was awake to look (a
+gap between two looks longer than AWAKE_STEP counts as AWAKE_STEP: Ctrl-Z then `fg`, a
+laptop's sleep), so a state seen just before a pause does not fail the run in the moment it
+goes on, before Parsl has polled its blocks again. And a block Parsl has launched but whose
+status its last poll has not got yet counts as pending (see `_statuses`).
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from q2pconf import closing
 STALL_VAR = "Q2PCONF_STALL_TIMEOUT"
 DEFAULT_STALL = 60.0
 SETTLE = 5.0  # seconds a certain stall must last: the strategy may not have started blocks yet
+AWAKE_STEP = 2.0  # seconds at most that one gap between two looks counts (see above)
 TAIL_LINES = 12
 SHOWN_BLOCKS = 3
 NO_STRATEGY = (None, "none")
@@ -68,13 +75,15 @@ class Watchdog:
         self.dfk = dfk
         self.limit = stall_limit()
         self._since: dict[str, float] = {}
+        self._awake = 0.0  # seconds this watchdog has been awake to look (see AWAKE_STEP)
+        self._last: float | None = None
 
     def check(self, waits_on: Callable[[str], bool]) -> None:
         """Raise ExecutorFailed when an executor this run `waits_on` has been unable to make
         progress for its problem's grace period."""
         # A dead interchange: its executor's tasks fail now, naming it (closing.InterchangeDied)
         closing.check_interchanges(self.dfk)
-        now = time.monotonic()
+        now = self._clock()
         for label, executor in list(self.dfk.executors.items()):
             problem = _problem(executor, self.dfk.config, self.limit)
             if problem is None:
@@ -84,6 +93,14 @@ class Watchdog:
             if now - since >= problem.grace and waits_on(label):
                 raise ExecutorFailed(label, problem.text, blocks_report(executor), problem.fix)
 
+    def _clock(self) -> float:
+        """Seconds awake: the time since the last look, at most AWAKE_STEP of it."""
+        now = time.monotonic()
+        if self._last is not None:
+            self._awake += min(max(now - self._last, 0.0), AWAKE_STEP)
+        self._last = now
+        return self._awake
+
 
 def _problem(executor: Any, config: Any, limit: float | None) -> Problem | None:
     """What stops `executor` from running the tasks it holds, if anything."""
@@ -92,7 +109,7 @@ def _problem(executor: Any, config: Any, limit: float | None) -> Problem | None:
         return None
     if executor.bad_state_is_set:  # Parsl has failed its tasks itself (see pool_failed)
         return None
-    if limit is None or any(not s.terminal for s in executor.status_facade.values()):
+    if limit is None or any(not s.terminal for s in _statuses(executor).values()):
         return None  # a block is pending or running: it may yet run the steps
     why = _cannot_scale(config.strategy, provider)
     if why is not None:
@@ -100,6 +117,20 @@ def _problem(executor: Any, config: Any, limit: float | None) -> Problem | None:
         return Problem(f"has no block pending or running, and {why}", BLOCKS_FIX,
                        min(settle, limit))
     return Problem(f"has had no block pending or running for {limit:g} s", BLOCKS_FIX, limit)
+
+
+def _statuses(executor: Any) -> dict[str, Any]:
+    """Parsl's last poll of `executor`'s blocks (`status_facade`), with each block it has
+    launched since (`blocks_to_job_id`) that the poll has not got as pending. Parsl's poller
+    thread replaces the whole dict each poll: one that read the blocks just before a launch
+    and stored its answer just after drops the new block until its next poll (5 s later for a
+    LocalProvider, longer for a batch system), while the block's pool runs."""
+    from parsl.jobs.states import JobState, JobStatus
+
+    found = dict(executor.status_facade)
+    for block in list(getattr(executor, "blocks_to_job_id", {})):
+        found.setdefault(block, JobStatus(JobState.PENDING))
+    return found
 
 
 def _cannot_scale(strategy: str | None, provider: Any) -> str | None:

@@ -310,14 +310,35 @@ def test_a_paused_run_carries_on_when_continued(tmp_path: Path) -> None:
     flag = tmp_path / "flag"
     program = Program(tmp_path, f"import ending_steps as s; print(s.paused({str(flag)!r}, 3, 8))")
     program.wait_until(_flag_written(flag), "a step started")
+    _pause(program, PAUSE)
+    program.ends_within(60)
+    assert program.process.returncode == 0, program.text()[-3000:]
+    assert program.text().strip().splitlines()[-1] == str(list(range(8)))
+    assert program.leftovers() == []
+
+
+def _pause(program: Program, seconds: float) -> None:
+    """Stop every process of the run for `seconds`, then continue them (Ctrl-Z, then `fg`)."""
     stopped = [program.process.pid, *(p.pid for p in tagged(program.token, program.work))]
     os.killpg(program.process.pid, signal.SIGSTOP)  # what Ctrl-Z does
     for pid in stopped:  # and what sleep does to the rest
         os.kill(pid, signal.SIGSTOP)
-    time.sleep(PAUSE)
+    time.sleep(seconds)
     for pid in stopped:
         os.kill(pid, signal.SIGCONT)
     os.killpg(program.process.pid, signal.SIGCONT)
+
+
+def test_a_pause_right_after_a_stale_poll_is_no_failure(tmp_path: Path) -> None:
+    """The race of the 60 s pause above, made certain (a simulation: the program leaves the
+    HTEX's block statuses as Parsl's poller leaves them when its poll races with the block's
+    launch, and lets it poll again only 2 s after the pause): the watchdog must not read that
+    as "no block pending or running" the moment the run goes on."""
+    flag = tmp_path / "flag"
+    program = Program(tmp_path, "import ending_steps as s; "
+                                f"print(s.paused_after_a_stale_poll({str(flag)!r}, 3, 8))")
+    program.wait_until(_flag_written(flag), "the block statuses were made stale")
+    _pause(program, 10.0)  # longer than the watchdog's 5 s grace for strategy "none"
     program.ends_within(60)
     assert program.process.returncode == 0, program.text()[-3000:]
     assert program.text().strip().splitlines()[-1] == str(list(range(8)))
