@@ -8,26 +8,24 @@ has its tasks failed by Parsl itself; so has one whose interchange died (closing
 Only state Parsl keeps in this process is read (the executor's flags and block statuses):
 nothing here sends a command to an interchange, which would block for ever if it is dead.
 
-A pause is not a stall: the grace periods count only time this process was awake to look (a
-gap between two looks longer than AWAKE_STEP counts as AWAKE_STEP: Ctrl-Z then `fg`, a
-laptop's sleep), so a state seen just before a pause does not fail the run in the moment it
+A pause is not a stall: the grace periods count only time this process was awake to look
+(q2pconf.notice.Awake: Ctrl-Z then `fg`, a laptop's sleep), so a state seen just before a pause does not fail the run in the moment it
 goes on, before Parsl has polled its blocks again. And a block Parsl has launched but whose
 status its last poll has not got yet counts as pending (see `_statuses`).
 """
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from q2pconf import closing
+from q2pconf.notice import Awake
 
 STALL_VAR = "Q2PCONF_STALL_TIMEOUT"
 DEFAULT_STALL = 60.0
 SETTLE = 5.0  # seconds a certain stall must last: the strategy may not have started blocks yet
-AWAKE_STEP = 2.0  # seconds at most that one gap between two looks counts (see above)
 TAIL_LINES = 12
 SHOWN_BLOCKS = 3
 NO_STRATEGY = (None, "none")
@@ -75,15 +73,14 @@ class Watchdog:
         self.dfk = dfk
         self.limit = stall_limit()
         self._since: dict[str, float] = {}
-        self._awake = 0.0  # seconds this watchdog has been awake to look (see AWAKE_STEP)
-        self._last: float | None = None
+        self._clock = Awake()
 
     def check(self, waits_on: Callable[[str], bool]) -> None:
         """Raise ExecutorFailed when an executor this run `waits_on` has been unable to make
         progress for its problem's grace period."""
         # A dead interchange: its executor's tasks fail now, naming it (closing.InterchangeDied)
         closing.check_interchanges(self.dfk)
-        now = self._clock()
+        now = self._clock.now()
         for label, executor in list(self.dfk.executors.items()):
             problem = _problem(executor, self.dfk.config, self.limit)
             if problem is None:
@@ -92,14 +89,6 @@ class Watchdog:
             since = self._since.setdefault(label, now)
             if now - since >= problem.grace and waits_on(label):
                 raise ExecutorFailed(label, problem.text, blocks_report(executor), problem.fix)
-
-    def _clock(self) -> float:
-        """Seconds awake: the time since the last look, at most AWAKE_STEP of it."""
-        now = time.monotonic()
-        if self._last is not None:
-            self._awake += min(max(now - self._last, 0.0), AWAKE_STEP)
-        self._last = now
-        return self._awake
 
 
 def _problem(executor: Any, config: Any, limit: float | None) -> Problem | None:
