@@ -9,8 +9,8 @@ Only state Parsl keeps in this process is read (the executor's flags and block s
 nothing here sends a command to an interchange, which would block for ever if it is dead.
 
 A pause is not a stall: the grace periods count only time this process was awake to look
-(q2pconf.notice.Awake: Ctrl-Z then `fg`, a laptop's sleep), so a state seen just before a pause does not fail the run in the moment it
-goes on, before Parsl has polled its blocks again. And a block Parsl has launched but whose
+(q2pconf.notice.Awake: Ctrl-Z then `fg`, a laptop's sleep), so a state seen just before a
+pause does not fail the run the moment it goes on, before Parsl has polled its blocks again. And a block Parsl has launched but whose
 status its last poll has not got yet counts as pending (see `_statuses`).
 """
 from __future__ import annotations
