@@ -10,8 +10,9 @@ nothing here sends a command to an interchange, which would block for ever if it
 
 A pause is not a stall: the grace periods count only time this process was awake to look
 (q2pconf.notice.Awake: Ctrl-Z then `fg`, a laptop's sleep), so a state seen just before a
-pause does not fail the run the moment it goes on, before Parsl has polled its blocks again. And a block Parsl has launched but whose
-status its last poll has not got yet counts as pending (see `_statuses`).
+pause does not fail the run the moment it goes on, before Parsl has polled its blocks again.
+And a block Parsl has launched but whose status its last poll has not got yet counts as
+pending (see `_statuses`).
 """
 from __future__ import annotations
 
