@@ -236,6 +236,7 @@ class Run:
         self._running = 0  # submitted steps whose done-callback has not finished
         self._finished = 0  # steps whose done-callback has finished
         self._held = notice.Quiet(self._held_text)  # the body held by the window: said once
+        self._last = notice.Quiet(self._last_text)  # no step finishing at the end: said once
         self._running_on: dict[str, int] = {}  # label -> its running steps
         self._release = Release()  # Parsl's finished tasks, freed as soon as Parsl is done
         self._blocked = 0  # submitted steps still waiting for an input: not in flight yet
@@ -371,8 +372,16 @@ class Run:
             return self._resolve(value)
 
     def _resolve(self, value: Any) -> Any:
-        self._wait_until(lambda: self._running == 0)
+        self._last.begin(self._finished)
+        self._wait_until(lambda: self._running == 0, lambda: self._last.look(self._finished))
         return nested.unwrap(value)
+
+    def _last_text(self, waited: float) -> str:
+        left = self._running
+        return (f"the pipeline has waited {waited:.0f} s for its last {left} "
+                f"step{'s' if left != 1 else ''}, and none has finished meanwhile. Long steps "
+                "need nothing; one that should have ended may wait for something that never "
+                "comes (a file, a lock, a queue), and Ctrl-C ends the run")
 
     def _make_room(self) -> None:
         """In the body's thread, with a window of steps in flight: wait until about half of

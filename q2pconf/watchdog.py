@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from q2pconf import closing
-from q2pconf.notice import Awake
+from q2pconf.notice import Awake, Quiet
 
 STALL_VAR = "Q2PCONF_STALL_TIMEOUT"
 DEFAULT_STALL = 60.0
@@ -75,6 +75,7 @@ class Watchdog:
         self.limit = stall_limit()
         self._since: dict[str, float] = {}
         self._clock = Awake()
+        self._queued: dict[str, Quiet] = {}  # said once per executor: its blocks wait in a queue
 
     def check(self, waits_on: Callable[[str], bool]) -> None:
         """Raise ExecutorFailed when an executor this run `waits_on` has been unable to make
@@ -86,10 +87,46 @@ class Watchdog:
             problem = _problem(executor, self.dfk.config, self.limit)
             if problem is None:
                 self._since.pop(label, None)
+                self._look_queued(label, executor, waits_on)
                 continue
             since = self._since.setdefault(label, now)
             if now - since >= problem.grace and waits_on(label):
                 raise ExecutorFailed(label, problem.text, blocks_report(executor), problem.fix)
+
+    def _look_queued(self, label: str, executor: Any, waits_on: Callable[[str], bool]) -> None:
+        """Steps wait on an executor none of whose blocks runs yet, but one is pending (a batch
+        queue: for hours, maybe): no failure, but said once (q2pconf.notice)."""
+        quiet = self._queued.get(label)
+        if quiet is None:
+            quiet = self._queued[label] = Quiet(lambda s: _queued_text(label, executor, s))
+        pending = _pending_only(executor)
+        if pending is None or not waits_on(label):
+            quiet.begin()
+        else:
+            quiet.look(pending)
+
+
+def _pending_only(executor: Any) -> str | None:
+    """The pending block (with its job id) of an executor with tasks and no block running."""
+    if getattr(executor, "provider", None) is None or not executor.tasks:
+        return None
+    statuses = _statuses(executor)
+    if any(s.state.name == "RUNNING" for s in statuses.values()):
+        return None
+    jobs = getattr(executor, "blocks_to_job_id", {})
+    waiting = [f"block {block} (job {jobs.get(block, '?')})"
+               for block, status in statuses.items() if not status.terminal]
+    return waiting[0] if waiting else None
+
+
+def _queued_text(label: str, executor: Any, seconds: float) -> str:
+    block = _pending_only(executor) or "its block"
+    job = block.rpartition("job ")[2].rstrip(")")
+    queue = type(executor.provider).__name__.replace("Provider", "") or "batch"
+    return (f"executor {label!r}: steps have waited {seconds:.0f} s for a block to start; "
+            f"{block} is still pending in the {queue} queue (`squeue -j {job}` or the "
+            "queue's own command says why). Nothing fails while it is pending; Ctrl-C ends "
+            "the run and cancels the job")
 
 
 def _problem(executor: Any, config: Any, limit: float | None) -> Problem | None:

@@ -336,3 +336,18 @@ def test_a_body_waiting_while_steps_finish_says_nothing(
                                                                       max_threads=1)))):
         assert steps.naps(45, 0.15) == list(range(45))
     assert HELD not in capfd.readouterr().err
+
+
+def test_the_final_wait_says_once_when_no_step_finishes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    """The body's last wait, for its results: steps that take long are said once."""
+    from q2pconf import notice
+
+    monkeypatch.setattr(notice, "AFTER", 1.0)
+    with q2pconf.ParallelConfig(write_config(tmp_path)):
+        assert steps.naps(2, 4.0) == [0, 1]
+        err = capfd.readouterr().err
+        assert err.count("the pipeline has waited") == 1, err
+        assert "for its last 2 steps, and none has finished meanwhile" in err
+        assert steps.naps(6, 0.1) == list(range(6))  # each finish starts the count again
+    assert "the pipeline has waited" not in capfd.readouterr().err
