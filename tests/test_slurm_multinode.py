@@ -165,10 +165,14 @@ def test_unreachable_address_fails_in_bounded_time_saying_how_to_fix_it(
                         heartbeat_threshold=15)
     path = write_config(tmp_path, doc)
     began = time.monotonic()
-    code, _, err = run(multinode, tmp_path, token, path, spread(2))
+    # a wait that lasts says so once, before the failure (here after 3 s, not 60)
+    code, _, err = run(multinode, tmp_path, token, path,
+                       "import q2pconf.notice; q2pconf.notice.AFTER = 3.0\n" + spread(2))
     took = time.monotonic() - began
     assert code == 1, err
     assert took < 55, f"took {took:.0f} s"
+    assert err.count("none of its workers has reached this machine at 127.0.0.1") == 1, err
+    assert err.index("has reached this machine") < err.index("no worker connected")
     assert "no worker connected" in err, err
     assert "127.0.0.1" in err and "address_by_interface" in err and str(path) in err, err
     assert "Traceback" not in err.split("no worker connected")[-1]
