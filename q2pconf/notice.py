@@ -46,6 +46,11 @@ class Quiet:
         """A wait begins: count from now."""
         self._since, self._mark = self._clock.now(), mark
 
+    def due(self, mark: object = None) -> bool:
+        """Whether `look(mark)` would say it now."""
+        return (not self.said and mark == self._mark
+                and self._clock.now() - self._since >= AFTER)
+
     def look(self, mark: object = None) -> None:
         now = self._clock.now()
         if mark != self._mark:  # something the wait is for happened

@@ -102,31 +102,42 @@ class Watchdog:
         pending = _pending_only(executor)
         if pending is None or not waits_on(label):
             quiet.begin()
+        elif quiet.due(pending) and _started(executor, pending[1]):
+            quiet.said = True  # Parsl polls a batch system once a minute: it was behind
         else:
             quiet.look(pending)
 
 
-def _pending_only(executor: Any) -> str | None:
-    """The pending block (with its job id) of an executor with tasks and no block running."""
+def _pending_only(executor: Any) -> tuple[str, str] | None:
+    """(block, job id) of the first pending block of an executor with tasks and no block
+    running, or None."""
     if getattr(executor, "provider", None) is None or not executor.tasks:
         return None
     statuses = _statuses(executor)
     if any(s.state.name == "RUNNING" for s in statuses.values()):
         return None
     jobs = getattr(executor, "blocks_to_job_id", {})
-    waiting = [f"block {block} (job {jobs.get(block, '?')})"
+    waiting = [(block, str(jobs.get(block, "?")))
                for block, status in statuses.items() if not status.terminal]
     return waiting[0] if waiting else None
 
 
+def _started(executor: Any, job: str) -> bool:
+    """Whether the batch system says `job` has left the queue (one question, asked once)."""
+    try:
+        [status] = executor.provider.status([job])
+    except Exception:  # the batch system does not answer: what Parsl knows stands
+        return False
+    return status.state.name == "RUNNING" or status.terminal
+
+
 def _queued_text(label: str, executor: Any, seconds: float) -> str:
-    block = _pending_only(executor) or "its block"
-    job = block.rpartition("job ")[2].rstrip(")")
+    block, job = _pending_only(executor) or ("?", "?")
     queue = type(executor.provider).__name__.replace("Provider", "") or "batch"
     return (f"executor {label!r}: steps have waited {seconds:.0f} s for a block to start; "
-            f"{block} is still pending in the {queue} queue (`squeue -j {job}` or the "
-            "queue's own command says why). Nothing fails while it is pending; Ctrl-C ends "
-            "the run and cancels the job")
+            f"block {block} (job {job}) is still pending in the {queue} queue (`squeue -j "
+            f"{job}` or the queue's own command says why). Nothing fails while it is pending; "
+            "Ctrl-C ends the run and cancels the job")
 
 
 def _problem(executor: Any, config: Any, limit: float | None) -> Problem | None:
