@@ -22,12 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from q2pconf import closing, notice, rundir, unmatched
-from q2pconf.config import Settings, choose_executor, from_dict, load
+from q2pconf.config import Settings, checked_digest, choose_executor, from_dict, load_current
 from q2pconf.errors import ConfigError, shallow
 from q2pconf.abandon import RUN_KEY
 from q2pconf.measure import TRACE_KEY
 from q2pconf.trace import retry_handler
-from q2pconf.validate import MAPPING_KEY, check_labels, describe, flat_mapping
 
 # Seconds a signalled close waits for an executor starting in the background; what is still
 # starting after that is ended by q2pconf.guard when this process is gone.
@@ -72,7 +71,8 @@ class ParallelConfig:
         with q2pconf.ParallelConfig("cluster.toml", mapping={"classify": "htex"}):
             run(samples)
 
-    A path or dict is read and checked here; nothing starts until a pipeline is called.
+    A path or dict is read and checked here (a file again only if it changed since it was
+    last checked); nothing starts until a pipeline is called.
     """
 
     @shallow
@@ -103,7 +103,7 @@ def _target(config: Any) -> Any:
     if config is None or isinstance(config, Settings):
         return config
     if isinstance(config, (str, os.PathLike)):
-        return load(config)
+        return load_current(config)  # read and checked again only if it changed
     if isinstance(config, dict):
         return from_dict(config)
     # By name, not isinstance: importing parsl.config here would import Parsl (~0.3 s) for
@@ -117,6 +117,8 @@ def _target(config: Any) -> Any:
 def _choice(target: Any, mapping: dict[str, Any] | None) -> Choice:
     """An empty mapping is no mapping, as in QIIME 2. A config holding only a mapping names no
     executors: its mapping applies to whichever config is in force."""
+    from q2pconf.validate import flat_mapping  # the validator: not loaded by an import
+
     explicit = flat_mapping(mapping, _as_given) if mapping else None
     if isinstance(target, Settings) and target.plan.mapping_only:
         if explicit is not None:
@@ -126,6 +128,8 @@ def _choice(target: Any, mapping: dict[str, Any] | None) -> Choice:
 
 
 def _as_given(value: Any, key: str) -> str:
+    from q2pconf.validate import MAPPING_KEY, describe
+
     if not isinstance(value, str):
         raise ConfigError(BLOCK_MAPPING, key.removeprefix(MAPPING_KEY + "."),
                           f"must be an executor label (a string), not {describe(value)}",
@@ -380,7 +384,8 @@ def session(resume: bool = False) -> Session:
 def _acquire(resume: bool) -> Session:
     choice = _CHOICE.get() or Choice()
     target = choice.target
-    settings = load() if target is None else target if isinstance(target, Settings) else None
+    settings = (load_current() if target is None
+                else target if isinstance(target, Settings) else None)
     mapping = _mapping_in_force(choice, settings)
     key = (_identity(target, settings), tuple(sorted(mapping.items())), resume)
     idle = []
@@ -415,7 +420,7 @@ def _surplus(key: tuple[Any, ...]) -> list[Session]:
 def _file_of(key: tuple[Any, ...]) -> str | None:
     """The config file a session key was made for (see `_identity`), if any."""
     identity = key[0]
-    return identity[0] if len(identity) in (1, 4) else None
+    return identity[1] if identity[0] == "file" else None
 
 
 def _close_all(doomed: list[Session], wait: bool = True) -> None:
@@ -425,6 +430,8 @@ def _close_all(doomed: list[Session], wait: bool = True) -> None:
 
 def _mapping_in_force(choice: Choice, settings: Settings | None) -> dict[str, str]:
     """The block's mapping, else the config's own; checked against the executors in force."""
+    from q2pconf.validate import MAPPING_KEY, check_labels
+
     if choice.mapping is not None:
         mapping, file = choice.mapping, choice.mapping_file
     elif settings is not None:
@@ -469,16 +476,16 @@ def _new_session(key: tuple[Any, ...], target: Any, settings: Settings | None,
 
 
 def _identity(target: Any, settings: Settings | None) -> tuple[Any, ...]:
-    """Equal for the same config file, unchanged, so sessions are reused only when safe."""
+    """Equal for the same config, checked from the same bytes of its file (an edit within
+    the same second, keeping the size, counts too), so sessions are reused only when safe."""
     if settings is None:
         return ("parsl.Config", id(target))
     if settings.path is None:
         return (settings.source, id(settings.plan) if settings.source == "explicit" else None)
     try:
-        stat = settings.path.stat()
-    except OSError:
-        return (str(settings.path),)
-    return (str(settings.path), stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        return ("file", str(settings.path), checked_digest(settings))
+    except ConfigError:  # gone or unreadable since it was read: no later file can match
+        return ("file", str(settings.path), None)
 
 
 def _resuming(settings: Settings) -> dict[str, Any]:
