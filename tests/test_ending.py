@@ -24,7 +24,7 @@ import psutil
 import pytest
 
 from configs import config, htex, local, threads
-from procs import config_env, new_token, tagged, wait_gone
+from procs import config_env, new_token, tagged, wait_gone, written
 
 CONFIG = config(threads("default", max_threads=2),
                 htex("htex", max_workers_per_node=2, provider=local()), strategy="none")
@@ -160,7 +160,7 @@ def _quietly_kill(pid: int) -> None:
 
 
 def _flag_written(flag: Path) -> Callable[[], bool]:
-    return lambda: flag.exists() and flag.read_text() != ""
+    return lambda: written(flag)
 
 
 RUNNING = "import ending_steps as s; print(s.running({flag!r}, 300))"

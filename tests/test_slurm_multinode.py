@@ -19,7 +19,7 @@ import pytest
 import tomli_w
 
 from configs import tomllib
-from procs import program_env, tagged, new_token
+from procs import program_env, tagged, new_token, written
 from slurm_cluster import (SlurmCluster, drain, kill_node, node_cpus, revive_dead_nodes,
                            wait_for)
 
@@ -342,7 +342,7 @@ def test_an_interrupted_session_leaves_nothing_behind(
                              cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     try:
-        assert wait_for(lambda: flag.exists() or inner.poll() is not None, CHILD_TIMEOUT), \
+        assert wait_for(lambda: written(flag) or inner.poll() is not None, CHILD_TIMEOUT), \
             "the inner session never reached its test"
         made = json.loads(flag.read_text())
         assert set(made["namespaces"]) <= set(netns.existing())

@@ -18,7 +18,7 @@ import slurm_steps as steps
 from configs import config, htex, threads
 from configs import slurm as slurm_provider
 from conftest import require_tool
-from procs import TOKEN_VAR, new_token, parsl_children, program_env, tagged, wait_gone
+from procs import TOKEN_VAR, new_token, parsl_children, program_env, tagged, wait_gone, written
 from q2pconf import session as sessions
 from q2pconf.config import check
 from q2pconf.errors import ConfigError
@@ -150,7 +150,7 @@ def test_sigterm_cancels_the_slurm_job_and_its_workers(
     flag = tmp_path / "holding"
     child = start_child(tmp_path, token, f"import slurm_steps as s; s.held({str(flag)!r}, 300)",
                         launcher)
-    if not wait_for(lambda: flag.exists() or child.poll() is not None, CHILD_TIMEOUT, 0.1):
+    if not wait_for(lambda: written(flag) or child.poll() is not None, CHILD_TIMEOUT, 0.1):
         pytest.fail(f"the htex step never started: {finish(child, tmp_path, 1)}")
     assert child.poll() is None, finish(child, tmp_path)
     pid_text, job = flag.read_text().split()
@@ -184,7 +184,7 @@ def test_sigkill_of_the_program_ends_the_slurm_job_within_seconds(
     flag = tmp_path / "holding"
     child = start_child(tmp_path, token, f"import slurm_steps as s; s.held({str(flag)!r}, 300)",
                         launcher)
-    if not wait_for(lambda: flag.exists() or child.poll() is not None, CHILD_TIMEOUT, 0.1):
+    if not wait_for(lambda: written(flag) or child.poll() is not None, CHILD_TIMEOUT, 0.1):
         pytest.fail(f"the htex step never started: {finish(child, tmp_path, 1)}")
     job = flag.read_text().split()[1]
     assert job in slurm.jobs()
