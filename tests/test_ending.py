@@ -236,10 +236,14 @@ def test_sigkill_of_the_program_ends_every_part(tmp_path: Path) -> None:
 
 
 def _part(program: Program, name: str) -> psutil.Process:
-    """The real interchange or worker pool (not the guard that runs it)."""
-    found = program.parts(name)
-    assert found, f"no {name} running"
-    return found[-1]
+    """The real interchange or worker pool: the child of the q2pconf.guard that runs it. (Not
+    the last process naming it: multiprocessing's forkserver and the workers it forks carry
+    the pool's module on their command lines too, so that was a worker, now and then.)"""
+    guards = [p for p in program.parts(name) if "q2pconf.guard" in " ".join(_cmdline(p))]
+    assert guards, f"no {name} running"
+    children = guards[0].children()
+    assert children, f"the guard of the {name} runs nothing"
+    return children[0]
 
 
 def test_kill_9_of_the_worker_pool_leaves_no_worker(tmp_path: Path) -> None:
