@@ -15,7 +15,8 @@ it starts: a pool's workers), and ends that whole group
 - `interchange`: when the program that started it is gone (SIGKILL, the OOM killer): the
   guard is reparented, so `os.getppid()` changes;
 - `pool`: when the interchange refuses or drops TCP connections to its worker port for
-  `--lost-after` seconds (the pool may run on another host, so no pid can be watched); and,
+  `--lost-after` seconds (the pool may run on another host, so no pid can be watched; time the
+  guard itself was stopped, by Ctrl-Z or a laptop's sleep, does not count); and,
   given `--program PID:START` (a pool on the program's own host: LocalProvider), when that
   process, alive when the guard started, is gone (a pid reused since has another START; a pid
   not seen at the start, as on another node of an allocation, is not watched).
@@ -46,6 +47,7 @@ POLL = 0.2  # seconds between looks at the child, the parent and the signals
 PROBE = 1.0  # seconds between connection attempts to the interchange
 LOST_AFTER_VAR = "Q2PCONF_LOST_AFTER"  # seconds of refused connections before a pool ends
 LOST_AFTER = 10.0
+PAUSED = 5.0  # seconds a probe is late when the guard itself was stopped (Ctrl-Z, a sleep)
 GRACE = 2.0  # seconds between SIGTERM and SIGKILL to the child's group
 ENDING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1
@@ -264,6 +266,8 @@ class _Interchange:
         now = time.monotonic()
         if self.port is None or now < self.next_probe:
             return False
+        if now - self.next_probe > PAUSED:  # stopped: what it did not see is no loss
+            self.last_seen = now  # (the whole run was, and it goes on: the first probe may fail)
         self.next_probe = now + PROBE
         if any(self._answers(address) for address in self.addresses if address):
             self.last_seen = time.monotonic()

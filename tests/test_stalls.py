@@ -256,3 +256,36 @@ def test_an_interchange_that_dies_while_starting_fails_the_pipeline_at_once(
     assert "the interchange of executor 'htex' (pid " in answer["message"]
     assert "exited with status 1" in answer["message"]
     assert answer["seconds"] < 60  # Parsl alone: "Interchange failed to start" after 120 s
+
+
+SLOW_START = """
+import sys, q2pconf, q2pconf.notice, session_steps as s
+q2pconf.notice.AFTER = 1.0  # seconds before a wait says so
+with q2pconf.ParallelConfig(sys.argv[1], mapping={"double": "htex"}):
+    print(s.doubled(3))
+"""
+
+
+def test_an_interchange_slow_to_answer_is_said_once(tmp_path: Path) -> None:
+    """Parsl waits up to 120 s for a new interchange's first answer: a start that lasts is
+    said once (here an interchange command that sleeps 4 s first), and the run goes on."""
+    interchange = [sys.executable, "-m", "parsl.executors.high_throughput.interchange"]
+    command = ["sh", "-c", 'sleep 4; exec "$@"', "sh", *interchange]
+    path = write_toml(tmp_path, htex("htex", max_workers_per_node=1, provider=local(),
+                                     interchange_launch_cmd=command))
+    token, work = new_token(), tmp_path / "work"
+    work.mkdir()
+    try:
+        child = subprocess.run([sys.executable, "-c", SLOW_START, str(path)], cwd=work,
+                               capture_output=True, text=True, timeout=120,
+                               env=program_env(tmp_path, token))
+        assert wait_gone(token, cwd=work) == []
+    finally:
+        for process in tagged(token, work):
+            process.kill()
+    assert child.returncode == 0, child.stderr[-3000:]
+    assert child.stdout.strip() == "[0, 2, 4]"
+    said = "executor 'htex' has waited"
+    assert child.stderr.count(said) == 1, child.stderr[-3000:]
+    assert "for its interchange to answer (Parsl gives up after 120 s)" in child.stderr
+    assert "interchange.log" in child.stderr
