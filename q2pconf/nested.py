@@ -11,7 +11,8 @@ uses the same functions for serial runs and for the value a pipeline returns.
 from __future__ import annotations
 
 import copy
-from concurrent.futures import Future
+import threading
+from concurrent.futures import CancelledError, Future
 from typing import Any
 
 SEQUENCES = (list, tuple, set, frozenset)
@@ -26,6 +27,51 @@ def gather(value: Any) -> list[Future[Any]]:
     if isinstance(value, SEQUENCES):
         return [found for item in value for found in gather(item)]
     return []
+
+
+def awaited(value: Any) -> list[Future[Any]]:
+    """What a step must still wait for in `value`: its unfinished or failed futures (Parsl fails
+    the step with a DependencyError), as one future when there are several. Parsl adds a
+    done-callback to each future it is given, and each completion queues a launch attempt that
+    counts all of them again: a fan-in of 50,000 finished steps cost ~2 KiB of peak memory a
+    step, and one of unfinished steps time quadratic in their number. A future that already
+    succeeded is left out; the step's argument still holds it, and `unwrap` takes its result."""
+    waits = [future for future in gather(value) if not _succeeded(future)]
+    return waits if len(waits) < 2 else [_all_done(waits)]
+
+
+def _succeeded(future: Future[Any]) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None
+
+
+def _all_done(futures: list[Future[Any]]) -> Future[Any]:
+    """A future done when every one of `futures` is: failed like the first of them that failed
+    (the trace reads it), else with None."""
+    from q2pconf.futures import StepFuture
+
+    gate = StepFuture()
+    left = [len(futures)]
+    lock = threading.Lock()
+
+    def one_done(_: Any) -> None:
+        with lock:
+            left[0] -= 1
+            if left[0]:
+                return
+        failed = [f for f in futures if not _succeeded(f)]
+        if failed:
+            gate.set_exception(failed[0].exception() if not failed[0].cancelled()
+                               else CancelledError())
+        else:
+            gate.set_result(None)
+
+    for future in futures:  # one already done calls back at once
+        future.add_done_callback(one_done)
+    return gate
+
+
+def _succeeded(future: Future[Any]) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None
 
 
 def unwrap(value: Any) -> Any:
@@ -52,4 +98,4 @@ def resolver() -> Any:
     """This module's rule as a Parsl DependencyResolver."""
     from parsl.dataflow.dependency_resolvers import DependencyResolver
 
-    return DependencyResolver(traverse_to_gather=gather, traverse_to_unwrap=unwrap)
+    return DependencyResolver(traverse_to_gather=awaited, traverse_to_unwrap=unwrap)
