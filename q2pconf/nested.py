@@ -70,10 +70,6 @@ def _all_done(futures: list[Future[Any]]) -> Future[Any]:
     return gate
 
 
-def _succeeded(future: Future[Any]) -> bool:
-    return future.done() and not future.cancelled() and future.exception() is None
-
-
 def unwrap(value: Any) -> Any:
     """`value` with every future inside replaced by its result (waiting for it)."""
     if isinstance(value, Future):

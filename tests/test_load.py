@@ -19,7 +19,7 @@ STEPS = 10_000
 # goes when the step ends). Before that it was ~5.8 KiB: this bound catches a return to it.
 PER_STEP_KIB = 3
 
-MANY_STEPS = """\
+HEAD = """\
 import json, resource, sys
 from q2pconf import parallel_pipeline, step
 
@@ -33,7 +33,9 @@ def many(n: int) -> list:
 
 def peak() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+"""
 
+MANY_STEPS = HEAD + """
 def live_futures() -> int:
     import gc
     from concurrent.futures import Future
@@ -75,14 +77,7 @@ FAN_IN_KIB = 1
 # here (Parsl 2026.10.26, Python 3.11), 10,000 steps: 2.2 KiB of peak RSS a step while Parsl
 # followed each finished input (a callback and a queued launch attempt per input), ~0.25 KiB
 # since it follows only the inputs still running, as one future (q2pconf.nested.awaited).
-FAN_IN = """\
-import json, resource, sys
-from q2pconf import parallel_pipeline, step
-
-@step
-def inc(i: int) -> int:
-    return i + 1
-
+FAN_IN = HEAD + """
 @step
 def merge(values: list) -> list:
     return [v * 2 for v in values]
@@ -90,9 +85,6 @@ def merge(values: list) -> list:
 @parallel_pipeline
 def fan_in(n: int) -> list:
     return merge([inc(i) for i in range(n)])
-
-def peak() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
 
 n = int(sys.argv[1])
 assert fan_in(50) == [2 * i for i in range(1, 51)]
