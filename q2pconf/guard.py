@@ -51,8 +51,9 @@ ENDING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1
 SCRATCH_VAR = "Q2PCONF_POOL_SCRATCH"  # the pool's directory for multiprocessing's sockets
 # Longest base directory for it: below it, "/q2pconf-pool-XXXXXXXX/pymp-XXXXXXXX/
-# listener-XXXXXXXX" (54 bytes) must still fit in a socket's 107.
-SOCKET_BASE = 50
+# listener-XXXXXXXX" (54 bytes) must still fit in a socket's path: 107 bytes on Linux, 103 on
+# macOS (whose per-user $TMPDIR, /var/folders/../T, is 48).
+SOCKET_BASE = 49
 
 _noted: list[int] = []
 
@@ -97,7 +98,7 @@ def _scratch() -> str | None:
     import tempfile
 
     base = tempfile.gettempdir()
-    if len(base) > SOCKET_BASE:  # a socket's path has at most 107 bytes (Linux)
+    if len(base) > SOCKET_BASE:  # a socket's path has at most 103 bytes (macOS)
         base = "/tmp" if os.access("/tmp", os.W_OK | os.X_OK) else ""
     try:
         return tempfile.mkdtemp(prefix="q2pconf-pool-", dir=base) if base else None

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -217,3 +219,35 @@ def test_a_peak_in_bytes_on_macos_is_given_in_kib() -> None:
     linux, darwin = measure.process_peak_kib("linux"), measure.process_peak_kib("darwin")
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     assert before <= linux <= after and before // 1024 <= darwin <= after // 1024
+
+
+SCRATCH = """\
+import json, os, tempfile
+from q2pconf import guard
+scratch = guard._scratch()
+print(json.dumps({"scratch": scratch, "temp": tempfile.gettempdir()}))
+os.rmdir(scratch)
+"""
+LISTENER = "/pymp-XXXXXXXX/listener-XXXXXXXX"  # what multiprocessing adds below the scratch
+MACOS_SUN_PATH = 103  # bytes of a socket's path on macOS (104 with its NUL; Linux: 107)
+
+
+def test_the_pools_sockets_fit_macos_shorter_socket_paths(tmp_path: Path) -> None:
+    """Simulated macOS $TMPDIR (/var/folders/xx/<28 characters>/T, 48 bytes) and longer ones:
+    the pool's socket directory goes under it while its sockets fit macOS's 103 bytes (up to
+    49), and under /tmp beyond."""
+    short = Path(tempfile.mkdtemp(prefix="q2p-", dir="/tmp"))  # tmp_path is longer than 48
+    try:
+        for length, under_tmpdir in ((48, True), (49, True), (50, False)):
+            tmpdir = short / ("t" * (length - len(str(short)) - 1))
+            tmpdir.mkdir()
+            env = {**program_env(tmp_path, "-"), "TMPDIR": str(tmpdir)}
+            done = subprocess.run([sys.executable, "-c", SCRATCH], env=env,
+                                  capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            seen = json.loads(done.stdout)
+            assert len(seen["temp"]) == length
+            assert seen["scratch"].startswith(seen["temp"] if under_tmpdir else "/tmp/")
+            assert len(seen["scratch"] + LISTENER) <= MACOS_SUN_PATH
+    finally:
+        shutil.rmtree(short)
