@@ -3,7 +3,8 @@
 No macOS machine is at hand, so every test here is a SIMULATION on Linux: a child program
 starts with `sitecustomize` (below) that takes away, for q2pconf's own code only, what macOS
 lacks: /proc and /sys/fs/cgroup (an open from a q2pconf module raises FileNotFoundError),
-`os.sched_getaffinity` (deleted) and libc's `prctl` (ctypes finds no such symbol, so the guard
+`os.sched_getaffinity` and `os.waitid` (deleted: macOS's Python has waitid from 3.13 on only)
+and libc's `prctl` (ctypes finds no such symbol, so the guard
 cannot ask for PR_SET_PDEATHSIG). The interchange, the worker pool and their guards inherit
 it (PYTHONPATH). Parsl's and psutil's own reads stay as they are: on macOS they have ways of
 their own. Each test checks what a user sees: the CPU count, the trace, no process left.
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from configs import config, htex, local, threads
 from procs import new_token, program_env, wait_gone
+from test_guard import _children, ended, listening, pool_guard
 from q2pconf import measure
 
 SIMULATION = '''\
@@ -57,6 +59,8 @@ def _hide(opener):
 builtins.open = io.open = _hide(io.open)
 os.open = _hide(os.open)
 del os.sched_getaffinity
+if hasattr(os, "waitid"):  # macOS has it from Python 3.13 only
+    del os.waitid
 
 
 class _NoPrctl(ctypes.CDLL):
@@ -101,6 +105,7 @@ import ctypes, json, os
 from q2pconf import guard
 from q2pconf.measure import _own
 print(json.dumps({"affinity": hasattr(os, "sched_getaffinity"), "prctl": guard._PRCTL,
+                  "waitid": hasattr(os, "waitid"),
                   "proc_status": _own().status.path,
                   "parsl_proc": os.path.exists("/proc/self/status")}))
 """
@@ -110,7 +115,8 @@ def test_the_simulation_takes_the_linux_facilities_away_from_q2pconf_only(
         tmp_path: Path) -> None:
     """The other tests mean something only if the simulation holds: checked here."""
     seen = run_simulated(tmp_path, FACILITIES)
-    assert seen == {"affinity": False, "prctl": None, "proc_status": None, "parsl_proc": True}
+    assert seen == {"affinity": False, "prctl": None, "waitid": False, "proc_status": None,
+                    "parsl_proc": True}
 
 
 CPUS = """\
@@ -251,3 +257,26 @@ def test_the_pools_sockets_fit_macos_shorter_socket_paths(tmp_path: Path) -> Non
             assert len(seen["scratch"] + LISTENER) <= MACOS_SUN_PATH
     finally:
         shutil.rmtree(short)
+
+
+def test_a_killed_pool_takes_its_workers_along_without_waitid(tmp_path: Path) -> None:
+    """Simulated macOS before Python 3.13 (no os.waitid): the guard learns of its child's end
+    by reaping it instead, ends as it did, and ends its workers, as on Linux."""
+    token, server = new_token(), listening()
+    with server:
+        process = pool_guard(tmp_path, token, server, env=simulated_env(tmp_path, token))
+        os.kill(_children(process.pid)[0], signal.SIGKILL)
+        assert ended(process, 30) == -signal.SIGKILL  # the guard ends as its child did
+    assert wait_gone(token, 30) == []
+
+
+def test_a_terminated_guard_ends_its_pool_without_waitid(tmp_path: Path) -> None:
+    """Simulated macOS before Python 3.13 (no os.waitid): SIGTERM to the guard, as a provider
+    cancelling a block sends, ends its child's group (waiting for it the fallback's way) and
+    the guard dies of it."""
+    token, server = new_token(), listening()
+    with server:
+        process = pool_guard(tmp_path, token, server, env=simulated_env(tmp_path, token))
+        process.terminate()
+        assert ended(process, 30) == -signal.SIGTERM
+    assert wait_gone(token, 30) == []
