@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 from configs import config, htex, local, threads
-from procs import is_interchange, new_token, program_env, tagged, wait_gone
+from procs import new_token, program_env, wait_gone
 from test_guard import _children, ended, listening, pool_guard
-from test_stalls import DEAD_INTERCHANGE, write_toml
+from test_stalls import kill_interchange
 from q2pconf import measure
 
 SIMULATION = '''\
@@ -287,30 +287,9 @@ def test_a_dead_interchange_without_proc_fails_the_run_naming_its_guard(tmp_path
     """Simulated macOS: no /proc, so the interchange's own pid is never read from its guard's
     children. SIGKILL of the interchange while a step runs: its guard ends as it did, and the
     run fails within seconds, naming the guard's pid (the one it knows), and nothing is left."""
-    token, work, started = new_token(), tmp_path / "work", tmp_path / "started"
-    work.mkdir()
-    env = simulated_env(tmp_path, token)
-    config_path = write_toml(tmp_path, htex("htex", max_workers_per_node=1, provider=local()))
-    child = subprocess.Popen([sys.executable, "-c", DEAD_INTERCHANGE, str(started),
-                              str(tmp_path / "flag"), str(config_path)], cwd=work, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120  # a safety net: the step starts in seconds
-        while not started.exists() and child.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert started.exists(), child.communicate(timeout=5)
-        interchange = [p for p in tagged(token, work) if is_interchange(p.cmdline())]
-        assert len(interchange) == 1
-        guard = interchange[0].ppid()
-        interchange[0].kill()
-        killed = time.time()
-        out, err = child.communicate(timeout=60)
-        assert wait_gone(token, 30, work) == []
-    finally:
-        child.kill()
-        for process in tagged(token, work):
-            process.kill()
-    answer = json.loads(out)
+    token = new_token()
+    answer, err, killed, (_, guard) = kill_interchange(tmp_path, token,
+                                                       simulated_env(tmp_path, token))
     assert answer["type"] == "ExecutorFailed", err
     assert (f"the interchange of executor 'htex' (pid {guard}) was killed by SIGKILL"
             in answer["message"])
