@@ -15,6 +15,8 @@ import threading
 from concurrent.futures import CancelledError, Future
 from typing import Any
 
+from q2pconf.futures import StepFuture
+
 SEQUENCES = (list, tuple, set, frozenset)
 
 
@@ -44,12 +46,20 @@ def _succeeded(future: Future[Any]) -> bool:
     return future.done() and not future.cancelled() and future.exception() is None
 
 
+class AllDone(StepFuture):
+    """Done when every one of `awaits` is (the trace reads them while it is not)."""
+
+    __slots__ = ("awaits",)
+
+    def __init__(self, awaits: list[Future[Any]]) -> None:
+        super().__init__()
+        self.awaits = awaits
+
+
 def _all_done(futures: list[Future[Any]]) -> Future[Any]:
     """A future done when every one of `futures` is: failed like the first of them that failed
     (the trace reads it), else with None."""
-    from q2pconf.futures import StepFuture
-
-    gate = StepFuture()
+    gate = AllDone(futures)
     left = [len(futures)]
     lock = threading.Lock()
 

@@ -190,7 +190,8 @@ def _doomed(future: Any, seen: set[int]) -> bool:
     seen.add(id(future))
     if future.done():
         return future.exception() is not None
-    depends = (getattr(future, "task_record", None) or {}).get("depends") or ()
+    depends = ((getattr(future, "task_record", None) or {}).get("depends")
+               or getattr(future, "awaits", ()))  # a step's task, or several of its inputs
     return any(_doomed(dependency, seen) for dependency in depends)
 
 

@@ -11,6 +11,7 @@ import pytest
 from q2pconf import nested
 from q2pconf.futures import StepFuture
 from q2pconf.nested import awaited
+from q2pconf.trace import _doomed
 from q2pconf.history import History, StepRecord
 
 
@@ -135,6 +136,7 @@ def test_the_gate_fails_like_the_first_failed_input_once_all_are_done() -> None:
     (gate,) = awaited((first, second, third))
     second.set_exception(ValueError("bad sample"))
     assert not gate.done()  # Parsl must not unwrap inputs that are still running
+    assert _doomed(gate, set())  # a run ending now traces the step as dependency_failed
     first.set_result(1)
     third.cancel()
     assert isinstance(gate.exception(timeout=5), ValueError)
