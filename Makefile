@@ -6,13 +6,15 @@ STAMP := $(VENV)/.installed
 # The oldest Parsl pyproject.toml admits; `make test-floor` runs the tests that depend on
 # Parsl's API (config core and pipelines) against it.
 PARSL_FLOOR := $(shell sed -n 's/.*"parsl>=\([0-9.]*\)".*/\1/p' pyproject.toml)
-FLOOR_TESTS ?= tests/test_check.py tests/test_build.py tests/test_cli.py tests/test_compat.py \
+FLOOR_TESTS ?= tests/test_check.py tests/test_check_knows.py tests/test_build.py tests/test_cli.py tests/test_compat.py \
 	tests/test_find.py tests/test_templates.py tests/test_security.py tests/test_import.py \
-	tests/test_pipeline.py tests/test_session.py tests/test_transport.py tests/qiime2 \
+	tests/test_pipeline.py tests/test_nesting.py tests/test_session.py tests/test_transport.py tests/qiime2 \
 	tests/test_sessions.py tests/test_stalls.py \
 	tests/test_check_limits.py tests/test_check_starts.py tests/test_modes.py tests/test_run_dir.py tests/test_say_it_once.py \
 	tests/test_trace.py tests/test_abandon.py tests/test_pool.py tests/test_typecache.py \
-	tests/test_pickling.py tests/test_window.py tests/test_hints.py tests/test_portable.py
+	tests/test_pickling.py tests/test_window.py tests/test_hints.py tests/test_step_shapes.py \
+	tests/test_report_damaged.py tests/test_lookup_reuse.py tests/test_checkpoints.py \
+	tests/test_portable.py
 
 .PHONY: demo test test-floor floor-run lint bench conda
 

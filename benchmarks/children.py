@@ -262,3 +262,64 @@ with q2pconf.ParallelConfig(Config(executors=[ThreadPoolExecutor(label="default"
             times[mode].append(time.perf_counter() - began)
 print(json.dumps({"on": statistics.median(times["1"]), "off": statistics.median(times["0"])}))
 """
+
+# Back-to-back calls of a one-step pipeline through the lookup ($QIIME2_CONFIG names a
+# threads-only file), against raw Parsl submitting one app and waiting for it as often; the
+# first call of each starts its DataFlowKernel and is not counted.
+BACK_TO_BACK = """
+import json, sys, time
+n, mode = int(sys.argv[1]), sys.argv[2]
+
+def one(i):
+    return i
+
+if mode == "q2pconf":
+    from q2pconf import parallel_pipeline, step
+    work = step(one)
+
+    @parallel_pipeline
+    def call(i):
+        return work(i)
+else:
+    import parsl
+    from parsl.config import Config
+    from parsl.executors import ThreadPoolExecutor
+    parsl.load(Config(executors=[ThreadPoolExecutor(label="default", max_threads=2)]))
+    app = parsl.python_app(one)
+
+    def call(i):
+        return app(i).result()
+assert call(-1) == -1
+began = time.perf_counter()
+for i in range(n):
+    assert call(i) == i
+print(json.dumps({"seconds": time.perf_counter() - began}))
+"""
+
+# The modules `from q2pconf import parallel_pipeline, step` loads, and whether any of them is
+# the validator's (checking a config, reading Parsl's signatures).
+DECORATOR_IMPORT = """
+import json, sys
+before = set(sys.modules)
+from q2pconf import parallel_pipeline, step
+ours = sorted(m for m in set(sys.modules) - before if m.split(".")[0] == "q2pconf")
+validator = {"q2pconf.validate", "q2pconf.limits", "q2pconf.catalog", "q2pconf.parsl_source"}
+print(json.dumps({"modules": len(ours), "validator": sorted(validator & set(ours)),
+                  "parsl": any(m.split(".")[0] == "parsl" for m in sys.modules)}))
+"""
+
+# What the lookup costs a pipeline call on an unchanged config: the session's `load_current`
+# (the file's stamp, then its checked plan reused) against `load` (read and checked again).
+LOOKUP = """
+import json, sys, time
+from q2pconf import config
+n, times = int(sys.argv[1]), {}
+for name in ("load_current", "load") * 3:
+    lookup = getattr(config, name)
+    lookup()
+    began = time.perf_counter()
+    for _ in range(n):
+        lookup()
+    times[name] = min(times.get(name, 1e9), (time.perf_counter() - began) / n)
+print(json.dumps(times))
+"""

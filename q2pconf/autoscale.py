@@ -24,10 +24,9 @@ import math
 
 from q2pconf.limits import effective, number
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
-if TYPE_CHECKING:
-    from typing import Any
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
     from q2pconf.validate import ObjectSpec, _Checker
 
 # Seconds worker pools on this machine may take to connect (more on a loaded machine).

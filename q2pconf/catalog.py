@@ -11,15 +11,12 @@ data from others, and this file is not: it lives in the user's own 0700 cache di
 """
 from __future__ import annotations
 
+import hashlib
 import marshal
 import os
 import sys
-from collections import namedtuple
 from pathlib import Path
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
-if TYPE_CHECKING:
-    from typing import Any
+from typing import Any, NamedTuple
 
 # Config keys whose tables become objects, and the only namespace each class may come from.
 NAMESPACES = {
@@ -37,11 +34,17 @@ NUMBER = frozenset({"int", "float"})
 CACHE_FORMAT = 4  # bump when the cached document's shape changes
 CACHE_LIMIT = 16 << 20  # bytes; a real catalog is a few dozen kB
 
-# One constructor keyword: which TOML kinds it takes, its fixed choices if any, and the kinds
-# an array's items may have (None: any). (A namedtuple, not a dataclass: this module is on
-# the path of every config lookup.)
-Param = namedtuple("Param", "name accepts choices required default items",
-                   defaults=((), False, "", None))
+
+class Param(NamedTuple):
+    """One constructor keyword: which TOML kinds it takes, its fixed choices if any, and the
+    kinds an array's items may have (None: any). Cached as a plain tuple (marshal)."""
+
+    name: str
+    accepts: frozenset[str]
+    choices: tuple[Any, ...] = ()
+    required: bool = False
+    default: str = ""
+    items: frozenset[str] | None = None
 
 
 class NotInParsl(LookupError):
@@ -137,15 +140,12 @@ def _catalog() -> dict[str, Any]:
 
 def cache_path(root: Path) -> Path:
     """One cache file per Parsl installation, in the user's cache directory."""
-    # A name, not a secret (hashlib costs ~2 ms to import, zlib's crc32 0.3 ms): the stamp
-    # inside the file says whose it is, so two roots sharing a name only rebuild each other's
-    # cache. The name is the 32-bit FNV-1a hash of the root's path.
+    # A name, not a secret: the stamp inside the file says whose it is, so two roots sharing
+    # a name would only rebuild each other's cache.
     from q2pconf.paths import user_cache_dir
 
-    digest = 0x811C9DC5
-    for byte in os.fsencode(root):
-        digest = (digest ^ byte) * 0x01000193 & 0xFFFFFFFF
-    return Path(user_cache_dir("q2pconf"), f"parsl-catalog-{digest:08x}.marshal")
+    digest = hashlib.sha256(os.fsencode(root)).hexdigest()[:16]
+    return Path(user_cache_dir("q2pconf"), f"parsl-catalog-{digest}.marshal")
 
 
 def _build(root: Path) -> tuple[dict[str, Any], dict[str, list[int]]]:

@@ -1,20 +1,18 @@
 """`q2pconf` command line: info, check, init, seed; and the --parallel helper for user scripts."""
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
 from q2pconf.errors import ConfigError
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
 if TYPE_CHECKING:
-    import argparse
-    from typing import Any
-
     from q2pconf.config import Settings
 
 EPILOG = """examples:
@@ -48,9 +46,7 @@ def config_from_args(args: argparse.Namespace) -> Settings | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _quick(sys.argv[1:] if argv is None else list(argv))
-    if args is None:
-        args = _parser().parse_args(argv)
+    args = _parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
     except ConfigError as error:
@@ -58,49 +54,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-# The command lines simple enough to read without argparse, which costs ~5 ms to import and
-# to build the parser (half of what `q2pconf info --json` may add to the interpreter's start,
-# benchmarks/README.md). Any other command line, including every malformed one and every
-# --help, goes to argparse, whose messages and exit codes therefore stay the only ones.
-_INFO_FLAGS = ("--json", "--runs")
-_CONFIG_OPTION = "--parallel-config"
+class _Version(argparse.Action):
+    """`--version`: prints "q2pconf 0.1.0" and exits, as argparse's version action does; the
+    installed version is read only when asked (importlib.metadata is not on the lookup)."""
 
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0,
+                         help="print q2pconf's version and exit")
 
-def _quick(argv: list[str]) -> SimpleNamespace | None:
-    """What argparse would parse from `info [--json] [--runs] [--parallel-config PATH]`
-    (flags in any order, repeats allowed, the last PATH wins) or `check FILE`; None for any
-    other command line. A value starting with "-" is argparse's to judge."""
-    if len(argv) == 2 and argv[0] == "check" and _plain(argv[1]):
-        return SimpleNamespace(file=argv[1], run=_check)
-    if not argv or argv[0] != "info":
-        return None
-    args = SimpleNamespace(json=False, parallel_config=None, runs=False, run=_info)
-    rest = iter(argv[1:])
-    for token in rest:
-        option, equals, value = token.partition("=")
-        if token in _INFO_FLAGS:
-            setattr(args, token[2:], True)
-        elif option == _CONFIG_OPTION:
-            value = value if equals else next(rest, "")
-            if not _plain(value):
-                return None
-            args.parallel_config = value
-        else:
-            return None
-    return args
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        from importlib.metadata import version
 
-
-def _plain(value: str) -> bool:
-    """A value argparse takes as it is: not empty, not option-like."""
-    return value[:1] not in ("", "-")
+        print(f"{parser.prog} {version('q2pconf')}")
+        parser.exit()
 
 
 def _parser() -> argparse.ArgumentParser:
-    import argparse
-
     parser = argparse.ArgumentParser(
         prog="q2pconf", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Find, check and write QIIME 2 parallel (Parsl) configs.")
+    parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     def command(name: str, run: Any, help: str, example: str) -> argparse.ArgumentParser:
@@ -160,16 +133,14 @@ def _info(args: argparse.Namespace) -> int:
         return _runs(args.json)
     settings = load(args.parallel_config)
     if args.json:
-        from q2pconf.jsontext import dumps  # json.dumps(..., indent=2) without json's import
-
-        print(dumps({
+        print(json.dumps({
             "path": None if settings.path is None else str(settings.path),
             "source": settings.source,
             "trail": [{"source": s.source, "path": None if s.path is None else str(s.path),
                        "note": s.note} for s in settings.trail],
             "executors": list(settings.labels),
             "mapping": settings.mapping,
-        }))
+        }, indent=2))
         return 0
     print(f"config: {_where(settings)}\nsource: {settings.source}")
     for step in settings.trail:
@@ -180,12 +151,10 @@ def _info(args: argparse.Namespace) -> int:
 
 def _runs(as_json: bool) -> int:
     """The latest traced runs, newest first: when, which pipeline, how it ended, the trace."""
-    from q2pconf.runs import index_path, read, recent
+    from q2pconf.runs import index_path, readable, recent
 
-    runs = [read(path) for path in recent()]
+    runs = readable(recent())
     if as_json:
-        import json
-
         print(json.dumps([{"pipeline": r.meta.get("pipeline"), "started": r.meta.get("started"),
                            "outcome": r.meta.get("outcome") if r.complete else "incomplete",
                            "steps": len(r.rows), "trace": str(r.trace_path),
@@ -287,7 +256,9 @@ def _init_target(args: argparse.Namespace) -> Path:
     from q2pconf.paths import conda_config_path, site_config_path, user_config_path
 
     if args.prefix:
-        return conda_config_path(args.prefix)
+        from q2pconf.seed import existing_prefix
+
+        return conda_config_path(existing_prefix(args.prefix))
     return site_config_path() if args.site else user_config_path()
 
 

@@ -64,7 +64,8 @@ def _round_trip(value: Any, rebuild: Any) -> str | None:
 def _type_name(kind: type) -> str:
     module = getattr(kind, "__module__", "")
     name = getattr(kind, "__qualname__", kind.__name__)
-    return name if module in ("builtins", "__main__", SCRIPT_MODULE, "") else f"{module}.{name}"
+    script = module.rpartition(".")[2] == SCRIPT_MODULE  # also in a package: see transport
+    return name if script or module in ("builtins", "__main__", "") else f"{module}.{name}"
 
 
 def _short_repr(value: Any) -> str:

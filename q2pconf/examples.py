@@ -12,9 +12,7 @@ from collections.abc import Callable, Iterator
 from q2pconf import catalog
 from q2pconf.catalog import kind_of
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
-if TYPE_CHECKING:
-    from typing import Any
+from typing import Any
 
 # A value of each TOML kind, for when nothing the file wrote or Parsl's default fits.
 SAMPLES: dict[str, Any] = {"int": 2, "float": 1.5, "str": "text", "bool": True,

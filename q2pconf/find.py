@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 from q2pconf.paths import conda_config_path, site_config_path, user_config_path
 from q2pconf.errors import ConfigError, warn_once
-from q2pconf.records import Record
 
 # Where a config came from, in lookup order.
 SOURCES = ("explicit", "QIIME2_CONFIG", "user", "site", "conda", "vendored", "in-memory")
 
 
-class Looked(Record):
+class Looked(NamedTuple):
     """One place the lookup looked at, and why it did not use it."""
 
     source: str
@@ -20,7 +20,7 @@ class Looked(Record):
     note: str
 
 
-class Located(Record):
+class Located(NamedTuple):
     """The lookup's answer: the file to read (None: the default in memory) and how it was chosen."""
 
     path: Path | None

@@ -13,7 +13,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
 
-PENDING = "pending"  # a step that had not finished when the run ended
+PENDING = "pending"  # a step that has not finished yet (a run that ended settles them all)
+# One state per step: the trace's status (q2pconf.trace) -> the state here, in Parsl's words.
+STATES = {"done": "exec_done", "cached": "memo_done", "failed": "failed",
+          "dependency_failed": "dep_fail", "cancelled": "cancelled"}
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,11 @@ class History(Sequence[StepRecord]):
 
     def finished(self, index: int, started: float | None, finished: float | None,
                  state: str) -> None:
+        """A step's one final state: the first given (a step the run's end settled keeps
+        the state its trace line has, should its future complete afterwards)."""
         with self._lock:
+            if self._state[index] != 0:
+                return
             self._started[index] = math.nan if started is None else started
             self._finished[index] = math.nan if finished is None else finished
             self._state[index] = self._word(state)

@@ -9,9 +9,7 @@ from collections.abc import Mapping
 
 from q2pconf.errors import ConfigError
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
-if TYPE_CHECKING:
-    from typing import Any
+from typing import Any
 
 # Classes older QIIME 2 configs name that Parsl has since removed: (what happened, the fix).
 REMOVED = {

@@ -14,12 +14,9 @@ from collections.abc import Callable
 
 from q2pconf import catalog, local_limits
 from q2pconf.local_limits import LOOPBACK_NAMES
-from q2pconf.records import Record
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
 if TYPE_CHECKING:
-    from typing import Any
-
     from q2pconf.catalog import Param
     from q2pconf.validate import ObjectSpec, _Checker
 
@@ -33,7 +30,7 @@ WORKING = {"worker_ports": [54000, 54001], "worker_port_range": [54000, 55000],
            "interchange_port_range": [54000, 55000], "hub_port_range": [54000, 55000]}
 
 
-class Limit(Record):
+class Limit(NamedTuple):
     """Which values of one keyword can work (`works`), why others cannot, and the fix."""
 
     works: Callable[[Any], bool]
@@ -104,7 +101,18 @@ LIMITS: dict[str, Limit] = {
     "cmd_chunk_size": _whole("cmd_chunk_size", 1, "no job could be cancelled", "100"),
     "usage_tracking": Limit(lambda v: v in (0, 1, 2, 3), "must be a level from 0 to 3",
                             "write usage_tracking = 0 (off)"),
+    "autolabel_window": _whole("autolabel_window", 1, "Work Queue labels a category after "
+                               "that many steps", "1"),
+    "scaling_cores_per_worker": _positive("scaling_cores_per_worker", "Parsl's scaling divides "
+                                          "by it", "1"),
+    "port": Limit(lambda v: 0 <= v < 65536, "must be a TCP port, 1 to 65535, or 0 for any free "
+                  "one", "write port = 0 (any free port)"),
+    "timeout": _positive("timeout", "the address lookup would give up at once", "30"),
 }
+# Every other number a Parsl class takes is a count, a size, a time or a bid: never negative
+# (Parsl takes `retries = -1` by type and runs it as 0). `count_limit` gives that rule for any
+# numeric keyword LIMITS does not name, so a keyword new in Parsl is covered too.
+COUNT_PROBLEM = "a count, size or time Parsl takes cannot be negative"
 
 
 def check(checker: _Checker, kwargs: dict[str, Any], key: str,
@@ -112,7 +120,7 @@ def check(checker: _Checker, kwargs: dict[str, Any], key: str,
     """Refuse a value that cannot work in one table (its keys checked already by type, against
     `params`), and combinations of its keys that cannot."""
     for arg, value in kwargs.items():
-        limit = LIMITS.get(arg)
+        limit = LIMITS.get(arg) or count_limit(params.get(arg))
         if limit is not None and number(value) and not limit.works(value):
             fix = _most_blocks_fix(kwargs, params) if arg == "max_blocks" else limit.fix
             raise checker.fail(f"{key}.{arg}", f"is {value!r}, but it {limit.problem}", fix)
@@ -125,6 +133,17 @@ def check(checker: _Checker, kwargs: dict[str, Any], key: str,
     _heartbeat(checker, kwargs, key)
     _network(checker, kwargs, key)  # before the address rule: the safety problem is worse
     local_limits.check(checker, kwargs, key)
+
+
+def count_limit(param: Param | None) -> Limit | None:
+    """The rule for a numeric keyword LIMITS does not name: not negative; the fix is Parsl's
+    own default when that is a number (else 0)."""
+    if param is None or not param.accepts & catalog.NUMBER:
+        return None
+    default = catalog.default_value(param)
+    example = default if number(default) and default >= 0 else 0
+    return Limit(lambda v: v >= 0, f"must be 0 or more: {COUNT_PROBLEM}",
+                 f"write {param.name} = {example}")
 
 
 def effective(kwargs: dict[str, Any], params: dict[str, Param], arg: str) -> Any:

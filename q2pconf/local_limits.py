@@ -6,10 +6,9 @@ holds the rules that hold on any machine; it calls `check`.)
 """
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
-if TYPE_CHECKING:
-    from typing import Any
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
     from q2pconf.validate import _Checker
 
 # Addresses that mean "this machine only": plain-text traffic there never leaves it.
@@ -43,6 +42,9 @@ def _addresses(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
     """The interchange listens on `address` and the pipeline talks to it on `loopback_address`;
     Parsl reads both with `ipaddress` (no host names), on this machine. Any other value kills
     the interchange at start while the pipeline waits for ever."""
+    helper = kwargs.get("address")
+    if getattr(helper, "kind", None) == "address":
+        _address_helper(checker, helper)
     for arg in ("address", "loopback_address"):
         value = kwargs.get(arg)
         if not isinstance(value, str) or arg == "address" and not value:
@@ -59,6 +61,119 @@ def _addresses(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
             raise checker.fail(f"{key}.{arg}", f"{value!r} is not an address of this machine: "
                                f"{LISTENS[arg]} here, so it could not start",
                                f'write {arg} = "127.0.0.1", or an address `ip address` shows')
+
+
+def _address_helper(checker: _Checker, helper: Any) -> None:
+    """An address helper from parsl.addresses is called here, when the executor is built, and
+    the interchange listens on what it returns: one that fails here fails every run ("No such
+    device"). Those answered by this machine alone (an interface, the routing table) are
+    tried as Parsl tries them, and so is this machine's name (address_by_hostname), for at
+    most HOSTNAME_WAIT seconds; address_by_query asks a web service and is left to the run."""
+    if helper.cls not in ("address_by_interface", "address_by_route", "address_by_hostname"):
+        return  # address_by_query asks a web service: left to the run
+    found = interfaces()
+    usable = _usable(found)
+    instead = ('write address = { class = "address_by_interface", ifname = '
+               f'"{usable}" }}' if usable else NO_INTERFACE)
+    if helper.cls == "address_by_interface":
+        name = helper.kwargs.get("ifname")
+        if isinstance(name, str) and found.get(name[:15]) is None:  # Parsl reads 15 characters
+            have = ", ".join(f"{n} ({ip or 'no IPv4 address'})" for n, ip in found.items())
+            problem = ("has no IPv4 address here" if name[:15] in found else
+                       "is not an interface of this machine")
+            raise checker.fail(f"{helper.key}.ifname", f"{name!r} {problem}: the interchange "
+                               f"listens on it here, so it could not start (interfaces here: "
+                               f"{have or 'none found'})",
+                               f'write ifname = "{usable}"' if usable else NO_INTERFACE)
+    elif helper.cls == "address_by_route" and _route() is None:
+        raise checker.fail(helper.key, "this machine has no route to the internet, which "
+                           "address_by_route asks for: the executor could not be built",
+                           instead)
+    elif helper.cls == "address_by_hostname":
+        problem = _unresolved_name()
+        if problem is not None:
+            raise checker.fail(helper.key, f"{problem}, which address_by_hostname asks for: "
+                               "the executor could not be built", instead)
+
+
+NO_INTERFACE = ("remove the address table: no interface here has an address besides loopback, "
+                "and without it Parsl offers the workers every address it finds")
+
+
+def interfaces() -> dict[str, str | None]:
+    """This machine's network interfaces, each with its IPv4 address (None if it has none),
+    found as Parsl's address_by_interface finds one: ioctl SIOCGIFADDR, whose number is
+    Linux's. Elsewhere (macOS) only the names are known: each is given as UNREAD."""
+    import socket
+    import sys
+
+    try:
+        names = [name for _, name in socket.if_nameindex()]
+    except (OSError, AttributeError):  # AttributeError: no if_nameindex on this system
+        return {}
+    if not sys.platform.startswith("linux"):
+        return dict.fromkeys(names, UNREAD)
+    return {name: _ipv4(socket, name) for name in names}
+
+
+UNREAD = "address not read on this system"
+
+
+def _ipv4(socket: Any, name: str) -> str | None:
+    try:
+        import fcntl
+        import struct
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            answer = fcntl.ioctl(probe.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))
+    except (ImportError, OSError, UnicodeError):
+        return None
+    return socket.inet_ntoa(answer[20:24])
+
+
+def _usable(found: dict[str, str | None]) -> str | None:
+    """An interface with an IPv4 address other than loopback, or None."""
+    return next((name for name, ip in found.items()
+                 if ip and not ip.startswith("127.") and name != "lo" and name != "lo0"), None)
+
+
+HOSTNAME_WAIT = 5.0  # seconds; a resolver that takes longer is left to the run
+
+
+def _unresolved_name() -> str | None:
+    """Why this machine's own name does not resolve, as Parsl's address_by_hostname resolves
+    it (platform.node, then gethostbyname); None when it does, or takes over HOSTNAME_WAIT
+    (a slow DNS must not hold `check`)."""
+    import platform
+    import socket
+    import threading
+
+    name, answer = platform.node(), []
+
+    def resolve() -> None:
+        try:
+            socket.gethostbyname(name)
+            answer.append(None)
+        except (OSError, UnicodeError) as error:
+            answer.append(f"this machine's name {name!r} does not resolve ({error})")
+
+    worker = threading.Thread(target=resolve, name="q2pconf-hostname", daemon=True)
+    worker.start()
+    worker.join(HOSTNAME_WAIT)
+    return answer[0] if answer else None
+
+
+def _route() -> str | None:
+    """The address of this machine's route to the internet, as Parsl's address_by_route finds
+    it (a UDP socket's connect: nothing is sent), or None when there is none."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("8.8.8.8", 80))
+            return str(probe.getsockname()[0])
+    except OSError:
+        return None
 
 
 def _address_fix(arg: str, value: str) -> str:

@@ -112,6 +112,32 @@ def make_private_dirs(path: str) -> None:
         os.chmod(directory, PRIVATE)
 
 
+# A run directory that cannot be made: the one message of `q2pconf check` and of the run.
+CANNOT_CREATE = "cannot create {} ({})"
+CANNOT_CREATE_FIX = "set run_dir to a directory you can write"
+
+
+def cannot_create(path: str) -> tuple[str, str] | None:
+    """(the directory `make_private_dirs(path)` would fail on, why) when the nearest existing
+    directory of `path` cannot be written (no permission, a read-only mount); None when it can,
+    or when part of the path is a file (the caller's to say). Creates nothing."""
+    import errno
+
+    first = path = os.path.abspath(path)
+    while not os.path.isdir(path):
+        parent = os.path.dirname(path)
+        if parent == path or os.path.lexists(path):
+            return None
+        first, path = path, parent
+    if os.access(path, os.W_OK | os.X_OK):
+        return None
+    try:
+        read_only = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    return first, os.strerror(errno.EROFS if read_only else errno.EACCES)
+
+
 def file_stamp(path: str) -> list[int]:
     """[mtime_ns, size] of a file, [-1, -1] when it cannot be read: what a cache built from
     the file is keyed by (q2pconf.catalog, q2pconf.typecache)."""

@@ -3,7 +3,8 @@
 The body runs in the caller's thread. Each step call inside it becomes a Parsl app and returns
 a future at once; futures passed to later steps (also nested in lists, tuples, sets and dicts:
 see q2pconf.nested) are waited on by Parsl before those steps run. Only the outermost pipeline
-call waits, and it returns plain values.
+call waits, and it returns plain values. Inside a running step (on any executor, or serially)
+a step call is a plain call, and a pipeline runs as `run.serial` does, in that step.
 """
 from __future__ import annotations
 
@@ -18,24 +19,26 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
+from types import FunctionType, MethodType, ModuleType
 from typing import Any, TypeVar, overload
 
 from q2pconf import closing
 from q2pconf.errors import shallow
 from q2pconf import nested
+from q2pconf import shapes
 from q2pconf import session as sessions
 from q2pconf import unmatched
 from q2pconf import window
 from q2pconf import trace as tracing
 from q2pconf.futures import Release, StepFuture
-from q2pconf.history import History, StepRecord
-from q2pconf.abandon import RUN_KEY, Abandoned, Marker
+from q2pconf.history import STATES, History, StepRecord
+from q2pconf.abandon import RUN_KEY, Marker
 from q2pconf.measure import TRACE_KEY
 from q2pconf.progress import Progress
 from q2pconf.reach import ConnectWatches
 from q2pconf.watchdog import Watchdog, pool_failed
-from q2pconf.transport import CODE_KEY, Runner, global_names, inside_step, refuse_while_loading
+from q2pconf.transport import (CODE_KEY, Runner, global_names, inside_step, on_worker,
+                               refuse_while_loading, step_depth, steps_running)
 
 F = TypeVar("F", bound=Callable[..., Any])
 SERIAL_LABEL = "(serial)"  # the executor a serial run's history names
@@ -48,21 +51,33 @@ class Step:
     def __init__(self, func: Callable[..., Any], executor: str | None = None,
                  outputs: int | None = None, plugin: str | None = None,
                  walltime: float | None = None) -> None:
-        functools.update_wrapper(self, func)
+        func, binds = shapes.unwrap_binding(func)  # see q2pconf.shapes
+        shapes.refuse_unrunnable(func)
+        # a function's attributes, as functools.wraps copies them; not a callable object's
+        functools.update_wrapper(self, func, updated=functools.WRAPPER_UPDATES
+                                 if isinstance(func, FunctionType) else ())
+        module, qualname, name = shapes.naming(func)
+        self.__module__, self.__qualname__, self.__name__, self.name = (module, qualname,
+                                                                        name, name)
+        self._binds = binds
         self.func = func
         self.executor = executor
         self.outputs = outputs
         self.walltime = walltime
-        self.plugin = plugin or func.__module__.rpartition(".")[2]
+        self.plugin = plugin or module.rpartition(".")[2]
         self.runner = Runner(func, self)
 
-    @property
-    def name(self) -> str:
-        return self.func.__name__
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        """As a method: bound to its instance (or class), as a function is."""
+        if self._binds == "class":
+            return MethodType(self, objtype if objtype is not None else type(obj))
+        if obj is None or self._binds == "static":
+            return self
+        return MethodType(self, obj)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         run = _ACTIVE.get()
-        if run is None:
+        if run is None or inside_step():  # inside a running step: a plain call, in every mode
             return self.func(*args, **kwargs)
         return run.submit(self, args, kwargs)
 
@@ -85,8 +100,9 @@ def step(func: Any = None, *, executor: str | None = None, outputs: int | None =
     makes a call return N futures, one per element of the returned tuple; `plugin` names the
     step's group in QIIME 2's nested mapping (default: the last part of its module's name);
     `walltime` seconds is Parsl's time limit for one run of the step (it raises
-    `parsl.app.errors.AppTimeout`; a step blocked inside C code is stopped only when it returns
-    to Python)."""
+    `parsl.app.errors.AppTimeout`; on the HTEX the processes the step started are killed then,
+    a thread step waiting in C code is stopped only when it returns to Python). Any callable
+    can be a step (see q2pconf.shapes); generator and `async def` functions are refused."""
     def decorate(function: Callable[..., Any]) -> Step:
         return Step(function, executor, outputs, plugin, walltime)
 
@@ -108,9 +124,11 @@ class Pipeline:
 
     @shallow
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        refuse_while_loading()
+        if inside_step() or on_worker():  # a step holds a worker: its steps run here, in turn
+            return self._serially(SerialRun(), args, kwargs)
         if _ACTIVE.get() is not None:  # nested, or serial: run inline
             return self.func(*args, **kwargs)
-        refuse_while_loading()
         with closing.Interrupts() as interrupts:  # Ctrl-C never lands inside Parsl's locks
             with interrupts.shielded(), sessions.using(self.resume) as session:
                 # held: no other thread closes it meanwhile. An HTEX the body's steps will
@@ -140,6 +158,7 @@ class Pipeline:
             raise
         finally:
             _ACTIVE.reset(token)
+            run.settle_history()
             self.history = run.history
             self._end_trace(run.trace, outcome)
             closing.RUNS.end()
@@ -163,12 +182,22 @@ class Pipeline:
     def serial(self, *args: Any, **kwargs: Any) -> Any:
         """Run the same pipeline one step after another, without Parsl (for debugging)."""
         run = SerialRun()
+        try:
+            return self._serially(run, args, kwargs)
+        finally:
+            self.history = run.records
+
+    def _serially(self, run: SerialRun, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The body run in this thread, its steps by `run`. Also how a pipeline called inside
+        a running step runs: waiting there for other workers could wait for ever (a pool of
+        one is held by that step), and a worker process cannot start a Parsl of its own. Such
+        a run leaves `history` and the trace to the outermost run (its step is in them)."""
         token = _ACTIVE.set(run)
         try:
-            return nested.unwrap(self.func(*args, **kwargs))
+            with step_depth(0):  # the body's step calls are its own, even inside a step
+                return nested.unwrap(self.func(*args, **kwargs))
         finally:
             _ACTIVE.reset(token)
-            self.history = run.records
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         return self if obj is None else functools.partial(self, obj)
@@ -255,15 +284,16 @@ class Run:
         label = self.session.label_for(step.name, step.plugin, step.executor)
         app = self.session.app(step.runner, label)
         call = Call(step, args, kwargs, label, self.history.submitted(step.name, label))
-        kwargs = {**kwargs, RUN_KEY: self.marker.path}
+        kwargs = {**shapes.escape(kwargs), RUN_KEY: self.marker.path}  # Parsl's: never the user's
         if step.walltime is not None:
             kwargs["walltime"] = step.walltime
         if self.session.resume:  # Parsl's memoizer hashes a function by name only
             kwargs[CODE_KEY] = self._fingerprint(step.runner)
-        trace = self.trace
-        if trace is not None:
-            key = trace.expect(f"{step.plugin}.{step.name}", step.walltime)
-            kwargs[TRACE_KEY] = key
+        trace = self.trace  # no trace (an unwritable run_dir): the key is None, but there,
+        # since Parsl's memoizer (resume) fails on a missing one of its ignore_for_cache keys
+        key = None if trace is None else trace.expect(f"{step.plugin}.{step.name}",
+                                                      step.walltime)
+        kwargs[TRACE_KEY] = key
         with self._changed:
             self._running += 1
             self._running_on[label] = self._running_on.get(label, 0) + 1
@@ -317,8 +347,8 @@ class Run:
         try:
             started, ended, state = _times(future)
             error = future.exception()
-            self.history.finished(call.index, started, ended,
-                                  "cancelled" if isinstance(error, Abandoned) else state)
+            self.history.finished(call.index, started, ended, state if error is None else
+                                  STATES[tracing.status_of(error)])
             self.progress.finished(failed=error is not None)
             if error is not None:
                 self._failed(error, call)
@@ -331,6 +361,7 @@ class Run:
         """A step's Parsl future failed (Parsl's errors imported here: not once per step)."""
         from parsl.dataflow.errors import DependencyError
         from parsl.executors.errors import BadStateException
+        from parsl.serialize.errors import SerializationError
 
         # A DependencyError only says an earlier step failed: that step's own error has
         # been (or is being) reported by its own callback, and is the one the user must see.
@@ -338,6 +369,9 @@ class Run:
             return
         if isinstance(error, BadStateException):  # Parsl gave up on the blocks
             error = pool_failed(self.session.dfk.executors.get(call.label), call.label, error)
+        if isinstance(error, SerializationError):  # an argument cannot be pickled: which one
+            error = shapes.unsendable(call.step.func, f"executor {call.label!r}",
+                                      nested.unwrap(call.args), nested.unwrap(call.kwargs), error)
         self._failed_with(error, call)
 
     def _settled(self, label: str, index: int | None = None) -> None:
@@ -436,6 +470,17 @@ class Run:
             futures = list(self._pending.values())
         closing.cancel_not_started(self.session.dfk, futures)
 
+    def settle_history(self) -> None:
+        """The run has ended: a step still unfinished gets the state its trace line gets
+        (q2pconf.trace.unfinished_status), not `pending`."""
+        with self._changed:
+            unfinished = list(self._pending.items())
+        for index, future in unfinished:
+            if not future.done():  # else its callback gives its own state
+                started, ended, _ = _times(future)
+                self.history.finished(index, started, ended,
+                                      STATES[tracing.unfinished_status(future)])
+
     def _waits_on(self, label: str) -> bool:
         """Whether a step of this run that has not finished was sent to executor `label`."""
         return self._running_on.get(label, 0) > 0
@@ -455,7 +500,9 @@ class SerialRun:
         try:
             # the function itself, not its runner: in this thread a KeyboardInterrupt can be
             # the user's Ctrl-C, which must stop the run as itself
-            value = _within(step.walltime, step.func, nested.unwrap(args), nested.unwrap(kwargs))
+            with step_depth(steps_running() + 1):  # steps it calls are plain calls
+                value = _within(step.walltime, step.func, nested.unwrap(args),
+                                nested.unwrap(kwargs))
             error = None if step.outputs is None else _outputs_error(step, value)
             if error is not None:
                 raise error
@@ -475,7 +522,8 @@ def _within(walltime: float | None, func: Callable[..., Any], args: Any, kwargs:
         return func(*args, **kwargs)
     from parsl.app.python import timeout  # Parsl's own: the same AppTimeout, raised the same way
 
-    return timeout(func, walltime)(*args, **kwargs)
+    with shapes.time_limit(walltime, ".".join(shapes.naming(func)[:2]), remote=False):
+        return timeout(func, walltime)(*args, **kwargs)  # a thread's warning if it runs late
 
 
 def _completed(value: Any) -> Future[Any]:

@@ -16,6 +16,9 @@ from typing import Any
 
 from q2pconf import advice
 from q2pconf.runs import RunFiles, read, seconds
+from q2pconf.trace import CACHED, CANCELLED, DEPENDENCY, DONE, FAILED
+
+STATUSES = (DONE, CACHED, FAILED, DEPENDENCY, CANCELLED)  # a trace line's status, in order
 
 WIDTH, LANE, LABEL = 1000, 18, 300  # timeline pixels: plot width, lane height, label column
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
@@ -53,7 +56,13 @@ def write_report(run: str | Path | None = None, output: Path | None = None) -> P
 
     files = read(find(None if run is None else str(run)))
     target = output or files.report_path
-    target.write_text(render(files))
+    try:
+        target.write_text(render(files))
+    except OSError as error:
+        from q2pconf.errors import ConfigError
+
+        raise ConfigError(target, "", f"cannot be written: {error.strerror or error}",
+                          "write the report elsewhere: q2pconf report RUN -o FILE") from None
     return target
 
 
@@ -82,16 +91,26 @@ def _colours(steps: set[str]) -> dict[str, str]:
     return found
 
 
+def statuses(rows: list[dict[str, str]]) -> dict[str, int]:
+    """Attempts per status, in STATUSES' order (any other status after them): the one count
+    the header and the steps table both show."""
+    counts = {status: 0 for status in STATUSES}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    return counts
+
+
 def _summary(run: RunFiles) -> str:
     meta = run.meta
-    counts: dict[str, int] = defaultdict(int)
-    for row in run.rows:
-        counts[row["status"]] += 1
-    status = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(counts.items()))
+    counts = statuses(run.rows)
+    status = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items() if n)
     lines = [f"<p>Started {_e(meta.get('started'))} by {_e(meta.get('user'))} "
              f"(pid {_e(meta.get('pid'))}): <code>{_e(' '.join(meta.get('argv') or []))}</code>"
              f"<br>Step attempts: {_e(status or 'none')}. Trace: <code>{_e(run.trace_path)}"
              "</code></p>"]
+    if run.damaged:
+        lines.append(f'<p class="incomplete" id="damaged">{run.damaged} damaged line(s) of the '
+                     "trace were skipped (not whole lines of q2pconf's trace).</p>")
     if run.complete:
         lines.append(f"<p>Finished {_e(meta['finished'])}: {_e(meta.get('outcome'))}.</p>")
     else:
@@ -195,16 +214,18 @@ def _steps_table(run: RunFiles) -> str:
     groups: dict[str, list[dict[str, str]]] = defaultdict(list)
     for row in run.rows:
         groups[row["step"]].append(row)
-    head = ("<tr><th>step</th><th>attempts</th><th>done</th><th>failed</th><th>total wall s"
-            "</th><th>mean wall s</th><th>max wall s</th><th>max peak RSS MiB</th>"
-            "<th>CPU use %</th><th>executors</th></tr>")
+    shown = list(statuses(run.rows))
+    head = ("<tr><th>step</th><th>attempts</th>"
+            + "".join(f"<th>{_e(s.replace('_', ' '))}</th>" for s in shown)
+            + "<th>total wall s</th><th>mean wall s</th><th>max wall s</th>"
+            "<th>max peak RSS MiB</th><th>CPU use %</th><th>executors</th></tr>")
     lines = []
     for step, rows in sorted(groups.items()):
         walls = [float(r["wall_s"]) for r in rows if r["wall_s"] != "NA"]
         cpus = [float(r["cpu_s"]) for r in rows if r["cpu_s"] != "NA"]
         peaks = [float(r["peak_rss_mib"]) for r in rows if r["peak_rss_mib"] != "NA"]
-        done = sum(r["status"] in ("done", "cached") for r in rows)
-        cells = [step, len(rows), done, len(rows) - done, _f(sum(walls)),
+        counts = statuses(rows)
+        cells = [step, len(rows), *(counts.get(s, 0) for s in shown), _f(sum(walls)),
                  _f(sum(walls) / len(walls) if walls else None), _f(max(walls, default=None)),
                  _f(max(peaks, default=None)),
                  _f(100 * sum(cpus) / sum(walls) if walls and sum(walls) else None, 0),

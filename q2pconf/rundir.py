@@ -24,7 +24,8 @@ import stat
 from typing import Any
 
 from q2pconf.errors import ConfigError, warn, warn_once
-from q2pconf.paths import PRIVATE, inside, make_private_dirs, temporary_run_dir
+from q2pconf.paths import (CANNOT_CREATE, CANNOT_CREATE_FIX, PRIVATE, inside, make_private_dirs,
+                           temporary_run_dir)
 
 MIN_FREE = 1 << 20  # bytes: less than this and Parsl's start-up log may not fit
 
@@ -44,8 +45,8 @@ def prepare(config: Any, config_file: str | None) -> None:
             _fall_back(config, reason)
             return
         failed = error.filename or config.run_dir
-        raise ConfigError(config_file, "parsl.run_dir", f"cannot create {failed} ({reason})",
-                          "set run_dir to a directory you can write") from None
+        raise ConfigError(config_file, "parsl.run_dir", CANNOT_CREATE.format(failed, reason),
+                          CANNOT_CREATE_FIX) from None
 
 
 def _fall_back(config: Any, reason: str) -> None:

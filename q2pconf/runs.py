@@ -14,6 +14,7 @@ from typing import Any
 
 from q2pconf.errors import ConfigError
 from q2pconf.paths import runinfo_root
+from q2pconf.trace import COLUMNS
 
 INDEX = "runs.log"
 # Settings the report compares usage with, as the config names them.
@@ -29,6 +30,7 @@ class RunFiles:
     meta_path: Path
     meta: dict[str, Any]
     rows: list[dict[str, str]]
+    damaged: int = 0  # trace lines skipped: not a whole line of q2pconf's trace
 
     @property
     def complete(self) -> bool:
@@ -91,10 +93,9 @@ def _live_executor(executor: Any) -> dict[str, Any]:
 
 def _config_text(settings: Any) -> str | None:
     if settings.path is not None:
-        try:
-            return Path(settings.path).read_text()
-        except OSError:
-            return None
+        from q2pconf.config import checked_text  # what the session was checked from
+
+        return checked_text(settings)
     from q2pconf.templates import vendored_toml
 
     return vendored_toml()
@@ -103,9 +104,10 @@ def _config_text(settings: Any) -> str | None:
 def recent(limit: int = 10) -> list[Path]:
     """`run.json` paths of this user's latest runs that still exist, newest first."""
     try:
-        lines = index_path().read_text().splitlines()
+        text = index_path().read_text(errors="replace")
     except OSError:
         return []
+    lines = [line for line in text.splitlines() if "\0" not in line]  # damaged: passed over
     found: list[Path] = []
     for line in reversed(lines):
         path = Path(line.rpartition("\t")[2])
@@ -141,18 +143,84 @@ def find(run: str | None) -> Path:
 
 def read(meta_path: Path) -> RunFiles:
     """A run and its trace rows; a trace cut short (the process was killed) reads up to its
-    last whole line."""
-    meta = json.loads(meta_path.read_text())
-    run = RunFiles(meta_path, meta, [])
+    last whole line, and a damaged line is skipped (counted in `damaged`). A `run.json` that
+    is empty, cut short or not a run record is a ConfigError naming it."""
+    run = RunFiles(meta_path, _meta(meta_path), [])
     try:
-        text = run.trace_path.read_text()
+        text = run.trace_path.read_text(errors="replace")
     except OSError:
         return run
     if not text.endswith("\n"):
         text = text[:text.rfind("\n") + 1]  # a line half written when the process died
-    reader = csv.DictReader(text.splitlines(), delimiter="\t")
-    run.rows = [row for row in reader if None not in row.values()]
+    # a NUL (garbage on disk) stops Python 3.10's csv: make it a damaged line like any other
+    reader = csv.DictReader(text.replace("\0", "\ufffd").splitlines(), delimiter="\t")
+    if reader.fieldnames is not None and tuple(reader.fieldnames) != COLUMNS:
+        raise _damaged(run.trace_path, "its first line is not the header of q2pconf's trace")
+    for row in reader:
+        if _whole(row):
+            run.rows.append(row)
+        else:
+            run.damaged += 1
     return run
+
+
+def readable(paths: list[Path]) -> list[RunFiles]:
+    """The runs among `paths` that can be read; one warning for each that cannot."""
+    from q2pconf.errors import warn
+
+    found = []
+    for path in paths:
+        try:
+            found.append(read(path))
+        except ConfigError as error:
+            warn(str(error).replace("\n  Fix:", " Fix:"))
+    return found
+
+
+# What each field of run.json holds, where q2pconf reads it.
+META_TYPES = {"trace": str, "config": dict, "argv": list, "pipeline": str, "started": str,
+              "finished": str, "outcome": str}
+TIMES = ("submitted", "launched", "started", "finished")
+NUMBERS = ("wall_s", "cpu_s", "peak_rss_mib", "walltime_s")
+
+
+def _meta(path: Path) -> dict[str, Any]:
+    """run.json's record, or the ConfigError saying why it is none."""
+    try:
+        meta = json.loads(path.read_text())
+    except OSError as error:
+        raise _damaged(path, f"cannot be read: {error.strerror or error}") from None
+    except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError
+        what = "is empty" if isinstance(error, json.JSONDecodeError) and not error.doc.strip() \
+            else f"is not whole JSON ({error})"
+        raise _damaged(path, f"{what}: the run's record was cut short or damaged") from None
+    if not isinstance(meta, dict):
+        raise _damaged(path, "holds no run record (a JSON object)")
+    wrong = next((key for key, kind in META_TYPES.items()
+                  if meta.get(key) is not None and not isinstance(meta[key], kind)), None)
+    if wrong is not None:
+        raise _damaged(path, f"is damaged: its {wrong!r} is {type(meta[wrong]).__name__}")
+    return meta
+
+
+def _damaged(path: Path, problem: str) -> ConfigError:
+    return ConfigError(path, "", problem, "name another run (`q2pconf info --runs` lists "
+                       "them), or remove this one's files")
+
+
+def _whole(row: dict[str, str | None]) -> bool:
+    """A trace line with every field, its times and numbers readable."""
+    if None in row.values() or None in row:
+        return False
+    try:
+        for key in TIMES:
+            seconds(row[key])
+        for key in NUMBERS:
+            if row[key] != "NA":
+                float(row[key])  # type: ignore[arg-type]
+    except (ValueError, TypeError, OverflowError):
+        return False
+    return True
 
 
 def seconds(stamp: str | None) -> float | None:

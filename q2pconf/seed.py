@@ -14,6 +14,7 @@ import stat
 import time
 from pathlib import Path
 
+from q2pconf.errors import ConfigError
 from q2pconf.paths import CONFIG_NAME, conda_config_path
 
 
@@ -164,6 +165,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def existing_prefix(prefix: str | os.PathLike[str]) -> str:
+    """`prefix` when it is a directory, else a ConfigError: conda always passes an environment
+    that exists, so a missing one is a mistyped path, and creating the whole tree below it
+    would hide the mistake (and the config would be found by nobody)."""
+    if os.path.isdir(prefix):
+        return str(prefix)
+    fix = "check the path (conda's prefix is $CONDA_PREFIX, which exists)"
+    if os.path.lexists(prefix):
+        raise ConfigError(os.fspath(prefix), "", "the --prefix is a file, not an environment's "
+                          "directory: nothing was written", fix)
+    raise ConfigError(os.fspath(prefix), "", "the --prefix directory does not exist: nothing "
+                      "was written", f"{fix}, or create the directory first")
+
+
 def seed_prefix(prefix: str | os.PathLike[str]) -> tuple[Path, bool]:
     """Seed `prefix/etc/qiime2_config.toml` with the default; (path, written now).
 
@@ -174,7 +189,7 @@ def seed_prefix(prefix: str | os.PathLike[str]) -> tuple[Path, bool]:
 
     from q2pconf.templates import vendored_toml
 
-    path = conda_config_path(str(prefix))
+    path = conda_config_path(existing_prefix(prefix))
     text = vendored_toml(path)
     directory = open_directory(path.parent)
     try:

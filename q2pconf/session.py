@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import contextvars
-import glob
 import logging
 import os
 import threading
@@ -22,12 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from q2pconf import closing, rundir, unmatched
-from q2pconf.config import Settings, choose_executor, from_dict, load
+from q2pconf.config import Settings, checked_digest, choose_executor, from_dict, load_current
 from q2pconf.errors import ConfigError, shallow
 from q2pconf.abandon import RUN_KEY
 from q2pconf.measure import TRACE_KEY
 from q2pconf.trace import retry_handler
-from q2pconf.validate import MAPPING_KEY, check_labels, describe, flat_mapping
 
 # Seconds a signalled close waits for an executor starting in the background; what is still
 # starting after that is ended by q2pconf.guard when this process is gone.
@@ -72,7 +70,8 @@ class ParallelConfig:
         with q2pconf.ParallelConfig("cluster.toml", mapping={"classify": "htex"}):
             run(samples)
 
-    A path or dict is read and checked here; nothing starts until a pipeline is called.
+    A path or dict is read and checked here (a file again only if it changed since it was
+    last checked); nothing starts until a pipeline is called.
     """
 
     @shallow
@@ -103,7 +102,7 @@ def _target(config: Any) -> Any:
     if config is None or isinstance(config, Settings):
         return config
     if isinstance(config, (str, os.PathLike)):
-        return load(config)
+        return load_current(config)  # read and checked again only if it changed
     if isinstance(config, dict):
         return from_dict(config)
     # By name, not isinstance: importing parsl.config here would import Parsl (~0.3 s) for
@@ -117,6 +116,8 @@ def _target(config: Any) -> Any:
 def _choice(target: Any, mapping: dict[str, Any] | None) -> Choice:
     """An empty mapping is no mapping, as in QIIME 2. A config holding only a mapping names no
     executors: its mapping applies to whichever config is in force."""
+    from q2pconf.validate import flat_mapping  # the validator: not loaded by an import
+
     explicit = flat_mapping(mapping, _as_given) if mapping else None
     if isinstance(target, Settings) and target.plan.mapping_only:
         if explicit is not None:
@@ -126,6 +127,8 @@ def _choice(target: Any, mapping: dict[str, Any] | None) -> Choice:
 
 
 def _as_given(value: Any, key: str) -> str:
+    from q2pconf.validate import MAPPING_KEY, describe
+
     if not isinstance(value, str):
         raise ConfigError(BLOCK_MAPPING, key.removeprefix(MAPPING_KEY + "."),
                           f"must be an executor label (a string), not {describe(value)}",
@@ -147,7 +150,7 @@ class Session:
     """One Parsl DataFlowKernel and the executors started in it so far."""
 
     def __init__(self, key: tuple[Any, ...], settings: Settings | None, parsl_config: Any,
-                 mapping: dict[str, str], resume: bool) -> None:
+                 mapping: dict[str, str], resume: bool, store: Any = None) -> None:
         from parsl.dataflow.dflow import DataFlowKernel
 
         self.key = key
@@ -162,7 +165,10 @@ class Session:
         self.dfk = _aside(lambda: DataFlowKernel(parsl_config))
         rundir.make_private(self.dfk.run_dir)
         rundir.quiet_log_errors(self.dfk.run_dir)
-        rundir.guard_checkpoints(self.dfk)
+        if store is not None:  # q2pconf's own resume checkpoint (q2pconf.checkpoints)
+            store.attach(self.dfk)
+        else:  # checkpointing the config sets itself, Parsl's way
+            rundir.guard_checkpoints(self.dfk)
         self._ready = set(self.dfk.executors)  # started; Parsl lists one before it is
         self._gates: dict[str, threading.Lock] = {}  # one start at a time, per executor
         self._early: list[threading.Thread] = []  # background starts (`start_early`)
@@ -360,7 +366,8 @@ def session(resume: bool = False) -> Session:
 def _acquire(resume: bool) -> Session:
     choice = _CHOICE.get() or Choice()
     target = choice.target
-    settings = load() if target is None else target if isinstance(target, Settings) else None
+    settings = (load_current() if target is None
+                else target if isinstance(target, Settings) else None)
     mapping = _mapping_in_force(choice, settings)
     key = (_identity(target, settings), tuple(sorted(mapping.items())), resume)
     idle = []
@@ -395,7 +402,7 @@ def _surplus(key: tuple[Any, ...]) -> list[Session]:
 def _file_of(key: tuple[Any, ...]) -> str | None:
     """The config file a session key was made for (see `_identity`), if any."""
     identity = key[0]
-    return identity[0] if len(identity) in (1, 4) else None
+    return identity[1] if identity[0] == "file" else None
 
 
 def _close_all(doomed: list[Session], wait: bool = True) -> None:
@@ -405,6 +412,8 @@ def _close_all(doomed: list[Session], wait: bool = True) -> None:
 
 def _mapping_in_force(choice: Choice, settings: Settings | None) -> dict[str, str]:
     """The block's mapping, else the config's own; checked against the executors in force."""
+    from q2pconf.validate import MAPPING_KEY, check_labels
+
     if choice.mapping is not None:
         mapping, file = choice.mapping, choice.mapping_file
     elif settings is not None:
@@ -442,37 +451,35 @@ def _new_session(key: tuple[Any, ...], target: Any, settings: Settings | None,
             config.retry_handler = retry_handler(config.retry_handler)
         return Session(key, None, config, mapping, resume)
     defaults: dict[str, Any] = {**SESSION_DEFAULTS, "retry_handler": retry_handler()}
+    store = None
     if resume and not {"memoizer", "checkpoint_mode"} & set(settings.plan.options):
-        defaults.update(_resuming(settings))
+        from q2pconf.build import checkpointing
+
+        store = _resuming(settings)
+        defaults.update(checkpointing([]))  # Parsl reads none: the store fills its table
     config = settings.parsl_config(labels=[], **defaults)
-    return Session(key, settings, config, mapping, resume)
+    return Session(key, settings, config, mapping, resume, store)
 
 
 def _identity(target: Any, settings: Settings | None) -> tuple[Any, ...]:
-    """Equal for the same config file, unchanged, so sessions are reused only when safe."""
+    """Equal for the same config, checked from the same bytes of its file (an edit within
+    the same second, keeping the size, counts too), so sessions are reused only when safe."""
     if settings is None:
         return ("parsl.Config", id(target))
     if settings.path is None:
         return (settings.source, id(settings.plan) if settings.source == "explicit" else None)
     try:
-        stat = settings.path.stat()
-    except OSError:
-        return (str(settings.path),)
-    return (str(settings.path), stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        return ("file", str(settings.path), checked_digest(settings))
+    except ConfigError:  # gone or unreadable since it was read: no later file can match
+        return ("file", str(settings.path), None)
 
 
-def _resuming(settings: Settings) -> dict[str, Any]:
-    """Config keywords that checkpoint each task and read all earlier checkpoints."""
-    from q2pconf.build import checkpointing
+def _resuming(settings: Settings) -> Any:
+    """The one checkpoint resumed runs with this run_dir share (see q2pconf.checkpoints)."""
+    from q2pconf.checkpoints import Store
     from q2pconf.paths import runinfo_root
 
-    base = settings.plan.options.get("run_dir") or runinfo_root()
-    # Parsl numbers runs inside run_dir (run_dir/000); q2pconf's default adds a per-process level.
-    found = glob.glob(os.path.join(glob.escape(base), "*", "checkpoint"))
-    found += glob.glob(os.path.join(glob.escape(base), "*", "*", "checkpoint"))
-    # a run stopped before its first checkpoint was written has none: Parsl refuses the dir
-    found = [path for path in found if os.path.isfile(os.path.join(path, "tasks.pkl"))]
-    return checkpointing(sorted(found))
+    return Store(settings.plan.options.get("run_dir") or runinfo_root())
 
 
 def _blocks_now(executor: Any, strategy: Any) -> int:

@@ -17,9 +17,7 @@ from pathlib import Path
 from q2pconf.cpus import default_workers, usable_cpus
 from q2pconf.paths import CONFIG_NAME
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
-if TYPE_CHECKING:
-    from typing import Any
+from typing import Any
 
 # -- the vendored default (the seed document's executors, sized to this machine) ---------------
 

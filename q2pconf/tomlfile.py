@@ -14,9 +14,7 @@ import sys
 
 from q2pconf.errors import ConfigError
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
-if TYPE_CHECKING:
-    from typing import Any
+from typing import Any
 
 # A real config is a few kB; anything this large was not written by a person.
 MAX_BYTES = 1 << 20
@@ -29,13 +27,14 @@ BOMS = ((b"\xef\xbb\xbf", "a UTF-8 byte-order mark"),
         (b"\xff\xfe", "a UTF-16 byte-order mark"), (b"\xfe\xff", "a UTF-16 byte-order mark"))
 
 
-def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Parse a TOML config file; any problem becomes a ConfigError naming the file."""
+def read_toml(path: str | os.PathLike[str], data: bytes | None = None) -> dict[str, Any]:
+    """Parse a TOML config file (or `data`, its bytes already read); any problem becomes a
+    ConfigError naming the file."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:
         import tomli as tomllib
-    text = _text(path, read_regular(path))
+    text = _text(path, read_regular(path) if data is None else data)
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

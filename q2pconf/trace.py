@@ -167,10 +167,9 @@ class Trace:
                 ARRIVED.pop(key, None)
                 task = dict(getattr(future, "task_record", None) or {})
                 task.setdefault("time_returned", datetime.datetime.now())
-                if _doomed(future, set()):  # Parsl would fail it in a moment
-                    self.record(entry, task, DEPENDENCY, "DependencyError", None)
-                else:
-                    self.record(entry, task, CANCELLED, None, None)
+                status = unfinished_status(future)  # dependency_failed: Parsl would fail it
+                self.record(entry, task, status, "DependencyError" if status == DEPENDENCY
+                            else None, None)
         with self._lock:
             fd, self._fd = self._fd, None
         if fd is not None:
@@ -182,6 +181,21 @@ class Trace:
             from q2pconf.rundir import cannot_write
 
             cannot_write(str(self.meta_path.parent), _reason(problem))
+
+
+def status_of(error: BaseException) -> str:
+    """The status of a step attempt that ended with `error`: the trace's, and (in Parsl's words,
+    q2pconf.history.STATES) run.history's. A step its run abandoned, or whose queued thread-pool
+    future was cancelled, is `cancelled`; one an earlier failure doomed, `dependency_failed`."""
+    kind = type(error).__name__
+    if isinstance(error, Abandoned) or kind == "CancelledError":
+        return CANCELLED
+    return DEPENDENCY if kind == "DependencyError" else FAILED
+
+
+def unfinished_status(future: Any) -> str:
+    """The status of a step still unfinished when its run ended."""
+    return DEPENDENCY if _doomed(future, set()) else CANCELLED
 
 
 def _doomed(future: Any, seen: set[int]) -> bool:
@@ -220,16 +234,15 @@ def _failed_attempt(error: BaseException, task: dict[str, Any]) -> None:
     if found is None:
         return
     kind = type(error).__name__
-    final = CANCELLED if isinstance(error, Abandoned) else (
-        DEPENDENCY if kind == "DependencyError" else None)  # Parsl never retries either
-    if final is not None:  # its one line, here or by `Trace.close`, whichever comes first
+    status = status_of(error)
+    final = status if status == DEPENDENCY or isinstance(error, Abandoned) else None
+    if final is not None:  # Parsl never retries either: its one line, here or by `Trace.close`
         with found.trace._lock:
             if _LIVE.pop(key, None) is None:
                 return
         ARRIVED.pop(key, None)
         found.trace.record(found, task, final, kind if final == DEPENDENCY else None, None)
         return
-    status = CANCELLED if kind == "CancelledError" else FAILED
     usage = getattr(error, USAGE_ATTR, None)
     found.trace.record(found, task, status, None if status == CANCELLED else kind,
                        usage if isinstance(usage, Usage) else None)

@@ -5,21 +5,25 @@ multiprocessing does. A step in the running script (`__main__`) is sent as (scri
 name): the worker loads the script as a module under another name, so its
 `if __name__ == "__main__":` block does not run, and the step finds its globals there. Only a
 step neither can reach (defined inside a function, typed into `python -c` or a notebook) is
-sent by value, with the part of its namespace it uses.
+sent by value, with the part of its namespace it uses; so is a step of a script read from
+standard input (`python - < script.py`: no file to load). A step of a script file that reads a
+global the script's main block sets is warned about (q2pconf.mainblock).
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
 import importlib.util
 import inspect
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import CellType, CodeType, FunctionType, ModuleType
 from typing import Any
 
-from q2pconf import crossing
+from q2pconf import crossing, shapes
 from q2pconf.abandon import RUN_KEY, skip_if_abandoned
 from q2pconf.crossing import SCRIPT_MODULE
 from q2pconf.measure import TRACE_KEY, measured
@@ -30,12 +34,38 @@ _loading: list[str] = []  # scripts being loaded on this worker
 UNSENDABLE = "it cannot be sent back from its worker as itself: "
 CODE_KEY = "_q2pconf_code"  # a keyword only the memoizer sees: the step's code digest
 _IN_STEP = threading.local()  # `depth`: steps this thread is running now
+WORKER_VAR = "PARSL_WORKER_RANK"  # in the environment of Parsl's HTEX workers
+_WORKER_PID: int | None = None  # this process, once it ran a step as an HTEX worker
 
 
 def inside_step() -> bool:
-    """Whether this thread is running a step (a pipeline called there must never wait for
-    room among its steps in flight: see q2pconf.window)."""
+    """Whether this thread is running a step, and no pipeline body inside it: a step called
+    there is a plain call, and a pipeline called there runs its steps in this thread
+    (q2pconf.pipeline), in every mode."""
     return getattr(_IN_STEP, "depth", 0) > 0
+
+
+@contextlib.contextmanager
+def step_depth(depth: int) -> Iterator[None]:
+    """This thread counts `depth` steps running while the block runs: a serial run's step
+    (one more), or a pipeline body run inside a step (0: its step calls are the body's)."""
+    before = getattr(_IN_STEP, "depth", 0)
+    _IN_STEP.depth = depth
+    try:
+        yield
+    finally:
+        _IN_STEP.depth = before
+
+
+def on_worker() -> bool:
+    """Whether this process is an HTEX worker that has run a step: a pipeline called there,
+    even from a thread of a step's own, runs as run.serial does (no Parsl inside a worker)."""
+    return _WORKER_PID == os.getpid()
+
+
+def steps_running() -> int:
+    """How many steps this thread is running, one inside another."""
+    return getattr(_IN_STEP, "depth", 0)
 
 
 class Runner:
@@ -44,11 +74,12 @@ class Runner:
     def __init__(self, func: Callable[..., Any], owner: Any = None) -> None:
         self.func = func
         self.owner = owner  # the Step object users see under this name, when there is one
-        self.__name__ = func.__name__
-        self.__qualname__ = func.__qualname__
-        self.__module__ = func.__module__
-        self.__signature__ = inspect.signature(func)
-        self.takes_walltime = "walltime" in self.__signature__.parameters
+        self.__module__, self.__qualname__, self.__name__ = shapes.naming(func)
+        # Parsl's AppBase reads an app's signature for defaults of its own keywords (inputs,
+        # walltime...): it must see none, the step's parameters are the user's (q2pconf.shapes)
+        self.__signature__ = inspect.Signature([
+            inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL),
+            inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)])
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.call(args, kwargs, remote=False)
@@ -59,11 +90,12 @@ class Runner:
         kwargs.pop(CODE_KEY, None)
         skip_if_abandoned(kwargs.pop(RUN_KEY, None), remote)
         key = kwargs.pop(TRACE_KEY, None)
-        if not self.takes_walltime:
-            kwargs.pop("walltime", None)  # Parsl's time limit, not the step's argument
-        if key is None:
-            return self._run(args, kwargs, remote)
-        return measured(key, self._run, (args, kwargs, remote), {})
+        walltime = kwargs.pop("walltime", None)  # Parsl's time limit: the user's is escaped
+        kwargs = shapes.unescape(kwargs)
+        with shapes.time_limit(walltime, f"{self.__module__}.{self.__qualname__}", remote):
+            if key is None:
+                return self._run(args, kwargs, remote)
+            return measured(key, self._run, (args, kwargs, remote), {})
 
     def _run(self, args: tuple[Any, ...], kwargs: dict[str, Any], remote: bool) -> Any:
         _IN_STEP.depth = getattr(_IN_STEP, "depth", 0) + 1
@@ -86,21 +118,52 @@ class Runner:
         """What the step's result depends on besides its arguments (q2pconf.fingerprint)."""
         from q2pconf import fingerprint
 
-        return fingerprint.of(self.func)  # type: ignore[arg-type]
+        if isinstance(self.func, FunctionType):
+            return fingerprint.of(self.func)
+        return fingerprint.of_definition(self.func)  # a builtin, partial or callable object
 
     def __reduce__(self) -> tuple[Any, ...]:
         """A pickled runner arrives as a Remote: it checks what it sends back."""
         if self.__module__ == "__main__":
             main = sys.modules["__main__"]
-            path = getattr(main, "__file__", None)
+            path = script_file(main)
             if path and _lookup(main, self.__qualname__) is self.owner:
                 # Objects of the script's classes come back pickled as SCRIPT_MODULE.Name:
                 # here that module is the script itself.
-                sys.modules.setdefault(SCRIPT_MODULE, main)
-                return (Remote, (_from_script, (os.path.abspath(path), self.__qualname__)))
+                name = script_name(main)
+                sys.modules.setdefault(name, main)
+                from q2pconf import mainblock  # only for a script's steps sent to a worker
+
+                mainblock.check(path, self.__qualname__, self.func)
+                return (Remote, (_from_script, (path, self.__qualname__, name)))
         elif _lookup(sys.modules.get(self.__module__), self.__qualname__) is self.owner:
+            main = sys.modules.get("__main__")
+            path = script_file(main) if main is not None else None
+            if path:  # the worker imports the module afresh: what the script set there is lost
+                from q2pconf import mainblock
+
+                mainblock.check(path, f"{self.__module__}.{self.__qualname__}", self.func, main)
             return (Remote, (_from_module, (self.__module__, self.__qualname__)))
-        return (Remote, (Runner, (_ByValue(self.func),)))
+        return (Remote, (Runner, (_sendable(self.func),)))
+
+
+def script_file(main: ModuleType) -> str | None:
+    """The absolute path of the running script, or None when it has no file a worker can load
+    (`python -c`, `python - < script.py`, whose `__file__` is "<stdin>", a notebook): its steps
+    are then sent by value."""
+    path = getattr(main, "__file__", None)
+    if not path or (path.startswith("<") and path.endswith(">")):
+        return None
+    path = os.path.abspath(path)
+    return path if os.path.isfile(path) else None
+
+
+def script_name(main: ModuleType) -> str:
+    """The running script's module name on a worker: SCRIPT_MODULE, inside the script's
+    package when it runs as `python -m package.module` (so its relative imports work)."""
+    spec = getattr(main, "__spec__", None)
+    package = getattr(spec, "parent", "") if spec is not None else ""
+    return f"{package}.{SCRIPT_MODULE}" if package else SCRIPT_MODULE
 
 
 class Remote:
@@ -111,6 +174,9 @@ class Remote:
         self.__name__ = self.runner.__name__
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        global _WORKER_PID
+        if _WORKER_PID is None and WORKER_VAR in os.environ:  # set by Parsl's worker pool
+            _WORKER_PID = os.getpid()  # not inherited by a program a step starts
         return self.runner.call(args, kwargs, remote=True)
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -129,22 +195,66 @@ class _ByValue:
         namespace = self.func.__globals__
         functions: dict[str, FunctionType] = {}
         values: dict[str, Any] = {}
+        wrappers: dict[str, tuple[str, dict[str, Any]]] = {}
         todo = [self.func]
         while todo:
             for name in global_names(todo.pop().__code__):
                 if name in functions or name in values or name not in namespace:
                     continue
                 value = namespace[name]
-                inner = getattr(getattr(value, "runner", None), "func", value)  # a Step's function
+                inner, wrapper = _unwrapped(value)
                 if isinstance(inner, FunctionType) and inner.__globals__ is namespace:
                     functions[name] = inner
                     todo.append(inner)
+                    if wrapper is not None:
+                        wrappers[name] = wrapper
                 elif isinstance(value, ModuleType):
                     values[name] = _ModuleByName(value.__name__)
                 else:
                     values[name] = value
         return (_rebuild, (_parts(self.func), {n: _parts(f) for n, f in functions.items()},
-                           values))
+                           values, wrappers))
+
+
+def _unwrapped(value: Any) -> tuple[Any, tuple[str, dict[str, Any]] | None]:
+    """The function a step or pipeline wraps, and how to wrap it again on the worker (there,
+    a step it calls is a plain call and a pipeline runs inline: q2pconf.pipeline); any other
+    value as itself, with None."""
+    from q2pconf.pipeline import Pipeline, Step  # loaded: a step is being sent
+
+    if isinstance(value, Step):
+        options = {key: getattr(value, key, None)
+                   for key in ("executor", "outputs", "plugin", "walltime")}
+        return value.runner.func, ("step", options)
+    if isinstance(value, Pipeline):
+        return value.func, ("pipeline", {})
+    return value, None
+
+
+def _sendable(func: Any) -> Any:
+    """What pickles as `func` on a worker: an importable function, a builtin or a callable
+    object as itself, a function only this process knows by value, a partial by its parts."""
+    if isinstance(func, functools.partial):
+        return _PartialByParts(func)
+    if not isinstance(func, FunctionType):
+        return func
+    module = func.__module__
+    if module != "__main__" and _lookup(sys.modules.get(module), func.__qualname__) is func:
+        return func
+    return _ByValue(func)
+
+
+class _PartialByParts:
+    def __init__(self, func: functools.partial[Any]) -> None:
+        self.func = func
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        part = self.func
+        return (_partial, (_sendable(part.func), part.args, part.keywords))
+
+
+def _partial(func: Any, args: tuple[Any, ...], keywords: dict[str, Any]) -> Any:
+    return functools.partial(func, *args, **keywords)
 
 
 class _ModuleByName:
@@ -173,13 +283,19 @@ def _parts(func: FunctionType) -> tuple[Any, ...]:
 
 
 def _rebuild(main: tuple[Any, ...], functions: dict[str, tuple[Any, ...]],
-             values: dict[str, Any]) -> FunctionType:
+             values: dict[str, Any],
+             wrappers: dict[str, tuple[str, dict[str, Any]]]) -> FunctionType:
     import builtins
+
+    from q2pconf.pipeline import parallel_pipeline, step
 
     namespace: dict[str, Any] = {"__builtins__": builtins, "__name__": "__q2pconf_value__"}
     namespace.update(values)
     for name, parts in functions.items():
-        namespace[name] = _function(parts, namespace)
+        func = _function(parts, namespace)
+        kind, options = wrappers.get(name, ("", {}))
+        namespace[name] = (step(func, **options) if kind == "step" else
+                           parallel_pipeline(func) if kind == "pipeline" else func)
     return _function(main, namespace)
 
 
@@ -196,7 +312,12 @@ def _function(parts: tuple[Any, ...], namespace: dict[str, Any]) -> FunctionType
 def _lookup(module: ModuleType | None, qualname: str) -> Any:
     value: Any = module
     for part in qualname.split("."):
-        value = getattr(value, part, None)
+        if isinstance(value, type):  # a method: the class's own entry, never bound
+            value = inspect.getattr_static(value, part, None)
+            if isinstance(value, (classmethod, staticmethod)):
+                value = value.__func__
+        else:
+            value = getattr(value, part, None)
     return value
 
 
@@ -212,20 +333,24 @@ def _from_module(module: str, qualname: str) -> Runner:
                       f"{module}.{qualname}")
 
 
-def _from_script(path: str, qualname: str) -> Runner:
-    module = sys.modules.get(SCRIPT_MODULE)
+def _from_script(path: str, qualname: str, name: str = SCRIPT_MODULE) -> Runner:
+    module = sys.modules.get(name)
     if module is None or getattr(module, "__file__", None) != path:
-        spec = importlib.util.spec_from_file_location(SCRIPT_MODULE, path)
+        package = name.rpartition(".")[0]
+        if package:  # `python -m package.module`: the package first, as Python imports it
+            importlib.import_module(package)
+        spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
             raise ImportError(f"q2pconf: cannot load the script {path} on this worker")
         module = importlib.util.module_from_spec(spec)
-        sys.modules[SCRIPT_MODULE] = module
-        sys.path.insert(0, os.path.dirname(path))  # as `python script.py` does
+        sys.modules[name] = module
+        if not package:
+            sys.path.insert(0, os.path.dirname(path))  # as `python script.py` does
         _loading.append(path)
         try:
             spec.loader.exec_module(module)
         except BaseException:
-            del sys.modules[SCRIPT_MODULE]
+            del sys.modules[name]
             raise
         finally:
             _loading.pop()

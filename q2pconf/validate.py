@@ -7,20 +7,18 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from q2pconf import autoscale, catalog, examples, legacy, limits
 from q2pconf.catalog import kind_of
 from q2pconf.errors import ConfigError, did_you_mean, no_such_executor
+from q2pconf.paths import CANNOT_CREATE, CANNOT_CREATE_FIX, cannot_create
 from q2pconf.placement import elsewhere
-from q2pconf.records import Record
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see q2pconf.records)
-if TYPE_CHECKING:
-    from typing import Any
+from typing import Any, NamedTuple
 
 MAPPING_KEY = "parsl.executor_mapping"
 STRATEGIES = ("none", "simple", "htex_auto_scale")
+PARSL_DEFAULT_FIRST = ("simple", "none", "htex_auto_scale")  # what a fix offers first
 # A leading "_" is reserved for Parsl's and q2pconf's internal executors.
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 KIND_NAMES = {"int": "a whole number", "float": "a number", "str": "a string",
@@ -34,7 +32,7 @@ MANAGED = {
 }
 
 
-class ObjectSpec(Record):
+class ObjectSpec(NamedTuple):
     """A table that becomes a Parsl object: `kind` namespace, class name, checked keywords."""
 
     kind: str
@@ -43,7 +41,7 @@ class ObjectSpec(Record):
     key: str
 
 
-class Plan(Record):
+class Plan(NamedTuple):
     """A checked config: ready to build, without anything built yet."""
 
     file: str
@@ -98,6 +96,7 @@ class _Checker:
             fix = (f"rename [{near[0]}] to [parsl]" if near else
                    "put the settings under a [parsl] table (`q2pconf init` writes an example)")
             raise self.fail("parsl", "the file has no [parsl] table", fix)
+        self.top_level(doc)
         section = doc["parsl"]
         if not isinstance(section, dict):
             raise self.fail("parsl", f"must be a table, not {describe(section)}",
@@ -117,9 +116,30 @@ class _Checker:
         limits.check_document(self, options, executors)
         autoscale.warn(self, options, executors)
         mapping = self.mapping(raw_mapping)
-        if not uses_vendored:  # else checked against the executors in force, when it meets them
-            check_labels(mapping, {label: obj.cls for label, obj in executors.items()}, self.file)
-        return Plan(self.file, options, executors, mapping, tuple(self.warnings), uses_vendored)
+        checked = Plan(self.file, options, executors, mapping, tuple(self.warnings),
+                       uses_vendored)
+        if not checked.mapping_only:  # else checked against the executors in force, when met
+            check_labels(mapping, _classes(checked), self.file)
+        return checked
+
+    def top_level(self, doc: dict[str, Any]) -> None:
+        """Every top-level key besides [parsl] is named: one that belongs under [parsl] (a
+        mapping or a Config key written above it) or a near-miss of "parsl" is an error, since
+        what it says would be lost; any other is ignored, as QIIME 2 ignores it, with a warning."""
+        config = catalog.parameters("config", "Config")
+        for name in doc:
+            if name == "parsl":
+                continue
+            if name == "executor_mapping" or name in config:
+                header = "[parsl.executor_mapping]" if name == "executor_mapping" else "[parsl]"
+                raise self.fail(name, "is outside [parsl], where nothing reads it",
+                                f"rename [{name}] to {header}" if name == "executor_mapping" else
+                                f"move {name} = ... below the {header} line")
+            if did_you_mean(name, ["parsl"]) == "did you mean parsl?":
+                raise self.fail(name, "is not read: the settings are read from [parsl] only",
+                                f"move its keys into [parsl] and remove [{name}]")
+            self.warn(name, "is not read by q2pconf or QIIME 2 (only [parsl] is): ignored; "
+                      "remove it if it was meant for [parsl]")
 
     def executors(self, value: Any) -> dict[str, ObjectSpec]:
         key = "parsl.executors"
@@ -196,7 +216,8 @@ class _Checker:
             moved = elsewhere(kind, arg)
             if moved is not None:
                 raise self.fail(key, f"{owner} has no setting {arg!r}: {moved[0]}", moved[1])
-            raise self.fail(key, f"{owner} has no setting {arg!r}", did_you_mean(arg, params))
+            names = [*params, "executor_mapping"] if kind == "config" else params
+            raise self.fail(key, f"{owner} has no setting {arg!r}", did_you_mean(arg, names))
         if arg in catalog.NAMESPACES and isinstance(value, dict):
             return self.object(arg, value, key)
         if arg in catalog.NAMESPACES and "any" in params[arg].accepts:
@@ -254,7 +275,7 @@ class _Checker:
             if arg in MANAGED:
                 raise self.fail(key, f"cannot be set in a config file: {MANAGED[arg]}",
                                 f"remove {arg}")
-            if arg == "strategy" and isinstance(value, str):
+            if arg == "strategy":
                 options[arg] = self.strategy(value, key)
                 continue
             options[arg] = self.argument("config", "Config", params, arg, value, key)
@@ -277,10 +298,18 @@ class _Checker:
         blocked = _not_a_directory(path)
         if blocked is not None:
             raise self.fail(key, f"{blocked} is a file, not a directory: the run directory "
-                            "could not be created", "set run_dir to a directory you can write")
+                            "could not be created", CANNOT_CREATE_FIX)
+        denied = cannot_create(path)  # the run's own error, before anything runs
+        if denied is not None:
+            raise self.fail(key, CANNOT_CREATE.format(*denied), CANNOT_CREATE_FIX)
         return path
 
-    def strategy(self, value: str, key: str) -> str:
+    def strategy(self, value: Any, key: str) -> str:
+        """One of Parsl's strategy names (its annotation says only "a string")."""
+        if not isinstance(value, str):
+            raise self.fail(key, f"must be a string, not {describe(value)} ({value!r}): the "
+                            "name of a Parsl strategy",
+                            _choice_fix("strategy", str(value).lower(), PARSL_DEFAULT_FIRST))
         if value.lower() not in STRATEGIES:
             raise self.fail(key, f"{value!r} is not a Parsl strategy",
                             _choice_fix("strategy", value.lower(), STRATEGIES))
@@ -304,11 +333,35 @@ def check_labels(mapping: dict[str, str], classes: dict[str, str], file: str,
                  base: str = MAPPING_KEY) -> None:
     """Every label of a flat mapping names an executor of the config in force (`classes`:
     label -> class name); else the unknown-label error naming the mapping's file and key."""
+    for error in _unknown_labels(mapping, classes, file, base):
+        raise error
+
+
+def unmatched_labels(checked: Plan) -> tuple[str, ...]:
+    """For `q2pconf check`: a warning per label of a mapping-only file that the executors
+    shown as in force (the vendored ones) lack. The file stays valid (a ParallelConfig block
+    may supply the label), but a pipeline run with the file alone would fail."""
+    if not checked.mapping_only:
+        return ()
+    in_force = ", ".join(checked.executors)
+    return tuple(f"{error.file}: {error.key}: the executors in force here ({in_force}) have no "
+                 f"{error.problem.rpartition(' ')[2]}: a pipeline fails unless a "
+                 f"ParallelConfig block supplies it; {error.fix}"
+                 for error in _unknown_labels(checked.mapping, _classes(checked), checked.file))
+
+
+def _unknown_labels(mapping: dict[str, str], classes: dict[str, str], file: str,
+                    base: str = MAPPING_KEY) -> Iterator[ConfigError]:
     pools = [label for label, cls in classes.items() if cls == "ThreadPoolExecutor"]
     for name, label in mapping.items():
         if label not in classes:
             key = f"{base}.{name}" if base else name
-            raise no_such_executor(file, key, label, classes, pools)
+            yield no_such_executor(file, key, label, classes, pools)
+
+
+def _classes(checked: Plan) -> dict[str, str]:
+    """Label -> class name of a plan's executors."""
+    return {label: obj.cls for label, obj in checked.executors.items()}
 
 
 def flat_mapping(raw: dict[str, Any], label: Callable[[Any, str], str]) -> dict[str, str]:
@@ -317,7 +370,7 @@ def flat_mapping(raw: dict[str, Any], label: Callable[[Any, str], str]) -> dict[
     base = MAPPING_KEY
     flat = {}
     for name, value in raw.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and value:  # an empty table maps nothing: refused as a label
             for action, item in value.items():
                 flat[f"{name}.{action}"] = label(item, f"{base}.{name}.{action}")
         else:

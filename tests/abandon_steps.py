@@ -27,10 +27,21 @@ def slow(name: str, *after: object) -> str:
 
 
 @step
-def slow_thread(name: str, seconds: float) -> str:
-    time.sleep(seconds)
+def after_the_run_failed(name: str) -> str:
+    """Returns once this process has abandoned a run and its marker file exists, so the run
+    has failed before this step's dependents launch, on a machine however busy (a fixed sleep
+    was not enough: the HTEX may take longer to start than the sleep lasts)."""
+    deadline = time.monotonic() + 120
+    while not _marker_written() and time.monotonic() < deadline:
+        time.sleep(0.05)
     _ran(name)
     return name
+
+
+def _marker_written() -> bool:
+    from q2pconf import abandon
+
+    return any(os.path.exists(path) for path in list(abandon._ABANDONED))
 
 
 @parallel_pipeline
@@ -42,9 +53,9 @@ def queued_behind_a_failure(n: int) -> list[str]:
 
 @parallel_pipeline
 def waiting_on_a_success() -> list[str]:
-    """A step waiting for a slow thread step that succeeds, while an HTEX step fails (long
-    before: the HTEX starts in about a second)."""
-    made = slow_thread("input", 6)
+    """A step waiting for a thread step that succeeds once the run has failed (an HTEX step
+    fails; the thread step finishes only after the run was abandoned)."""
+    made = after_the_run_failed("input")
     return [slow("dependent", made), fail("failed")]
 
 

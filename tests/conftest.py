@@ -64,5 +64,30 @@ def readonly_command(directory: Path, command: list[str]) -> list[str]:
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
 
 
+def check_where_its_interface_is(path: Path) -> bool:
+    """A config naming an interface this machine lacks (the cluster examples' `ib0`, which
+    `q2pconf check` requires where the pipeline runs) is checked in a network namespace that
+    has it, as the Slurm test cluster's controller does: False when it names none missing."""
+    import re
+    import subprocess
+    import sys
+
+    from q2pconf.local_limits import interfaces
+
+    named = re.search(r'^address = .*ifname = "(\w+)"', path.read_text(), flags=re.M)
+    if named is None or named[1] in interfaces():
+        return False
+    require_tool("unshare")
+    require_tool("ip")
+    name = named[1]
+    setup = (f"ip link add {name} type bridge && ip addr add 10.77.0.1/24 dev {name} && "
+             f"ip link set {name} up")
+    done = subprocess.run(["unshare", "-rn", "sh", "-c", f'{setup} && exec "$0" -m q2pconf '
+                           'check "$1"', sys.executable, str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+    return True
+
+
 from slurm_cluster import (  # noqa: E402,F401  (fixtures for the slurm markers)
     multinode, slurm, slurm_cluster, slurm_multinode_cluster)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import ctypes
 import os
 import time
-from pathlib import Path
 
+from flags import write_flag
 from q2pconf import parallel_pipeline, step
 
 
 def _mark(flag: str) -> None:
     """Say, in `flag`, when and where the step is about to misbehave."""
-    Path(flag).write_text(f"{time.time()} {os.getpid()}")
+    write_flag(flag, f"{time.time()} {os.getpid()}")
 
 
 @step(executor="htex")

@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+from flags import write_flag
 from q2pconf import parallel_pipeline, step
 
 
@@ -167,14 +168,14 @@ def wrong() -> object:
 
 @step(executor="htex")
 def sleep_on_htex(flag: str, seconds: float) -> int:
-    Path(flag).write_text(str(os.getpid()))
+    write_flag(flag, str(os.getpid()))
     time.sleep(seconds)
     return os.getpid()
 
 
 @step
 def sleep_on_threads(flag: str, seconds: float) -> int:
-    Path(flag).write_text(str(os.getpid()))
+    write_flag(flag, str(os.getpid()))
     time.sleep(seconds)
     return os.getpid()
 
@@ -295,7 +296,7 @@ def counted_each(log: str, values: list[object]) -> list[object]:
 @step
 def hold(flag: str, go: str) -> int:
     """Say it runs (`flag`), then wait until `go` exists (at most 120 s)."""
-    Path(flag).write_text(str(os.getpid()))
+    write_flag(flag, str(os.getpid()))
     deadline = time.monotonic() + 120
     while not Path(go).exists() and time.monotonic() < deadline:
         time.sleep(0.05)

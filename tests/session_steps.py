@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
+from flags import write_flag
 from q2pconf import parallel_pipeline, step
 
 
 @step
 def hold(started: str, flag: str, timeout: float = 60.0) -> bool:
     """Say it started (its pid in `started`), then wait up to `timeout` s for `flag`."""
-    Path(started).write_text(str(os.getpid()))
+    write_flag(started, str(os.getpid()))
     deadline = time.monotonic() + timeout
     while not os.path.exists(flag) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import subprocess
@@ -11,9 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
+import condatools
 from configs import config, htex, threads
 from conftest import LOOKUP_VARS, readonly_command
 from q2pconf.cli import add_parallel_arguments, config_from_args
@@ -297,55 +294,50 @@ def test_no_command_is_a_usage_error(env):
     assert result.returncode == 2 and "usage: q2pconf" in result.stderr
 
 
-# -- the command lines read without argparse (cli._quick) ------------------------------------
+def test_version_answers_as_the_tools_of_the_ecosystem_do(env):
+    from importlib.metadata import version
 
-QUICK = [["info"], ["info", "--json"], ["info", "--runs", "--json"],
-         ["info", "--parallel-config", "a.toml"], ["info", "--parallel-config=a=b.toml", "--json"],
-         ["info", "--json", "--json", "--parallel-config", "a", "--parallel-config", "b"],
-         ["info", "--parallel-config", "info"], ["check", "a.toml"], ["check", "info"],
-         ["check", "with space.toml"]]
-NOT_QUICK = [[], ["info", "--js"], ["info", "--parallel-config"], ["info", "--parallel-config",
-             "-x"], ["info", "--parallel-config="], ["info", "--parallel-config", ""],
-             ["info", "-h"], ["info", "--json=1"], ["info", "--", "x"], ["info", "extra"],
-             ["check"], ["check", "-h"], ["check", "a", "b"], ["check", "-"], ["check", ""],
-             ["init"], ["--help"], ["seed", "--prefix", "x"], ["report"]]
-TOKENS = ["info", "check", "--json", "--runs", "--parallel-config", "--parallel-config=x.toml",
-          "--parallel-config=", "--parallel", "-x", "-1", "x.toml", "", "--", "-h", "a=b"]
+    for argv in (["--version"], ["--version", "info"]):
+        result = q2pconf(env, *argv)
+        assert (result.returncode, result.stderr) == (0, "")
+        assert result.stdout == f"q2pconf {version('q2pconf')}\n"
+    assert version("q2pconf") == condatools.pyproject()["project"]["version"]
+    assert "--version" in q2pconf(env, "--help").stdout
 
 
-def argparse_reads(argv: list[str]) -> dict[str, object] | None:
-    """What argparse parses from argv, or None when it exits (an error, or help)."""
+# -- how argparse reads the lookup commands --------------------------------------------------
+
+# argv -> what `info`/`check` are given: flags in any order and repeated, the last PATH wins,
+# a PATH holding "=" or named like a command; every malformed line is a usage error (exit 2).
+READ = [(["info"], dict(json=False, runs=False, parallel_config=None)),
+        (["info", "--runs", "--json"], dict(json=True, runs=True, parallel_config=None)),
+        (["info", "--parallel-config=a=b.toml", "--json"],
+         dict(json=True, runs=False, parallel_config="a=b.toml")),
+        (["info", "--json", "--json", "--parallel-config", "a", "--parallel-config", "b"],
+         dict(json=True, runs=False, parallel_config="b")),
+        (["info", "--parallel-config", "info"],
+         dict(json=False, runs=False, parallel_config="info")),
+        (["check", "with space.toml"], dict(file="with space.toml")),
+        (["check", "info"], dict(file="info"))]
+MALFORMED = [[], ["info", "--jsonx"], ["info", "--parallel-config"], ["info", "--json=1"],
+             ["info", "extra"], ["check"], ["check", "a", "b"], ["nothing"]]
+
+
+@pytest.mark.parametrize(("argv", "expected"), READ, ids=[" ".join(a) for a, _ in READ])
+def test_a_lookup_command_line_reads_as_meant(argv, expected):
     from q2pconf.cli import _parser
 
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            return vars(_parser().parse_args(argv))
-    except SystemExit:
-        return None
+    args = vars(_parser().parse_args(argv))
+    assert {key: args[key] for key in expected} == expected
 
 
-@pytest.mark.parametrize("argv", QUICK, ids=" ".join)
-def test_a_quick_command_line_reads_as_argparse_reads_it(argv):
-    from q2pconf.cli import _quick
+@pytest.mark.parametrize("argv", MALFORMED, ids=" ".join)
+def test_a_malformed_command_line_is_a_usage_error(argv, capsys):
+    from q2pconf.cli import main
 
-    assert vars(_quick(argv)) == argparse_reads(argv)
-
-
-@pytest.mark.parametrize("argv", NOT_QUICK, ids=" ".join)
-def test_any_other_command_line_goes_to_argparse(argv):
-    from q2pconf.cli import _quick
-
-    assert _quick(argv) is None
-
-
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.sampled_from(TOKENS), max_size=6))
-def test_whatever_is_read_quickly_argparse_reads_the_same(argv):
-    from q2pconf.cli import _quick
-
-    quick = _quick(argv)
-    if quick is not None:
-        assert vars(quick) == argparse_reads(argv)
+    with pytest.raises(SystemExit) as exit:
+        main(argv)
+    assert exit.value.code == 2 and "usage: q2pconf" in capsys.readouterr().err
 
 
 # -- the argparse helper for user scripts ----------------------------------------------------
@@ -382,3 +374,31 @@ def test_helper_help_describes_both_flags():
     parser = add_parallel_arguments(argparse.ArgumentParser(prog="run.py"))
     text = parser.format_help()
     assert "--parallel-config PATH" in text and "--parallel " in text
+
+
+@pytest.mark.parametrize("command", ["init", "seed"])
+@pytest.mark.parametrize("mistake", ["missing", "missing/deeper", "a-file"])
+def test_a_prefix_that_is_not_a_directory_is_refused_and_nothing_is_made(env, tmp_path,
+                                                                         command, mistake):
+    """`--prefix /opt/conda/envs/qiim2` (a typo) created the whole tree without a word; conda
+    always passes a prefix that exists. The fix, followed (the directory made), works."""
+    (tmp_path / "a-file").write_text("mine")
+    before = sorted(tmp_path.rglob("*"))
+    prefix = tmp_path / mistake
+    done = q2pconf(env, command, "--prefix", str(prefix))
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+    if mistake == "a-file":
+        assert done.stderr == (f"{prefix}: the --prefix is a file, not an environment's "
+                               "directory: nothing was written\n  Fix: check the path (conda's "
+                               "prefix is $CONDA_PREFIX, which exists)\n")
+        assert (tmp_path / "a-file").read_text() == "mine"
+    else:
+        assert done.stderr == (f"{prefix}: the --prefix directory does not exist: nothing was "
+                               "written\n  Fix: check the path (conda's prefix is "
+                               "$CONDA_PREFIX, which exists), or create the directory first\n")
+    assert sorted(tmp_path.rglob("*")) == before
+    if mistake != "a-file":
+        prefix.mkdir(parents=True)
+        followed = q2pconf(env, command, "--prefix", str(prefix))
+        assert followed.returncode == 0, followed.stderr
+        assert check(prefix / "etc" / CONFIG).labels == ("default", "htex")

@@ -101,6 +101,9 @@ def test_package_holds_the_recipe_files(built: Path, tmp_path: Path):
     for action in ("post-link", "pre-unlink"):
         packaged = tmp_path / "python-scripts" / f".q2pconf-{action}.sh"
         assert packaged.read_bytes() == (condatools.ROOT / "recipe" / f"{action}.sh").read_bytes()
+    # the license text, where conda-build and rattler-build put about.license_file
+    license_text = (condatools.ROOT / "LICENSE").read_bytes()
+    assert (tmp_path / "info" / "licenses" / "LICENSE").read_bytes() == license_text
     sources = sorted(p.name for p in (condatools.ROOT / "q2pconf").glob("*.py"))
     assert sorted(p.name for p in (tmp_path / "site-packages" / "q2pconf").glob("*.py")) == sources
     assert not list(tmp_path.rglob("__pycache__"))

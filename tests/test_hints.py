@@ -140,7 +140,9 @@ def test_each_fix_holds_when_followed(kind, cls, arg, tmp_path, monkeypatch):
             (tmp_path / name).mkdir(exist_ok=True)
             (tmp_path / name / "tasks.pkl").write_bytes(b"")
     for value in FED:
-        settles(kind, cls, arg, value)
+        seen = settles(kind, cls, arg, value)
+        # the first fix passes: `strategy = 5` was told `strategy = "5"`, which check refused
+        assert len(seen) <= 1, "the first fix did not pass:\n" + "\n".join(seen)
 
 
 LISTS = [key for key in KEYWORDS
@@ -241,3 +243,34 @@ def test_worker_ports_names_worker_port_only_where_parsl_has_it():
         assert error_at(doc, "parsl.executors[0].worker_port") is None
     else:
         assert "worker_port " not in error.fix
+
+
+COUNTS = [(kind, cls, arg) for kind, cls, arg in KEYWORDS
+          if catalog.parameters(kind, cls)[arg].accepts & catalog.NUMBER]
+
+
+@pytest.mark.parametrize("kind,cls,arg", COUNTS, ids=[":".join(k) for k in COUNTS])
+def test_a_negative_count_is_refused_with_a_fix_that_holds(kind, cls, arg):
+    """Every number a Parsl class takes is a count, a size, a time or a port: `retries = -1`
+    (Parsl runs it as 0) was OK. One rule covers each numeric keyword of the catalog."""
+    params = catalog.parameters(kind, cls)
+    doc, where = document(kind, {"class": cls, **(_required(params) or {}), arg: -1})
+    error = error_at(doc, f"{where}.{arg}")
+    assert error is not None, f"{arg} = -1 passed"
+    assert settles(kind, cls, arg, -1) == [str(error)]
+
+
+def test_retries_minus_one_is_told_retries_zero():
+    doc, _ = document("config", {"retries": -1})
+    error = error_at(doc, "parsl.retries")
+    assert error is not None and "cannot be negative" in error.problem
+    assert error.fix == "write retries = 0"
+
+
+@pytest.mark.parametrize("value", [5, 0, True, 2.5, ["simple"], {"key": 1}])
+def test_a_strategy_of_another_kind_is_told_a_strategy_parsl_has(value):
+    """`strategy = 5` was told `write strategy = "5"`, which the check then refused."""
+    doc, _ = document("config", {"strategy": value})
+    error = error_at(doc, "parsl.strategy")
+    assert error is not None and error.fix.startswith('write strategy = "simple"'), error
+    assert settles("config", "Config", "strategy", value) == [str(error)]

@@ -61,13 +61,18 @@ def test_building_imports_parsl(tmp_path):
     assert "parsl.providers" in data["after"]
 
 
-def test_plain_import_is_cheap():
-    code = ("import sys, q2pconf; "
+def loaded_by(statement: str) -> set[str]:
+    """The modules of Parsl and q2pconf a fresh interpreter holds after `statement`."""
+    code = (f"import sys; {statement}; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('parsl', 'q2pconf')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "['q2pconf']"
+    return set(ast.literal_eval(result.stdout))
+
+
+def test_plain_import_is_cheap():
+    assert loaded_by("import q2pconf") == {"q2pconf"}
 
 
 def test_public_check_is_the_function_after_load():
@@ -83,27 +88,23 @@ def test_public_check_is_the_function_after_load():
 # Modules that `q2pconf info --json`, `q2pconf check` and `import q2pconf; q2pconf.load()` must
 # not import (with the catalog of Parsl's signatures cached), and why: each was on this path once
 # (or is a usual suspect), and what it costs is measured by benchmarks/README.md's import_cost
-# rows (info --json may add ~0.1 x `import parsl` to the interpreter's start; ~2.5 ms = 0.006 x).
+# rows (info --json may add ~0.15 x `import parsl` to the interpreter's start; ~2.5 ms = 0.006 x).
 NOT_ON_THE_LOOKUP = {
     "parsl": "~0.4 s: the check reads Parsl's signatures from the catalog, never imports it",
     "q2pconf.parsl_source": "reads Parsl's source: only when the catalog is (re)built",
     "ast": "~1 ms: only to build the catalog, or to read a default that is not a whole number",
-    "argparse": "~5 ms with building the parser: cli._quick reads info and check lines",
     "platformdirs": "~5 ms with tempfile, shutil, random: q2pconf.paths works out XDG paths",
     "tempfile": "brought by platformdirs; the catalog's writer needs it only for a rebuild",
-    "shutil": "with bz2, lzma and zlib: brought by tempfile and argparse's help formatter",
-    "zlib": "the catalog file is named by an FNV-1a hash, not crc32",
-    "json": "~1.5 ms: the catalog cache is marshal, and info --json is q2pconf.jsontext's",
-    "dataclasses": "~2 ms with inspect: the lookup's tuples are q2pconf.records.Record",
-    "inspect": "~3 ms",
-    "hashlib": "~2 ms with OpenSSL",
+    "inspect": "~3 ms (with dataclasses): the lookup's records are typing.NamedTuple",
     "logging": "~2 ms: imported by errors.warn, only when there is something to warn about",
     "difflib": "only for a did-you-mean in an error message",
     "subprocess": "nothing on the lookup runs a program",
 }
-# typing (~2 ms) is tomllib's own import, so only a lookup that reads no file can go without.
-NOT_WITHOUT_A_FILE = {**NOT_ON_THE_LOOKUP, "typing": "q2pconf imports it for type checkers only",
-                      "tomllib": "~4 ms: the in-memory default is a dict, not TOML text"}
+NOT_WITHOUT_A_FILE = {**NOT_ON_THE_LOOKUP,
+                      "tomllib": "~4 ms: the in-memory default is a dict, not TOML text",
+                      "json": "only `info --json` prints JSON; the catalog cache is marshal",
+                      "argparse": "only the command line parses arguments",
+                      "shutil": "with bz2, lzma and zlib: brought by argparse's help formatter"}
 IMPORTED = """
 import sys
 before = set(sys.modules)
@@ -145,3 +146,16 @@ def test_the_lookup_commands_import_nothing_heavy(tmp_path):
         named = {module if module in deny else module.split(".")[0] for module in modules}
         heavy = {module: deny[module] for module in sorted(named) if module in deny}
         assert heavy == {}, f"{name} imports {heavy}"
+
+
+# The validator: checking a config file, and reading Parsl's signatures for it.
+VALIDATOR = ("q2pconf.validate", "q2pconf.limits", "q2pconf.local_limits", "q2pconf.autoscale",
+             "q2pconf.examples", "q2pconf.legacy", "q2pconf.placement", "q2pconf.catalog",
+             "q2pconf.parsl_source")
+
+
+def test_importing_the_decorators_does_not_load_the_validator():
+    loaded = loaded_by("from q2pconf import parallel_pipeline, step")
+    assert "q2pconf.pipeline" in loaded  # the import did happen
+    assert sorted(loaded & set(VALIDATOR)) == []
+    assert not any(name.split(".")[0] == "parsl" for name in loaded)

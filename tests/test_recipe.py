@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +173,48 @@ def test_v1_tests_mirror_meta(v1, meta):
     unquoted = [line.replace('"', "") for line in script]
     assert unquoted[:2] == ["q2pconf seed --prefix $PREFIX",
                             "q2pconf check $PREFIX/etc/qiime2_config.toml"]
+
+
+# -- the license and the citation ------------------------------------------------------------
+
+def test_the_license_text_is_the_one_every_package_declares(meta, v1):
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("BSD 3-Clause License\n") and PROJECT["license"] == "BSD-3-Clause"
+    assert "Copyright (c) 2026, the q2pconf developers" in text
+    assert "Neither the name of the copyright holder" in text  # the third clause
+    assert PROJECT["license-files"] == ["LICENSE"]  # in the wheel
+    # conda-forge requires license_file; rattler-build copies it into info/licenses/
+    assert meta["about"]["license_file"] == "LICENSE"
+    assert v1["about"]["license_file"] in ("LICENSE", ["LICENSE"])  # rattler-build's rendering
+    assert "LICENSE" in yaml.safe_load((RECIPE_DIR / "recipe.yaml").read_text())[
+        "source"]["filter"]["include"]
+
+
+def test_the_citation_file_is_cff_1_2_0_and_repeats_pyproject():
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0"
+    assert {"cff-version", "message", "title", "authors"} <= set(cff)  # CFF's required keys
+    assert (cff["version"], cff["license"]) == (PROJECT["version"], PROJECT["license"])
+    assert cff["authors"] == [{"name": "the q2pconf developers"}]
+    assert all(isinstance(cff[key], str) and cff[key] for key in ("message", "title"))
+
+
+def test_the_wheel_holds_the_license(tmp_path):
+    """pip builds the wheel (setuptools from pyproject's build-system, as `pip install .` does)
+    from a copy of the source, so the checkout gets no build/ or .egg-info."""
+    source = tmp_path / "source"
+    shutil.copytree(ROOT / "q2pconf", source / "q2pconf",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, source / name)
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                           str(tmp_path / "dist"), str(source)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    [wheel] = (tmp_path / "dist").glob(f"q2pconf-{PROJECT['version']}-*.whl")
+    info = f"q2pconf-{PROJECT['version']}.dist-info"
+    with zipfile.ZipFile(wheel) as archive:
+        assert archive.read(f"{info}/licenses/LICENSE") == (ROOT / "LICENSE").read_bytes()
+        metadata = archive.read(f"{info}/METADATA").decode()
+    assert "License-Expression: BSD-3-Clause" in metadata.splitlines()
+    assert "License-File: LICENSE" in metadata.splitlines()

@@ -1,46 +1,42 @@
-"""q2pconf.records.Record: typing.NamedTuple's class syntax, made by collections.namedtuple."""
+"""The lookup's records (Settings, Located, Looked) are typing.NamedTuple classes: tuples with
+named fields, defaults, their own methods, pickled and compared as tuples, and immutable."""
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
+from typing import get_type_hints
 
 import pytest
 
-from q2pconf.config import Settings
-from q2pconf.records import Record
+from q2pconf.catalog import Param
+from q2pconf.config import Settings, from_dict
+from q2pconf.find import Located, Looked
 
 
-class Point(Record):
-    """A point."""
-
-    x: int
-    y: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.x + self.y
-
-    def moved(self, by: int) -> Point:
-        return self._replace(x=self.x + by)
-
-
-def test_a_record_is_a_namedtuple_with_the_body_s_methods():
-    point = Point(1)
-    assert point == (1, 0) and Point._fields == ("x", "y") and Point._field_defaults == {"y": 0}
-    assert (point.total, point.moved(2), repr(point)) == (1, Point(3, 0), "Point(x=1, y=0)")
-    assert Point.__doc__ == "A point." and Point.__module__ == __name__
-    assert Point.__qualname__ == "Point" and Point.__annotations__ == {"x": "int", "y": "int"}
-    assert pickle.loads(pickle.dumps(point)) == point
+def test_a_record_is_a_namedtuple_with_its_defaults_and_methods():
+    found = Located(Path("/x.toml"), "explicit")
+    assert found == (Path("/x.toml"), "explicit", ()) and found.trail == ()
+    assert Located._fields == ("path", "source", "trail")
+    assert Located._field_defaults == {"trail": ()}
+    assert repr(Looked("user", None, "no file")) == (
+        "Looked(source='user', path=None, note='no file')")
+    assert Located.__module__ == "q2pconf.find" and Located.__qualname__ == "Located"
+    assert pickle.loads(pickle.dumps(found)) == found
     with pytest.raises(AttributeError):
-        point.z = 1  # no __dict__: slots, as a namedtuple
-
-
-def test_a_field_without_a_default_after_one_with_a_default_is_refused():
-    with pytest.raises(TypeError, match="without a default follows"):
-        class Bad(Record):
-            x: int = 0
-            y: int
+        found.path = None  # immutable, no __dict__
 
 
 def test_the_public_settings_are_records():
     assert Settings._fields == ("path", "source", "plan", "trail")
     assert Settings.__doc__.startswith("A checked config")
+    settings = from_dict({"parsl": {}})
+    assert "default" in settings.labels  # the body's properties work
+    assert settings._replace(source="user").source == "user"
+    assert pickle.loads(pickle.dumps(settings)) == settings
+
+
+def test_a_catalog_param_is_a_record_marshal_can_cache_as_a_tuple():
+    param = Param("label", frozenset({"str"}))
+    assert param == ("label", frozenset({"str"}), (), False, "", None)
+    assert Param._make(tuple(param)) == param
+    assert set(get_type_hints(Param)) == set(Param._fields)

@@ -229,6 +229,8 @@ def test_written_files_are_0644_and_new_directories_never_writable_by_others(
         clean_env: Path, umask: int) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("QIIME2_CONFIG", "CONDA_PREFIX")}
     seeded, initialised = clean_env / "seeded", clean_env / "initialised"
+    seeded.mkdir()  # the environment's prefix exists (conda made it): q2pconf makes etc/
+    initialised.mkdir()
     q2pconf_under_umask(umask, env, "seed", "--prefix", str(seeded))
     q2pconf_under_umask(umask, env, "init", "--prefix", str(initialised))
     q2pconf_under_umask(umask, env, "init", "--user")
@@ -236,7 +238,7 @@ def test_written_files_are_0644_and_new_directories_never_writable_by_others(
     files = [seeded / "etc" / CONFIG_NAME, seeded / "etc" / STAMP,
              initialised / "etc" / CONFIG_NAME, user]
     assert {str(f): mode(f) for f in files} == {str(f): 0o644 for f in files}
-    created = [seeded, seeded / "etc", initialised / "etc", user.parent, user.parent.parent]
+    created = [seeded / "etc", initialised / "etc", user.parent, user.parent.parent]
     assert {str(d): mode(d) & 0o022 for d in created} == {str(d): 0 for d in created}
 
 

@@ -106,3 +106,12 @@ def test_disk_full_leaves_no_partial_file(tmp_path):
     run = python(code)
     assert run.returncode != 0 and "File too large" in run.stderr
     assert list((tmp_path / "etc").iterdir()) == []
+
+
+def test_seed_prefix_refuses_a_prefix_that_does_not_exist(tmp_path):
+    """The library call too: nothing is created under a mistyped prefix."""
+    from q2pconf.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="the --prefix directory does not exist"):
+        seed_prefix(tmp_path / "typo" / "env")
+    assert list(tmp_path.iterdir()) == []

@@ -385,3 +385,47 @@ def test_a_dependency_failure_has_one_line_when_the_run_ends_while_parsl_handles
     waiting.set_exception(failure)  # Parsl, after the handler
     assert [(r["step"], r["status"]) for r in rows_of(trace.path)] == [
         ("steps.after", "dependency_failed")]
+
+
+@pytest.mark.parametrize("pipeline,args", [(steps.failing_first, (4,)), (steps.failing, ())],
+                         ids=["cancelled-after-a-failure", "dependency-failed"])
+def test_each_step_has_one_state_in_history_trace_and_report(tmp_path: Path, pipeline,
+                                                             args) -> None:
+    """A step cancelled after a failure was `pending` in run.history (or `failed`, when its
+    queued thread-pool future was cancelled) while the trace said `cancelled`; the report's
+    header said "4 cancelled, 1 failed" and its table "5 failed"."""
+    import re
+
+    from q2pconf.history import STATES
+    from q2pconf.report import write_report
+
+    path = tmp_path / "one-thread.toml"
+    path.write_text(config(threads("default", max_threads=1),
+                           htex("htex", max_workers_per_node=1, provider=local()),
+                           strategy="none"))
+    with q2pconf.ParallelConfig(path):
+        with pytest.raises(KeyError):
+            pipeline(*args)
+    rows = rows_of(pipeline.trace_path)
+    final = {row["call"]: row["status"] for row in rows}  # a call's last attempt
+    history = [record.state for record in pipeline.history]
+    assert "pending" not in history
+    assert history == [STATES[final[str(call)]] for call in range(len(history))], (history, rows)
+    assert len(history) == len(final)
+    page = write_report(read(Path(str(pipeline.trace_path).replace(".trace.tsv", ".run.json")))
+                        .meta_path).read_text()
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    header = re.search(r"Step attempts: ([^.]*)\.", page)
+    assert header is not None
+    said = dict((status.replace(" ", "_"), int(n)) for n, status in
+                (part.split(" ", 1) for part in header[1].split(", ")))
+    assert said == counts
+    heads = re.findall(r"<th>([^<]*)</th>", page.split('id="steps"')[1].split("</tr>")[0])
+    table = {status: 0 for status in counts}
+    for line in re.findall(r'<tr data-step="[^"]*">(.*?)</tr>', page):
+        cells = dict(zip(heads, re.findall(r"<td>([^<]*)</td>", line)))
+        for status in counts:
+            table[status] += int(cells[status.replace("_", " ")])
+    assert table == counts

@@ -73,13 +73,14 @@ def from_a_thread(count: int, seen: list[int]) -> list[int]:
 
 @step
 def runs_a_pipeline(count: int) -> list[int]:
-    """A step whose own code calls a pipeline: that body must never wait for room."""
+    """A step whose own code calls a pipeline: that body runs in this step, never waiting
+    for room or for a pool thread."""
     return inner(count)
 
 
 @parallel_pipeline
 def inner(count: int) -> list[int]:
-    """`count` held steps, then the body itself lets them go."""
+    """`count` held steps, then the body itself lets them go (when run in parallel)."""
     futures = [held(index) for index in range(count)]
     release("inner body")
     return futures
