@@ -53,8 +53,9 @@ ENDING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1
 SCRATCH_VAR = "Q2PCONF_POOL_SCRATCH"  # the pool's directory for multiprocessing's sockets
 # Longest base directory for it: below it, "/q2pconf-pool-XXXXXXXX/pymp-XXXXXXXX/
-# listener-XXXXXXXX" (54 bytes) must still fit in a socket's 107.
-SOCKET_BASE = 50
+# listener-XXXXXXXX" (54 bytes) must still fit in a socket's path: 107 bytes on Linux, 103 on
+# macOS (whose per-user $TMPDIR, /var/folders/../T, is 48).
+SOCKET_BASE = 49
 
 _noted: list[int] = []
 
@@ -99,7 +100,7 @@ def _scratch() -> str | None:
     import tempfile
 
     base = tempfile.gettempdir()
-    if len(base) > SOCKET_BASE:  # a socket's path has at most 107 bytes (Linux)
+    if len(base) > SOCKET_BASE:  # a socket's path has at most 103 bytes (macOS)
         base = "/tmp" if os.access("/tmp", os.W_OK | os.X_OK) else ""
     try:
         return tempfile.mkdtemp(prefix="q2pconf-pool-", dir=base) if base else None
@@ -193,7 +194,7 @@ _PRCTL = _prctl()
 def _supervise(child: subprocess.Popen[bytes], parent: int, watch: _Interchange | None,
                program: tuple[int, str] | None = None) -> str | None:
     """Wait until the child ends (None) or a reason to end it comes up (that reason)."""
-    while not _exited(child.pid):
+    while not _exited(child):
         if _noted:
             return f"got {signal.Signals(_noted[0]).name}"
         if parent != 1 and os.getppid() != parent:
@@ -206,11 +207,15 @@ def _supervise(child: subprocess.Popen[bytes], parent: int, watch: _Interchange 
     return None
 
 
-def _exited(pid: int) -> bool:
+def _exited(child: subprocess.Popen[bytes]) -> bool:
     """Whether the child has exited, without reaping it: its pid stays reserved, so the
-    process group of that number is still the child's when we end it."""
+    process group of that number is still the child's when we end it. Python before 3.13 has
+    no os.waitid on macOS: the child is then reaped (Popen keeps its status), and its group
+    keeps its number while any process of it, a worker, lives."""
+    if not hasattr(os, "waitid"):
+        return child.poll() is not None
     try:
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        return os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
     except ChildProcessError:
         return True
 
@@ -219,7 +224,7 @@ def _stop(child: subprocess.Popen[bytes]) -> None:
     """SIGTERM to the child's group, SIGKILL to what is left after GRACE seconds."""
     _end_group(child.pid, signal.SIGTERM)
     deadline = time.monotonic() + GRACE
-    while not _exited(child.pid) and time.monotonic() < deadline:
+    while not _exited(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     _end_group(child.pid, signal.SIGKILL)
     child.wait()

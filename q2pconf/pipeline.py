@@ -451,22 +451,17 @@ class Run:
 
     def _count_blocked(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """A step about to be submitted with unfinished inputs counts as blocked until the
-        last of them is done (whatever its outcome)."""
-        waits = [f for f in nested.gather((args, kwargs)) if not f.done()]
+        last of them is done (whatever its outcome: `awaited` gives one future for them)."""
+        waits = [f for f in nested.awaited((args, kwargs)) if not f.done()]
         if not waits:
             return
-        left = [len(waits)]
-
-        def one_done(_: Any) -> None:
-            with self._changed:
-                left[0] -= 1
-                if left[0] == 0:
-                    self._blocked -= 1
-
         with self._changed:
             self._blocked += 1
-        for future in waits:  # one already done meanwhile calls back at once
-            future.add_done_callback(one_done)
+        waits[0].add_done_callback(self._unblocked)  # one done meanwhile calls back at once
+
+    def _unblocked(self, _: Any) -> None:
+        with self._changed:
+            self._blocked -= 1
 
     def _wait_until(self, ready: Callable[[], bool],
                     meanwhile: Callable[[], None] = lambda: None) -> None:

@@ -24,13 +24,13 @@ time.sleep(300)
 """
 
 
-def pool_guard(tmp_path: Path, token: str, server: socket.socket,
-               *extra: str) -> subprocess.Popen[str]:
+def pool_guard(tmp_path: Path, token: str, server: socket.socket, *extra: str,
+               env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """The guard running the stand-in pool, told to watch `server` as its interchange."""
     port = server.getsockname()[1]
     command = [sys.executable, "-m", "q2pconf.guard", "pool", *extra, "--",
                sys.executable, "-c", POOL, "-a", "127.0.0.1", f"--port={port}"]
-    process = subprocess.Popen(command, env=program_env(tmp_path, token),
+    process = subprocess.Popen(command, env=env or program_env(tmp_path, token),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     process.stdout.readline()  # type: ignore[union-attr]  # the workers run
     return process

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -162,7 +163,21 @@ except Exception as error:
 
 
 def test_a_dead_interchange_fails_the_pipeline_within_seconds(tmp_path: Path) -> None:
-    token, work, started = new_token(), tmp_path / "work", tmp_path / "started"
+    answer, err, killed, (interchange, _) = kill_interchange(tmp_path, new_token())
+    assert answer["type"] == "ExecutorFailed", err
+    # the interchange itself, as `ps` shows it (not the q2pconf.guard that started it)
+    assert ("executor 'htex' lost its interchange: the interchange of executor 'htex' "
+            f"(pid {interchange}) was killed by SIGKILL; its log is ") in answer["message"]
+    assert "interchange.log" in answer["message"]
+    assert answer["caught"] - killed < 15
+
+
+def kill_interchange(tmp_path: Path, token: str, env: dict[str, str] | None = None
+                     ) -> tuple[dict[str, Any], str, float, tuple[int, int]]:
+    """Run a pipeline whose HTEX step waits, SIGKILL its interchange once the step started:
+    (what the program caught, its stderr, when the kill was, the pids of the interchange and
+    of its guard). Checks that no process is left."""
+    work, started = tmp_path / "work", tmp_path / "started"
     work.mkdir()
     child = subprocess.Popen([sys.executable, "-c", DEAD_INTERCHANGE, str(started),
                               str(tmp_path / "flag"),
@@ -170,7 +185,7 @@ def test_a_dead_interchange_fails_the_pipeline_within_seconds(tmp_path: Path) ->
                                                             provider=local())))],
                              cwd=work,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=program_env(tmp_path, token))
+                             env=env or program_env(tmp_path, token))
     try:
         deadline = time.monotonic() + 60
         while not started.exists() and child.poll() is None and time.monotonic() < deadline:
@@ -178,6 +193,7 @@ def test_a_dead_interchange_fails_the_pipeline_within_seconds(tmp_path: Path) ->
         assert started.exists(), child.communicate(timeout=5)
         interchange = [p for p in tagged(token, work) if is_interchange(p.cmdline())]
         assert len(interchange) == 1
+        pids = interchange[0].pid, interchange[0].ppid()
         interchange[0].kill()
         killed = time.time()
         out, err = child.communicate(timeout=60)
@@ -186,13 +202,7 @@ def test_a_dead_interchange_fails_the_pipeline_within_seconds(tmp_path: Path) ->
         child.kill()
         for process in tagged(token, work):
             process.kill()
-    answer = json.loads(out)
-    assert answer["type"] == "ExecutorFailed", err
-    # the interchange itself, as `ps` shows it (not the q2pconf.guard that started it)
-    assert ("executor 'htex' lost its interchange: the interchange of executor 'htex' "
-            f"(pid {interchange[0].pid}) was killed by SIGKILL; its log is ") in answer["message"]
-    assert "interchange.log" in answer["message"]
-    assert answer["caught"] - killed < 15
+    return json.loads(out), err, killed, pids
 
 
 AGAIN = """\
