@@ -270,9 +270,11 @@ def activation(repeat: int, scratch: Path) -> Row:
 
 def memory(scratch: Path) -> list[Row]:
     rows = []
-    for n in (10_000, 100_000):
-        result = python(children.MEMORY, str(n), timeout=1800)
-        rows.append(Row(f"{n:,} trivial steps: peak RSS growth per step", result["kib_per_step"],
+    for n, shape, what in ((10_000, "fan-out", "trivial steps"),
+                           (100_000, "fan-out", "trivial steps"),
+                           (50_000, "fan-in", "trivial steps and one step taking them all")):
+        result = python(children.MEMORY, str(n), shape, timeout=1800)
+        rows.append(Row(f"{n:,} {what}: peak RSS growth per step", result["kib_per_step"],
                         1.0, "KiB", "<= 1.00", f"peak {result['peak_mib']:.0f} MiB"))
     return rows
 

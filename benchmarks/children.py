@@ -129,16 +129,21 @@ from q2pconf import parallel_pipeline, step
 def work(i):
     return i
 
-@parallel_pipeline
-def run(n):
-    return [work(i) for i in range(n)]
+@step
+def merge(values):
+    return values
 
-n = int(sys.argv[1])
+@parallel_pipeline
+def run(n, fan_in):
+    futures = [work(i) for i in range(n)]
+    return merge(futures) if fan_in else futures  # fan_in: one step takes every future
+
+n, fan_in = int(sys.argv[1]), sys.argv[2] == "fan-in"
 with q2pconf.ParallelConfig(Config(executors=[ThreadPoolExecutor(label="default",
                                                                  max_threads=2)])):
-    run(10)
+    run(10, fan_in)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    assert len(run(n)) == n
+    assert run(n, fan_in) == list(range(n))
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"kib_per_step": (after - before) / n, "peak_mib": after / 1024}))
 """

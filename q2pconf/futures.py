@@ -59,6 +59,12 @@ class StepFuture(Future):  # type: ignore[type-arg]
         else:
             self.set_exception(error)
 
+    def _invoke_callbacks(self) -> None:
+        """Run the callbacks once, then let them go (a plain Future keeps them while it lives:
+        Parsl's and q2pconf's dependency callbacks on each future of a fan-in)."""
+        super()._invoke_callbacks()  # type: ignore[misc]
+        self._done_callbacks = []  # done now: a callback added later runs at once, as ever
+
     def cancel(self) -> bool:
         """A step already sent to Parsl cannot be taken back (Parsl cannot cancel it)."""
         return False

@@ -15,7 +15,8 @@ it starts: a pool's workers), and ends that whole group
 - `interchange`: when the program that started it is gone (SIGKILL, the OOM killer): the
   guard is reparented, so `os.getppid()` changes;
 - `pool`: when the interchange refuses or drops TCP connections to its worker port for
-  `--lost-after` seconds (the pool may run on another host, so no pid can be watched); and,
+  `--lost-after` seconds (the pool may run on another host, so no pid can be watched; time the
+  guard itself was stopped, by Ctrl-Z or a laptop's sleep, does not count); and,
   given `--program PID:START` (a pool on the program's own host: LocalProvider), when that
   process, alive when the guard started, is gone (a pid reused since has another START; a pid
   not seen at the start, as on another node of an allocation, is not watched).
@@ -46,13 +47,15 @@ POLL = 0.2  # seconds between looks at the child, the parent and the signals
 PROBE = 1.0  # seconds between connection attempts to the interchange
 LOST_AFTER_VAR = "Q2PCONF_LOST_AFTER"  # seconds of refused connections before a pool ends
 LOST_AFTER = 10.0
+PAUSED = 5.0  # seconds a probe is late when the guard itself was stopped (Ctrl-Z, a sleep)
 GRACE = 2.0  # seconds between SIGTERM and SIGKILL to the child's group
 ENDING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1
 SCRATCH_VAR = "Q2PCONF_POOL_SCRATCH"  # the pool's directory for multiprocessing's sockets
 # Longest base directory for it: below it, "/q2pconf-pool-XXXXXXXX/pymp-XXXXXXXX/
-# listener-XXXXXXXX" (54 bytes) must still fit in a socket's 107.
-SOCKET_BASE = 50
+# listener-XXXXXXXX" (54 bytes) must still fit in a socket's path: 107 bytes on Linux, 103 on
+# macOS (whose per-user $TMPDIR, /var/folders/../T, is 48).
+SOCKET_BASE = 49
 
 _noted: list[int] = []
 
@@ -97,7 +100,7 @@ def _scratch() -> str | None:
     import tempfile
 
     base = tempfile.gettempdir()
-    if len(base) > SOCKET_BASE:  # a socket's path has at most 107 bytes (Linux)
+    if len(base) > SOCKET_BASE:  # a socket's path has at most 103 bytes (macOS)
         base = "/tmp" if os.access("/tmp", os.W_OK | os.X_OK) else ""
     try:
         return tempfile.mkdtemp(prefix="q2pconf-pool-", dir=base) if base else None
@@ -191,7 +194,7 @@ _PRCTL = _prctl()
 def _supervise(child: subprocess.Popen[bytes], parent: int, watch: _Interchange | None,
                program: tuple[int, str] | None = None) -> str | None:
     """Wait until the child ends (None) or a reason to end it comes up (that reason)."""
-    while not _exited(child.pid):
+    while not _exited(child):
         if _noted:
             return f"got {signal.Signals(_noted[0]).name}"
         if parent != 1 and os.getppid() != parent:
@@ -204,11 +207,15 @@ def _supervise(child: subprocess.Popen[bytes], parent: int, watch: _Interchange 
     return None
 
 
-def _exited(pid: int) -> bool:
+def _exited(child: subprocess.Popen[bytes]) -> bool:
     """Whether the child has exited, without reaping it: its pid stays reserved, so the
-    process group of that number is still the child's when we end it."""
+    process group of that number is still the child's when we end it. Python before 3.13 has
+    no os.waitid on macOS: the child is then reaped (Popen keeps its status), and its group
+    keeps its number while any process of it, a worker, lives."""
+    if not hasattr(os, "waitid"):
+        return child.poll() is not None
     try:
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        return os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
     except ChildProcessError:
         return True
 
@@ -217,7 +224,7 @@ def _stop(child: subprocess.Popen[bytes]) -> None:
     """SIGTERM to the child's group, SIGKILL to what is left after GRACE seconds."""
     _end_group(child.pid, signal.SIGTERM)
     deadline = time.monotonic() + GRACE
-    while not _exited(child.pid) and time.monotonic() < deadline:
+    while not _exited(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     _end_group(child.pid, signal.SIGKILL)
     child.wait()
@@ -264,6 +271,8 @@ class _Interchange:
         now = time.monotonic()
         if self.port is None or now < self.next_probe:
             return False
+        if now - self.next_probe > PAUSED:  # stopped: what it did not see is no loss
+            self.last_seen = now  # (the whole run was, and it goes on: the first probe may fail)
         self.next_probe = now + PROBE
         if any(self._answers(address) for address in self.addresses if address):
             self.last_seen = time.monotonic()

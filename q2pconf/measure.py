@@ -12,6 +12,7 @@ import os
 import pickle
 import resource
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -93,17 +94,24 @@ def _usage(at_home: bool, wall: float, cpu: float) -> Usage:
     # Anchored at the end: a process preempted here reports a later end, never one after the
     # result reached the pipeline.
     started = time.time() - wall
-    if at_home:  # ru_maxrss: the process's lifetime peak (KiB on Linux); a syscall, no file
-        peak: int | None = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if at_home:  # the process's lifetime peak: a syscall, no file
+        peak: int | None = process_peak_kib()
         return Usage(started, wall, cpu, peak, "process", HOST, os.getpid(),
                      threading.current_thread().name, _job())
     own = _own()
     peak = own.high_water()
     scope = "step" if peak is not None and own.reset else "process"
     if peak is None:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak = process_peak_kib()
     worker = own.worker or threading.current_thread().name
     return Usage(started, wall, cpu, peak, scope, HOST, own.pid, worker, _job())
+
+
+def process_peak_kib(platform: str = sys.platform) -> int:
+    """This process's lifetime peak RSS in KiB: getrusage's ru_maxrss, which is in KiB on
+    Linux and in bytes on macOS."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if platform == "darwin" else peak
 
 
 def _process_cpu() -> float:

@@ -25,6 +25,7 @@ from typing import Any, TypeVar, overload
 from q2pconf import closing
 from q2pconf.errors import shallow
 from q2pconf import nested
+from q2pconf import notice
 from q2pconf import shapes
 from q2pconf import session as sessions
 from q2pconf import unmatched
@@ -262,6 +263,9 @@ class Run:
         self.progress = Progress(running=functools.partial(_launched, session))
         self._changed = threading.Condition()  # a step finished, or failed
         self._running = 0  # submitted steps whose done-callback has not finished
+        self._finished = 0  # steps whose done-callback has finished
+        self._held = notice.Quiet(self._held_text)  # the body held by the window: said once
+        self._last = notice.Quiet(self._last_text)  # no step finishing at the end: said once
         self._running_on: dict[str, int] = {}  # label -> its running steps
         self._release = Release()  # Parsl's finished tasks, freed as soon as Parsl is done
         self._blocked = 0  # submitted steps still waiting for an input: not in flight yet
@@ -381,6 +385,7 @@ class Run:
         with self._changed:
             self._pending.pop(index, None)  # Parsl's task goes with its future
             self._running -= 1
+            self._finished += 1
             self._running_on[label] -= 1
             if self._running == 0 or (self._wake_at and self._in_flight() <= self._wake_at):
                 self._changed.notify_all()
@@ -401,8 +406,16 @@ class Run:
             return self._resolve(value)
 
     def _resolve(self, value: Any) -> Any:
-        self._wait_until(lambda: self._running == 0)
+        self._last.begin(self._finished)
+        self._wait_until(lambda: self._running == 0, lambda: self._last.look(self._finished))
         return nested.unwrap(value)
+
+    def _last_text(self, waited: float) -> str:
+        left = self._running
+        return (f"the pipeline has waited {waited:.0f} s for its last {left} "
+                f"step{'s' if left != 1 else ''}, and none has finished meanwhile. Long steps "
+                "need nothing; one that should have ended may wait for something that never "
+                "comes (a file, a lock, a queue), and Ctrl-C ends the run")
 
     def _make_room(self) -> None:
         """In the body's thread, with a window of steps in flight: wait until about half of
@@ -413,11 +426,22 @@ class Run:
             return
         with self._changed:
             self._wake_at = self._window // 2
+        # a while with no step finishing is said once: a step may wait for the body
+        self._held.begin(self._finished)
         try:
-            self._wait_until(lambda: self._in_flight() <= self._wake_at)
+            self._wait_until(lambda: self._in_flight() <= self._wake_at,
+                             lambda: self._held.look(self._finished))
         finally:
             with self._changed:
                 self._wake_at = 0
+
+    def _held_text(self, waited: float) -> str:
+        return (f"the pipeline body has waited {waited:.0f} s for room in the window of "
+                f"{self._window} steps in flight, and no step has finished meanwhile. Long "
+                "steps need nothing: the body goes on as they finish. But a step that waits "
+                "for something the body does later (an event, a file, a queue) never gets it: "
+                f"set {window.WINDOW_VAR}=N above the steps the body calls before that, or "
+                f"{window.WINDOW_VAR}=0 to lift the bound")
 
     def _in_flight(self) -> int:
         """Steps the executors hold or will at once: submitted, unfinished, inputs ready. A
@@ -427,28 +451,25 @@ class Run:
 
     def _count_blocked(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """A step about to be submitted with unfinished inputs counts as blocked until the
-        last of them is done (whatever its outcome)."""
-        waits = [f for f in nested.gather((args, kwargs)) if not f.done()]
+        last of them is done (whatever its outcome: `awaited` gives one future for them)."""
+        waits = [f for f in nested.awaited((args, kwargs)) if not f.done()]
         if not waits:
             return
-        left = [len(waits)]
-
-        def one_done(_: Any) -> None:
-            with self._changed:
-                left[0] -= 1
-                if left[0] == 0:
-                    self._blocked -= 1
-
         with self._changed:
             self._blocked += 1
-        for future in waits:  # one already done meanwhile calls back at once
-            future.add_done_callback(one_done)
+        waits[0].add_done_callback(self._unblocked)  # one done meanwhile calls back at once
 
-    def _wait_until(self, ready: Callable[[], bool]) -> None:
+    def _unblocked(self, _: Any) -> None:
+        with self._changed:
+            self._blocked -= 1
+
+    def _wait_until(self, ready: Callable[[], bool],
+                    meanwhile: Callable[[], None] = lambda: None) -> None:
         """The run's one way to wait for its steps, until `ready()` (read under the lock).
         Meanwhile a pending Ctrl-C is raised within half a second, the first step's failure
         at once, a session closed by a signal raises, and the watchdog and the workers'
-        reach are checked (a run that can never finish fails saying why)."""
+        reach are checked (a run that can never finish fails saying why), and `meanwhile`
+        is called (outside the lock)."""
         while True:
             self.interrupts.raise_pending()
             with self._changed:
@@ -461,6 +482,7 @@ class Run:
                 self._changed.wait(0.5)  # the session may be closed, a pool may be dead
             self.watchdog.check(self._waits_on)  # outside the lock: steps go on finishing
             self.reach.check(self.session.dfk.executors)
+            meanwhile()
 
     def ran(self) -> set[tuple[str, str]]:
         """(plugin, name) of every step this run submitted."""

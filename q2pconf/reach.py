@@ -7,13 +7,15 @@ workers give up (or wait), new jobs replace them, and no step ever starts. The r
 worker pool) have passed since a block of the executor was first seen running, and no worker
 pool of that executor has ever registered, the pipeline fails with a message saying so and how
 to set `address`. The clock is not reset when that block ends: workers that cannot connect
-end their job, and the next one would start the wait again.
+end their job, and the next one would start the wait again. Meanwhile, a wait that lasts
+(q2pconf.notice.AFTER) is said once, with the same fix.
 """
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from q2pconf import notice
 from q2pconf.closing import interchange_alive
 from q2pconf.watchdog import ExecutorFailed
 
@@ -40,6 +42,7 @@ class ConnectWatch:
         self.first_running: tuple[str, float] | None = None  # a job id, when seen running
         self._next_check = 0.0
         self._next_poll = 0.0
+        self._quiet = notice.Quiet(self._waiting_text)
 
     def check(self, now: float | None = None) -> None:
         """Raise WorkersUnreachable when a block has run for the grace with no worker."""
@@ -58,6 +61,7 @@ class ConnectWatch:
         job, since = self.first_running
         if now - since >= float(self.executor.heartbeat_threshold):
             raise WorkersUnreachable(self.label, self._problem(job, now - since), self._fix())
+        self._quiet.look(job)
 
     def _waiting(self) -> bool:
         """Steps wait on this executor, and its interchange is alive to be asked."""
@@ -79,6 +83,15 @@ class ConnectWatch:
         return (f"{provider} job {job} started {seconds:.0f} s ago "
                 f"(heartbeat_threshold = {self.executor.heartbeat_threshold:g}), but none of "
                 f"its workers reached this machine at {self._offered()}")
+
+    def _waiting_text(self, seconds: float) -> str:
+        job, _ = self.first_running or ("?", 0.0)
+        provider = type(self.executor.provider).__name__.replace("Provider", "")
+        return (f"executor {self.label!r}: {provider} job {job} has run {seconds:.0f} s, and "
+                f"none of its workers has reached this machine at {self._offered()} yet. "
+                "Workers still starting need nothing; if they cannot reach that address, the "
+                f"run fails after heartbeat_threshold = {self.executor.heartbeat_threshold:g} "
+                "s saying how to set `address` (Ctrl-C now ends it)")
 
     def _offered(self) -> str:
         address = getattr(self.executor, "address", None)

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from q2pconf import closing, rundir, unmatched
+from q2pconf import closing, notice, rundir, unmatched
 from q2pconf.config import Settings, checked_digest, choose_executor, from_dict, load_current
 from q2pconf.errors import ConfigError, shallow
 from q2pconf.abandon import RUN_KEY
@@ -227,8 +227,7 @@ class Session:
             self._starting.append(executor)
             blocks = _blocks_now(executor, self.dfk.config.strategy)
             try:
-                _aside(lambda: self.dfk.add_executors([executor]),
-                       lambda: _interchange_died_starting(executor))
+                _aside(lambda: self.dfk.add_executors([executor]), _watch_start(executor, label))
             except BaseException as error:  # every later step of this label fails the same
                 self._failed_early.setdefault(label, error)
                 raise
@@ -313,6 +312,27 @@ def _aside(make: Callable[[], Any], check: Callable[[], None] = lambda: None) ->
     if failed:
         raise failed[0]
     return made[0]
+
+
+def _watch_start(executor: Any, label: str) -> Callable[[], None]:
+    """What `_aside` checks while `executor` starts: an interchange that died fails the start
+    at once; one that has not answered for notice.AFTER seconds is said once."""
+    slow = notice.Quiet(lambda seconds: (
+        f"executor {label!r} has waited {seconds:.0f} s for its interchange to answer (Parsl "
+        "gives up after 120 s): a busy machine or a slow file system holding the environment "
+        f"delays it; its log: {_log_path(executor)}"))
+    slow.begin()
+
+    def check() -> None:
+        _interchange_died_starting(executor)
+        slow.look()
+
+    return check
+
+
+def _log_path(executor: Any) -> str:
+    found = closing.interchange_log(executor) if getattr(executor, "logdir", None) else None
+    return found or "in the run directory"
 
 
 def _interchange_died_starting(executor: Any) -> None:

@@ -34,6 +34,7 @@ from typing import Any
 from q2pconf.abandon import Abandoned
 from q2pconf.errors import warn
 from q2pconf.measure import ARRIVED, TRACE_KEY, USAGE_ATTR, Usage
+from q2pconf.nested import AllDone
 
 COLUMNS = ("step", "call", "task", "attempt", "executor", "status", "error", "submitted",
            "launched", "started", "finished", "wall_s", "cpu_s", "peak_rss_mib", "rss_of",
@@ -204,7 +205,10 @@ def _doomed(future: Any, seen: set[int]) -> bool:
     seen.add(id(future))
     if future.done():
         return future.exception() is not None
-    depends = (getattr(future, "task_record", None) or {}).get("depends") or ()
+    if isinstance(future, AllDone):  # several inputs of a step, followed as one
+        depends = future.awaits  # (never getattr on an AppFuture: it submits a Parsl app)
+    else:
+        depends = (getattr(future, "task_record", None) or {}).get("depends") or ()
     return any(_doomed(dependency, seen) for dependency in depends)
 
 

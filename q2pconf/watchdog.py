@@ -7,16 +7,22 @@ checks off. An executor that Parsl gave up on (its blocks failed: `pool_failed` 
 has its tasks failed by Parsl itself; so has one whose interchange died (closing).
 Only state Parsl keeps in this process is read (the executor's flags and block statuses):
 nothing here sends a command to an interchange, which would block for ever if it is dead.
+
+A pause is not a stall: the grace periods count only time this process was awake to look
+(q2pconf.notice.Awake: Ctrl-Z then `fg`, a laptop's sleep), so a state seen just before a
+pause does not fail the run the moment it goes on, before Parsl has polled its blocks again.
+And a block Parsl has launched but whose status its last poll has not got yet counts as
+pending (see `_statuses`).
 """
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from q2pconf import closing
+from q2pconf.notice import Awake, Quiet
 
 STALL_VAR = "Q2PCONF_STALL_TIMEOUT"
 DEFAULT_STALL = 60.0
@@ -68,21 +74,70 @@ class Watchdog:
         self.dfk = dfk
         self.limit = stall_limit()
         self._since: dict[str, float] = {}
+        self._clock = Awake()
+        self._queued: dict[str, Quiet] = {}  # said once per executor: its blocks wait in a queue
 
     def check(self, waits_on: Callable[[str], bool]) -> None:
         """Raise ExecutorFailed when an executor this run `waits_on` has been unable to make
         progress for its problem's grace period."""
         # A dead interchange: its executor's tasks fail now, naming it (closing.InterchangeDied)
         closing.check_interchanges(self.dfk)
-        now = time.monotonic()
+        now = self._clock.now()
         for label, executor in list(self.dfk.executors.items()):
             problem = _problem(executor, self.dfk.config, self.limit)
             if problem is None:
                 self._since.pop(label, None)
+                self._look_queued(label, executor, waits_on)
                 continue
             since = self._since.setdefault(label, now)
             if now - since >= problem.grace and waits_on(label):
                 raise ExecutorFailed(label, problem.text, blocks_report(executor), problem.fix)
+
+    def _look_queued(self, label: str, executor: Any, waits_on: Callable[[str], bool]) -> None:
+        """Steps wait on an executor none of whose blocks runs yet, but one is pending (a batch
+        queue: for hours, maybe): no failure, but said once (q2pconf.notice)."""
+        quiet = self._queued.get(label)
+        if quiet is None:
+            quiet = self._queued[label] = Quiet(lambda s: _queued_text(label, executor, s))
+        pending = _pending_only(executor)
+        if pending is None or not waits_on(label):
+            quiet.begin()
+        elif quiet.due(pending) and _started(executor, pending[1]):
+            quiet.said = True  # Parsl polls a batch system once a minute: it was behind
+        else:
+            quiet.look(pending)
+
+
+def _pending_only(executor: Any) -> tuple[str, str] | None:
+    """(block, job id) of the first pending block of an executor with tasks and no block
+    running, or None."""
+    if getattr(executor, "provider", None) is None or not executor.tasks:
+        return None
+    statuses = _statuses(executor)
+    if any(s.state.name == "RUNNING" for s in statuses.values()):
+        return None
+    jobs = getattr(executor, "blocks_to_job_id", {})
+    waiting = [(block, str(jobs.get(block, "?")))
+               for block, status in statuses.items() if not status.terminal]
+    return waiting[0] if waiting else None
+
+
+def _started(executor: Any, job: str) -> bool:
+    """Whether the batch system says `job` has left the queue (one question, asked once)."""
+    try:
+        [status] = executor.provider.status([job])
+    except Exception:  # the batch system does not answer: what Parsl knows stands
+        return False
+    return status.state.name == "RUNNING" or status.terminal
+
+
+def _queued_text(label: str, executor: Any, seconds: float) -> str:
+    block, job = _pending_only(executor) or ("?", "?")
+    queue = type(executor.provider).__name__.replace("Provider", "") or "batch"
+    return (f"executor {label!r}: steps have waited {seconds:.0f} s for a block to start; "
+            f"block {block} (job {job}) is still pending in the {queue} queue (`squeue -j "
+            f"{job}` or the queue's own command says why). Nothing fails while it is pending; "
+            "Ctrl-C ends the run and cancels the job")
 
 
 def _problem(executor: Any, config: Any, limit: float | None) -> Problem | None:
@@ -92,7 +147,7 @@ def _problem(executor: Any, config: Any, limit: float | None) -> Problem | None:
         return None
     if executor.bad_state_is_set:  # Parsl has failed its tasks itself (see pool_failed)
         return None
-    if limit is None or any(not s.terminal for s in executor.status_facade.values()):
+    if limit is None or any(not s.terminal for s in _statuses(executor).values()):
         return None  # a block is pending or running: it may yet run the steps
     why = _cannot_scale(config.strategy, provider)
     if why is not None:
@@ -100,6 +155,20 @@ def _problem(executor: Any, config: Any, limit: float | None) -> Problem | None:
         return Problem(f"has no block pending or running, and {why}", BLOCKS_FIX,
                        min(settle, limit))
     return Problem(f"has had no block pending or running for {limit:g} s", BLOCKS_FIX, limit)
+
+
+def _statuses(executor: Any) -> dict[str, Any]:
+    """Parsl's last poll of `executor`'s blocks (`status_facade`), with each block it has
+    launched since (`blocks_to_job_id`) that the poll has not got as pending. Parsl's poller
+    thread replaces the whole dict each poll: one that read the blocks just before a launch
+    and stored its answer just after drops the new block until its next poll (5 s later for a
+    LocalProvider, longer for a batch system), while the block's pool runs."""
+    from parsl.jobs.states import JobState, JobStatus
+
+    found = dict(executor.status_facade)
+    for block in list(getattr(executor, "blocks_to_job_id", {})):
+        found.setdefault(block, JobStatus(JobState.PENDING))
+    return found
 
 
 def _cannot_scale(strategy: str | None, provider: Any) -> str | None:

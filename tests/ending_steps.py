@@ -4,6 +4,7 @@ Each step that a test waits for writes a flag file first: its content is the wor
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -82,4 +83,38 @@ def after(first: int, index: int) -> int:
 def paused(flag: str, seconds: float, count: int) -> list[int]:
     """An HTEX step the pause catches running, then `count` steps that run after it."""
     first = hold(flag, seconds)
+    return [after(first, index) for index in range(count)]
+
+
+def _leave_a_stale_poll(started: str, flag: str, after_pause: float) -> None:
+    """A SIMULATION of Parsl's poll race: leave the HTEX's block statuses as a poll that read
+    the blocks just before the launch and stored its answer just after leaves them (no block),
+    with no poll for a while; write `flag` so that the test pauses the run; once continued,
+    let Parsl poll again only `after_pause` seconds later (the poll interval of a provider)."""
+    from q2pconf import pipeline
+
+    executor = pipeline._ACTIVE.get().session.dfk.executors["htex"]
+
+    def race() -> None:
+        while not Path(started).exists():
+            time.sleep(0.05)
+        executor._last_poll_time = float("inf")  # Parsl polls no more until we say so
+        executor._status = {}
+        time.sleep(1.5)  # the waiting body's watchdog looks a few times
+        _flag(flag)
+        last = time.monotonic()
+        while time.monotonic() - last < 3:  # a longer gap: the process was paused
+            last = time.monotonic()
+            time.sleep(0.1)
+        time.sleep(after_pause)
+        executor._last_poll_time = 0.0
+
+    threading.Thread(target=race, daemon=True).start()
+
+
+@parallel_pipeline
+def paused_after_a_stale_poll(flag: str, seconds: float, count: int) -> list[int]:
+    """`paused`, with the block statuses stale when the pause begins and just after it."""
+    first = hold(flag + ".step", seconds)
+    _leave_a_stale_poll(flag + ".step", flag, 2.0)
     return [after(first, index) for index in range(count)]

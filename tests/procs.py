@@ -84,6 +84,15 @@ def _cmdline(process: psutil.Process) -> list[str]:
         return ["<gone>"]
 
 
+def written(path: Path) -> bool:
+    """Whether `path` exists with its content: a write creates the file empty first, so a
+    test that reads it as soon as it exists may read nothing."""
+    try:
+        return bool(path.read_text().strip())
+    except FileNotFoundError:
+        return False
+
+
 def program_env(tmp_path: Path, token: str, config: Path | None = None,
                 **extra: str) -> dict[str, str]:
     """The environment of a child program: this one's, with HOME and the XDG directories under

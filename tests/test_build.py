@@ -85,7 +85,7 @@ def test_dependency_resolver_is_q2pconfs_deep_one():
     from q2pconf import nested
 
     resolver = vendored().parsl_config().dependency_resolver
-    assert resolver.traverse_to_gather is nested.gather
+    assert resolver.traverse_to_gather is nested.awaited
     assert resolver.traverse_to_unwrap is nested.unwrap
 
 

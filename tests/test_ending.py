@@ -24,7 +24,7 @@ import psutil
 import pytest
 
 from configs import config, htex, local, threads
-from procs import config_env, new_token, tagged, wait_gone
+from procs import config_env, new_token, tagged, wait_gone, written
 
 CONFIG = config(threads("default", max_threads=2),
                 htex("htex", max_workers_per_node=2, provider=local()), strategy="none")
@@ -160,7 +160,7 @@ def _quietly_kill(pid: int) -> None:
 
 
 def _flag_written(flag: Path) -> Callable[[], bool]:
-    return lambda: flag.exists() and flag.read_text() != ""
+    return lambda: written(flag)
 
 
 RUNNING = "import ending_steps as s; print(s.running({flag!r}, 300))"
@@ -236,10 +236,14 @@ def test_sigkill_of_the_program_ends_every_part(tmp_path: Path) -> None:
 
 
 def _part(program: Program, name: str) -> psutil.Process:
-    """The real interchange or worker pool (not the guard that runs it)."""
-    found = program.parts(name)
-    assert found, f"no {name} running"
-    return found[-1]
+    """The real interchange or worker pool: the child of the q2pconf.guard that runs it. (Not
+    the last process naming it: multiprocessing's forkserver and the workers it forks carry
+    the pool's module on their command lines too, so that was a worker, now and then.)"""
+    guards = [p for p in program.parts(name) if "q2pconf.guard" in " ".join(_cmdline(p))]
+    assert guards, f"no {name} running"
+    children = guards[0].children()
+    assert children, f"the guard of the {name} runs nothing"
+    return children[0]
 
 
 def test_kill_9_of_the_worker_pool_leaves_no_worker(tmp_path: Path) -> None:
@@ -310,14 +314,35 @@ def test_a_paused_run_carries_on_when_continued(tmp_path: Path) -> None:
     flag = tmp_path / "flag"
     program = Program(tmp_path, f"import ending_steps as s; print(s.paused({str(flag)!r}, 3, 8))")
     program.wait_until(_flag_written(flag), "a step started")
+    _pause(program, PAUSE)
+    program.ends_within(60)
+    assert program.process.returncode == 0, program.text()[-3000:]
+    assert program.text().strip().splitlines()[-1] == str(list(range(8)))
+    assert program.leftovers() == []
+
+
+def _pause(program: Program, seconds: float) -> None:
+    """Stop every process of the run for `seconds`, then continue them (Ctrl-Z, then `fg`)."""
     stopped = [program.process.pid, *(p.pid for p in tagged(program.token, program.work))]
     os.killpg(program.process.pid, signal.SIGSTOP)  # what Ctrl-Z does
     for pid in stopped:  # and what sleep does to the rest
         os.kill(pid, signal.SIGSTOP)
-    time.sleep(PAUSE)
+    time.sleep(seconds)
     for pid in stopped:
         os.kill(pid, signal.SIGCONT)
     os.killpg(program.process.pid, signal.SIGCONT)
+
+
+def test_a_pause_right_after_a_stale_poll_is_no_failure(tmp_path: Path) -> None:
+    """The race of the 60 s pause above, made certain (a simulation: the program leaves the
+    HTEX's block statuses as Parsl's poller leaves them when its poll races with the block's
+    launch, and lets it poll again only 2 s after the pause): the watchdog must not read that
+    as "no block pending or running" the moment the run goes on."""
+    flag = tmp_path / "flag"
+    program = Program(tmp_path, "import ending_steps as s; "
+                                f"print(s.paused_after_a_stale_poll({str(flag)!r}, 3, 8))")
+    program.wait_until(_flag_written(flag), "the block statuses were made stale")
+    _pause(program, 10.0)  # longer than the watchdog's 5 s grace for strategy "none"
     program.ends_within(60)
     assert program.process.returncode == 0, program.text()[-3000:]
     assert program.text().strip().splitlines()[-1] == str(list(range(8)))

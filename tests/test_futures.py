@@ -8,7 +8,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, TimeoutError, as_complet
 
 import pytest
 
+from q2pconf import nested
 from q2pconf.futures import StepFuture
+from q2pconf.nested import awaited
+from q2pconf.trace import _doomed
 from q2pconf.history import History, StepRecord
 
 
@@ -91,3 +94,61 @@ def test_history_is_a_compact_sequence_in_submission_order() -> None:
     assert [r.state for r in history] == ["failed", "exec_done"]
     assert history[-1].name == "crunch" and history[:1] == [history[0]]
     assert history == list(history)
+
+
+def _done(value: object = None, error: BaseException | None = None) -> Future[object]:
+    future: Future[object] = Future()
+    if error is None:
+        future.set_result(value)
+    else:
+        future.set_exception(error)
+    return future
+
+
+def test_a_step_waits_only_for_the_futures_that_have_not_succeeded() -> None:
+    """What Parsl is told to wait for (q2pconf.nested.awaited): a fan-in over finished steps
+    gives Parsl nothing to follow, a failed input stays (Parsl fails the step with it)."""
+    failed = _done(error=KeyError("x"))
+    pending: Future[object] = Future()
+    assert awaited([_done(1), _done(2), {"k": (_done(3),)}]) == []
+    assert awaited([_done(1), failed]) == [failed]
+    assert awaited([_done(1), pending]) == [pending]
+    pending.set_result(4)
+    assert nested.unwrap([_done(1), pending]) == [1, 4]  # the step still gets every value
+    with pytest.raises(KeyError):
+        nested.unwrap([_done(1), failed])
+
+
+def test_several_unfinished_inputs_are_one_future_done_when_all_are() -> None:
+    first: Future[object] = Future()
+    second: Future[object] = Future()
+    (gate,) = awaited([first, _done(0), {"b": second}])
+    first.set_result(1)
+    assert not gate.done()
+    second.set_result(2)
+    assert gate.done() and gate.result() is None
+
+
+def test_the_gate_fails_like_the_first_failed_input_once_all_are_done() -> None:
+    first: Future[object] = Future()
+    second: Future[object] = Future()
+    third: Future[object] = Future()
+    (gate,) = awaited((first, second, third))
+    second.set_exception(ValueError("bad sample"))
+    assert not gate.done()  # Parsl must not unwrap inputs that are still running
+    assert _doomed(gate, set())  # a run ending now traces the step as dependency_failed
+    first.set_result(1)
+    third.cancel()
+    assert isinstance(gate.exception(timeout=5), ValueError)
+    (cancelled,) = awaited([third, Future()])
+    assert not cancelled.done()
+
+
+def test_a_step_future_lets_its_callbacks_go_once_run() -> None:
+    future = StepFuture()
+    seen: list[object] = []
+    future.add_done_callback(seen.append)
+    future.set_result(3)
+    assert seen == [future] and future._done_callbacks == []
+    future.add_done_callback(seen.append)  # a later one runs at once, as ever
+    assert seen == [future, future]

@@ -24,13 +24,13 @@ time.sleep(300)
 """
 
 
-def pool_guard(tmp_path: Path, token: str, server: socket.socket,
-               *extra: str) -> subprocess.Popen[str]:
+def pool_guard(tmp_path: Path, token: str, server: socket.socket, *extra: str,
+               env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """The guard running the stand-in pool, told to watch `server` as its interchange."""
     port = server.getsockname()[1]
     command = [sys.executable, "-m", "q2pconf.guard", "pool", *extra, "--",
                sys.executable, "-c", POOL, "-a", "127.0.0.1", f"--port={port}"]
-    process = subprocess.Popen(command, env=program_env(tmp_path, token),
+    process = subprocess.Popen(command, env=env or program_env(tmp_path, token),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     process.stdout.readline()  # type: ignore[union-attr]  # the workers run
     return process
@@ -161,3 +161,29 @@ def _unused_pid() -> int:
     while Path(f"/proc/{pid}").exists():
         pid -= 1
     return pid
+
+
+def test_a_paused_pool_is_not_ended_by_its_first_probe_after_the_pause(tmp_path: Path) -> None:
+    """Ctrl-Z then `fg`, or a laptop's sleep: the guard was stopped longer than --lost-after.
+    The seconds it did not see are no loss: a first refused probe after it (the interchange
+    not yet listening again) must not end the pool; refusals for --lost-after still do."""
+    token, server = new_token(), listening()
+    port = server.getsockname()[1]
+    process = pool_guard(tmp_path, token, server, "--lost-after", "5")
+    try:
+        process.send_signal(signal.SIGSTOP)
+        server.close()  # refused while the guard is stopped, and just after
+        time.sleep(8)
+        process.send_signal(signal.SIGCONT)
+        time.sleep(1)
+        again = socket.socket()
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        again.bind(("127.0.0.1", port))
+        again.listen(64)
+        with again:
+            time.sleep(6)  # more than --lost-after: it would have ended by now
+            assert process.poll() is None, process.stderr.read()  # type: ignore[union-attr]
+        assert ended(process, 20) == 1  # refused for --lost-after: ended
+    finally:
+        process.kill()
+    assert wait_gone(token, 10) == []

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from configs import config, htex, local, threads
-from procs import config_env, new_token, wait_gone
+from procs import config_env, new_token, wait_gone, written
 
 CONFIG = config(threads("default", max_threads=2),
                 htex("htex", max_workers_per_node=1, provider=local()), strategy="none")
@@ -31,8 +31,9 @@ def start(tmp_path: Path, code: str, token: str, **extra: str) -> subprocess.Pop
 
 
 def wait_for_file(path: Path, process: subprocess.Popen[str], timeout: float = 60) -> None:
+    """Until `path` has its content: a step's write_text creates it empty first."""
     deadline = time.monotonic() + timeout
-    while not path.exists():
+    while not written(path):
         # communicate() with a timeout: a process the child left behind may hold its pipes
         if process.poll() is not None:
             pytest.fail(f"child exited early: {process.communicate(timeout=10)}")

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from configs import config, htex, local, threads
-from procs import new_token, program_env, tagged, wait_gone
+from procs import new_token, program_env, tagged, wait_gone, written
 
 TWO_THREADS = """\
 import json, sys, threading, time
@@ -141,7 +141,7 @@ def test_a_signal_ends_every_session_of_the_program(tmp_path: Path) -> None:
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 90
-        while not all(p.exists() for p in started) and time.monotonic() < deadline:
+        while not all(map(written, started)) and time.monotonic() < deadline:
             assert child.poll() is None, child.communicate(timeout=10)
             time.sleep(0.1)
         workers = [psutil.Process(int(p.read_text())) for p in started]

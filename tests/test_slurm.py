@@ -14,6 +14,7 @@ import tomli_w
 
 from configs import config, htex, threads, tomllib
 from configs import slurm as slurm_provider
+from procs import TOKEN_VAR, new_token, tagged
 from q2pconf.config import check
 from slurm_cluster import SlurmCluster, drain, wait_for
 
@@ -36,30 +37,32 @@ def write_config(directory: Path, launcher: str) -> Path:
     return path
 
 
-def htex_processes(since: float) -> list[str]:
-    """Command lines of HTEX interchanges and worker pools started at or after `since`."""
+def htex_processes(token: str, work: Path) -> list[str]:
+    """Command lines of this test's HTEX interchanges and worker pools: those carrying its
+    token or working in its directory (procs.tagged; a Slurm job inherits both from sbatch),
+    never another program's that happens to run at the same time."""
     found = []
-    for proc in psutil.process_iter(["cmdline", "create_time"]):
-        cmdline = " ".join(proc.info["cmdline"] or ())
-        if (proc.info["create_time"] or 0) >= since - 1 and \
-                any(name in cmdline for name in HTEX_PROCESSES):
+    for proc in tagged(token, work):
+        try:
+            cmdline = " ".join(proc.cmdline())
+        except psutil.Error:
+            continue
+        if any(name in cmdline for name in HTEX_PROCESSES):
             found.append(f"{proc.pid}: {cmdline[:160]}")
     return found
 
 
 @pytest.fixture
-def started() -> float:
-    return time.time()
-
-
-@pytest.fixture
-def dfk_on(slurm: SlurmCluster, tmp_path: Path, started: float,
-           monkeypatch: pytest.MonkeyPatch) -> Iterator:
+def dfk_on(slurm: SlurmCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
     """Load a config file into Parsl; on the way out, clean up and check nothing is left."""
     import parsl
 
     # Workers unpickle the apps below by reference: let them import this module.
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+    token, work = new_token(), tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setenv(TOKEN_VAR, token)  # inherited by the interchange and the jobs
+    monkeypatch.chdir(work)  # so is this: the interchange's own title blanks its environment
     loaded = []
 
     def load(path: Path):
@@ -67,12 +70,14 @@ def dfk_on(slurm: SlurmCluster, tmp_path: Path, started: float,
         loaded.append(parsl.load(built))
         return loaded[-1]
 
+    load.processes = lambda: htex_processes(token, work)  # type: ignore[attr-defined]
     yield load
     for dfk in loaded:
         dfk.cleanup()
     parsl.clear()
     assert wait_for(lambda: not slurm.jobs(), 15, 0.5), f"jobs left: {slurm.jobs()}"
-    assert wait_for(lambda: not htex_processes(started), 10, 0.5), htex_processes(started)
+    assert wait_for(lambda: not htex_processes(token, work), 10, 0.5), \
+        htex_processes(token, work)
 
 
 def slurm_job_id() -> str | None:
@@ -99,6 +104,9 @@ def test_htex_steps_run_inside_slurm_jobs(dfk_on, tmp_path: Path, launcher: str)
     job = on_htex.result(timeout=RESULT_TIMEOUT)
     assert job is not None and job.isdigit(), job
     assert on_threads.result(timeout=RESULT_TIMEOUT) is None
+    # what the teardown's check looks for is found: it could see one left behind
+    running = " ".join(dfk_on.processes())
+    assert all(name in running for name in HTEX_PROCESSES), running
 
 
 def test_workers_start_without_the_interpreter_on_path(

@@ -19,7 +19,7 @@ import pytest
 import tomli_w
 
 from configs import tomllib
-from procs import program_env, tagged, new_token
+from procs import program_env, tagged, new_token, written
 from slurm_cluster import (SlurmCluster, drain, kill_node, node_cpus, revive_dead_nodes,
                            wait_for)
 
@@ -165,10 +165,14 @@ def test_unreachable_address_fails_in_bounded_time_saying_how_to_fix_it(
                         heartbeat_threshold=15)
     path = write_config(tmp_path, doc)
     began = time.monotonic()
-    code, _, err = run(multinode, tmp_path, token, path, spread(2))
+    # a wait that lasts says so once, before the failure (here after 3 s, not 60)
+    code, _, err = run(multinode, tmp_path, token, path,
+                       "import q2pconf.notice; q2pconf.notice.AFTER = 3.0\n" + spread(2))
     took = time.monotonic() - began
     assert code == 1, err
     assert took < 55, f"took {took:.0f} s"
+    assert err.count("none of its workers has reached this machine at 127.0.0.1") == 1, err
+    assert err.index("has reached this machine") < err.index("no worker connected")
     assert "no worker connected" in err, err
     assert "127.0.0.1" in err and "address_by_interface" in err and str(path) in err, err
     assert "Traceback" not in err.split("no worker connected")[-1]
@@ -338,7 +342,7 @@ def test_an_interrupted_session_leaves_nothing_behind(
                              cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     try:
-        assert wait_for(lambda: flag.exists() or inner.poll() is not None, CHILD_TIMEOUT), \
+        assert wait_for(lambda: written(flag) or inner.poll() is not None, CHILD_TIMEOUT), \
             "the inner session never reached its test"
         made = json.loads(flag.read_text())
         assert set(made["namespaces"]) <= set(netns.existing())

@@ -18,7 +18,7 @@ import slurm_steps as steps
 from configs import config, htex, threads
 from configs import slurm as slurm_provider
 from conftest import require_tool
-from procs import TOKEN_VAR, new_token, parsl_children, program_env, tagged, wait_gone
+from procs import TOKEN_VAR, new_token, parsl_children, program_env, tagged, wait_gone, written
 from q2pconf import session as sessions
 from q2pconf.config import check
 from q2pconf.errors import ConfigError
@@ -150,7 +150,7 @@ def test_sigterm_cancels_the_slurm_job_and_its_workers(
     flag = tmp_path / "holding"
     child = start_child(tmp_path, token, f"import slurm_steps as s; s.held({str(flag)!r}, 300)",
                         launcher)
-    if not wait_for(lambda: flag.exists() or child.poll() is not None, CHILD_TIMEOUT, 0.1):
+    if not wait_for(lambda: written(flag) or child.poll() is not None, CHILD_TIMEOUT, 0.1):
         pytest.fail(f"the htex step never started: {finish(child, tmp_path, 1)}")
     assert child.poll() is None, finish(child, tmp_path)
     pid_text, job = flag.read_text().split()
@@ -184,7 +184,7 @@ def test_sigkill_of_the_program_ends_the_slurm_job_within_seconds(
     flag = tmp_path / "holding"
     child = start_child(tmp_path, token, f"import slurm_steps as s; s.held({str(flag)!r}, 300)",
                         launcher)
-    if not wait_for(lambda: flag.exists() or child.poll() is not None, CHILD_TIMEOUT, 0.1):
+    if not wait_for(lambda: written(flag) or child.poll() is not None, CHILD_TIMEOUT, 0.1):
         pytest.fail(f"the htex step never started: {finish(child, tmp_path, 1)}")
     job = flag.read_text().split()[1]
     assert job in slurm.jobs()
@@ -203,16 +203,23 @@ def test_signal_while_the_block_is_queued_cancels_the_pending_job(
     blocker = slurm.run("sbatch", "--parsable", "-c", str(node_cpus()), "--output", "/dev/null",
                         "--wrap", "sleep 120").strip()
     try:
-        child = start_child(tmp_path, token,
-                            f"import slurm_steps as s; s.held({str(tmp_path / 'f')!r}, 300)")
+        child = start_child(tmp_path, token, "import q2pconf.notice, slurm_steps as s; "
+                            "q2pconf.notice.AFTER = 1.0; "  # seconds before a wait says so
+                            f"s.held({str(tmp_path / 'f')!r}, 300)")
         if not wait_for(lambda: len(slurm.jobs()) == 2 or child.poll() is not None,
                         CHILD_TIMEOUT, 0.2):
             pytest.fail(f"no job was submitted: {finish(child, tmp_path, 1)}")
         [queued] = [job for job in slurm.jobs() if job != blocker]
         assert slurm.run("squeue", "-h", "-j", queued, "-o", "%T").strip() == "PENDING"
+        # the wait says so, once: nothing fails while a job is pending, but nothing is silent
+        said = f"(job {queued}) is still pending in the Slurm queue (`squeue -j {queued}`"
+        if not wait_for(lambda: said in (tmp_path / "child.err").read_text()
+                        or child.poll() is not None, 30, 0.2):
+            pytest.fail(f"the pending job was never mentioned: {finish(child, tmp_path, 1)}")
         child.send_signal(signum)
         _, err = finish(child, tmp_path)
         assert child.returncode == -signum, err
+        assert err.count(said) == 1, err
         assert wait_for(lambda: queued not in slurm.jobs(), JOB_GONE, 0.3), slurm.jobs()
         assert slurm.jobs() == [blocker]  # cancelled by the child, not by this test
     finally:

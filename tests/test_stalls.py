@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -162,7 +163,21 @@ except Exception as error:
 
 
 def test_a_dead_interchange_fails_the_pipeline_within_seconds(tmp_path: Path) -> None:
-    token, work, started = new_token(), tmp_path / "work", tmp_path / "started"
+    answer, err, killed, (interchange, _) = kill_interchange(tmp_path, new_token())
+    assert answer["type"] == "ExecutorFailed", err
+    # the interchange itself, as `ps` shows it (not the q2pconf.guard that started it)
+    assert ("executor 'htex' lost its interchange: the interchange of executor 'htex' "
+            f"(pid {interchange}) was killed by SIGKILL; its log is ") in answer["message"]
+    assert "interchange.log" in answer["message"]
+    assert answer["caught"] - killed < 15
+
+
+def kill_interchange(tmp_path: Path, token: str, env: dict[str, str] | None = None
+                     ) -> tuple[dict[str, Any], str, float, tuple[int, int]]:
+    """Run a pipeline whose HTEX step waits, SIGKILL its interchange once the step started:
+    (what the program caught, its stderr, when the kill was, the pids of the interchange and
+    of its guard). Checks that no process is left."""
+    work, started = tmp_path / "work", tmp_path / "started"
     work.mkdir()
     child = subprocess.Popen([sys.executable, "-c", DEAD_INTERCHANGE, str(started),
                               str(tmp_path / "flag"),
@@ -170,7 +185,7 @@ def test_a_dead_interchange_fails_the_pipeline_within_seconds(tmp_path: Path) ->
                                                             provider=local())))],
                              cwd=work,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=program_env(tmp_path, token))
+                             env=env or program_env(tmp_path, token))
     try:
         deadline = time.monotonic() + 60
         while not started.exists() and child.poll() is None and time.monotonic() < deadline:
@@ -178,6 +193,7 @@ def test_a_dead_interchange_fails_the_pipeline_within_seconds(tmp_path: Path) ->
         assert started.exists(), child.communicate(timeout=5)
         interchange = [p for p in tagged(token, work) if is_interchange(p.cmdline())]
         assert len(interchange) == 1
+        pids = interchange[0].pid, interchange[0].ppid()
         interchange[0].kill()
         killed = time.time()
         out, err = child.communicate(timeout=60)
@@ -186,13 +202,7 @@ def test_a_dead_interchange_fails_the_pipeline_within_seconds(tmp_path: Path) ->
         child.kill()
         for process in tagged(token, work):
             process.kill()
-    answer = json.loads(out)
-    assert answer["type"] == "ExecutorFailed", err
-    # the interchange itself, as `ps` shows it (not the q2pconf.guard that started it)
-    assert ("executor 'htex' lost its interchange: the interchange of executor 'htex' "
-            f"(pid {interchange[0].pid}) was killed by SIGKILL; its log is ") in answer["message"]
-    assert "interchange.log" in answer["message"]
-    assert answer["caught"] - killed < 15
+    return json.loads(out), err, killed, pids
 
 
 AGAIN = """\
@@ -256,3 +266,36 @@ def test_an_interchange_that_dies_while_starting_fails_the_pipeline_at_once(
     assert "the interchange of executor 'htex' (pid " in answer["message"]
     assert "exited with status 1" in answer["message"]
     assert answer["seconds"] < 60  # Parsl alone: "Interchange failed to start" after 120 s
+
+
+SLOW_START = """
+import sys, q2pconf, q2pconf.notice, session_steps as s
+q2pconf.notice.AFTER = 1.0  # seconds before a wait says so
+with q2pconf.ParallelConfig(sys.argv[1], mapping={"double": "htex"}):
+    print(s.doubled(3))
+"""
+
+
+def test_an_interchange_slow_to_answer_is_said_once(tmp_path: Path) -> None:
+    """Parsl waits up to 120 s for a new interchange's first answer: a start that lasts is
+    said once (here an interchange command that sleeps 4 s first), and the run goes on."""
+    interchange = [sys.executable, "-m", "parsl.executors.high_throughput.interchange"]
+    command = ["sh", "-c", 'sleep 4; exec "$@"', "sh", *interchange]
+    path = write_toml(tmp_path, htex("htex", max_workers_per_node=1, provider=local(),
+                                     interchange_launch_cmd=command))
+    token, work = new_token(), tmp_path / "work"
+    work.mkdir()
+    try:
+        child = subprocess.run([sys.executable, "-c", SLOW_START, str(path)], cwd=work,
+                               capture_output=True, text=True, timeout=120,
+                               env=program_env(tmp_path, token))
+        assert wait_gone(token, cwd=work) == []
+    finally:
+        for process in tagged(token, work):
+            process.kill()
+    assert child.returncode == 0, child.stderr[-3000:]
+    assert child.stdout.strip() == "[0, 2, 4]"
+    said = "executor 'htex' has waited"
+    assert child.stderr.count(said) == 1, child.stderr[-3000:]
+    assert "for its interchange to answer (Parsl gives up after 120 s)" in child.stderr
+    assert "interchange.log" in child.stderr

@@ -288,3 +288,69 @@ def test_a_stalled_run_fails_saying_why_while_the_body_waits_for_room(tmp_path: 
     assert "executor 'htex' has no block pending or running" in answer["message"]
     assert answer["calls"] == 4  # it waited in the 5th step call
     assert answer["seconds"] < 30
+
+
+HELD = "the pipeline body has waited"
+RULE_BROKEN = """
+import q2pconf.notice, window_steps as s
+q2pconf.notice.AFTER = {after}  # seconds without a step finishing before the message
+print(s.breaks_the_rule(6, {seconds}))
+"""
+
+
+def _break_the_rule(tmp_path: Path, limit: str, after: float,
+                    seconds: float) -> subprocess.CompletedProcess[str]:
+    """One thread, the window `limit`, a step waiting (up to `seconds`) for the body."""
+    token, work = new_token(), tmp_path / f"work{limit}"
+    work.mkdir()
+    env = config_env(tmp_path, token, config(threads("default", max_threads=1)),
+                     **{WINDOW_VAR: limit})
+    code = RULE_BROKEN.format(after=after, seconds=seconds)
+    return subprocess.run([sys.executable, "-c", code], cwd=work, env=env, text=True,
+                          capture_output=True, timeout=120)
+
+
+def test_a_body_held_by_the_window_says_so_once(tmp_path: Path) -> None:
+    """The deadlock of a step waiting for what the body does more than a window of calls
+    later: the body waits for room the waiting step never frees, until its own timeout. It
+    cannot be told from long steps, so the run goes on as before; but it is said, once."""
+    held = _break_the_rule(tmp_path, "4", 1.0, 8.0)
+    assert held.returncode == 0, held.stderr[-3000:]
+    assert held.stdout.strip() == str([False, *range(6)])  # the step's wait timed out
+    assert held.stderr.count(HELD) == 1, held.stderr[-3000:]
+    message = held.stderr[held.stderr.index(HELD):]
+    assert "window of 4 steps in flight" in message
+    assert f"{WINDOW_VAR}=N" in message and f"{WINDOW_VAR}=0 to lift" in message
+    lifted = _break_the_rule(tmp_path, "0", 1.0, 60.0)  # the fix the message gives
+    assert lifted.returncode == 0, lifted.stderr[-3000:]
+    assert lifted.stdout.strip() == str([True, *range(6)])
+    assert HELD not in lifted.stderr
+
+
+def test_a_body_waiting_while_steps_finish_says_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    """A full window is normal while steps finish: each finish starts the count again. One
+    thread and a window of 40: the body waits for 20 steps of 0.15 s (3 s), twice AFTER."""
+    from q2pconf import notice
+
+    monkeypatch.setenv(WINDOW_VAR, "40")
+    monkeypatch.setattr(notice, "AFTER", 1.5)
+    with q2pconf.ParallelConfig(write_config(tmp_path, config(threads("default",
+                                                                      max_threads=1)))):
+        assert steps.naps(45, 0.15) == list(range(45))
+    assert HELD not in capfd.readouterr().err
+
+
+def test_the_final_wait_says_once_when_no_step_finishes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    """The body's last wait, for its results: steps that take long are said once."""
+    from q2pconf import notice
+
+    monkeypatch.setattr(notice, "AFTER", 1.0)
+    with q2pconf.ParallelConfig(write_config(tmp_path)):
+        assert steps.naps(2, 4.0) == [0, 1]
+        err = capfd.readouterr().err
+        assert err.count("the pipeline has waited") == 1, err
+        assert "for its last 2 steps, and none has finished meanwhile" in err
+        assert steps.naps(6, 0.1) == list(range(6))  # each finish starts the count again
+    assert "the pipeline has waited" not in capfd.readouterr().err

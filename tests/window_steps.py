@@ -136,3 +136,21 @@ def fan_out_behind_one(count: int) -> list[int]:
     futures.append(nap(-1, 0))
     RETURNED.append(count + 1)
     return futures
+
+
+BODY_WENT_ON = threading.Event()  # set by the body after its later calls
+
+
+@step
+def waits_for_the_body(seconds: float) -> bool:
+    """Whether the body went on within `seconds` (a step that breaks the window's rule)."""
+    return BODY_WENT_ON.wait(seconds)
+
+
+@parallel_pipeline
+def breaks_the_rule(count: int, seconds: float) -> list[object]:
+    """A step waiting for what the body does `count` step calls later."""
+    first = waits_for_the_body(seconds)
+    later = [nap(index, 0) for index in range(count)]
+    BODY_WENT_ON.set()
+    return [first, *later]
