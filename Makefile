@@ -14,9 +14,9 @@ FLOOR_TESTS ?= tests/test_check.py tests/test_check_knows.py tests/test_build.py
 	tests/test_trace.py tests/test_abandon.py tests/test_pool.py tests/test_typecache.py \
 	tests/test_pickling.py tests/test_window.py tests/test_hints.py tests/test_step_shapes.py \
 	tests/test_report_damaged.py tests/test_lookup_reuse.py tests/test_checkpoints.py \
-	tests/test_portable.py
+	tests/test_portable.py tests/test_readme.py
 
-.PHONY: demo test test-floor floor-run lint bench conda
+.PHONY: demo test test-floor floor-run lint bench conda docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,18 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python examples/amplicon.py
+
+# The docs extra (MkDocs, mkdocs-material, mkdocstrings): `make docs`, and the tests that build
+# the site (tests/test_docs_site.py), need it.
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[docs]'
+	touch $(DOCS_STAMP)
+test: $(DOCS_STAMP)
+
+# The site (mkdocs.yml, docs/) into site/, offline; --strict: a warning (a broken link) fails
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir site
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -282,7 +282,7 @@ def _stop_daemon(proc: subprocess.Popen) -> None:
 # namespaces, so nothing a test starts there can reach the real network.
 
 MULTINODE_PREFIX = "q2p-slurm-mn-"
-BRIDGE = "ib0"  # the interface README's example names: compute nodes reach the pipeline on it
+BRIDGE = "ib0"  # the interface the docs' example names: compute nodes reach the pipeline on it
 CONTROLLER_IP = "10.77.0.1"
 NODES = {"node1": "10.77.0.11", "node2": "10.77.0.12"}
 MULTI_NODE = "NodeName={name} NodeAddr={ip} NodeHostname={name} CPUs={cpus} State=UNKNOWN"

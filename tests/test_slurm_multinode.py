@@ -26,20 +26,20 @@ from slurm_cluster import (SlurmCluster, drain, kill_node, node_cpus, revive_dea
 pytestmark = pytest.mark.slurm_multinode
 
 ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text()
+GUIDE = (ROOT / "docs" / "how-to" / "cluster.md").read_text()  # "Several nodes per job"
 CHILD_TIMEOUT = 60.0
 JOB_GONE = 15.0
 
 
 def readme_example() -> str:
-    """The README's multi-node config, exactly as printed there."""
-    [text] = [block for block in re.findall(r"```toml\n(.*?)```", README, flags=re.S)
+    """The docs' multi-node config (docs/how-to/cluster.md), exactly as printed there."""
+    [text] = [block for block in re.findall(r"```toml\n(.*?)```", GUIDE, flags=re.S)
               if "nodes_per_block = 2" in block]
     return text
 
 
 def readme_doc() -> dict[str, Any]:
-    """The README's multi-node config as a dict, for a test to change one key of."""
+    """The docs' multi-node config as a dict, for a test to change one key of."""
     return tomllib.loads(readme_example())
 
 

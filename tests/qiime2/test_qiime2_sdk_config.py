@@ -3,8 +3,9 @@
 Upstream: github.com/qiime2/qiime2, qiime2/sdk/tests/test_config.py, class TestConfig, at
 releases 2024.5.0 and 2024.10.0 (tests run for both where the releases differ only in the
 mapping's form). Each test checks the same facts as its namesake; where q2pconf differs on
-purpose, the docstring names the row of README.md's "Differences from QIIME 2" table it
-follows. tests/qiime2/README.md maps every upstream test to its port.
+purpose, the docstring names the row of the "Differences from QIIME 2" table
+(docs/explanation/qiime2.md) it follows. tests/qiime2/README.md maps every upstream test to
+its port.
 """
 from __future__ import annotations
 
@@ -122,7 +123,7 @@ def test_nested_configs(qiimetest: Path) -> None:
 
 def test_parallel_non_pipeline(qiimetest: Path) -> None:
     """qiime2/qiime2 qiime2/sdk/tests/test_config.py, 2024.5.0 and 2024.10.0:
-    TestConfig.test_parallel_non_pipeline. Differs, README's paragraph "Outside the config
+    TestConfig.test_parallel_non_pipeline. Differs, docs' paragraph "Outside the config
     itself": QIIME 2's `method.parallel(...)` raises ValueError('Only pipelines may be run
     in parallel'); q2pconf has no `.parallel`, and a step called outside a pipeline is not
     run in parallel either: it is an ordinary call, in the caller's thread, starting no
@@ -179,7 +180,7 @@ def test_load_complex_config(qiimetest: Path, tmp_path: Path) -> None:
 
 def test_no_config(qiimetest: Path) -> None:
     """qiime2/qiime2 qiime2/sdk/tests/test_config.py, 2024.5.0 and 2024.10.0:
-    TestConfig.test_no_config. Differs, README's paragraph "Outside the config itself":
+    TestConfig.test_no_config. Differs, docs' paragraph "Outside the config itself":
     QIIME 2's `.parallel()` outside a ParallelConfig raises NoDataFlowKernelError('Must
     first load config'); a q2pconf pipeline called outside any block runs with the config
     the lookup finds ($QIIME2_CONFIG here), as `QIIME2_CONFIG=my.toml python script.py`
@@ -190,7 +191,7 @@ def test_no_config(qiimetest: Path) -> None:
 
 def test_config_unset(qiimetest: Path) -> None:
     """qiime2/qiime2 qiime2/sdk/tests/test_config.py, 2024.5.0 and 2024.10.0:
-    TestConfig.test_config_unset. Differs, README's paragraph "Outside the config itself":
+    TestConfig.test_config_unset. Differs, docs' paragraph "Outside the config itself":
     after the block QIIME 2 raises NoDataFlowKernelError again; q2pconf is back on the
     lookup's config, not the block's."""
     test_default, _ = load_config_from_dict(QIIME2_2024_10_DEFAULT)
