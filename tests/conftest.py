@@ -91,3 +91,13 @@ def check_where_its_interface_is(path: Path) -> bool:
 
 from slurm_cluster import (  # noqa: E402,F401  (fixtures for the slurm markers)
     multinode, slurm, slurm_cluster, slurm_multinode_cluster)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def devices_stay_devices():
+    """No test may replace /dev/null with a file (a rename over it did, once: every program on
+    the machine then read what the tests wrote there)."""
+    import stat
+
+    yield
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode), f"{os.devnull} is no longer a device"
