@@ -125,6 +125,8 @@ class Store:
         self._say_others(others)
         if end == 0:
             _write_all(fd, _header(HEADER), 0)
+        elif _committed(fd) < end:  # whole records a writer that died left past the length:
+            _write_all(fd, _header(end), 0)  # read and used, so kept (appends go after them)
         return table
 
     def _say_others(self, others: Counter[str]) -> None:

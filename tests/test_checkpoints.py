@@ -284,6 +284,22 @@ def test_a_run_appending_after_another_died_mid_append_leaves_the_file_whole(
     assert run(tmp_path, 6) == "" and calls(tmp_path) == 6
 
 
+def test_whole_records_past_the_header_length_are_kept_by_the_next_append(
+        tmp_path: Path) -> None:
+    """A process that died between writing its records and the header's new length left
+    whole records the next run reads and reuses: its own appends must not overwrite them, or
+    the run after that computes those steps again."""
+    run(tmp_path, 4)
+    path = checkpoint(tmp_path)
+    at = offsets(path)
+    data = bytearray(path.read_bytes())
+    data[:HEADER] = _file([])[:8] + HEAD.pack(at[3], zlib.crc32(struct.pack("<Q", at[3])))
+    path.write_bytes(bytes(data))  # the 4th record is whole but past the committed length
+    assert run(tmp_path, 5) == "" and calls(tmp_path) == 5  # the 4th reused, the 5th new
+    assert len(offsets(path)) == 5 + 1
+    assert run(tmp_path, 5) == "" and calls(tmp_path) == 5  # all five still there
+
+
 def _wait_until(ready: object, children: list[subprocess.Popen[str]]) -> None:
     deadline = time.monotonic() + 120
     while not ready():  # type: ignore[operator]
