@@ -125,6 +125,8 @@ class Store:
         self._say_others(others)
         if end == 0:
             _write_all(fd, _header(HEADER), 0)
+        elif _committed(fd) < end:  # whole records a writer that died left past the length:
+            _write_all(fd, _header(end), 0)  # read and used, so kept (appends go after them)
         return table
 
     def _say_others(self, others: Counter[str]) -> None:
@@ -166,18 +168,23 @@ class Store:
     def _migrate(self, fd: int, table: dict[str, Any]) -> dict[str, Any]:
         """Copy the results of earlier q2pconf versions' per-run checkpoints in, once; each
         old file is renamed after (a damaged one moved aside, as this file would be)."""
-        pattern = os.path.join(glob.escape(self.base), "*", "checkpoint", "tasks.pkl")
-        old = sorted(glob.glob(pattern) + glob.glob(pattern.replace("*", "*/*", 1)))
+        base = glob.escape(self.base)
+        old = sorted(glob.glob(os.path.join(base, "*", "checkpoint", "tasks.pkl")) +
+                     glob.glob(os.path.join(base, "*", "*", "checkpoint", "tasks.pkl")))
         found: dict[str, Any] = {}
         whole = [path for path in old if _read_legacy(path, found)]
         new = {h: r for h, r in found.items() if h not in table}
         _append(fd, b"".join(_frame(h, r) for h, r in new.items()))
-        for path in whole:
-            os.replace(path, path + ".migrated")
-        if whole:
+        # one that cannot be renamed (another user's run, a read-only directory) stays, read
+        # again at each start: its results are in the file, so nothing is copied twice
+        renamed = [path for path in whole if _renamed(path, path + ".migrated")]
+        if whole and (new or renamed):
+            left = len(whole) - len(renamed)
             warn(f"copied {len(new)} results of {len(whole)} checkpoints of earlier q2pconf "
                  f"versions into {self.path}; the old files are renamed tasks.pkl.migrated "
-                 f"under {self.base} and may be deleted")
+                 f"under {self.base} and may be deleted" + (
+                     f" ({left} in directories this user cannot write are left as they are)"
+                     if left else ""))
         return new
 
     def save(self, results: Any) -> None:
@@ -388,11 +395,20 @@ def _read_legacy(path: str, table: dict[str, Any]) -> bool:
         return True
     except Exception as error:
         aside = f"{path}.damaged-{_stamp()}"
-        os.replace(path, aside)
+        moved = f"moved aside to {aside}" if _renamed(path, aside) else "left where it is"
         warn(f"the old checkpoint {path} is cut, damaged or written by another Python or Parsl "
-             f"({type(error).__name__}): moved aside to {aside}; its {read} whole results are "
-             "kept, and steps whose results were lost run again")
+             f"({type(error).__name__}): {moved}; its {read} whole results are kept, and "
+             "steps whose results were lost run again")
         return False
+
+
+def _renamed(path: str, to: str) -> bool:
+    """Whether `path` could be renamed `to` (not in a directory this user cannot write)."""
+    try:
+        os.replace(path, to)
+    except OSError:
+        return False
+    return True
 
 
 def _stamp() -> str:

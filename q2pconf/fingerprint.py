@@ -18,6 +18,7 @@ set of strings, say) makes the step run again each time, never reuse a stale res
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import pickle
 from collections.abc import Callable
@@ -37,10 +38,16 @@ def of(func: FunctionType) -> str:
     return _digest(func.__module__, lambda printer: printer.function(func))
 
 
-def of_definition(value: FunctionType | type) -> str:
-    """The fingerprint of a function or class (a class: its methods and class attributes) and
-    what it reaches in its own module (hex, 16 digits)."""
-    return _digest(value.__module__, lambda printer: printer.value(value))
+def of_definition(value: Any) -> str:
+    """The fingerprint of a function or class (a class: its methods and class attributes), a
+    builtin, a callable object or a functools.partial (the callable it wraps, and its bound
+    arguments), and what it reaches in its own module: the wrapped callable's, for a partial
+    (hex, 16 digits)."""
+    inner = value
+    while isinstance(inner, functools.partial):
+        inner = inner.func
+    # a method descriptor (str.upper) has no __module__: it then follows no module's names
+    return _digest(getattr(inner, "__module__", None) or "", lambda printer: printer.value(value))
 
 
 def _digest(module: str, feed: Callable[[_Printer], None]) -> str:
@@ -120,6 +127,9 @@ class _Printer:
             self.value(value.__func__)
         elif isinstance(value, property):
             self.value((value.fget, value.fset, value.fdel))
+        elif isinstance(value, functools.partial):  # its pickle names its function only
+            self.put("partial")
+            self.value((value.func, value.args, value.keywords))
         elif isinstance(value, BuiltinFunctionType):
             self.put("builtin", getattr(value, "__module__", ""), value.__qualname__)
         else:

@@ -14,8 +14,12 @@ from typing import Any
 
 from q2pconf.errors import ConfigError
 from q2pconf.paths import runinfo_root
-from q2pconf.trace import COLUMNS
 
+# The columns of a run's trace (q2pconf.trace writes it, this module reads it back): here, so
+# that this module needs nothing of the trace's writer.
+COLUMNS = ("step", "call", "task", "attempt", "executor", "status", "error", "submitted",
+           "launched", "started", "finished", "wall_s", "cpu_s", "peak_rss_mib", "rss_of",
+           "host", "pid", "worker", "job", "walltime_s")
 INDEX = "runs.log"
 # Settings the report compares usage with, as the config names them.
 LIMIT_KEYS = ("max_threads", "max_workers_per_node", "max_workers_per_block", "cores_per_worker",

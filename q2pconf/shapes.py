@@ -137,12 +137,20 @@ def _killing_at(walltime: float) -> Iterator[None]:
 
 
 def _children(pid: int) -> list[int]:
-    """Child processes of `pid` (Linux /proc; elsewhere none are known)."""
+    """Child processes of `pid`, started by any of its threads: /proc lists each thread's
+    own (Linux /proc; elsewhere none are known)."""
     try:
-        with open(f"/proc/{pid}/task/{pid}/children") as listing:
-            return [int(part) for part in listing.read().split()]
+        threads = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return []
+    found: list[int] = []
+    for thread in threads:
+        try:
+            with open(f"/proc/{pid}/task/{thread}/children") as listing:
+                found += [int(part) for part in listing.read().split()]
+        except OSError:  # the thread ended meanwhile
+            continue
+    return found
 
 
 def _kill_tree(pids: list[int]) -> None:

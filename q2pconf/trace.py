@@ -35,10 +35,8 @@ from q2pconf.abandon import Abandoned
 from q2pconf.errors import warn
 from q2pconf.measure import ARRIVED, TRACE_KEY, USAGE_ATTR, Usage
 from q2pconf.nested import AllDone
+from q2pconf.runs import COLUMNS  # the trace's columns, which q2pconf.runs reads back
 
-COLUMNS = ("step", "call", "task", "attempt", "executor", "status", "error", "submitted",
-           "launched", "started", "finished", "wall_s", "cpu_s", "peak_rss_mib", "rss_of",
-           "host", "pid", "worker", "job", "walltime_s")
 DONE, FAILED, DEPENDENCY, CANCELLED, CACHED = ("done", "failed", "dependency_failed",
                                                "cancelled", "cached")
 NA = "NA"

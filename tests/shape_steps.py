@@ -10,6 +10,7 @@ import math
 import operator
 import os
 import subprocess
+import threading
 import time
 
 from q2pconf import parallel_pipeline, step
@@ -184,6 +185,15 @@ def runs_tool(pidfile: str, seconds: float) -> int:
                           check=True).returncode
 
 
+@step(walltime=1)
+def runs_tool_in_a_thread(pidfile: str, seconds: float) -> None:
+    """`runs_tool` from a thread of the step's own (tools run side by side, say): the shell
+    is a child of that thread, not of the process's main thread."""
+    helper = threading.Thread(target=runs_tool.func, args=(pidfile, seconds))
+    helper.start()
+    helper.join()
+
+
 @parallel_pipeline
 def sleeping(seconds: float) -> object:
     return sleeps(seconds)
@@ -197,3 +207,8 @@ def napping(seconds: float) -> object:
 @parallel_pipeline
 def tool(pidfile: str, seconds: float) -> object:
     return runs_tool(pidfile, seconds)
+
+
+@parallel_pipeline
+def threaded_tool(pidfile: str, seconds: float) -> object:
+    return runs_tool_in_a_thread(pidfile, seconds)

@@ -284,6 +284,22 @@ def test_a_run_appending_after_another_died_mid_append_leaves_the_file_whole(
     assert run(tmp_path, 6) == "" and calls(tmp_path) == 6
 
 
+def test_whole_records_past_the_header_length_are_kept_by_the_next_append(
+        tmp_path: Path) -> None:
+    """A process that died between writing its records and the header's new length left
+    whole records the next run reads and reuses: its own appends must not overwrite them, or
+    the run after that computes those steps again."""
+    run(tmp_path, 4)
+    path = checkpoint(tmp_path)
+    at = offsets(path)
+    data = bytearray(path.read_bytes())
+    data[:HEADER] = _file([])[:8] + HEAD.pack(at[3], zlib.crc32(struct.pack("<Q", at[3])))
+    path.write_bytes(bytes(data))  # the 4th record is whole but past the committed length
+    assert run(tmp_path, 5) == "" and calls(tmp_path) == 5  # the 4th reused, the 5th new
+    assert len(offsets(path)) == 5 + 1
+    assert run(tmp_path, 5) == "" and calls(tmp_path) == 5  # all five still there
+
+
 def _wait_until(ready: object, children: list[subprocess.Popen[str]]) -> None:
     deadline = time.monotonic() + 120
     while not ready():  # type: ignore[operator]
@@ -377,3 +393,29 @@ def test_a_damaged_checkpoint_of_an_earlier_version_is_moved_aside(tmp_path: Pat
     assert len(err.splitlines()) == 1, err
     assert f"the old checkpoint {old} is cut, damaged" in err and "3 whole results" in err
     assert len(list(old.parent.glob("tasks.pkl.damaged-*"))) == 1
+
+
+def test_an_old_checkpoint_that_cannot_be_renamed_leaves_resume_working(
+        tmp_path: Path) -> None:
+    """An earlier version's tasks.pkl in a directory this user cannot write (a colleague's
+    run in a shared run_dir; here a read-only mount): its results are copied in and used,
+    and this run's own results are still saved. Before: the failed rename turned
+    checkpointing off for every run, with a warning blaming the writable checkpoint file."""
+    runs = tmp_path / "runs"
+    own = config(threads("default", max_threads=2), run_dir=str(runs),
+                 checkpoint_mode="task_exit")
+    run(tmp_path, 4, own)
+    [old] = list(runs.rglob("tasks.pkl"))
+    shared = config(threads("default", max_threads=2), run_dir=str(runs))
+    script = tmp_path / "resumed.py"
+    for steps in (5, 6):
+        argv = [sys.executable, str(script), str(tmp_path / "calls.log"), str(steps), ""]
+        done = subprocess.run(readonly_command(old.parent, argv), cwd=tmp_path,
+                              env=config_env(tmp_path, new_token(), shared),
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == f"{50 * sum(range(steps))}\n", done.stderr
+        assert "are not saved" not in done.stderr, done.stderr
+        assert calls(tmp_path) == steps  # the earlier ones reused, each new one run once
+        assert len(offsets(runs / "resume" / "checkpoint-v1")) == steps + 1
+    assert old.exists()

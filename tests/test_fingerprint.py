@@ -163,3 +163,60 @@ def test_closures_and_decorated_helpers_are_followed() -> None:
     assert fingerprint.of(_scaled(3)) != fingerprint.of(_scaled(4))
     # a helper wrapped by a decorator: what it wraps counts, as if called directly
     assert fingerprint.of(_logged(_scaled(3))) != fingerprint.of(_logged(_scaled(4)))
+
+
+PARTIAL_PIPELINE = '''
+import functools
+import sys
+from q2pconf import parallel_pipeline, step
+
+
+def scaled(log, v, k):
+    with open(log, "a") as handle:
+        handle.write(f"{v}\\n")
+    return v * k
+
+
+work = step(functools.partial(scaled, k=10))
+
+
+@parallel_pipeline(resume=True)
+def run(log, values):
+    return [work(log, v) for v in values]
+
+
+if __name__ == "__main__":
+    print(run(sys.argv[1], [1, 2]))
+'''
+
+
+def test_resume_reruns_a_partial_step_when_its_function_changes(tmp_path: Path) -> None:
+    """A step made of functools.partial(f, ...) is keyed by f's code and the bound arguments,
+    not by the partial's pickle (which names f only): editing f reruns it."""
+    script, log = tmp_path / "partial_step.py", tmp_path / "calls.log"
+    env = config_env(tmp_path, new_token(), config(threads("default", max_threads=2)))
+
+    def run(text: str) -> tuple[str, int]:
+        script.write_text(text)
+        try:
+            done = subprocess.run([sys.executable, str(script), str(log)], env=env,
+                                  capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired as hung:
+            pytest.fail(f"the pipeline hung: {hung.stderr!r}")
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip(), len(log.read_text().split())
+
+    assert run(PARTIAL_PIPELINE) == ("[10, 20]", 2)
+    assert run(PARTIAL_PIPELINE) == ("[10, 20]", 2)  # unchanged: both reused
+    edited = PARTIAL_PIPELINE.replace("return v * k", "return v * k + 1")
+    assert run(edited) == ("[11, 21]", 4), "editing the partial's function reused a stale result"
+    rebound = edited.replace("k=10", "k=100")
+    assert run(rebound) == ("[101, 201]", 6)
+
+
+def test_a_step_of_a_method_descriptor_has_a_fingerprint() -> None:
+    """str.upper has no __module__: resume=True must still key it, not raise AttributeError."""
+    from q2pconf import fingerprint
+
+    assert fingerprint.of_definition(str.upper) == fingerprint.of_definition(str.upper)
+    assert fingerprint.of_definition(str.upper) != fingerprint.of_definition(str.lower)

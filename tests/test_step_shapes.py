@@ -171,14 +171,16 @@ def test_on_the_htex_a_walltime_ends_a_sleep_at_the_walltime(tmp_path):
         assert time.monotonic() - began < 60  # about 1 s, not 120: a loaded machine is slow
 
 
-def test_on_the_htex_a_walltime_kills_the_steps_processes(tmp_path):
+@pytest.mark.parametrize("started_by", ["the step", "a thread of the step"])
+def test_on_the_htex_a_walltime_kills_the_steps_processes(tmp_path, started_by):
     from parsl.app.errors import AppTimeout
 
     pidfile = tmp_path / "tool.pid"
+    pipeline = shapes.tool if started_by == "the step" else shapes.threaded_tool
     with configured(tmp_path, "htex"):
         began = time.monotonic()
         with pytest.raises(AppTimeout):
-            shapes.tool(str(pidfile), 120)
+            pipeline(str(pidfile), 120)
         assert time.monotonic() - began < 90
     pid = int(pidfile.read_text())
     assert not _alive(pid), f"the step's tool (pid {pid}) survived its walltime"
