@@ -33,12 +33,14 @@ import glob
 import os
 import pickle
 import struct
+import threading
 import time
 import zlib
 from collections import Counter
 from typing import Any, Iterator
 
 from q2pconf.errors import warn, warn_once
+from q2pconf.notice import Quiet
 from q2pconf.paths import make_private_dirs
 
 MAGIC = b"Q2PCKPT\x01"
@@ -259,29 +261,63 @@ class _locked:
         self.path = path
 
     def __enter__(self) -> int:
+        # The threads of one process take turns first: on NFS, flock is a POSIX lock, which
+        # the threads of one process share (Parsl 2024.12 writes from its completion threads
+        # without a lock of its own once q2pconf takes over its checkpoint).
+        _THREADS.acquire()
+        try:
+            self.fd = self._open_locked()
+        except BaseException:
+            _THREADS.release()
+            raise
+        return self.fd
+
+    def _open_locked(self) -> int:
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             _lock(fd, self.path)
             if os.fstat(fd).st_ino == _inode(self.path):
-                self.fd = fd
                 return fd
             os.close(fd)
 
     def __exit__(self, *exc: Any) -> None:
-        os.close(self.fd)
+        try:
+            os.close(self.fd)
+        finally:
+            _THREADS.release()
+
+
+_THREADS = threading.Lock()  # held with the file's flock, by one thread of this process
 
 
 def _lock(fd: int, path: str) -> None:
     """An exclusive flock; on a file system without locks (Lustre mounted noflock), none,
     said once: runs resuming at once may then damage the file, found at the next start."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        _wait_for_lock(fd, path)
     except OSError as error:
         if error.errno not in (errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
             raise
         warn_once(f"cannot lock the resume checkpoint {path} ({error.strerror}): two runs "
                   "resuming at once may damage it (found and repaired at the next start). "
                   "Fix: set run_dir in the config's [parsl] table to a file system with locks")
+
+
+def _wait_for_lock(fd: int, path: str) -> None:
+    """flock(LOCK_EX), saying once when another run has held it for a while (a run stopped
+    with Ctrl-Z while it holds the lock holds it until it is continued)."""
+    quiet = Quiet(lambda seconds: (
+        f"waited {seconds:.0f} s for the resume checkpoint {path}, locked by another run "
+        "of this run_dir (a stopped or stuck program?); carrying on when it is released. "
+        "Fix: continue or end that program (`fuser` on the file names it)"))
+    quiet.begin()
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            quiet.look()
+            time.sleep(0.05)
 
 
 def _inode(path: str) -> int:

@@ -28,7 +28,10 @@ HTEX = config(htex("default", max_workers_per_node=2, provider=local(init_blocks
 SCRIPT = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
+    import q2pconf.notice
     from q2pconf import parallel_pipeline, step
+
+    q2pconf.notice.AFTER = float(os.environ.get("NOTICE_AFTER", "60"))  # before a wait says so
 
     @step
     def work(log, value):
@@ -419,3 +422,39 @@ def test_an_old_checkpoint_that_cannot_be_renamed_leaves_resume_working(
         assert calls(tmp_path) == steps  # the earlier ones reused, each new one run once
         assert len(offsets(runs / "resume" / "checkpoint-v1")) == steps + 1
     assert old.exists()
+
+
+HOLDER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+sys.stdin.read()  # until the test closes it (or kills this program)
+"""
+
+
+def test_a_run_waiting_for_another_runs_lock_says_so_once(tmp_path: Path) -> None:
+    """A run that holds the checkpoint's lock and is stopped (Ctrl-Z) holds up every run of
+    the run_dir: the waiting run says so once, then carries on when the lock is released."""
+    import threading
+
+    run(tmp_path, 3)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(checkpoint(tmp_path))],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    safety = threading.Timer(90, holder.kill)  # the lock is released whatever happens
+    safety.daemon = True
+    safety.start()
+    try:
+        assert holder.stdout.readline() == "held\n"
+        child = start(tmp_path, 5, NOTICE_AFTER="1")
+        said = child.stderr.readline()  # blocks until the notice, or EOF once released
+        holder.stdin.close()
+        out, err = child.communicate(timeout=120)
+    finally:
+        safety.cancel()
+        holder.kill()
+        holder.wait(timeout=30)
+    assert "locked by another run" in said and str(checkpoint(tmp_path)) in said, said + err
+    assert "locked by another run" not in err  # once
+    assert child.returncode == 0 and out == f"{50 * sum(range(5))}\n", err[-3000:]
+    assert calls(tmp_path) == 3 + 2
