@@ -39,7 +39,8 @@ from q2pconf.progress import Progress
 from q2pconf.reach import ConnectWatches
 from q2pconf.watchdog import Watchdog, pool_failed
 from q2pconf.transport import (CODE_KEY, Runner, global_names, inside_step, on_worker,
-                               refuse_while_loading, step_depth, steps_running)
+                               refuse_while_loading, step_depth, steps_in_other_threads,
+                               steps_running)
 
 F = TypeVar("F", bound=Callable[..., Any])
 SERIAL_LABEL = "(serial)"  # the executor a serial run's history names
@@ -415,7 +416,7 @@ class Run:
         return (f"the pipeline has waited {waited:.0f} s for its last {left} "
                 f"step{'s' if left != 1 else ''}, and none has finished meanwhile. Long steps "
                 "need nothing; one that should have ended may wait for something that never "
-                "comes (a file, a lock, a queue), and Ctrl-C ends the run")
+                "comes (a file, a lock, a queue), and Ctrl-C ends the run" + _own_thread_hint())
 
     def _make_room(self) -> None:
         """In the body's thread, with a window of steps in flight: wait until about half of
@@ -583,6 +584,19 @@ class Call:
         on = "run serially" if self.label is None else f"on executor {self.label!r}"
         text = f"step {step.plugin}.{step.name}({_summary(self.args, self.kwargs)}) {on}"
         return text if step.walltime is None else f"{text} (walltime {step.walltime:g} s)"
+
+
+def _own_thread_hint() -> str:
+    """What to say when a pipeline called from a thread of its own waits while steps run in
+    other threads: maybe a thread a step started, whose pipeline then waits for the workers
+    that step holds (a step's own thread runs a pipeline inline; a thread it starts cannot be
+    told from the program's other threads)."""
+    if threading.current_thread() is threading.main_thread() or not steps_in_other_threads():
+        return ""
+    return (". If a step called this pipeline from a thread the step started itself, the "
+            "pipeline's steps may wait for the workers that step holds: call the pipeline in "
+            "the step's own thread (it then runs there, as run.serial does), or from the "
+            "pipeline body")
 
 
 def _times(future: Any) -> tuple[float | None, float | None, str]:

@@ -34,6 +34,7 @@ _loading: list[str] = []  # scripts being loaded on this worker
 UNSENDABLE = "it cannot be sent back from its worker as itself: "
 CODE_KEY = "_q2pconf_code"  # a keyword only the memoizer sees: the step's code digest
 _IN_STEP = threading.local()  # `depth`: steps this thread is running now
+_BUSY: set[int] = set()  # the threads of this process running a step now
 WORKER_VAR = "PARSL_WORKER_RANK"  # in the environment of Parsl's HTEX workers
 _WORKER_PID: int | None = None  # this process, once it ran a step as an HTEX worker
 
@@ -61,6 +62,11 @@ def on_worker() -> bool:
     """Whether this process is an HTEX worker that has run a step: a pipeline called there,
     even from a thread of a step's own, runs as run.serial does (no Parsl inside a worker)."""
     return _WORKER_PID == os.getpid()
+
+
+def steps_in_other_threads() -> bool:
+    """Whether a thread other than this one is running a step in this process."""
+    return bool(_BUSY - {threading.get_ident()})
 
 
 def steps_running() -> int:
@@ -99,6 +105,7 @@ class Runner:
 
     def _run(self, args: tuple[Any, ...], kwargs: dict[str, Any], remote: bool) -> Any:
         _IN_STEP.depth = getattr(_IN_STEP, "depth", 0) + 1
+        _BUSY.add(threading.get_ident())
         try:
             result = self.func(*args, **kwargs)
         except Exception as error:
@@ -112,6 +119,8 @@ class Runner:
                 from (None if remote else error)  # a cause would cross too
         finally:
             _IN_STEP.depth -= 1
+            if not _IN_STEP.depth:
+                _BUSY.discard(threading.get_ident())
         return crossing.check_returned(self.__qualname__, result) if remote else result
 
     def code_digest(self) -> str:

@@ -368,3 +368,70 @@ def test_a_step_reading_an_attribute_of_that_name_is_not_warned_about(tmp_path: 
     exec("def step(table):\n    return [table.data for _ in range(LIMIT)]", namespace)
     assert mainblock.reads(namespace["step"]) == ({"range", "LIMIT"}, {"data"})
     assert mainblock.read_of(mainblock.set_in_main(str(script)), namespace["step"], None) == []
+
+
+FROM_OWN_THREADS = '''
+import concurrent.futures
+import q2pconf.notice
+from q2pconf import parallel_pipeline, step
+
+q2pconf.notice.AFTER = 1.0  # seconds before a wait says so
+
+
+@step
+def double(x):
+    return 2 * x
+
+
+@parallel_pipeline
+def inner(x):
+    return double(x)
+
+
+@step
+def fans_out(xs):  # the pipeline is called from threads this step starts, not its own
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        return list(pool.map(inner, xs))
+
+
+@parallel_pipeline
+def outer(xs):
+    return fans_out(xs)
+
+
+if __name__ == "__main__":
+    print(outer([1, 2]))
+'''
+
+
+def test_a_pipeline_called_from_a_thread_a_step_started_is_named_as_the_likely_cause(
+        tmp_path: Path) -> None:
+    """Known limit: a thread a step starts cannot be told from the program's own threads, so a
+    pipeline called there starts a parallel run, whose steps wait for the one thread the step
+    holds. It does not wait without a word: its wait names this cause and the fix."""
+    import os
+    import signal
+    import threading
+
+    script = tmp_path / "own_threads.py"
+    script.write_text(FROM_OWN_THREADS)
+    token = new_token()
+    child = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, text=True,
+                             env=config_env(tmp_path, token, ONE_WORKER),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             start_new_session=True)
+    ender = threading.Timer(120, os.killpg, (child.pid, signal.SIGKILL))  # EOF if never said
+    ender.daemon = True
+    ender.start()
+    try:
+        said = ""
+        for line in child.stderr:
+            said += line
+            if "from a thread the step started itself" in line:
+                break
+    finally:
+        ender.cancel()
+        os.killpg(child.pid, signal.SIGKILL)
+        child.communicate(timeout=60)
+    assert "call the pipeline in the step's own thread" in said, said
+    assert wait_gone(token, cwd=tmp_path) == []
