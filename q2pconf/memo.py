@@ -54,7 +54,9 @@ def register() -> None:
         if content is None:
             raise ValueError(f"unknown type for memoization: {type(value)} (q2pconf knows named "
                              "tuples, dict subclasses and dataclasses holding nothing but their "
-                             "fields or items)")
+                             "fields or items). Fix: pass plain data or a dataclass of what the "
+                             "step depends on (a method step's instance too: make its class a "
+                             "dataclass), or run this pipeline without resume")
         ids = [(id_for_memo(name), id_for_memo(item, output_ref=output_ref))
                for name, item in content]
         return pickle.dumps(("typed", type_key(type(value)), _factory(value), ids))

@@ -32,6 +32,7 @@ PARSL_KEYWORDS = frozenset({"inputs", "outputs", "stdout", "stderr", "walltime",
                             "parsl_resource_specification"})
 OWN_PREFIX = "_q2pconf"  # q2pconf's hidden keywords (CODE_KEY, RUN_KEY, TRACE_KEY) start so
 ESCAPED = "_q2pconf_kw_"  # a user's keyword Parsl or q2pconf would take, under this prefix
+WORKER_VAR = "PARSL_WORKER_RANK"  # in the environment of Parsl's HTEX workers
 _WARNED: set[str] = set()  # steps already warned about running past their walltime
 
 
@@ -179,8 +180,14 @@ def _warn_late(name: str, walltime: float) -> None:
     print(f"q2pconf: step {name} runs past its walltime of {walltime:g} s in a thread (a "
           "thread executor, or a serial run). A thread cannot be stopped while it sleeps, "
           "waits for a subprocess or runs C code: it raises AppTimeout only when it returns "
-          "to Python, and its subprocesses run on. Send the step to an HTEX executor to end "
-          "it at its walltime.", file=sys.stderr, flush=True)
+          f"to Python, and its subprocesses run on. {_late_fix()}", file=sys.stderr, flush=True)
+
+
+def _late_fix() -> str:
+    if WORKER_VAR in os.environ:  # a pipeline called inside an HTEX step runs there, inline
+        return ("It runs inside an HTEX step, in a pipeline called there: give that step a "
+                "walltime, which ends its processes at the walltime.")
+    return "Send the step to an HTEX executor to end it at its walltime."
 
 
 def unsendable(func: Any, where: str, args: tuple[Any, ...], kwargs: dict[str, Any],

@@ -35,7 +35,7 @@ UNSENDABLE = "it cannot be sent back from its worker as itself: "
 CODE_KEY = "_q2pconf_code"  # a keyword only the memoizer sees: the step's code digest
 _IN_STEP = threading.local()  # `depth`: steps this thread is running now
 _BUSY: set[int] = set()  # the threads of this process running a step now
-WORKER_VAR = "PARSL_WORKER_RANK"  # in the environment of Parsl's HTEX workers
+WORKER_VAR = shapes.WORKER_VAR  # in the environment of Parsl's HTEX workers
 _WORKER_PID: int | None = None  # this process, once it ran a step as an HTEX worker
 
 

@@ -184,6 +184,7 @@ def test_resume_refuses_an_argument_with_state_beyond_its_content(tmp_path: Path
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            env=config_env(tmp_path, new_token(), CONFIG), timeout=120)
     assert child.returncode != 0 and "unknown type for memoization" in child.stderr
+    assert "Fix: pass plain data or a dataclass" in child.stderr
     assert not (tmp_path / "calls.log").exists()
 
 
