@@ -182,7 +182,7 @@ def runs_tool(pidfile: str, seconds: float) -> int:
     """A shell running `sleep` in the background and waiting for it: the tool (a grandchild
     of the step's process) writes its pid to `pidfile` first."""
     return subprocess.run(["sh", "-c", f"sleep {seconds} & echo $! > {pidfile}; wait"],
-                          check=True).returncode
+                          check=True, timeout=seconds + 60).returncode  # a safety net only
 
 
 @step(walltime=1)

@@ -144,7 +144,7 @@ BODY_WENT_ON = threading.Event()  # set by the body after its later calls
 @step
 def waits_for_the_body(seconds: float) -> bool:
     """Whether the body went on within `seconds` (a step that breaks the window's rule)."""
-    return BODY_WENT_ON.wait(seconds)
+    return BODY_WENT_ON.wait(timeout=seconds)
 
 
 @parallel_pipeline
