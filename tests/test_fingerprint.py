@@ -85,19 +85,25 @@ HARMLESS = [
 ]
 
 
+def run_script(script: Path, text: str, log: Path, env: dict[str, str]) -> tuple[str, int]:
+    """`text` written to `script` and run with `log` as its argument: what it printed, and
+    how many steps have run so far (the lines of `log`)."""
+    script.write_text(text)
+    try:
+        done = subprocess.run([sys.executable, str(script), str(log)], env=env,
+                              capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired as hung:
+        pytest.fail(f"the pipeline hung: {hung.stderr!r}")
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip(), len(log.read_text().split())
+
+
 def test_resume_follows_what_the_step_reaches_in_its_module(tmp_path: Path) -> None:
     script, log = tmp_path / "resumable.py", tmp_path / "calls.log"
     env = config_env(tmp_path, new_token(), CONFIG)
 
     def run(text: str) -> tuple[str, int]:
-        script.write_text(text)
-        try:
-            done = subprocess.run([sys.executable, str(script), str(log)], env=env,
-                                  capture_output=True, text=True, timeout=120)
-        except subprocess.TimeoutExpired as hung:
-            pytest.fail(f"the pipeline hung: {hung.stderr!r}")
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip(), len(log.read_text().split())
+        return run_script(script, text, log, env)
 
     text = PIPELINE
     result, ran = run(text)
@@ -197,14 +203,7 @@ def test_resume_reruns_a_partial_step_when_its_function_changes(tmp_path: Path) 
     env = config_env(tmp_path, new_token(), config(threads("default", max_threads=2)))
 
     def run(text: str) -> tuple[str, int]:
-        script.write_text(text)
-        try:
-            done = subprocess.run([sys.executable, str(script), str(log)], env=env,
-                                  capture_output=True, text=True, timeout=120)
-        except subprocess.TimeoutExpired as hung:
-            pytest.fail(f"the pipeline hung: {hung.stderr!r}")
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip(), len(log.read_text().split())
+        return run_script(script, text, log, env)
 
     assert run(PARTIAL_PIPELINE) == ("[10, 20]", 2)
     assert run(PARTIAL_PIPELINE) == ("[10, 20]", 2)  # unchanged: both reused

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -199,15 +200,21 @@ def test_a_failing_step_and_the_step_that_never_ran(tmp_path: Path) -> None:
     assert meta["outcome"] == "failed"
 
 
-def test_steps_that_never_started_when_the_run_failed_are_cancelled(tmp_path: Path) -> None:
+def failed_on_one_thread(tmp_path: Path, pipeline: Any, *args: Any) -> list[dict[str, str]]:
+    """The trace rows of `pipeline(*args)`, which raises KeyError, run on one thread and one
+    HTEX worker (so steps queue behind the failing one)."""
     path = tmp_path / "one-thread.toml"
     path.write_text(config(threads("default", max_threads=1),
                            htex("htex", max_workers_per_node=1, provider=local()),
                            strategy="none"))
     with q2pconf.ParallelConfig(path):
         with pytest.raises(KeyError):
-            steps.failing_first(4)
-    rows = rows_of(steps.failing_first.trace_path)
+            pipeline(*args)
+    return rows_of(pipeline.trace_path)
+
+
+def test_steps_that_never_started_when_the_run_failed_are_cancelled(tmp_path: Path) -> None:
+    rows = failed_on_one_thread(tmp_path, steps.failing_first, 4)
     assert len(rows) == 5 and rows[0]["status"] == "failed", rows
     statuses = sorted(row["status"] for row in rows[1:])
     assert statuses.count("cancelled") >= 3, statuses  # one nap may have started meanwhile
@@ -399,14 +406,7 @@ def test_each_step_has_one_state_in_history_trace_and_report(tmp_path: Path, pip
     from q2pconf.history import STATES
     from q2pconf.report import write_report
 
-    path = tmp_path / "one-thread.toml"
-    path.write_text(config(threads("default", max_threads=1),
-                           htex("htex", max_workers_per_node=1, provider=local()),
-                           strategy="none"))
-    with q2pconf.ParallelConfig(path):
-        with pytest.raises(KeyError):
-            pipeline(*args)
-    rows = rows_of(pipeline.trace_path)
+    rows = failed_on_one_thread(tmp_path, pipeline, *args)
     final = {row["call"]: row["status"] for row in rows}  # a call's last attempt
     history = [record.state for record in pipeline.history]
     assert "pending" not in history
