@@ -272,7 +272,9 @@ class Run:
         self._blocked = 0  # submitted steps still waiting for an input: not in flight yet
         self._wake_at = 0  # `_settled` wakes the waiting thread when _in_flight() falls to it
         self._window = window.size(session.dfk.executors)  # raises early on a bad variable
-        self._body = None if inside_step() else threading.get_ident()  # the thread that waits
+        # the body's thread, the one that waits for room (never a step's: a pipeline called
+        # inside a running step runs serially, in Pipeline.__call__, and makes no Run)
+        self._body = threading.get_ident()
         self.watchdog = Watchdog(session.dfk)
         settings = session.settings
         self.reach = ConnectWatches(str(settings.path) if settings and settings.path else None)
