@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import children
-from q2pconf.cpus import usable_cpus
+from q2pconf._base.cpus import usable_cpus
 
 ROOT = Path(__file__).resolve().parent.parent
 HTEX2 = """\
@@ -228,7 +228,7 @@ def back_to_back(repeat: int, scratch: Path) -> list[Row]:
     """200 calls of a one-step pipeline whose config the lookup finds (the vendored default,
     an hour old, as a user's file is), against raw Parsl; what the lookup costs each call;
     and the modules that importing the decorators loads, against all of q2pconf's."""
-    from q2pconf.templates import vendored_toml
+    from q2pconf.config._templates import vendored_toml
 
     config = scratch / "vendored.toml"
     config.write_text(vendored_toml(config))

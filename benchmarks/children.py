@@ -203,7 +203,8 @@ print(json.dumps({"seconds": seconds}))
 HTEX_FIRST = """
 import glob, json, os, sys, time
 import parsl
-from q2pconf import parallel_pipeline, session
+from q2pconf import parallel_pipeline
+from q2pconf.pipeline import _session as session
 from benchmarks import steps
 
 @parallel_pipeline
@@ -303,7 +304,7 @@ import json, sys
 before = set(sys.modules)
 from q2pconf import parallel_pipeline, step
 ours = sorted(m for m in set(sys.modules) - before if m.split(".")[0] == "q2pconf")
-validator = {"q2pconf.validate", "q2pconf.limits", "q2pconf.catalog", "q2pconf.parsl_source"}
+validator = {"q2pconf.config._validate", "q2pconf.config._limits", "q2pconf._catalog.accepted", "q2pconf._catalog.source"}
 print(json.dumps({"modules": len(ours), "validator": sorted(validator & set(ours)),
                   "parsl": any(m.split(".")[0] == "parsl" for m in sys.modules)}))
 """
@@ -312,7 +313,7 @@ print(json.dumps({"modules": len(ours), "validator": sorted(validator & set(ours
 # (the file's stamp, then its checked plan reused) against `load` (read and checked again).
 LOOKUP = """
 import json, sys, time
-from q2pconf import config
+from q2pconf.config import _settings as config
 n, times = int(sys.argv[1]), {}
 for name in ("load_current", "load") * 3:
     lookup = getattr(config, name)

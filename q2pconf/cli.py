@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from q2pconf.errors import ConfigError
+from q2pconf._base.errors import ConfigError
 
 if TYPE_CHECKING:
-    from q2pconf.config import Settings
+    from q2pconf.config._settings import Settings
 
 EPILOG = """examples:
   q2pconf info                       which config is used, and why
@@ -37,7 +37,7 @@ def add_parallel_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
 
 def config_from_args(args: argparse.Namespace) -> Settings | None:
     """The config the parsed --parallel/--parallel-config ask for; None to run serially."""
-    from q2pconf.config import load
+    from q2pconf.config._settings import load
 
     explicit = getattr(args, "parallel_config", None)
     if explicit is None and not getattr(args, "parallel", False):
@@ -121,13 +121,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _template_names() -> list[str]:
-    from q2pconf.templates import TEMPLATES
+    from q2pconf.config._templates import TEMPLATES
 
     return list(TEMPLATES)
 
 
 def _info(args: argparse.Namespace) -> int:
-    from q2pconf.config import load
+    from q2pconf.config._settings import load
 
     if args.runs:
         return _runs(args.json)
@@ -151,7 +151,7 @@ def _info(args: argparse.Namespace) -> int:
 
 def _runs(as_json: bool) -> int:
     """The latest traced runs, newest first: when, which pipeline, how it ended, the trace."""
-    from q2pconf.runs import index_path, readable, recent
+    from q2pconf._observe.runfiles import index_path, readable, recent
 
     runs = readable(recent())
     if as_json:
@@ -170,7 +170,7 @@ def _runs(as_json: bool) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from q2pconf.report import write_report
+    from q2pconf._observe.report import write_report
 
     output = None if args.output is None else Path(args.output)
     print(write_report(args.target, output))
@@ -191,7 +191,7 @@ def _where(settings: Settings) -> str:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from q2pconf.config import check
+    from q2pconf.config._settings import check
 
     settings = check(args.file)
     for message in settings.warnings:
@@ -219,8 +219,8 @@ def _summary(settings: Settings) -> None:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from q2pconf.seed import write_new
-    from q2pconf.templates import render
+    from q2pconf.config._seed import write_new
+    from q2pconf.config._templates import render
 
     path = _init_target(args)
     text = render(args.template, path)
@@ -253,17 +253,17 @@ def _backup_name(path: Path) -> Path:
 
 
 def _init_target(args: argparse.Namespace) -> Path:
-    from q2pconf.paths import conda_config_path, site_config_path, user_config_path
+    from q2pconf._base.paths import conda_config_path, site_config_path, user_config_path
 
     if args.prefix:
-        from q2pconf.seed import existing_prefix
+        from q2pconf.config._seed import existing_prefix
 
         return conda_config_path(existing_prefix(args.prefix))
     return site_config_path() if args.site else user_config_path()
 
 
 def _seed(args: argparse.Namespace) -> int:
-    from q2pconf.seed import seed_prefix
+    from q2pconf.config._seed import seed_prefix
 
     try:
         seed_prefix(args.prefix)

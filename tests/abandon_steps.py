@@ -39,7 +39,7 @@ def after_the_run_failed(name: str) -> str:
 
 
 def _marker_written() -> bool:
-    from q2pconf import abandon
+    from q2pconf._supervise import abandon
 
     return any(os.path.exists(path) for path in list(abandon._ABANDONED))
 

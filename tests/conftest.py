@@ -42,7 +42,7 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def fresh_session(clean_env: Path):
     """The test starts without a Parsl session and leaves none (nor its processes) behind."""
     from procs import parsl_children
-    from q2pconf import session as sessions
+    from q2pconf.pipeline import _session as sessions
 
     sessions.close()
     yield
@@ -72,7 +72,7 @@ def check_where_its_interface_is(path: Path) -> bool:
     import subprocess
     import sys
 
-    from q2pconf.local_limits import interfaces
+    from q2pconf.config._local_limits import interfaces
 
     named = re.search(r'^address = .*ifname = "(\w+)"', path.read_text(), flags=re.M)
     if named is None or named[1] in interfaces():

@@ -91,7 +91,7 @@ def _leave_a_stale_poll(started: str, flag: str, after_pause: float) -> None:
     the blocks just before the launch and stored its answer just after leaves them (no block),
     with no poll for a while; write `flag` so that the test pauses the run; once continued,
     let Parsl poll again only `after_pause` seconds later (the poll interval of a provider)."""
-    from q2pconf import pipeline
+    from q2pconf.pipeline import _decorators as pipeline
 
     executor = pipeline._ACTIVE.get().session.dfk.executors["htex"]
 

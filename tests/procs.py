@@ -70,8 +70,8 @@ def interchanges() -> int:
 
 def is_interchange(cmdline: list[str]) -> bool:
     """The interchange renames itself ("parsl: HTEX interchange") once it runs; the
-    q2pconf.guard process that started it names it on its command line, and is not it."""
-    if "q2pconf.guard" in cmdline:
+    q2pconf._parsl.guard process that started it names it on its command line, and is not it."""
+    if "q2pconf._parsl.guard" in cmdline:
         return False
     return any(part.endswith("high_throughput.interchange") or "HTEX interchange" in part
                for part in cmdline)

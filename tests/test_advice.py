@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from q2pconf.advice import Finding, findings
-from q2pconf.runs import RunFiles
-from q2pconf.trace import COLUMNS
+from q2pconf._observe.advice import Finding, findings
+from q2pconf._observe.runfiles import RunFiles
+from q2pconf._observe.trace import COLUMNS
 
 T0 = 1_800_000_000.0
 
@@ -111,7 +111,7 @@ def named_settings(setting: str, executor: dict[str, Any]) -> list[tuple[str, st
 def test_advice_names_only_settings_the_executor_and_provider_take(executor) -> None:
     """A LocalProvider has no mem_per_node nor walltime: a lost worker was told to raise
     them, and following that is refused by the check."""
-    from q2pconf import catalog
+    from q2pconf._catalog import accepted as catalog
 
     found = run(TRIGGERS, {"htex": executor})
     assert found

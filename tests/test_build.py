@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from q2pconf.config import from_dict, vendored
-from q2pconf.errors import ConfigError
+from q2pconf._base.errors import ConfigError
 
 TPOOL = {"class": "ThreadPoolExecutor", "label": "default", "max_threads": 1}
 
@@ -42,7 +42,7 @@ def test_defaults_apply_unless_the_file_sets_them():
     assert from_dict(doc(retries=1)).parsl_config(retries=2).retries == 1
 
 
-GUARD = [sys.executable, "-m", "q2pconf.guard"]
+GUARD = [sys.executable, "-m", "q2pconf._parsl.guard"]
 
 
 def test_htex_runs_with_this_interpreter_on_loopback_under_the_guard():
@@ -51,10 +51,10 @@ def test_htex_runs_with_this_interpreter_on_loopback_under_the_guard():
     started = Path(f"/proc/{os.getpid()}/stat").read_text().rsplit(")")[1].split()[19]
     program = f"{os.getpid()}:{started}"
     assert shlex.split(built.launch_cmd)[:11] == [
-        *GUARD, "--program", program, "pool", "--", sys.executable, "-m", "q2pconf.pool",
+        *GUARD, "--program", program, "pool", "--", sys.executable, "-m", "q2pconf._parsl.pool",
         "parsl.executors.high_throughput.process_worker_pool"]
     assert built.interchange_launch_cmd == [
-        *GUARD, "interchange", "--", sys.executable, "-m", "q2pconf.typecache",
+        *GUARD, "interchange", "--", sys.executable, "-m", "q2pconf._parsl.typecache",
         "parsl.executors.high_throughput.interchange"]
     assert built.address == "127.0.0.1"
 
@@ -82,7 +82,7 @@ def test_cluster_provider_gets_no_loopback_address():
 
 
 def test_dependency_resolver_is_q2pconfs_deep_one():
-    from q2pconf import nested
+    from q2pconf._base import nested
 
     resolver = vendored().parsl_config().dependency_resolver
     assert resolver.traverse_to_gather is nested.awaited

@@ -16,7 +16,7 @@ import pytest
 # Prints the keywords of FakeExecutor and whether Parsl's source was parsed (ast imported).
 PROBE = """
 import json, sys
-from q2pconf import catalog
+from q2pconf._catalog import accepted as catalog
 params = sorted(catalog.parameters("executors", "FakeExecutor"))
 print(json.dumps({"params": params, "parsed": "ast" in sys.modules,
                   "root": str(catalog.parsl_root())}))
@@ -166,7 +166,7 @@ def test_an_unreadable_cache_is_rebuilt(fake_parsl: Path, tmp_path: Path) -> Non
 # What the installed Parsl's classes take, and whether its source was parsed to answer.
 ASK_PARSL = """
 import json, sys
-from q2pconf import catalog
+from q2pconf._catalog import accepted as catalog
 asked = [("executors", "HighThroughputExecutor"), ("executors", "ThreadPoolExecutor"),
          ("provider", "SlurmProvider"), ("launcher", "SrunLauncher"), ("config", "Config")]
 print(json.dumps({"params": {name: sorted(catalog.parameters(kind, name))

@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from configs import config, htex, local, slurm, threads
-from q2pconf import catalog
+from q2pconf._catalog import accepted as catalog
 from q2pconf.config import check, from_dict, load
-from q2pconf.cpus import default_workers
-from q2pconf.errors import ConfigError
+from q2pconf._base.cpus import default_workers
+from q2pconf._base.errors import ConfigError
 
 # The seed document's default, as printed there; numCPUs - 1 is filled in before parsing.
 SEED_DEFAULT = """\
@@ -437,7 +437,7 @@ def test_build_refusal_is_a_config_error(tmp_path):
 
     # A private, on purpose: every refusal a file could reach is made by check first, so no
     # public call gets here; this is the one place that wraps what Parsl's constructors raise.
-    from q2pconf.build import _construct
+    from q2pconf.config._build import _construct
 
     with pytest.raises(ConfigError) as caught:
         _construct("my.toml", "parsl.executors[1]", HighThroughputExecutor,

@@ -1,5 +1,5 @@
 """`q2pconf check` warns about strategy "htex_auto_scale" exactly where Parsl cancels blocks
-whose workers are still starting (q2pconf/autoscale.py), naming the fix; the templates and
+whose workers are still starting (q2pconf/config/_autoscale.py), naming the fix; the templates and
 configs where it cannot happen pass without a warning. The churn itself is shown on the live
 Slurm cluster (test_slurm_multinode.py: the template under "htex_auto_scale" submitted 29 jobs
 in 60 s for one step)."""
@@ -13,7 +13,7 @@ import pytest
 
 from configs import config, htex, local, slurm, threads
 from q2pconf.config import check
-from q2pconf.templates import render
+from q2pconf.config._templates import render
 
 POOL = threads("default", max_threads=2)
 AUTO = "htex_auto_scale"

@@ -15,8 +15,8 @@ import pytest
 from configs import config, htex, local, threads
 from conftest import readonly_command, require_tool
 from q2pconf.config import check
-from q2pconf.errors import ConfigError
-from q2pconf.local_limits import interfaces
+from q2pconf._base.errors import ConfigError
+from q2pconf.config._local_limits import interfaces
 
 DEFAULT = threads("default")
 NO_SUCH_INTERFACE = "q2pnone0"  # no machine has it (at most 15 characters, as Linux's)
@@ -238,8 +238,8 @@ def test_a_run_dir_under_a_directory_you_cannot_write_is_refused(tmp_path, below
 
 
 def test_the_run_gives_the_same_message(tmp_path):
-    """The run directory's error at run time is the one check gives (q2pconf.rundir)."""
-    from q2pconf.paths import CANNOT_CREATE, CANNOT_CREATE_FIX, cannot_create
+    """The run directory's error at run time is the one check gives (q2pconf._base.rundir)."""
+    from q2pconf._base.paths import CANNOT_CREATE, CANNOT_CREATE_FIX, cannot_create
 
     mounted = tmp_path / "mounted"
     mounted.mkdir()
@@ -250,7 +250,7 @@ def test_the_run_gives_the_same_message(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-2:]
-    assert last == ["q2pconf.errors.ConfigError: c.toml: parsl.run_dir: "
+    assert last == ["q2pconf._base.errors.ConfigError: c.toml: parsl.run_dir: "
                     + CANNOT_CREATE.format(mounted / "runs", "Read-only file system"),
                     f"  Fix: {CANNOT_CREATE_FIX}"]
     assert cannot_create(str(mounted / "runs")) is None  # writable outside the mount

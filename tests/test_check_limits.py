@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from configs import config, htex, local, slurm, threads
-from q2pconf import catalog
+from q2pconf._catalog import accepted as catalog
 from q2pconf.config import check
-from q2pconf.errors import ConfigError
+from q2pconf._base.errors import ConfigError
 
 POOL = threads("default", max_threads=2)
 CPUS = os.cpu_count() or 1  # as Parsl's worker pool counts them

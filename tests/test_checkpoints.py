@@ -1,4 +1,4 @@
-"""resume=True's one checkpoint per run directory (q2pconf.checkpoints), as a user meets it:
+"""resume=True's one checkpoint per run directory (q2pconf.pipeline._checkpoints), as a user meets it:
 real runs in child processes with real Parsl, the file then cut with truncate at chosen
 offsets, overwritten with garbage, or resumed by two processes at once. Each damaged case
 gives the right result, runs again only the steps whose results were lost, and says so in one
@@ -28,10 +28,10 @@ HTEX = config(htex("default", max_workers_per_node=2, provider=local(init_blocks
 SCRIPT = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
-    import q2pconf.notice
+    import q2pconf._base.notice
     from q2pconf import parallel_pipeline, step
 
-    q2pconf.notice.AFTER = float(os.environ.get("NOTICE_AFTER", "60"))  # before a wait says so
+    q2pconf._base.notice.AFTER = float(os.environ.get("NOTICE_AFTER", "60"))  # before a wait says so
 
     @step
     def work(log, value):

@@ -15,7 +15,7 @@ from configs import config, htex, threads
 from conftest import LOOKUP_VARS, readonly_command
 from q2pconf.cli import add_parallel_arguments, config_from_args
 from q2pconf.config import check
-from q2pconf.errors import ConfigError
+from q2pconf._base.errors import ConfigError
 
 CONFIG = "qiime2_config.toml"
 COMMANDS = ("info", "check", "init", "seed")

@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 
 from configs import config, htex, local, threads, tomllib
-from q2pconf.compat import (VENDORED_SOURCE, get_config_from_dict, get_config_from_file,
+from q2pconf._qiime2 import (VENDORED_SOURCE, get_config_from_dict, get_config_from_file,
                             get_vendored_config, get_vendored_config_path, load_config_from_dict,
                             load_config_from_file)
-from q2pconf.errors import ConfigError
-from q2pconf.templates import vendored_dict
+from q2pconf._base.errors import ConfigError
+from q2pconf.config._templates import vendored_dict
 
 CONFIG = "qiime2_config.toml"
 NESTED = {"dada2": {"denoise_single": "htex", "denoise_paired": "htex"},
@@ -129,7 +129,7 @@ def test_bad_file_is_a_config_error(tmp_path):
 def test_a_loaded_config_gets_the_session_strategy_period_unless_the_file_sets_one(tmp_path):
     """QIIME 2 code hands load_config_from_file's config to ParallelConfig (q2cli does):
     it starts HTEX blocks as soon as q2pconf's own sessions do."""
-    from q2pconf.session import SESSION_DEFAULTS
+    from q2pconf.pipeline._session import SESSION_DEFAULTS
 
     path = tmp_path / CONFIG
     path.write_text(TEXT)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from q2pconf.cpus import cgroup_cpu_quota, default_workers, usable_cpus
+from q2pconf._base.cpus import cgroup_cpu_quota, default_workers, usable_cpus
 
 
 def python(code: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
@@ -20,7 +20,7 @@ def python(code: str, env: dict[str, str] | None = None, **kwargs) -> subprocess
 
 def test_usable_cpus_follows_cpu_affinity():
     code = ("import os; os.sched_setaffinity(0, {0}); "
-            "from q2pconf.cpus import usable_cpus, default_workers; "
+            "from q2pconf._base.cpus import usable_cpus, default_workers; "
             "print(usable_cpus(), default_workers())")
     assert python(code).stdout.split() == ["1", "1"]
 
@@ -29,7 +29,7 @@ def test_the_default_gives_each_executor_usable_cpus_minus_one():
     """The product's rule and the seed's: usable CPUs - 1 threads and HTEX workers, at
     least 1, on 2 CPUs too (where it is 1 and 1)."""
     code = ("import os; os.sched_setaffinity(0, {0, 1}); "
-            "from q2pconf.templates import vendored_dict; "
+            "from q2pconf.config._templates import vendored_dict; "
             "print(*(e.get('max_threads') or e.get('max_workers_per_node') "
             "for e in vendored_dict()['parsl']['executors']))")
     if len(os.sched_getaffinity(0)) >= 2:

@@ -98,7 +98,7 @@ def test_a_local_block_launches_with_its_executor_not_at_the_strategys_tick(
     """Strategy "none" only launches init_blocks at its first tick (here 120 s away): q2pconf
     launches them as the executor starts."""
     from q2pconf.config import vendored
-    from q2pconf.session import _blocks_now
+    from q2pconf.pipeline._session import _blocks_now
 
     executor = vendored().executor("htex")
     assert _blocks_now(executor, "simple") == 0 and executor.provider.init_blocks == 1

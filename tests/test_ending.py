@@ -104,11 +104,11 @@ class Program:
         return lambda: bool(self.parts(part))
 
     def parts(self, part: str) -> list[psutil.Process]:
-        """The run's processes that are `part` or its q2pconf.guard (the guard first)."""
+        """The run's processes that are `part` or its q2pconf._parsl.guard (the guard first)."""
         marks = (f"high_throughput.{part}", f"HTEX {part}")  # the interchange renames itself
         found = [p for p in tagged(self.token, self.work)
                  if any(mark in " ".join(_cmdline(p)) for mark in marks)]
-        return sorted(found, key=lambda p: "q2pconf.guard" not in " ".join(_cmdline(p)))
+        return sorted(found, key=lambda p: "q2pconf._parsl.guard" not in " ".join(_cmdline(p)))
 
     def ends_within(self, seconds: float) -> float:
         """Seconds the program took to end; fails (and kills it) if it did not."""
@@ -236,10 +236,10 @@ def test_sigkill_of_the_program_ends_every_part(tmp_path: Path) -> None:
 
 
 def _part(program: Program, name: str) -> psutil.Process:
-    """The real interchange or worker pool: the child of the q2pconf.guard that runs it. (Not
+    """The real interchange or worker pool: the child of the q2pconf._parsl.guard that runs it. (Not
     the last process naming it: multiprocessing's forkserver and the workers it forks carry
     the pool's module on their command lines too, so that was a worker, now and then.)"""
-    guards = [p for p in program.parts(name) if "q2pconf.guard" in " ".join(_cmdline(p))]
+    guards = [p for p in program.parts(name) if "q2pconf._parsl.guard" in " ".join(_cmdline(p))]
     assert guards, f"no {name} running"
     children = guards[0].children()
     assert children, f"the guard of the {name} runs nothing"

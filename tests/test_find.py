@@ -8,8 +8,8 @@ import appdirs
 import platformdirs
 import pytest
 
-from q2pconf.errors import ConfigError
-from q2pconf.find import locate, site_config_path, user_config_path
+from q2pconf._base.errors import ConfigError
+from q2pconf.config._find import locate, site_config_path, user_config_path
 
 CONFIG = "qiime2_config.toml"
 VALID = '[parsl]\nstrategy = "None"\n'
@@ -194,7 +194,7 @@ def per_spec(env: dict[str, str]) -> dict[str, str]:
 
 @pytest.mark.parametrize("env", PLATFORMDIRS_CASES.values(), ids=PLATFORMDIRS_CASES.keys())
 def test_paths_equal_platformdirs(clean_env, monkeypatch, env):
-    from q2pconf.paths import user_cache_dir
+    from q2pconf._base.paths import user_cache_dir
 
     def use(values: dict[str, str]) -> None:
         for name in ("XDG_CONFIG_HOME", "XDG_CONFIG_DIRS", "XDG_CACHE_HOME", *env):

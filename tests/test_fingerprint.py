@@ -125,7 +125,7 @@ LIMIT = 3
 
 def test_a_fingerprint_is_the_same_in_every_process() -> None:
     """No addresses, no hash-randomised set order: a fresh interpreter computes the same."""
-    from q2pconf import fingerprint
+    from q2pconf.pipeline import _fingerprint as fingerprint
 
     code = ("import pipeline_steps as s, test_fingerprint as t\n"
             "from q2pconf import fingerprint\n"
@@ -163,7 +163,7 @@ def _logged(func):  # type: ignore[no-untyped-def]
 
 
 def test_closures_and_decorated_helpers_are_followed() -> None:
-    from q2pconf import fingerprint
+    from q2pconf.pipeline import _fingerprint as fingerprint
 
     assert fingerprint.of(_scaled(3)) == fingerprint.of(_scaled(3))
     assert fingerprint.of(_scaled(3)) != fingerprint.of(_scaled(4))
@@ -215,7 +215,7 @@ def test_resume_reruns_a_partial_step_when_its_function_changes(tmp_path: Path) 
 
 def test_a_step_of_a_method_descriptor_has_a_fingerprint() -> None:
     """str.upper has no __module__: resume=True must still key it, not raise AttributeError."""
-    from q2pconf import fingerprint
+    from q2pconf.pipeline import _fingerprint as fingerprint
 
     assert fingerprint.of_definition(str.upper) == fingerprint.of_definition(str.upper)
     assert fingerprint.of_definition(str.upper) != fingerprint.of_definition(str.lower)

@@ -8,11 +8,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, TimeoutError, as_complet
 
 import pytest
 
-from q2pconf import nested
-from q2pconf.futures import StepFuture
-from q2pconf.nested import awaited
-from q2pconf.trace import _doomed
-from q2pconf.history import History, StepRecord
+from q2pconf._base import nested
+from q2pconf._base.futures import StepFuture
+from q2pconf._base.nested import awaited
+from q2pconf._observe.trace import _doomed
+from q2pconf._observe.history import History, StepRecord
 
 
 def test_a_step_future_takes_its_sources_outcome_and_lets_it_go() -> None:
@@ -106,7 +106,7 @@ def _done(value: object = None, error: BaseException | None = None) -> Future[ob
 
 
 def test_a_step_waits_only_for_the_futures_that_have_not_succeeded() -> None:
-    """What Parsl is told to wait for (q2pconf.nested.awaited): a fan-in over finished steps
+    """What Parsl is told to wait for (q2pconf._base.nested.awaited): a fan-in over finished steps
     gives Parsl nothing to follow, a failed input stays (Parsl fails the step with it)."""
     failed = _done(error=KeyError("x"))
     pending: Future[object] = Future()

@@ -1,4 +1,4 @@
-"""q2pconf.guard on its own, with stand-ins for the interchange and the worker pool: a child
+"""q2pconf._parsl.guard on its own, with stand-ins for the interchange and the worker pool: a child
 that starts "workers" (sleeping grandchildren) and a listening socket as the interchange."""
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def pool_guard(tmp_path: Path, token: str, server: socket.socket, *extra: str,
                env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """The guard running the stand-in pool, told to watch `server` as its interchange."""
     port = server.getsockname()[1]
-    command = [sys.executable, "-m", "q2pconf.guard", "pool", *extra, "--",
+    command = [sys.executable, "-m", "q2pconf._parsl.guard", "pool", *extra, "--",
                sys.executable, "-c", POOL, "-a", "127.0.0.1", f"--port={port}"]
     process = subprocess.Popen(command, env=env or program_env(tmp_path, token),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -79,7 +79,7 @@ def test_an_interchange_ends_with_the_program_that_started_it(tmp_path: Path) ->
     program = subprocess.Popen(
         [sys.executable, "-c", f"""
 import subprocess, sys, time
-guard = subprocess.Popen([sys.executable, "-m", "q2pconf.guard", "interchange", "--",
+guard = subprocess.Popen([sys.executable, "-m", "q2pconf._parsl.guard", "interchange", "--",
                           sys.executable, "-c", {POOL!r}], stdout=subprocess.PIPE)
 print(guard.pid, guard.stdout.readline().decode().strip(), flush=True)
 time.sleep(300)
@@ -109,7 +109,7 @@ def _children(pid: int) -> list[int]:
 
 def test_a_bad_lost_after_setting_is_named(tmp_path: Path) -> None:
     env = {**program_env(tmp_path, new_token()), "Q2PCONF_LOST_AFTER": "ten"}
-    done = subprocess.run([sys.executable, "-m", "q2pconf.guard", "pool", "--", "true"],
+    done = subprocess.run([sys.executable, "-m", "q2pconf._parsl.guard", "pool", "--", "true"],
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "Q2PCONF_LOST_AFTER='ten' is not a number of seconds" in done.stderr
@@ -125,7 +125,7 @@ def test_a_local_pool_ends_with_its_program_while_the_interchange_still_answers(
     program = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
     try:
         with server:
-            from q2pconf.guard import process_id
+            from q2pconf._parsl.guard import process_id
 
             process = pool_guard(tmp_path, token, server, "--program",
                                  process_id(program.pid), "--lost-after", "300")

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from q2pconf import catalog
-from q2pconf.errors import ConfigError
-from q2pconf.validate import MANAGED, plan
+from q2pconf._catalog import accepted as catalog
+from q2pconf._base.errors import ConfigError
+from q2pconf.config._validate import MANAGED, plan
 
 if sys.version_info >= (3, 11):
     import tomllib

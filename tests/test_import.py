@@ -91,9 +91,9 @@ def test_public_check_is_the_function_after_load():
 # rows (info --json may add ~0.15 x `import parsl` to the interpreter's start; ~2.5 ms = 0.006 x).
 NOT_ON_THE_LOOKUP = {
     "parsl": "~0.4 s: the check reads Parsl's signatures from the catalog, never imports it",
-    "q2pconf.parsl_source": "reads Parsl's source: only when the catalog is (re)built",
+    "q2pconf._catalog.source": "reads Parsl's source: only when the catalog is (re)built",
     "ast": "~1 ms: only to build the catalog, or to read a default that is not a whole number",
-    "platformdirs": "~5 ms with tempfile, shutil, random: q2pconf.paths works out XDG paths",
+    "platformdirs": "~5 ms with tempfile, shutil, random: q2pconf._base.paths works out XDG paths",
     "tempfile": "brought by platformdirs; the catalog's writer needs it only for a rebuild",
     "inspect": "~3 ms (with dataclasses): the lookup's records are typing.NamedTuple",
     "logging": "~2 ms: imported by errors.warn, only when there is something to warn about",
@@ -140,7 +140,7 @@ def test_the_lookup_commands_import_nothing_heavy(tmp_path):
     runs = {"info --json": imported(tmp_path, *info),
             "check": imported(tmp_path, "check", str(path)),
             "load": imported(tmp_path, "load")}
-    assert "q2pconf.catalog" in runs["info --json"]  # the check did run
+    assert "q2pconf._catalog.accepted" in runs["info --json"]  # the check did run
     for name, modules in runs.items():
         deny = NOT_WITHOUT_A_FILE if name == "load" else NOT_ON_THE_LOOKUP
         named = {module if module in deny else module.split(".")[0] for module in modules}
@@ -149,9 +149,9 @@ def test_the_lookup_commands_import_nothing_heavy(tmp_path):
 
 
 # The validator: checking a config file, and reading Parsl's signatures for it.
-VALIDATOR = ("q2pconf.validate", "q2pconf.limits", "q2pconf.local_limits", "q2pconf.autoscale",
-             "q2pconf.examples", "q2pconf.legacy", "q2pconf.placement", "q2pconf.catalog",
-             "q2pconf.parsl_source")
+VALIDATOR = ("q2pconf.config._validate", "q2pconf.config._limits", "q2pconf.config._local_limits", "q2pconf.config._autoscale",
+             "q2pconf.config._fixes", "q2pconf.config._legacy", "q2pconf.config._placement", "q2pconf._catalog.accepted",
+             "q2pconf._catalog.source")
 
 
 def test_importing_the_decorators_does_not_load_the_validator():

@@ -10,8 +10,8 @@ from pathlib import Path
 from configs import tomllib
 from procs import new_token, program_env
 from q2pconf.config import check
-from q2pconf.paths import CONFIG_NAME
-from q2pconf.templates import vendored_dict
+from q2pconf._base.paths import CONFIG_NAME
+from q2pconf.config._templates import vendored_dict
 
 STEPS = 10_000
 # Measured here (Parsl 2026.10.26, Python 3.11): ~0.5 KiB of peak RSS per step for 10,000
@@ -48,7 +48,7 @@ futures_before, start = live_futures(), peak()
 first = many(n)
 after_first = peak()
 second = many(n)
-from q2pconf import session
+from q2pconf.pipeline import _session as session
 print(json.dumps({"correct": first == second == list(range(1, n + 1)),
                   "history": len(many.history), "start": start, "first": after_first,
                   "futures": live_futures() - futures_before,
@@ -76,7 +76,7 @@ FAN_IN_KIB = 1
 # A step taking the list of every step's future (the merge of a per-sample fan-out). Measured
 # here (Parsl 2026.10.26, Python 3.11), 10,000 steps: 2.2 KiB of peak RSS a step while Parsl
 # followed each finished input (a callback and a queued launch attempt per input), ~0.25 KiB
-# since it follows only the inputs still running, as one future (q2pconf.nested.awaited).
+# since it follows only the inputs still running, as one future (q2pconf._base.nested.awaited).
 FAN_IN = HEAD + """
 @step
 def merge(values: list) -> list:
@@ -109,7 +109,7 @@ def test_a_fan_in_of_ten_thousand_steps_keeps_under_a_kib_a_step(tmp_path: Path)
 PROGRAM = """\
 import json
 import pipeline_steps
-from q2pconf import session
+from q2pconf.pipeline import _session as session
 result = pipeline_steps.threads_only(8)
 current = session.session()
 print(json.dumps({"result": result, "source": current.settings.source,

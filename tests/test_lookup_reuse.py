@@ -16,7 +16,7 @@ import pipeline_steps as steps
 import q2pconf
 from configs import config, threads
 from procs import new_token, program_env, wait_gone
-from q2pconf import session as sessions
+from q2pconf.pipeline import _session as sessions
 
 pytestmark = pytest.mark.usefixtures("fresh_session")
 HOUR_NS = 3600 * 10**9
@@ -95,7 +95,7 @@ def test_a_block_made_before_an_edit_runs_the_config_it_checked(clean_env: Path)
 READS = """
 import json, os, sys
 import pipeline_steps as steps
-from q2pconf import session as sessions
+from q2pconf.pipeline import _session as sessions
 
 path = os.environ["QIIME2_CONFIG"]
 opened = []

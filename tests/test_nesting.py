@@ -21,7 +21,7 @@ import pytest
 import nesting_steps
 from configs import config, htex, local, threads
 from procs import config_env, new_token, wait_gone
-from q2pconf import mainblock
+from q2pconf.pipeline import _mainblock as mainblock
 
 # The vendored default's shape: one thread, one HTEX worker; and several of each.
 ONE_WORKER = config(threads("default", max_threads=1),
@@ -372,10 +372,10 @@ def test_a_step_reading_an_attribute_of_that_name_is_not_warned_about(tmp_path: 
 
 FROM_OWN_THREADS = '''
 import concurrent.futures
-import q2pconf.notice
+import q2pconf._base.notice
 from q2pconf import parallel_pipeline, step
 
-q2pconf.notice.AFTER = 1.0  # seconds before a wait says so
+q2pconf._base.notice.AFTER = 1.0  # seconds before a wait says so
 
 
 @step

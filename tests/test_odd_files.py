@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from q2pconf.config import check
-from q2pconf.errors import ConfigError
-from q2pconf.tomlfile import MAX_BYTES
+from q2pconf._base.errors import ConfigError
+from q2pconf._base.tomlfile import MAX_BYTES
 
 THREADS = '[[parsl.executors]]\nclass = "ThreadPoolExecutor"\nlabel = "default"\n'
 
@@ -139,7 +139,7 @@ def test_devices_are_refused_through_the_python_api():
 def test_a_fifo_in_place_of_the_catalog_cache_does_not_block_a_check(tmp_path, monkeypatch):
     """The catalog of Parsl's signatures is cached in the user's cache directory; a FIFO
     found there is ignored (rebuilt over), not read."""
-    from q2pconf import catalog
+    from q2pconf._catalog import accepted as catalog
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     cache = catalog.cache_path(catalog.parsl_root())

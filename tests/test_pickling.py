@@ -1,4 +1,4 @@
-"""q2pconf.pickling: data crosses to and from HTEX workers by C pickle when that means what
+"""q2pconf._parsl.pickling: data crosses to and from HTEX workers by C pickle when that means what
 dill means, and by dill otherwise (definitions of `__main__`, what pickle cannot take)."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from configs import config, htex, local, threads
 from procs import config_env, new_token, wait_gone
-from q2pconf import pickling
+from q2pconf._parsl import pickling
 
 CONFIG = config(threads("default", max_threads=1),
                 htex("htex", max_workers_per_node=1, provider=local()), strategy="none")
@@ -46,7 +46,7 @@ def test_plain_data_goes_by_pickle_and_comes_back_equal(value: object) -> None:
 MAIN = textwrap.dedent("""
     import json, sys
     from parsl.serialize import serialize
-    from q2pconf import pickling
+    from q2pconf._parsl import pickling
     pickling.register()
 
     class Point:
@@ -137,7 +137,7 @@ OLD_HEADER = textwrap.dedent("""
     import pickle, sys
     from parsl.serialize import deserialize
     if sys.argv[1] == "registered":
-        from q2pconf import pickling
+        from q2pconf._parsl import pickling
         pickling.register()
     try:
         print(deserialize(b"01\\n" + pickle.dumps([1, "a"])))

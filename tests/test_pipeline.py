@@ -16,7 +16,7 @@ import pipeline_steps as steps
 from configs import config, htex, local, threads
 import q2pconf
 from procs import parsl_children
-from q2pconf import session as sessions
+from q2pconf.pipeline import _session as sessions
 
 
 POOL = threads("default", max_threads=4)

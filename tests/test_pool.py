@@ -1,4 +1,4 @@
-"""q2pconf.pool: Parsl's worker pool, with its helper processes forked from a warm server."""
+"""q2pconf._parsl.pool: Parsl's worker pool, with its helper processes forked from a warm server."""
 from __future__ import annotations
 
 import json
@@ -13,12 +13,12 @@ import pytest
 from configs import config, htex, local, threads
 from procs import config_env, new_token, wait_gone
 
-# Runs q2pconf.pool's main with real arguments; notes what is imported when the forkserver
+# Runs q2pconf._parsl.pool's main with real arguments; notes what is imported when the forkserver
 # is asked to start, lets it start, and stops there (before the pool would connect).
 ORDER = """
 import json, sys
 from multiprocessing import forkserver
-from q2pconf import pool
+from q2pconf._parsl import pool
 
 real = forkserver.ensure_running
 
@@ -29,7 +29,7 @@ def noted():
     raise SystemExit(0)
 
 forkserver.ensure_running = noted
-sys.argv = ["q2pconf.pool", pool.POOL, "-a", "127.0.0.1", "--port=1", "--cert_dir", "None"]
+sys.argv = ["q2pconf._parsl.pool", pool.POOL, "-a", "127.0.0.1", "--port=1", "--cert_dir", "None"]
 pool.main()
 """
 

@@ -25,7 +25,7 @@ from configs import config, htex, local, threads
 from procs import new_token, program_env, wait_gone
 from test_guard import _children, ended, listening, pool_guard
 from test_stalls import kill_interchange
-from q2pconf import measure
+from q2pconf._observe import measure
 
 SIMULATION = '''\
 """Test-only (tests/test_portable.py): this interpreter lacks Linux's facilities, as macOS."""
@@ -103,8 +103,8 @@ def run_simulated(tmp_path: Path, code: str, text: str | None = None,
 
 FACILITIES = """\
 import ctypes, json, os
-from q2pconf import guard
-from q2pconf.measure import _own
+from q2pconf._parsl import guard
+from q2pconf._observe.measure import _own
 print(json.dumps({"affinity": hasattr(os, "sched_getaffinity"), "prctl": guard._PRCTL,
                   "waitid": hasattr(os, "waitid"),
                   "proc_status": _own().status.path,
@@ -122,8 +122,9 @@ def test_the_simulation_takes_the_linux_facilities_away_from_q2pconf_only(
 
 CPUS = """\
 import json, os
-from q2pconf import cpus, local_limits
-from q2pconf.templates import vendored_dict
+from q2pconf._base import cpus
+from q2pconf.config import _local_limits as local_limits
+from q2pconf.config._templates import vendored_dict
 print(json.dumps({"usable": cpus.usable_cpus(), "workers": cpus.default_workers(),
                   "quota": cpus.cgroup_cpu_quota(), "allowed": local_limits._allowed_cpus(),
                   "cpu_count": os.cpu_count()}))
@@ -143,7 +144,7 @@ def test_without_affinity_or_cgroups_the_cpu_count_is_os_cpu_count(tmp_path: Pat
 PIPELINE = """\
 import csv, json, sys
 import trace_steps
-from q2pconf import closing
+from q2pconf._supervise import closing
 answer = trace_steps.peaks()
 with open(trace_steps.peaks.trace_path, newline="") as handle:
     rows = list(csv.DictReader(handle, delimiter="\\t"))
@@ -212,7 +213,7 @@ def _guard_pool_watches(token: str) -> str | None:
 
     for process in tagged(token):
         words = process.cmdline()
-        if "q2pconf.guard" in words and "--program" in words:
+        if "q2pconf._parsl.guard" in words and "--program" in words:
             return words[words.index("--program") + 1].partition(":")[2]
     return None
 
@@ -230,7 +231,7 @@ def test_a_peak_in_bytes_on_macos_is_given_in_kib() -> None:
 
 SCRATCH = """\
 import json, os, tempfile
-from q2pconf import guard
+from q2pconf._parsl import guard
 scratch = guard._scratch()
 print(json.dumps({"scratch": scratch, "temp": tempfile.gettempdir()}))
 os.rmdir(scratch)

@@ -8,9 +8,9 @@ from typing import get_type_hints
 
 import pytest
 
-from q2pconf.catalog import Param
+from q2pconf._catalog.accepted import Param
 from q2pconf.config import Settings, from_dict
-from q2pconf.find import Located, Looked
+from q2pconf.config._find import Located, Looked
 
 
 def test_a_record_is_a_namedtuple_with_its_defaults_and_methods():
@@ -20,7 +20,7 @@ def test_a_record_is_a_namedtuple_with_its_defaults_and_methods():
     assert Located._field_defaults == {"trail": ()}
     assert repr(Looked("user", None, "no file")) == (
         "Looked(source='user', path=None, note='no file')")
-    assert Located.__module__ == "q2pconf.find" and Located.__qualname__ == "Located"
+    assert Located.__module__ == "q2pconf.config._find" and Located.__qualname__ == "Located"
     assert pickle.loads(pickle.dumps(found)) == found
     with pytest.raises(AttributeError):
         found.path = None  # immutable, no __dict__

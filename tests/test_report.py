@@ -14,9 +14,9 @@ from configs import config, htex, local, threads
 from conftest import require_tool
 from devtools import Browser
 from procs import parsl_children
-from q2pconf import session as sessions
-from q2pconf.report import lane_of, write_report
-from q2pconf.runs import find, read
+from q2pconf.pipeline import _session as sessions
+from q2pconf._observe.report import lane_of, write_report
+from q2pconf._observe.runfiles import find, read
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 PAGE_FACTS = """(() => ({

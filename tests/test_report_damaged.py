@@ -125,7 +125,7 @@ def test_a_damaged_trace_line_is_skipped_and_said(run, tmp_path, damage):
 
 def test_info_runs_lists_the_others_and_names_a_damaged_one(run, tmp_path):
     """The index lists this run; its run.json cut short: one warning, the others listed."""
-    from q2pconf.runs import index_path
+    from q2pconf._observe.runfiles import index_path
 
     other = copy_of(run, tmp_path, "other")
     with open(index_path(), "a") as index:
@@ -154,7 +154,7 @@ def test_a_report_that_cannot_be_written_is_one_message(run, tmp_path):
 
 def test_a_damaged_index_of_runs_is_passed_over(run):
     """Garbage in runs.log (not UTF-8, a NUL): `info --runs` and `report` still find the run."""
-    from q2pconf.runs import index_path
+    from q2pconf._observe.runfiles import index_path
 
     index = index_path()
     index.write_bytes(b"\xff\xfe garbage\x00\tx\n" + index.read_bytes() + b"\x00\t\xff\n")

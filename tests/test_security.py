@@ -13,13 +13,13 @@ import pytest
 
 from configs import config, threads
 from q2pconf.config import check, from_dict, load
-from q2pconf import catalog
-from q2pconf.paths import CONFIG_NAME
-from q2pconf.seed import seed_prefix, write_new
-from q2pconf.templates import vendored_dict
-from q2pconf.errors import ConfigError
-from q2pconf.find import locate
-from q2pconf.validate import plan
+from q2pconf._catalog import accepted as catalog
+from q2pconf._base.paths import CONFIG_NAME
+from q2pconf.config._seed import seed_prefix, write_new
+from q2pconf.config._templates import vendored_dict
+from q2pconf._base.errors import ConfigError
+from q2pconf.config._find import locate
+from q2pconf.config._validate import plan
 
 TESTS = Path(__file__).parent
 STAMP = f".{CONFIG_NAME}.sha256"

@@ -10,8 +10,8 @@ import pytest
 
 from configs import tomllib
 from conftest import readonly_command
-from q2pconf.seed import seed_prefix, write_new
-from q2pconf.templates import vendored_dict
+from q2pconf.config._seed import seed_prefix, write_new
+from q2pconf.config._templates import vendored_dict
 
 CONFIG = "qiime2_config.toml"
 
@@ -101,7 +101,7 @@ def test_disk_full_leaves_no_partial_file(tmp_path):
     # RLIMIT_FSIZE makes the write fail part way, like a full disk
     code = ("import resource, signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
             "resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100)); "
-            "from pathlib import Path; from q2pconf.seed import seed_prefix; "
+            "from pathlib import Path; from q2pconf.config._seed import seed_prefix; "
             f"seed_prefix({str(tmp_path)!r})")
     run = python(code)
     assert run.returncode != 0 and "File too large" in run.stderr
@@ -110,7 +110,7 @@ def test_disk_full_leaves_no_partial_file(tmp_path):
 
 def test_seed_prefix_refuses_a_prefix_that_does_not_exist(tmp_path):
     """The library call too: nothing is created under a mistyped prefix."""
-    from q2pconf.errors import ConfigError
+    from q2pconf._base.errors import ConfigError
 
     with pytest.raises(ConfigError, match="the --prefix directory does not exist"):
         seed_prefix(tmp_path / "typo" / "env")

@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from q2pconf.paths import CONFIG_NAME
-from q2pconf.seed import STALE_AFTER, seed_prefix, write_new
+from q2pconf._base.paths import CONFIG_NAME
+from q2pconf.config._seed import STALE_AFTER, seed_prefix, write_new
 
 RACE_SECONDS = 5.0
 
@@ -76,7 +76,7 @@ def test_a_seeder_killed_halfway_leaves_a_temporary_the_next_seed_removes(tmp_pa
     """SIGKILL between writing the temporary file and linking it into place: the next
     writer removes it (its writer is gone), and leaves a live writer's temporary alone."""
     etc = tmp_path / "etc"
-    code = ("import os, time; from q2pconf.seed import seed_prefix\n"
+    code = ("import os, time; from q2pconf.config._seed import seed_prefix\n"
             "real = os.link\n"
             "def slow(*a, **k):\n    print('linking', flush=True); time.sleep(60)\n"
             "os.link = slow\n"

@@ -130,7 +130,7 @@ def test_slurm_template_starts_a_job_on_demand(dfk_on, slurm: SlurmCluster, tmp_
     """The `init --template slurm` file, sized down to this node: no job until a step waits."""
     from parsl import python_app
 
-    from q2pconf.templates import render
+    from q2pconf.config._templates import render
 
     path = tmp_path / "qiime2_config.toml"
     doc = tomllib.loads(render("slurm", path))

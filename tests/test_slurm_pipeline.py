@@ -19,9 +19,9 @@ from configs import config, htex, threads
 from configs import slurm as slurm_provider
 from conftest import require_tool
 from procs import TOKEN_VAR, new_token, parsl_children, program_env, tagged, wait_gone, written
-from q2pconf import session as sessions
+from q2pconf.pipeline import _session as sessions
 from q2pconf.config import check
-from q2pconf.errors import ConfigError
+from q2pconf._base.errors import ConfigError
 from slurm_cluster import SlurmCluster, drain, node_cpus, wait_for
 
 pytestmark = pytest.mark.slurm
@@ -190,7 +190,7 @@ def test_sigkill_of_the_program_ends_the_slurm_job_within_seconds(
     assert job in slurm.jobs()
     child.kill()
     child.wait(timeout=10)
-    # 10 s of refused connections (q2pconf.guard's default) and the job's own teardown
+    # 10 s of refused connections (q2pconf._parsl.guard's default) and the job's own teardown
     assert wait_for(lambda: job not in slurm.jobs(), 45, 0.5), f"jobs left: {slurm.jobs()}"
     assert survivors(token, tmp_path, timeout=20) == []
 
@@ -203,8 +203,8 @@ def test_signal_while_the_block_is_queued_cancels_the_pending_job(
     blocker = slurm.run("sbatch", "--parsable", "-c", str(node_cpus()), "--output", "/dev/null",
                         "--wrap", "sleep 120").strip()
     try:
-        child = start_child(tmp_path, token, "import q2pconf.notice, slurm_steps as s; "
-                            "q2pconf.notice.AFTER = 1.0; "  # seconds before a wait says so
+        child = start_child(tmp_path, token, "import q2pconf._base.notice, slurm_steps as s; "
+                            "q2pconf._base.notice.AFTER = 1.0; "  # seconds before a wait says so
                             f"s.held({str(tmp_path / 'f')!r}, 300)")
         if not wait_for(lambda: len(slurm.jobs()) == 2 or child.poll() is not None,
                         CHILD_TIMEOUT, 0.2):

@@ -12,7 +12,7 @@ import slurm_steps as steps
 from configs import config, htex, threads
 from configs import slurm as slurm_provider
 from procs import parsl_children
-from q2pconf import session as sessions
+from q2pconf.pipeline import _session as sessions
 from slurm_cluster import SlurmCluster, drain, wait_for
 
 pytestmark = pytest.mark.slurm

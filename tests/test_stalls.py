@@ -165,7 +165,7 @@ except Exception as error:
 def test_a_dead_interchange_fails_the_pipeline_within_seconds(tmp_path: Path) -> None:
     answer, err, killed, (interchange, _) = kill_interchange(tmp_path, new_token())
     assert answer["type"] == "ExecutorFailed", err
-    # the interchange itself, as `ps` shows it (not the q2pconf.guard that started it)
+    # the interchange itself, as `ps` shows it (not the q2pconf._parsl.guard that started it)
     assert ("executor 'htex' lost its interchange: the interchange of executor 'htex' "
             f"(pid {interchange}) was killed by SIGKILL; its log is ") in answer["message"]
     assert "interchange.log" in answer["message"]
@@ -240,7 +240,7 @@ def test_after_a_pool_failure_the_next_run_starts_a_new_session(tmp_path: Path) 
 
 
 def test_the_stall_timeout_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from q2pconf.watchdog import STALL_VAR, stall_limit
+    from q2pconf._supervise.watchdog import STALL_VAR, stall_limit
 
     monkeypatch.delenv(STALL_VAR, raising=False)
     assert stall_limit() == 60
@@ -269,8 +269,8 @@ def test_an_interchange_that_dies_while_starting_fails_the_pipeline_at_once(
 
 
 SLOW_START = """
-import sys, q2pconf, q2pconf.notice, session_steps as s
-q2pconf.notice.AFTER = 1.0  # seconds before a wait says so
+import sys, q2pconf, q2pconf._base.notice, session_steps as s
+q2pconf._base.notice.AFTER = 1.0  # seconds before a wait says so
 with q2pconf.ParallelConfig(sys.argv[1], mapping={"double": "htex"}):
     print(s.doubled(3))
 """

@@ -254,7 +254,7 @@ if __name__ == "__main__":
 
 
 def test_a_scripts_methods_and_callables_run_on_the_htex(tmp_path):
-    """Steps of the running script: a worker loads it as a module (q2pconf.transport)."""
+    """Steps of the running script: a worker loads it as a module (q2pconf.pipeline._transport)."""
     script = tmp_path / "script.py"
     script.write_text(SCRIPT)
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,

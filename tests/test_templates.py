@@ -12,8 +12,8 @@ from configs import tomllib
 from conftest import check_where_its_interface_is
 from q2pconf.cli import main
 from q2pconf.config import check
-from q2pconf.errors import ConfigError
-from q2pconf.templates import (TEMPLATES, htex_worker_key, render, vendored_dict,
+from q2pconf._base.errors import ConfigError
+from q2pconf.config._templates import (TEMPLATES, htex_worker_key, render, vendored_dict,
                                vendored_toml)
 
 CLUSTERS = {"slurm": ("SlurmProvider", "SrunLauncher"),

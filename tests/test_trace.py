@@ -19,9 +19,9 @@ import q2pconf
 import trace_steps as steps
 from configs import config, htex, local, threads
 from conftest import readonly_command, require_tool
-from q2pconf.advice import findings
-from q2pconf.runs import read, seconds
-from q2pconf.trace import COLUMNS
+from q2pconf._observe.advice import findings
+from q2pconf._observe.runfiles import read, seconds
+from q2pconf._observe.trace import COLUMNS
 
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
@@ -374,8 +374,8 @@ def test_a_dependency_failure_has_one_line_when_the_run_ends_while_parsl_handles
 
     from parsl.dataflow.errors import DependencyError
 
-    from q2pconf import trace as tracing
-    from q2pconf.measure import TRACE_KEY
+    from q2pconf._observe import trace as tracing
+    from q2pconf._observe.measure import TRACE_KEY
 
     trace = tracing.Trace(tmp_path, "run", {})
     failed: Future = Future()
@@ -403,8 +403,8 @@ def test_each_step_has_one_state_in_history_trace_and_report(tmp_path: Path, pip
     header said "4 cancelled, 1 failed" and its table "5 failed"."""
     import re
 
-    from q2pconf.history import STATES
-    from q2pconf.report import write_report
+    from q2pconf._observe.history import STATES
+    from q2pconf._observe.report import write_report
 
     rows = failed_on_one_thread(tmp_path, pipeline, *args)
     final = {row["call"]: row["status"] for row in rows}  # a call's last attempt

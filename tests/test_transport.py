@@ -14,7 +14,7 @@ import pipeline_steps
 from configs import config, htex, local, threads
 from procs import config_env, new_token, wait_gone
 from q2pconf import step
-from q2pconf.transport import Remote
+from q2pconf.pipeline._transport import Remote
 
 CONFIG = config(threads("default", max_threads=2),
                 htex("htex", max_workers_per_node=1, provider=local()), strategy="none")
@@ -114,7 +114,7 @@ def test_steps_keep_their_names_for_parsl(name: str) -> None:
 TYPED_IN = '''
 import json, os, time
 from q2pconf import parallel_pipeline, step
-from q2pconf import session
+from q2pconf.pipeline import _session as session
 LIMIT = 3
 
 def clip(x):

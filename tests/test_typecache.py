@@ -1,4 +1,4 @@
-"""q2pconf.typecache: typeguard's instrumentation of Parsl kept on disk, with Parsl's checks
+"""q2pconf._parsl.typecache: typeguard's instrumentation of Parsl kept on disk, with Parsl's checks
 unchanged, never trusted from a file others could write, and rebuilt when a source changes."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 # its functions return for good and bad arguments, and whether the cache file changed.
 USE = """
 import json, os, sys
-from q2pconf import typecache
+from q2pconf._parsl import typecache
 sys.path.insert(0, sys.argv[1])
 with typecache.cached():
     import checked
@@ -117,7 +117,7 @@ def test_a_damaged_cache_is_rebuilt(tmp_path: Path, damage: bytes) -> None:
 PARSL_CODES = """
 import json, marshal, sys
 import typeguard
-from q2pconf import typecache
+from q2pconf._parsl import typecache
 seen = {}
 real = typeguard.typechecked
 
@@ -155,7 +155,7 @@ def test_parsl_from_the_cache_is_the_code_typeguard_makes(tmp_path: Path) -> Non
 def test_parsl_still_refuses_a_wrong_type_with_a_warm_cache(tmp_path: Path) -> None:
     code = textwrap.dedent("""
         import json
-        from q2pconf import typecache
+        from q2pconf._parsl import typecache
         typecache.import_parsl()
         from parsl.executors import ThreadPoolExecutor
         from typeguard import TypeCheckError
@@ -171,12 +171,12 @@ def test_parsl_still_refuses_a_wrong_type_with_a_warm_cache(tmp_path: Path) -> N
 
 
 def test_the_interchange_runs_through_the_cache(tmp_path: Path) -> None:
-    """`python -m q2pconf.typecache MODULE ARGS` runs MODULE as `python -m` does."""
+    """`python -m q2pconf._parsl.typecache MODULE ARGS` runs MODULE as `python -m` does."""
     (tmp_path / "shown.py").write_text(
         "import json, sys\nprint(json.dumps([__name__, sys.argv[1:], 'parsl' in sys.modules]))\n")
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"),
            "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
-    done = subprocess.run([sys.executable, "-m", "q2pconf.typecache", "shown", "a", "b"],
+    done = subprocess.run([sys.executable, "-m", "q2pconf._parsl.typecache", "shown", "a", "b"],
                           capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == ["__main__", ["a", "b"], True]

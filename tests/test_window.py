@@ -1,4 +1,4 @@
-"""The bound on steps in flight (q2pconf.window): the pipeline body's thread waits in a step
+"""The bound on steps in flight (q2pconf.pipeline._window): the pipeline body's thread waits in a step
 call while a window of steps is unfinished, and only that thread; waiting there still ends at
 once on Ctrl-C or a failing step; results and history do not change."""
 from __future__ import annotations
@@ -21,8 +21,8 @@ import q2pconf
 import window_steps as steps
 from configs import config, htex, local, threads
 from procs import config_env, new_token, tagged, wait_gone
-from q2pconf import window
-from q2pconf.window import WINDOW_VAR
+from q2pconf.pipeline import _window as window
+from q2pconf.pipeline._window import WINDOW_VAR
 
 CONFIG = config(threads("default", max_threads=2))
 pytestmark = pytest.mark.usefixtures("fresh_session")
@@ -145,7 +145,7 @@ def test_a_step_failing_while_the_body_waits_is_raised_at_once(
     assert steps.RELEASED_BY == ["test"]
     assert len(history) == 4  # the body waited at the window: the 5th call raised
     assert history[0].state == "failed"
-    # the run failed as any run does: what had not started never starts (q2pconf.abandon)
+    # the run failed as any run does: what had not started never starts (q2pconf._supervise.abandon)
     with open(str(steps.failing_while_full.trace_path), newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     statuses = [row["status"] for row in rows]
@@ -227,7 +227,7 @@ def test_ctrl_c_while_the_body_waits_for_room(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("where", ["default", "htex"])
 def test_finished_parsl_tasks_are_freed_without_the_collector(tmp_path: Path, where: str) -> None:
-    """q2pconf.futures.Release: Parsl's finished tasks are not left in reference cycles for
+    """q2pconf._base.futures.Release: Parsl's finished tasks are not left in reference cycles for
     Python's collector (~6 KiB each, and the oldest generation is collected rarely)."""
     text = config(threads("default", max_threads=2),
                   htex("htex", max_workers_per_node=2, provider=local(init_blocks=1)),
@@ -292,8 +292,8 @@ def test_a_stalled_run_fails_saying_why_while_the_body_waits_for_room(tmp_path: 
 
 HELD = "the pipeline body has waited"
 RULE_BROKEN = """
-import q2pconf.notice, window_steps as s
-q2pconf.notice.AFTER = {after}  # seconds without a step finishing before the message
+import q2pconf._base.notice, window_steps as s
+q2pconf._base.notice.AFTER = {after}  # seconds without a step finishing before the message
 print(s.breaks_the_rule(6, {seconds}))
 """
 
@@ -331,7 +331,7 @@ def test_a_body_waiting_while_steps_finish_says_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
     """A full window is normal while steps finish: each finish starts the count again. One
     thread and a window of 40: the body waits for 20 steps of 0.15 s (3 s), twice AFTER."""
-    from q2pconf import notice
+    from q2pconf._base import notice
 
     monkeypatch.setenv(WINDOW_VAR, "40")
     monkeypatch.setattr(notice, "AFTER", 1.5)
@@ -344,7 +344,7 @@ def test_a_body_waiting_while_steps_finish_says_nothing(
 def test_the_final_wait_says_once_when_no_step_finishes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
     """The body's last wait, for its results: steps that take long are said once."""
-    from q2pconf import notice
+    from q2pconf._base import notice
 
     monkeypatch.setattr(notice, "AFTER", 1.0)
     with q2pconf.ParallelConfig(write_config(tmp_path)):

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from procs import parsl_children
-from q2pconf import session as sessions
+from q2pconf.pipeline import _session as sessions
 
 DATA = Path(__file__).resolve().parent / "data"
 RELEASES = ("2024.5", "2024.10")

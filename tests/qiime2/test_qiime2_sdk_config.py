@@ -20,7 +20,7 @@ import dummy_plugin
 import other_plugin
 from configs import tomllib
 from q2pconf import ConfigError, ParallelConfig
-from q2pconf.compat import load_config_from_dict, load_config_from_file
+from q2pconf._qiime2 import load_config_from_dict, load_config_from_file
 from qiime2_port import (MAPPING, QIIME2_2024_10_DEFAULT, RELEASES, TEST, THREADS,
                          TPOOL_MAPPING, config_source, data, execution_context,
                          execution_contexts, in_force, ints, qiimetest, test_expected,

@@ -1,0 +1,258 @@
+"""`q2pconf report`: one self-contained HTML page about a traced run.
+
+A timeline (one lane per worker, grouped by host and batch job, one bar per step attempt,
+coloured by step and marked when it failed), a table per step, the advice of
+`q2pconf._observe.advice`, and the config the run used with where it came from. Inline CSS, SVG and a
+few lines of JavaScript; the page loads nothing (its Content-Security-Policy forbids it).
+"""
+from __future__ import annotations
+
+import colorsys
+import html
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from q2pconf._observe import advice
+from q2pconf._observe.runfiles import RunFiles, read, seconds
+from q2pconf._observe.trace import CACHED, CANCELLED, DEPENDENCY, DONE, FAILED
+
+STATUSES = (DONE, CACHED, FAILED, DEPENDENCY, CANCELLED)  # a trace line's status, in order
+
+WIDTH, LANE, LABEL = 1000, 18, 300  # timeline pixels: plot width, lane height, label column
+CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
+STYLE = """
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
+h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em}
+table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}
+td:first-child,th:first-child{text-align:left}
+.incomplete{background:#fde2e2;border:1px solid #c00;padding:.5em;font-weight:bold}
+.hit{color:#a00}.close{color:#a60}.idle{color:#246}
+svg text{font:11px monospace}.group{font-weight:bold}
+rect.failed{stroke:#c00;stroke-width:2}rect.bar:hover{opacity:.7}
+pre{background:#f6f6f6;padding:.6em;overflow:auto;max-height:30em}
+.legend span{display:inline-block;margin-right:1em}.legend i{display:inline-block;width:12px;
+height:12px;margin-right:4px;vertical-align:middle}
+"""
+SCRIPT = """
+document.querySelectorAll('.legend span').forEach(function (item) {
+  item.addEventListener('click', function () {
+    var step = item.dataset.step;
+    document.querySelectorAll('rect.bar').forEach(function (bar) {
+      bar.style.opacity = (bar.dataset.step === step || bar.style.opacity === '0.15')
+        ? '' : '0.15';
+    });
+  });
+});
+document.body.dataset.bars = document.querySelectorAll('rect.bar').length;
+"""
+
+
+def write_report(run: str | Path | None = None, output: Path | None = None) -> Path:
+    """Write the report of a run (a `run.json` path; see `q2pconf._observe.runfiles.find`) and return its
+    path: beside the run, or `output`."""
+    from q2pconf._observe.runfiles import find
+
+    files = read(find(None if run is None else str(run)))
+    target = output or files.report_path
+    try:
+        target.write_text(render(files))
+    except OSError as error:
+        from q2pconf._base.errors import ConfigError
+
+        raise ConfigError(target, "", f"cannot be written: {error.strerror or error}",
+                          "write the report elsewhere: q2pconf report RUN -o FILE") from None
+    return target
+
+
+def render(run: RunFiles) -> str:
+    meta = run.meta
+    title = f"q2pconf run: {meta.get('pipeline', '?')} on {meta.get('host', '?')}"
+    parts = [f"<h1>{_e(title)}</h1>", _summary(run), _advice(run), _timeline(run),
+             _steps_table(run), _config(meta.get("config") or {})]
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+            f"<title>{_e(title)}</title><style>{STYLE}</style></head>\n<body>\n"
+            + "\n".join(parts) + f"\n<script>{SCRIPT}</script>\n</body></html>\n")
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _colours(steps: set[str]) -> dict[str, str]:
+    """Well-separated colours, one per step name (golden-ratio hues in name order)."""
+    found = {}
+    for index, step in enumerate(sorted(steps)):
+        hue = (0.07 + index * 0.618034) % 1.0
+        red, green, blue = colorsys.hls_to_rgb(hue, 0.5 + 0.1 * (index % 2), 0.65)
+        found[step] = f"#{int(red * 255):02x}{int(green * 255):02x}{int(blue * 255):02x}"
+    return found
+
+
+def statuses(rows: list[dict[str, str]]) -> dict[str, int]:
+    """Attempts per status, in STATUSES' order (any other status after them): the one count
+    the header and the steps table both show."""
+    counts = {status: 0 for status in STATUSES}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    return counts
+
+
+def _summary(run: RunFiles) -> str:
+    meta = run.meta
+    counts = statuses(run.rows)
+    status = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items() if n)
+    lines = [f"<p>Started {_e(meta.get('started'))} by {_e(meta.get('user'))} "
+             f"(pid {_e(meta.get('pid'))}): <code>{_e(' '.join(meta.get('argv') or []))}</code>"
+             f"<br>Step attempts: {_e(status or 'none')}. Trace: <code>{_e(run.trace_path)}"
+             "</code></p>"]
+    if run.damaged:
+        lines.append(f'<p class="incomplete" id="damaged">{run.damaged} damaged line(s) of the '
+                     "trace were skipped (not whole lines of q2pconf's trace).</p>")
+    if run.complete:
+        lines.append(f"<p>Finished {_e(meta['finished'])}: {_e(meta.get('outcome'))}.</p>")
+    else:
+        lines.append('<p class="incomplete" id="incomplete">Incomplete run: it never recorded '
+                     "its end (the process was killed, or it is still running). Only the "
+                     "steps that finished before are shown.</p>")
+    return "\n".join(lines)
+
+
+def _advice(run: RunFiles) -> str:
+    found = advice.findings(run)
+    if not found:
+        return ('<h2>Limits</h2><p id="advice">No step came close to a limit the config sets, '
+                "and no step waited for a worker.</p>")
+    items = [f'<li class="limit {f.level}" data-level="{f.level}" data-step="{_e(f.step)}" '
+             f'data-executor="{_e(f.executor)}" data-setting="{_e(f.setting)}">'
+             f"<b>{_e(f.level)}</b>: {_e(f.message)}. <b>Change</b>: <code>{_e(f.setting)}</code>"
+             "</li>" for f in found]
+    return '<h2>Limits</h2><ul id="advice">' + "".join(items) + "</ul>"
+
+
+def lane_of(row: dict[str, str]) -> str:
+    """The lane a trace row is drawn in: one per worker thread or process."""
+    if row["started"] == "NA":
+        return f"?/{row['executor']}/?/unknown worker"
+    return f"{row['host']}/{row['job']}/{row['pid']}/{row['worker']}"
+
+
+def _timeline(run: RunFiles) -> str:
+    drawn = [r for r in run.rows if seconds(r["finished"]) is not None
+             and (r["started"] != "NA" or r["launched"] != "NA")]
+    if not drawn:
+        return "<h2>Timeline</h2><p>No step ran.</p>"
+    starts = [seconds(r["started"]) or seconds(r["launched"]) for r in drawn]
+    first = min(t for t in starts if t is not None)
+    last = max(seconds(r["finished"]) or first for r in drawn)
+    scale = WIDTH / max(last - first, 1e-3)
+    lanes: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for row in drawn:
+        lanes[lane_of(row)].append(row)
+    colours = _colours({r["step"] for r in drawn})
+    body, y, group = [], 20, None
+    for lane in sorted(lanes, key=_lane_order):
+        host, job, pid, worker = lane.split("/", 3)
+        if (host, job) != group:
+            group = (host, job)
+            name = f"host {host}" + ("" if job == "NA" else f", batch job {job}")
+            body.append(f'<text class="group" x="2" y="{y + 12}">{_e(name)}</text>')
+            y += LANE
+        body.append(_lane(lane, f"pid {pid} {worker}"[:40], lanes[lane], y, first, scale,
+                          colours))
+        y += LANE
+    axis = _axis(last - first, scale, y)
+    legend = "".join(f'<span data-step="{_e(s)}"><i style="background:{c}"></i>{_e(s)}</span>'
+                     for s, c in colours.items())
+    return (f'<h2>Timeline</h2><p class="legend">{legend}</p>'
+            f'<svg id="timeline" width="{LABEL + WIDTH + 20}" height="{y + 30}" '
+            f'xmlns="http://www.w3.org/2000/svg">{"".join(body)}{axis}</svg>')
+
+
+def _lane_order(lane: str) -> tuple[Any, ...]:
+    host, job, pid, worker = lane.split("/", 3)
+    return (host == "?", host, job, int(pid) if pid.isdigit() else 0, worker)
+
+
+def _lane(lane: str, label: str, rows: list[dict[str, str]], y: int, first: float,
+          scale: float, colours: dict[str, str]) -> str:
+    bars = []
+    for row in rows:
+        start = seconds(row["started"]) or seconds(row["launched"]) or first
+        end = seconds(row["finished"]) or start
+        x, width = LABEL + (start - first) * scale, max((end - start) * scale, 1.5)
+        failed = row["status"] != "done" and row["status"] != "cached"
+        tip = (f"{row['step']} call {row['call']} attempt {row['attempt']}: {row['status']}"
+               f"{'' if row['error'] == 'NA' else ' (' + row['error'] + ')'}, "
+               f"wall {row['wall_s']} s, cpu {row['cpu_s']} s, peak {row['peak_rss_mib']} MiB")
+        bars.append(f'<rect class="bar{" failed" if failed else ""}" x="{x:.1f}" y="{y + 2}" '
+                    f'width="{width:.1f}" height="{LANE - 4}" fill="{colours[row["step"]]}" '
+                    f'data-step="{_e(row["step"])}" data-call="{_e(row["call"])}" '
+                    f'data-attempt="{_e(row["attempt"])}" data-status="{_e(row["status"])}">'
+                    f"<title>{_e(tip)}</title></rect>")
+        if failed:
+            bars.append(f'<text x="{x + width + 2:.1f}" y="{y + 13}" fill="#c00">✕</text>')
+    return (f'<g class="lane" data-lane="{_e(lane)}"><text x="12" y="{y + 13}">{_e(label)}'
+            f"</text>{''.join(bars)}</g>")
+
+
+def _axis(span: float, scale: float, y: int) -> str:
+    step = next((s for s in (0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600,
+                             7200, 21600, 86400) if span / s <= 10), 86400.0)
+    ticks, t = [], 0.0
+    while t <= span + 1e-9:
+        x = LABEL + t * scale
+        ticks.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="10" y2="{y}" stroke="#eee"/>'
+                     f'<text x="{x:.1f}" y="{y + 14}" text-anchor="middle">{t:g} s</text>')
+        t += step
+    return "".join(ticks)
+
+
+def _steps_table(run: RunFiles) -> str:
+    groups: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for row in run.rows:
+        groups[row["step"]].append(row)
+    shown = list(statuses(run.rows))
+    head = ("<tr><th>step</th><th>attempts</th>"
+            + "".join(f"<th>{_e(s.replace('_', ' '))}</th>" for s in shown)
+            + "<th>total wall s</th><th>mean wall s</th><th>max wall s</th>"
+            "<th>max peak RSS MiB</th><th>CPU use %</th><th>executors</th></tr>")
+    lines = []
+    for step, rows in sorted(groups.items()):
+        walls = [float(r["wall_s"]) for r in rows if r["wall_s"] != "NA"]
+        cpus = [float(r["cpu_s"]) for r in rows if r["cpu_s"] != "NA"]
+        peaks = [float(r["peak_rss_mib"]) for r in rows if r["peak_rss_mib"] != "NA"]
+        counts = statuses(rows)
+        cells = [step, len(rows), *(counts.get(s, 0) for s in shown), _f(sum(walls)),
+                 _f(sum(walls) / len(walls) if walls else None), _f(max(walls, default=None)),
+                 _f(max(peaks, default=None)),
+                 _f(100 * sum(cpus) / sum(walls) if walls and sum(walls) else None, 0),
+                 ", ".join(sorted({r["executor"] for r in rows}))]
+        lines.append(f'<tr data-step="{_e(step)}">'
+                     + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>")
+    return ('<h2>Steps</h2><table id="steps">' + head + "".join(lines) + "</table>"
+            "<p><small>Peak RSS is a worker process's own peak for steps on process "
+            "executors, and the whole program's peak for thread steps. CPU use is CPU time "
+            "over wall time (100% = one core busy).</small></p>")
+
+
+def _f(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _config(config: dict[str, Any]) -> str:
+    trail = "".join(f"<li>{_e(s['source'])}: {_e(s.get('path') or '-')}: {_e(s['note'])}</li>"
+                    for s in config.get("trail") or [])
+    mapping = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>"
+                      for k, v in (config.get("mapping") or {}).items())
+    text = config.get("text")
+    used = config.get("path") or "the built-in default (in memory)"
+    return (f'<h2>Config</h2><p id="config-source">Used: <code>{_e(used)}</code> '
+            f'(source: {_e(config.get("source"))})</p>'
+            f"<p>Lookup trail (places looked at first):</p><ul>{trail or '<li>none</li>'}</ul>"
+            f"<p>Mapping:</p><table id='mapping'><tr><th>step</th><th>executor</th></tr>"
+            f"{mapping or '<tr><td>none</td><td>default</td></tr>'}</table>"
+            f"<p>Executors:</p><pre>{_e(json.dumps(config.get('executors'), indent=1))}</pre>"
+            + ("" if text is None else f"<p>File:</p><pre id='config-text'>{_e(text)}</pre>"))

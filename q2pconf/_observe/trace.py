@@ -1,0 +1,364 @@
+"""The trace of one pipeline run: a TSV line per step attempt, written when the attempt ends.
+
+Files, side by side in Parsl's run directory of the session (`<stem>` is `<pipeline>-<n>`):
+
+- `<stem>.trace.tsv`: one line per attempt (`COLUMNS`), each written with its own `write()`
+  call, so a process killed with SIGKILL leaves every line written so far;
+- `<stem>.run.json`: the pipeline, the config used, where it came from, the mapping, and
+  (rewritten at the end) when and how the run ended. No `finished` time: the run did not end.
+
+Parsl's task records give the task id, executor, attempt and the submitted/launched times;
+the rest (`q2pconf._observe.measure.Usage`) is measured inside the step's own process. Empty values
+are `NA`, so `column -t` keeps columns aligned and pandas reads them as missing.
+
+Columns: `peak_rss_mib` is the step's own peak when `rss_of` is `step` (a worker process, its
+high-water mark reset before the step) and the submitting process's peak so far when `rss_of`
+is `process` (thread steps share that process). `cpu_s` is the step's thread (thread steps)
+or its worker process and the children it waited for.
+"""
+from __future__ import annotations
+
+import datetime
+import functools
+import itertools
+import json
+import math
+import os
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from q2pconf._supervise.abandon import Abandoned
+from q2pconf._base.errors import warn
+from q2pconf._observe.measure import ARRIVED, TRACE_KEY, USAGE_ATTR, Usage
+from q2pconf._base.nested import AllDone
+from q2pconf._observe.runfiles import COLUMNS  # the trace's columns, which q2pconf._observe.runfiles reads back
+
+DONE, FAILED, DEPENDENCY, CANCELLED, CACHED = ("done", "failed", "dependency_failed",
+                                               "cancelled", "cached")
+NA = "NA"
+_CLEAN = str.maketrans({" ": "_", "\t": "_", "\n": "_"})
+_KEYS = itertools.count()
+_LIVE: dict[int, Entry] = {}  # call key -> its entry, while not finished
+_WARNED = threading.Event()
+
+
+class Entry:
+    """What the trace needs of one submitted call, kept only until it finishes (slots: a
+    pipeline may have 100,000 calls in flight)."""
+
+    __slots__ = ("trace", "step", "call", "walltime", "future")
+
+    def __init__(self, trace: Trace, step: str, call: int, walltime: float | None) -> None:
+        self.trace, self.step, self.call, self.walltime = trace, step, call, walltime
+        self.future: Any = None
+
+
+def enabled() -> bool:
+    """Tracing is on unless Q2PCONF_TRACE=0."""
+    return os.environ.get("Q2PCONF_TRACE", "").strip() != "0"
+
+
+class Trace:
+    """The open trace of one pipeline run."""
+
+    def __init__(self, directory: Path, stem: str, meta: dict[str, Any]) -> None:
+        self.path = directory / f"{stem}.trace.tsv"
+        self.meta_path = directory / f"{stem}.run.json"
+        self.meta = meta
+        self._numbers = itertools.count()
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                                       | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o644)
+        self._lock = threading.RLock()  # held while writing: `close` waits for a write
+        self._write("\t".join(COLUMNS) + "\n")
+        meta.update(trace=str(self.path), columns=list(COLUMNS))
+        _write_json(self.meta_path, meta)
+
+    def expect(self, step: str, walltime: float | None) -> int:
+        """Register a call about to be submitted; returns the key the Runner gets."""
+        key = next(_KEYS)  # next() on a count is atomic: no lock
+        _LIVE[key] = Entry(self, step, next(self._numbers), walltime)
+        return key
+
+    def watch(self, key: int, future: Any) -> None:
+        """The future Parsl returned for the call: its line is written when it is done (and a
+        `cancelled` line from it, should the run end first)."""
+        found = _LIVE.get(key)
+        if found is not None:
+            found.future = future
+        future.add_done_callback(functools.partial(self.finished, key))
+
+    def finished(self, key: int, future: Any) -> None:
+        """The call's future is done: write its successful attempt (failures were written by
+        `retry_handler` as they happened). Under the lock: `close` must not shut the file
+        between taking the call and writing its line."""
+        with self._lock:
+            found = _LIVE.pop(key, None)
+            usage = ARRIVED.pop(key, None)
+            if found is None or future.exception() is not None:
+                return
+            record = getattr(future, "task_record", {})
+            status = CACHED if record.get("from_memo") else DONE
+            self.record(found, record, status, None, usage)
+
+    def record(self, entry: Entry, task: dict[str, Any], status: str, error: str | None,
+               usage: Usage | None) -> None:
+        """Write one attempt's line."""
+        try:
+            line = self._line(entry, task, status, error, usage)
+            with self._lock:
+                self._write(line)
+        except Exception as problem:  # a full disk must not fail the pipeline
+            self._give_up(problem)
+
+    def _line(self, entry: Entry, task: dict[str, Any], status: str, error: str | None,
+              usage: Usage | None) -> str:
+        """One line of the trace: one f-string, as this runs once per step."""
+        when = self._when
+        if usage is None:
+            ended = task.get("try_time_returned") or task.get("time_returned")
+            measured = f"NA\t{when(ended)}\tNA\tNA\tNA\tNA\tNA\tNA\tNA\tNA"
+        else:
+            started, wall, worker = usage.started, usage.wall, usage.worker
+            if " " in worker or "\t" in worker or "\n" in worker:
+                worker = worker.translate(_CLEAN)
+            measured = (f"{_iso(started)}\t{_iso(started + wall)}\t{wall:.3f}\t{usage.cpu:.3f}"
+                        f"\t{_mib(usage.peak_kib)}\t{usage.scope}\t{usage.host}\t{usage.pid}"
+                        f"\t{worker}\t{usage.job or NA}")
+        limit = NA if entry.walltime is None else f"{entry.walltime:g}"
+        return (f"{entry.step}\t{entry.call}\t{task.get('id', NA)}\t{task.get('try_id', 0) + 1}"
+                f"\t{task.get('executor', NA)}\t{status}\t{error or NA}"
+                f"\t{when(task.get('time_invoked'))}\t{when(task.get('try_time_launched'))}"
+                f"\t{measured}\t{limit}\n")
+
+    def _when(self, value: datetime.datetime | None) -> str:
+        return NA if value is None else _iso(value.timestamp())
+
+    def _write(self, text: str) -> None:
+        fd = self._fd
+        if fd is not None:
+            os.write(fd, text.encode())
+
+    def _give_up(self, problem: BaseException) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            _quiet_close(fd)
+            from q2pconf._base.rundir import cannot_write
+
+            cannot_write(str(self.path.parent), _reason(problem))
+
+    def close(self, outcome: str) -> None:
+        """The run ended: its calls still unfinished are `cancelled`; `run.json` says how it
+        ended."""
+        mine = [(key, found) for key, found in list(_LIVE.items()) if found.trace is self]
+        for key, entry in sorted(mine, key=lambda item: item[1].call):
+            future = entry.future
+            if future is not None and future.done():  # its callback has not run yet
+                self.finished(key, future)
+                continue
+            with self._lock:
+                if _LIVE.pop(key, None) is None:
+                    continue
+                ARRIVED.pop(key, None)
+                task = dict(getattr(future, "task_record", None) or {})
+                task.setdefault("time_returned", datetime.datetime.now())
+                status = unfinished_status(future)  # dependency_failed: Parsl would fail it
+                self.record(entry, task, status, "DependencyError" if status == DEPENDENCY
+                            else None, None)
+        with self._lock:
+            fd, self._fd = self._fd, None
+        if fd is not None:
+            _quiet_close(fd)
+        self.meta.update(finished=_now(), outcome=outcome, calls=next(self._numbers))
+        try:
+            _write_json(self.meta_path, self.meta)
+        except OSError as problem:
+            from q2pconf._base.rundir import cannot_write
+
+            cannot_write(str(self.meta_path.parent), _reason(problem))
+
+
+def status_of(error: BaseException) -> str:
+    """The status of a step attempt that ended with `error`: the trace's, and (in Parsl's words,
+    q2pconf._observe.history.STATES) run.history's. A step its run abandoned, or whose queued thread-pool
+    future was cancelled, is `cancelled`; one an earlier failure doomed, `dependency_failed`."""
+    kind = type(error).__name__
+    if isinstance(error, Abandoned) or kind == "CancelledError":
+        return CANCELLED
+    return DEPENDENCY if kind == "DependencyError" else FAILED
+
+
+def unfinished_status(future: Any) -> str:
+    """The status of a step still unfinished when its run ended."""
+    return DEPENDENCY if _doomed(future, set()) else CANCELLED
+
+
+def _doomed(future: Any, seen: set[int]) -> bool:
+    """Whether a future has failed, or waits (through Parsl's `depends`) on one that did."""
+    if future is None or id(future) in seen:
+        return False
+    seen.add(id(future))
+    if future.done():
+        return future.exception() is not None
+    if isinstance(future, AllDone):  # several inputs of a step, followed as one
+        depends = future.awaits  # (never getattr on an AppFuture: it submits a Parsl app)
+    else:
+        depends = (getattr(future, "task_record", None) or {}).get("depends") or ()
+    return any(_doomed(dependency, seen) for dependency in depends)
+
+
+def retry_handler(previous: Any = None) -> Any:
+    """A Parsl `retry_handler` writing each failed attempt as it fails, then deciding like
+    `previous` (the config's own handler) or like Parsl without one (each failure costs 1)."""
+    def handle(error: BaseException, task: dict[str, Any]) -> float:
+        try:
+            _failed_attempt(error, task)
+        except Exception as problem:  # never let the trace change what Parsl does
+            _warn_once(f"a failed step could not be traced ({_reason(problem)})")
+        if isinstance(error, Abandoned):
+            return math.inf  # its run has ended: trying again would only start it
+        return 1.0 if previous is None else previous(error, task)
+
+    handle.q2pconf = True  # type: ignore[attr-defined]
+    return handle
+
+
+def _failed_attempt(error: BaseException, task: dict[str, Any]) -> None:
+    key = (task.get("kwargs") or {}).get(TRACE_KEY)
+    found = None if key is None else _LIVE.get(key)
+    if found is None:
+        return
+    kind = type(error).__name__
+    status = status_of(error)
+    final = status if status == DEPENDENCY or isinstance(error, Abandoned) else None
+    if final is not None:  # Parsl never retries either: its one line, here or by `Trace.close`
+        with found.trace._lock:
+            if _LIVE.pop(key, None) is None:
+                return
+        ARRIVED.pop(key, None)
+        found.trace.record(found, task, final, kind if final == DEPENDENCY else None, None)
+        return
+    usage = getattr(error, USAGE_ATTR, None)
+    found.trace.record(found, task, status, None if status == CANCELLED else kind,
+                       usage if isinstance(usage, Usage) else None)
+
+
+def start(session: Any, pipeline: str) -> Trace | None:
+    """Open the trace of a new run of `pipeline` in the session's run directory, or warn once
+    and return None when it cannot be written."""
+    if not enabled():
+        return None
+    from q2pconf._observe import measure
+    from q2pconf._base.paths import unkept_reason
+
+    measure.HOME_PID = os.getpid()  # steps running in this process are thread steps
+    directory = Path(session.dfk.run_dir)
+    if unkept_reason(str(directory)) is not None:
+        return None  # q2pconf._base.rundir said once why this run keeps no trace
+    try:
+        trace = _new_trace(directory, pipeline, run_meta(session, pipeline))
+    except OSError as problem:
+        _warn_once(f"no trace of this run is kept ({_reason(problem)}). Fix: point "
+                   "XDG_CACHE_HOME, or run_dir under [parsl], at a writable directory")
+        return None
+    _index(trace)
+    return trace
+
+
+def _new_trace(directory: Path, pipeline: str, meta: dict[str, Any]) -> Trace:
+    """A trace named `<pipeline>-<n>`, n one more than the runs already in `directory`, or
+    the next free number when another pipeline of the session took it meanwhile."""
+    number = 1 + sum(1 for name in os.listdir(directory) if name.endswith(".run.json"))
+    while True:
+        try:
+            return Trace(directory, f"{pipeline}-{number}", meta)
+        except FileExistsError:
+            number += 1
+
+
+def run_meta(session: Any, pipeline: str) -> dict[str, Any]:
+    """What `run.json` holds when a run starts: who ran what, with which config."""
+    from q2pconf._observe.runfiles import config_meta
+
+    return {"pipeline": pipeline, "started": _now(), "finished": None, "outcome": None,
+            "host": socket.gethostname(), "pid": os.getpid(), "user": _user(),
+            "argv": list(sys.argv), "python": sys.version.split()[0],
+            "run_dir": str(session.dfk.run_dir), "config": config_meta(session)}
+
+
+def _index(trace: Trace) -> None:
+    """Remember the run for `q2pconf info --runs` and `q2pconf report` (best effort)."""
+    from q2pconf._observe.runfiles import index_path
+
+    from q2pconf._base.paths import make_private_dirs
+
+    try:
+        path = index_path()
+        make_private_dirs(str(path.parent))
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a") as handle:
+            handle.write(f"{trace.meta['started']}\t{trace.meta_path}\n")
+    except OSError:
+        pass  # the trace itself is kept; only the shortcut to it is missing
+
+
+_SECOND: tuple[int, str, str] = (-1, "", "")  # the last second formatted, and its parts
+
+
+def _iso(seconds: float) -> str:
+    """Local ISO 8601 time with milliseconds and UTC offset; the date part is formatted once
+    per second (a trace line has four times: this is most of its cost)."""
+    global _SECOND
+    whole = int(seconds)
+    cached = _SECOND
+    if cached[0] != whole:
+        local = time.localtime(whole)
+        offset = time.strftime("%z", local)
+        cached = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", local),
+                  f"{offset[:3]}:{offset[3:]}" if offset else "")
+        _SECOND = cached  # one assignment: threads never see a half-updated pair
+    return f"{cached[1]}.{int((seconds - whole) * 1000):03d}{cached[2]}"
+
+
+def _mib(kib: int | None) -> str:
+    return NA if kib is None else f"{kib / 1024:.1f}"
+
+
+def _now() -> str:
+    return datetime.datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+def _user() -> str:
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except Exception:
+        return str(os.getuid())
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Replace `path` atomically: a reader never sees half a file."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial.write_text(json.dumps(data, indent=1, default=str) + "\n")
+    os.replace(partial, path)
+
+
+def _quiet_close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def _reason(problem: BaseException) -> str:
+    return getattr(problem, "strerror", None) or str(problem) or type(problem).__name__
+
+
+def _warn_once(message: str) -> None:
+    if not _WARNED.is_set():
+        _WARNED.set()
+        warn(message)

@@ -1,0 +1,11 @@
+"""`@step` and `@parallel_pipeline`: a pipeline body that sends its steps to Parsl.
+
+    from q2pconf.pipeline import parallel_pipeline, step
+
+The public names are below; the modules of this package (`_decorators`, `_session`,
+`_transport`, ...) are internal. The top layer under the command line: it may import every
+other layer.
+"""
+from q2pconf.pipeline._decorators import parallel_pipeline, step
+
+__all__ = ["parallel_pipeline", "step"]
