@@ -51,7 +51,8 @@ floor-run: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/python -m flake8 q2pconf tests benchmarks examples recipe
+	$(BIN)/python -m flake8 q2pconf tests benchmarks examples recipe tools
+	$(BIN)/python tools/check_layers.py
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -42,7 +42,7 @@ _EXPORTS = {
     "step": "q2pconf.pipeline._decorators",
     "StepRecord": "q2pconf._observe.history",
     "ParallelConfig": "q2pconf.pipeline._session",
-    "ExecutorFailed": "q2pconf._supervise.watchdog",
+    "ExecutorFailed": "q2pconf._base.errors",
     "add_parallel_arguments": "q2pconf.cli",
     "config_from_args": "q2pconf.cli",
     # QIIME 2's names (qiime2.sdk.parallel_config), same meaning where it fits

@@ -250,7 +250,7 @@ def test_the_run_gives_the_same_message(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-2:]
-    assert last == ["q2pconf._base.errors.ConfigError: c.toml: parsl.run_dir: "
+    assert last == ["q2pconf.ConfigError: c.toml: parsl.run_dir: "
                     + CANNOT_CREATE.format(mounted / "runs", "Read-only file system"),
                     f"  Fix: {CANNOT_CREATE_FIX}"]
     assert cannot_create(str(mounted / "runs")) is None  # writable outside the mount

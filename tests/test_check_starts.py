@@ -50,7 +50,7 @@ def test_a_config_that_never_started_is_one_message_from_check_and_pipeline(tmp_
     done = run_pipeline(tmp_path, executor)  # before: no result, ever
     assert done.returncode == 1 and not done.stdout
     last = done.stderr.strip().splitlines()
-    assert any(line.startswith("q2pconf._base.errors.ConfigError: ") and
+    assert any(line.startswith("q2pconf.ConfigError: ") and
                f"parsl.executors[0].{arg}: " in line for line in last), done.stderr[-2000:]
 
 

@@ -128,7 +128,7 @@ def test_a_fingerprint_is_the_same_in_every_process() -> None:
     from q2pconf.pipeline import _fingerprint as fingerprint
 
     code = ("import pipeline_steps as s, test_fingerprint as t\n"
-            "from q2pconf import fingerprint\n"
+            "from q2pconf.pipeline import _fingerprint as fingerprint\n"
             "print(fingerprint.of(s.deep_sum.func), fingerprint.of(t.reaching))")
     tests = Path(__file__).parent
     import pipeline_steps

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -150,7 +152,7 @@ def test_the_lookup_commands_import_nothing_heavy(tmp_path):
 
 # The validator: checking a config file, and reading Parsl's signatures for it.
 VALIDATOR = ("q2pconf.config._validate", "q2pconf.config._limits", "q2pconf.config._local_limits", "q2pconf.config._autoscale",
-             "q2pconf.config._fixes", "q2pconf.config._legacy", "q2pconf.config._placement", "q2pconf._catalog.accepted",
+             "q2pconf.config._fixes", "q2pconf.config._legacy", "q2pconf._catalog.accepted",
              "q2pconf._catalog.source")
 
 
@@ -161,43 +163,32 @@ def test_importing_the_decorators_does_not_load_the_validator():
     assert not any(name.split(".")[0] == "parsl" for name in loaded)
 
 
-# -- import cycles ---------------------------------------------------------------------------
+# -- layers ------------------------------------------------------------------------------------
 
-# Cycles among q2pconf's modules (an import inside a function counts) that predate this test,
-# each to go in the coming restructure; a new one fails the test.
-KNOWN_CYCLES = {frozenset({"catalog", "parsl_source"}),
-                frozenset({"autoscale", "examples", "limits", "local_limits", "validate"}),
-                frozenset({"pipeline", "transport"})}
-
-
-def _imports_of(path: Path) -> set[str]:
-    """The q2pconf modules `path` imports anywhere in it."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("q2pconf"):
-            parts = node.module.split(".")  # type: ignore[union-attr]
-            found |= {alias.name for alias in node.names} if len(parts) == 1 else {parts[1]}
-        elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("q2pconf.")}
-    return found - {path.stem}
+def _layer_check():
+    path = Path(__file__).parents[1] / "tools" / "check_layers.py"
+    spec = importlib.util.spec_from_file_location("check_layers", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _cycles(graph: dict[str, set[str]]) -> set[frozenset[str]]:
-    """The strongly connected groups of more than one module (each module's reach, compared)."""
-    reach = {}
-    for start in graph:
-        seen, todo = set(), [start]
-        while todo:
-            for nxt in graph.get(todo.pop(), ()):
-                if nxt in graph and nxt not in seen:
-                    seen.add(nxt)
-                    todo.append(nxt)
-        reach[start] = seen
-    return {frozenset({start} | {m for m in reach[start] if start in reach[m]})
-            for start in graph if any(start in reach[m] for m in reach[start] if m != start)}
+def test_the_layers_hold() -> None:
+    """Each module imports only its own layer and lower ones, and no modules form a circle
+    (make lint runs the same check)."""
+    assert _layer_check().problems() == []
 
 
-def test_no_new_import_cycles() -> None:
-    package = Path(__file__).parents[1] / "q2pconf"
-    graph = {path.stem: _imports_of(path) for path in package.glob("*.py")}
-    assert _cycles(graph) <= KNOWN_CYCLES, sorted(map(sorted, _cycles(graph) - KNOWN_CYCLES))
+def test_the_layer_check_sees_an_upward_import_and_a_circle(tmp_path) -> None:
+    package = tmp_path / "q2pconf"
+    shutil.copytree(Path(__file__).parents[1] / "q2pconf", package,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    with open(package / "_base" / "errors.py", "a", encoding="utf-8") as errors:
+        errors.write("\n\ndef _late():\n    from q2pconf.pipeline import _session  # noqa\n")
+    with open(package / "_base" / "paths.py", "a", encoding="utf-8") as paths:
+        paths.write("\n\nif False:\n    from q2pconf._base import errors  # noqa\n")
+    found = _layer_check().problems(package)
+    assert any("q2pconf._base.errors (q2pconf._base) imports q2pconf.pipeline._session" in line
+               for line in found), found
+    assert any(line.startswith("import circle: ") and "q2pconf._base.paths" in line
+               for line in found), found

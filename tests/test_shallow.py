@@ -36,4 +36,4 @@ def test_a_config_error_shows_no_frames_of_the_checker(tmp_path: Path, call: str
     assert len(ours) == 1, done.stderr  # the entry point, where the error leaves q2pconf
     assert str(script) in frames[0]
     message = [line for line in done.stderr.splitlines() if not line.startswith(" ")]
-    assert message[-1].startswith("q2pconf._base.errors.ConfigError: "), done.stderr
+    assert message[-1].startswith("q2pconf.ConfigError: "), done.stderr

@@ -88,6 +88,16 @@ class StepError(Exception):
                 f"  ({self.problem})\n{self.trace}".rstrip())
 
 
+class ExecutorFailed(RuntimeError):
+    """Steps wait on an executor that can never run them; the message says why, names each
+    failed block's stderr file and shows its last lines."""
+
+    def __init__(self, label: str, problem: str, blocks: str, fix: str) -> None:
+        self.label = label
+        text = f"q2pconf: executor {label!r} {problem}"
+        super().__init__("\n".join(filter(None, (text, blocks, f"  Fix: {fix}"))))
+
+
 def no_such_executor(file: object, key: str, label: str, labels: Iterable[str],
                      thread_pools: Iterable[str] = ()) -> UnknownLabelError:
     """The one message for a label that no executor of the config in force has.
@@ -133,3 +143,8 @@ def warn_once(message: str) -> None:
         return
     _WARNED.add(message)
     warn(message)
+
+
+# Public errors print (in a traceback) and pickle under their public name, q2pconf.<Name>.
+for _public in (ConfigError, UnknownLabelError, StepError, ExecutorFailed):
+    _public.__module__ = "q2pconf"

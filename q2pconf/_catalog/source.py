@@ -8,7 +8,7 @@ import ast
 import os
 from pathlib import Path
 
-from q2pconf._catalog.accepted import ANY, NUMBER, Param, kind_of
+from q2pconf._catalog.kinds import ANY, NUMBER, Param, kind_of
 
 _NAMED = {"int": frozenset({"int"}), "float": NUMBER, "str": frozenset({"str"}),
           "bool": frozenset({"bool"}), "list": frozenset({"list"}), "List": frozenset({"list"}),

@@ -12,7 +12,7 @@ anything else pickle cannot.
 What this writes is headed with the name of Parsl's own `PickleSerializer`, which Parsl loads
 by that name to read it: the side that reads it needs nothing of q2pconf.
 
-    >>> from q2pconf import pickling
+    >>> from q2pconf._parsl import pickling
     >>> pickling.register()                                     # doctest: +SKIP
 """
 from __future__ import annotations

@@ -13,7 +13,7 @@ the stat of typeguard's files and the interpreter's version. A hit builds the fu
 code as typeguard does; the checks Parsl's functions make are exactly the same. A miss, or
 anything unusual, is typeguard's own work.
 
-    >>> from q2pconf import typecache
+    >>> from q2pconf._parsl import typecache
     >>> with typecache.cached():
     ...     import parsl                                        # doctest: +SKIP
 

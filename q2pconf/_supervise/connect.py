@@ -17,7 +17,7 @@ from typing import Any
 
 from q2pconf._base import notice
 from q2pconf._supervise.closing import interchange_alive
-from q2pconf._supervise.watchdog import ExecutorFailed
+from q2pconf._base.errors import ExecutorFailed
 
 CHECK_EVERY = 1.0  # seconds between looks at the interchange's managers
 ASK_TIMEOUT = 10.0  # seconds an interchange has to answer; a dead one never does

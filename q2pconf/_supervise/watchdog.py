@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from q2pconf._supervise import closing
+from q2pconf._base.errors import ExecutorFailed
 from q2pconf._base.notice import Awake, Quiet
 
 STALL_VAR = "Q2PCONF_STALL_TIMEOUT"
@@ -30,16 +31,6 @@ SETTLE = 5.0  # seconds a certain stall must last: the strategy may not have sta
 TAIL_LINES = 12
 SHOWN_BLOCKS = 3
 NO_STRATEGY = (None, "none")
-
-
-class ExecutorFailed(RuntimeError):
-    """Steps wait on an executor that can never run them; the message says why, names each
-    failed block's stderr file and shows its last lines."""
-
-    def __init__(self, label: str, problem: str, blocks: str, fix: str) -> None:
-        self.label = label
-        text = f"q2pconf: executor {label!r} {problem}"
-        super().__init__("\n".join(filter(None, (text, blocks, f"  Fix: {fix}"))))
 
 
 @dataclass(frozen=True)

@@ -27,14 +27,14 @@ from q2pconf.config._limits import effective, number
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from q2pconf.config._validate import ObjectSpec, _Checker
+    from q2pconf.config._plan import ObjectSpec, Report
 
 # Seconds worker pools on this machine may take to connect (more on a loaded machine).
 LOCAL_START = 5.0
 HTEX_CLASSES = ("HighThroughputExecutor", "MPIExecutor")
 
 
-def warn(checker: _Checker, options: dict[str, Any], executors: dict[str, ObjectSpec]) -> None:
+def warn(checker: Report, options: dict[str, Any], executors: dict[str, ObjectSpec]) -> None:
     """Warn, for each executor the trap applies to, with the fix."""
     if options.get("strategy") != "htex_auto_scale":
         return

@@ -14,7 +14,7 @@ from typing import Any
 from q2pconf._catalog.accepted import NAMESPACES
 from q2pconf.config import _local_limits as local_limits
 from q2pconf._base.paths import inside, runinfo_root
-from q2pconf.config._validate import ObjectSpec, Plan
+from q2pconf.config._plan import ObjectSpec, Plan
 from q2pconf._base.errors import ConfigError, no_such_executor
 from q2pconf._parsl import load as parsl_import  # noqa: F401 - imports Parsl as every q2pconf process does
 

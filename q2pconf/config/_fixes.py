@@ -1,18 +1,23 @@
-"""The value a fix suggests for a keyword given a value of the wrong kind.
+"""The fixes a message suggests, so that following a fix makes the file pass.
 
-A fix must hold if the user follows it: the suggestion is of the kind Parsl's annotation asks
+**The value for a keyword given a value of the wrong kind.** A fix must hold if the user follows it: the suggestion is of the kind Parsl's annotation asks
 for (an array's items included: `Sequence[str]` gets `["text"]`, not `[1, 2]`), as close to
 what the file wrote as can be (`"4"` becomes `4`, `2.0` becomes `2`, `"x"` becomes `["x"]`),
 and it is one the check itself accepts: the caller passes that test as `fits`.
+
+**Where a setting belongs when it sits in the wrong table.** `init_blocks` under the HTEX table is a provider setting; listing a dozen HTEX keys does not
+tell the user that. An unknown key is looked up among the classes of the other tables
+([parsl], executors, providers, launchers) before falling back to did-you-mean.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from q2pconf._catalog import accepted as catalog
 from q2pconf._catalog.accepted import kind_of
 
-from typing import Any
 
 # A value of each TOML kind, for when nothing the file wrote or Parsl's default fits.
 SAMPLES: dict[str, Any] = {"int": 2, "float": 1.5, "str": "text", "bool": True,
@@ -115,3 +120,37 @@ def toml_value(value: object) -> str:
     import tomli_w
 
     return tomli_w.dumps({"v": value}).partition(" = ")[2].rstrip("\n")
+
+
+# Each table kind, the header a user writes for it, and where a key moves to reach it.
+TABLES = {
+    "config": ("[parsl]", "move it under [parsl], above the first [[parsl.executors]]"),
+    "executors": ("[[parsl.executors]]", "move it into the executor's [[parsl.executors]] "
+                  "table, above its [parsl.executors.provider]"),
+    "provider": ("[parsl.executors.provider]", "move it under [parsl.executors.provider] "
+                 "(the executor's provider table)"),
+    "launcher": ("[parsl.executors.provider.launcher]",
+                 "move it under [parsl.executors.provider.launcher]"),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _settings(kind: str) -> frozenset[str]:
+    """Every keyword any class of `kind` takes."""
+    found: set[str] = set()
+    for name in catalog.names(kind):
+        try:
+            found.update(catalog.parameters(kind, name))
+        except (catalog.NotInParsl, OSError, SyntaxError):
+            continue
+    return frozenset(found)
+
+
+def elsewhere(kind: str, arg: str) -> tuple[str, str] | None:
+    """(problem, fix) when `arg`, unknown in a `kind` table, is a setting of another table."""
+    if kind not in TABLES:
+        return None
+    for other, (header, fix) in TABLES.items():
+        if other != kind and arg in _settings(other):
+            return f"this belongs under {header}", fix
+    return None

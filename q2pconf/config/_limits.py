@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from q2pconf._catalog.accepted import Param
-    from q2pconf.config._validate import ObjectSpec, _Checker
+    from q2pconf.config._plan import ObjectSpec, Report
 
 # HH:MM:SS; compiled (~0.3 ms) by re.match only when a table sets a walltime
 WALLTIME = r"(\d+):([0-5]?\d):([0-5]?\d)\Z"
@@ -116,7 +116,7 @@ LIMITS: dict[str, Limit] = {
 COUNT_PROBLEM = "a count, size or time Parsl takes cannot be negative"
 
 
-def check(checker: _Checker, kwargs: dict[str, Any], key: str,
+def check(checker: Report, kwargs: dict[str, Any], key: str,
           params: dict[str, Param]) -> None:
     """Refuse a value that cannot work in one table (its keys checked already by type, against
     `params`), and combinations of its keys that cannot."""
@@ -157,7 +157,7 @@ def effective(kwargs: dict[str, Any], params: dict[str, Param], arg: str) -> Any
     return catalog.default_value(param)
 
 
-def _walltime(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
+def _walltime(checker: Report, kwargs: dict[str, Any], key: str) -> None:
     value = kwargs.get("walltime")
     if not isinstance(value, str):
         return
@@ -173,7 +173,7 @@ def _walltime(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
                            "to start its workers", fix)
 
 
-def _checkpoint_period(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
+def _checkpoint_period(checker: Report, kwargs: dict[str, Any], key: str) -> None:
     """Under checkpoint_mode "periodic" (only: other modes ignore the period), Parsl reads
     checkpoint_period as H:M:S when its run starts, refusing a missing or unreadable one with a
     traceback from deep inside, and checkpoints in a busy loop when it is 0."""
@@ -193,7 +193,7 @@ def _checkpoint_period(checker: _Checker, kwargs: dict[str, Any], key: str) -> N
         raise checker.fail(f"{key}.checkpoint_period", f"{period!r} {problem}", fix)
 
 
-def _ports(checker: _Checker, kwargs: dict[str, Any], key: str,
+def _ports(checker: Report, kwargs: dict[str, Any], key: str,
            params: dict[str, Param]) -> None:
     """Port ranges are two ports, and Parsl binds at random in [first, second): the range must
     hold every socket bound in it. worker_ports (Parsl 2024.12) are two fixed, distinct ports."""
@@ -241,7 +241,7 @@ def _port_ranges(params: dict[str, Param]) -> list[tuple[str, int, str]]:
     return [entry for entry in ranges if "tuple" in getattr(params.get(entry[0]), "accepts", ())]
 
 
-def _affinity(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
+def _affinity(checker: Report, kwargs: dict[str, Any], key: str) -> None:
     """Each worker pins itself as cpu_affinity says, at start; a worker that cannot fails, and
     the steps wait for ever. "list:" holds one group of CPUs (0,1 or 0-3) per worker."""
     value = kwargs.get("cpu_affinity")
@@ -269,7 +269,7 @@ def _affinity(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
         local_limits.affinity(checker, kwargs, where, groups)
 
 
-def _blocks(checker: _Checker, kwargs: dict[str, Any], key: str,
+def _blocks(checker: Report, kwargs: dict[str, Any], key: str,
             params: dict[str, Param]) -> None:
     if "max_blocks" not in params:
         return
@@ -290,7 +290,7 @@ def _most_blocks_fix(kwargs: dict[str, Any], params: dict[str, Param]) -> str:
     return f"write max_blocks = {max([1] + [math.ceil(c) for c in counts if number(c)])}"
 
 
-def _node_fits(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
+def _node_fits(checker: Report, kwargs: dict[str, Any], key: str) -> None:
     """HTEX sizes a node from its provider's cores_per_node / mem_per_node: a worker bigger
     than the node makes 0 workers per node, and Parsl's scaling divides by that."""
     provider = getattr(kwargs.get("provider"), "kwargs", {})
@@ -306,7 +306,7 @@ def _node_fits(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
                                if node else f"remove {node_arg} = 0 or {arg}")
 
 
-def _heartbeat(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
+def _heartbeat(checker: Report, kwargs: dict[str, Any], key: str) -> None:
     period, threshold = kwargs.get("heartbeat_period"), kwargs.get("heartbeat_threshold")
     if number(period) and number(threshold) and threshold <= period:
         raise checker.fail(f"{key}.heartbeat_threshold",
@@ -315,7 +315,7 @@ def _heartbeat(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
                            f"write heartbeat_threshold = {max(4 * period, 30)} or more")
 
 
-def _network(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
+def _network(checker: Report, kwargs: dict[str, Any], key: str) -> None:
     """Unencrypted worker traffic is a pickle, and a pickle is code: it may only stay on
     this machine (an address on loopback, or q2pconf's loopback for a LocalProvider)."""
     if kwargs.get("encrypted") is not False:
@@ -345,7 +345,7 @@ def loopback(address: str) -> bool:
         return False
 
 
-def check_document(checker: _Checker, options: dict[str, Any],
+def check_document(checker: Report, options: dict[str, Any],
                    executors: dict[str, ObjectSpec]) -> None:
     """Strategy "none" never starts a block beyond init_blocks: an executor with none can
     never run a step (the pipeline would wait for ever)."""

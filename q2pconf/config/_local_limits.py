@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from q2pconf.config._validate import _Checker
+    from q2pconf.config._plan import Report
 
 # Addresses that mean "this machine only": plain-text traffic there never leaves it.
 LOOPBACK_NAMES = ("localhost",)
@@ -18,7 +18,7 @@ LISTENS = {"address": "the interchange listens on it for workers",
            "loopback_address": "the pipeline listens on it for its interchange"}
 
 
-def check(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
+def check(checker: Report, kwargs: dict[str, Any], key: str) -> None:
     """Refuse addresses this machine does not have, and a local pool that would start no
     worker. (cpu_affinity's local rule is `affinity`, called once its syntax is checked.)"""
     _addresses(checker, kwargs, key)
@@ -38,7 +38,7 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _addresses(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
+def _addresses(checker: Report, kwargs: dict[str, Any], key: str) -> None:
     """The interchange listens on `address` and the pipeline talks to it on `loopback_address`;
     Parsl reads both with `ipaddress` (no host names), on this machine. Any other value kills
     the interchange at start while the pipeline waits for ever."""
@@ -63,7 +63,7 @@ def _addresses(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
                                f'write {arg} = "127.0.0.1", or an address `ip address` shows')
 
 
-def _address_helper(checker: _Checker, helper: Any) -> None:
+def _address_helper(checker: Report, helper: Any) -> None:
     """An address helper from parsl.addresses is called here, when the executor is built, and
     the interchange listens on what it returns: one that fails here fails every run ("No such
     device"). Those answered by this machine alone (an interface, the routing table) are
@@ -188,7 +188,7 @@ def _address_fix(arg: str, value: str) -> str:
             if arg == "address" else f'write {arg} = "127.0.0.1"')
 
 
-def _fixed_ports(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
+def _fixed_ports(checker: Report, kwargs: dict[str, Any], key: str) -> None:
     """The interchange binds worker_port (worker_ports on Parsl 2024.12) as given: one in use
     here ends the interchange at start while the pipeline waits."""
     ports = kwargs.get("worker_port"), *(kwargs.get("worker_ports") or ())
@@ -222,7 +222,7 @@ def _here(ip: Any, port: int = 0) -> bool:
     return True
 
 
-def _checkpoint_files(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
+def _checkpoint_files(checker: Report, kwargs: dict[str, Any], key: str) -> None:
     """Parsl reads each directory's tasks.pkl when the run starts, and refuses to start (a
     BadCheckpoint from deep inside) if one cannot be read. Relative to the current directory,
     as Parsl reads them."""
@@ -243,7 +243,7 @@ def _checkpoint_files(checker: _Checker, kwargs: dict[str, Any], key: str) -> No
                                "or remove it")
 
 
-def _resources(checker: _Checker, kwargs: dict[str, Any], key: str) -> None:
+def _resources(checker: Report, kwargs: dict[str, Any], key: str) -> None:
     """A LocalProvider's worker pool runs here and starts floor(cores / cores_per_worker)
     workers (and at most memory / mem_per_worker): more than this machine has means no worker
     at all, and steps that wait for ever."""
@@ -277,7 +277,7 @@ def _fits(has: float) -> str:
     return f"{int(has)}" if has >= 1 else f"{has:.1f}"
 
 
-def affinity(checker: _Checker, kwargs: dict[str, Any], where: str,
+def affinity(checker: Report, kwargs: dict[str, Any], where: str,
              groups: list[str] | None) -> None:
     """The local pool's size and CPUs are this machine's: each worker needs CPUs to pin."""
     workers, allowed = _local_workers(kwargs), _allowed_cpus()

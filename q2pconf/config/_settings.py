@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 # The validator (q2pconf.config._validate and its rules) is imported when a config is checked, not
 # with this module: `from q2pconf import parallel_pipeline` does not load it.
 if TYPE_CHECKING:
-    from q2pconf.config._validate import Plan
+    from q2pconf.config._plan import Plan
 
 T = TypeVar("T")
 

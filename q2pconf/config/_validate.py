@@ -13,9 +13,10 @@ from q2pconf.config import _autoscale as autoscale, _fixes as examples, _legacy 
 from q2pconf._catalog import accepted as catalog
 from q2pconf._catalog.accepted import kind_of
 from q2pconf._base.errors import ConfigError, did_you_mean, no_such_executor
+from q2pconf.config._plan import ObjectSpec, Plan, Report
 from q2pconf._base.paths import CANNOT_CREATE, CANNOT_CREATE_FIX, cannot_create
-from q2pconf.config._placement import elsewhere
-from typing import Any, NamedTuple
+from q2pconf.config._fixes import elsewhere
+from typing import Any
 
 MAPPING_KEY = "parsl.executor_mapping"
 STRATEGIES = ("none", "simple", "htex_auto_scale")
@@ -33,32 +34,6 @@ MANAGED = {
 }
 
 
-class ObjectSpec(NamedTuple):
-    """A table that becomes a Parsl object: `kind` namespace, class name, checked keywords."""
-
-    kind: str
-    cls: str
-    kwargs: dict[str, Any]
-    key: str
-
-
-class Plan(NamedTuple):
-    """A checked config: ready to build, without anything built yet."""
-
-    file: str
-    options: dict[str, Any]
-    executors: dict[str, ObjectSpec]
-    mapping: dict[str, str]
-    warnings: tuple[str, ...] = ()
-    vendored_executors: bool = False
-
-    @property
-    def mapping_only(self) -> bool:
-        """The file holds only a mapping (QIIME 2: a config of None): it applies to whichever
-        config is in force, and its labels are checked when it meets that config's executors."""
-        return self.vendored_executors and not self.options
-
-
 def plan(doc: dict[str, Any], file: str,
          vendored: Callable[[], dict[str, Any]] | None = None) -> Plan:
     """Check a parsed config document; `vendored()` supplies executors a mapping-only file lacks."""
@@ -66,29 +41,8 @@ def plan(doc: dict[str, Any], file: str,
     return checker.document(doc, vendored)
 
 
-class _Checker:
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.warnings: list[str] = []
-        self.origins: dict[str, str] = {}  # key path after a legacy translation -> as written
-
-    def fail(self, key: str, problem: str, fix: str = "") -> ConfigError:
-        """The error, at the key as the file wrote it (not as a legacy translation moved it)."""
-        return ConfigError(self.file, self.origin(key), problem, fix)
-
-    def origin(self, key: str) -> str:
-        """`key` (or the key it is under) as the file wrote it."""
-        for new, old in self.origins.items():
-            if key == new or key.startswith((new + ".", new + "[")):
-                return old + key[len(new):]
-        return key
-
-    def written(self, key: str) -> str:
-        """The name the file gave the setting at `key`: what a fix tells the user to write."""
-        return self.origin(key).rpartition(".")[2]
-
-    def warn(self, key: str, message: str) -> None:
-        self.warnings.append(f"{self.file}: {key}: {message}")
+class _Checker(Report):
+    """Checks one document, reporting through `Report` (q2pconf.config._plan)."""
 
     def document(self, doc: dict[str, Any],
                  vendored: Callable[[], dict[str, Any]] | None) -> Plan:

@@ -86,6 +86,12 @@ class Step:
     def __repr__(self) -> str:
         return f"<q2pconf step {self.plugin}.{self.name}>"
 
+    def _sent_as(self) -> tuple[Callable[..., Any], Callable[..., Any], dict[str, Any]]:
+        """How a worker that rebuilds this step by value wraps it again (_transport)."""
+        options = {key: getattr(self, key, None)
+                   for key in ("executor", "outputs", "plugin", "walltime")}
+        return self.runner.func, step, options
+
 
 @overload
 def step(func: F) -> F: ...
@@ -123,6 +129,10 @@ class Pipeline:
         self.history: Sequence[StepRecord] = ()
         self.trace_path: Path | None = None  # the last run's trace (q2pconf._observe.trace)
         self.report_path: Path | None = None
+
+    def _sent_as(self) -> tuple[Callable[..., Any], Callable[..., Any], dict[str, Any]]:
+        """How a worker that rebuilds this pipeline by value wraps it again (_transport)."""
+        return self.func, parallel_pipeline, {}
 
     @shallow
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -204,7 +204,7 @@ class _ByValue:
         namespace = self.func.__globals__
         functions: dict[str, FunctionType] = {}
         values: dict[str, Any] = {}
-        wrappers: dict[str, tuple[str, dict[str, Any]]] = {}
+        wrappers: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {}
         todo = [self.func]
         while todo:
             for name in global_names(todo.pop().__code__):
@@ -225,19 +225,15 @@ class _ByValue:
                            values, wrappers))
 
 
-def _unwrapped(value: Any) -> tuple[Any, tuple[str, dict[str, Any]] | None]:
+def _unwrapped(value: Any) -> tuple[Any, tuple[Callable[..., Any], dict[str, Any]] | None]:
     """The function a step or pipeline wraps, and how to wrap it again on the worker (there,
-    a step it calls is a plain call and a pipeline runs inline: q2pconf.pipeline._decorators); any other
-    value as itself, with None."""
-    from q2pconf.pipeline._decorators import Pipeline, Step  # loaded: a step is being sent
-
-    if isinstance(value, Step):
-        options = {key: getattr(value, key, None)
-                   for key in ("executor", "outputs", "plugin", "walltime")}
-        return value.runner.func, ("step", options)
-    if isinstance(value, Pipeline):
-        return value.func, ("pipeline", {})
-    return value, None
+    a step it calls is a plain call and a pipeline runs inline: q2pconf.pipeline._decorators,
+    whose Step and Pipeline say how through `_sent_as`); any other value as itself, with None."""
+    sent_as = getattr(type(value), "_sent_as", None)
+    if sent_as is None or not callable(sent_as):
+        return value, None
+    func, wrap, options = sent_as(value)
+    return func, (wrap, options)
 
 
 def _sendable(func: Any) -> Any:
@@ -293,18 +289,15 @@ def _parts(func: FunctionType) -> tuple[Any, ...]:
 
 def _rebuild(main: tuple[Any, ...], functions: dict[str, tuple[Any, ...]],
              values: dict[str, Any],
-             wrappers: dict[str, tuple[str, dict[str, Any]]]) -> FunctionType:
+             wrappers: dict[str, tuple[Callable[..., Any], dict[str, Any]]]) -> FunctionType:
     import builtins
-
-    from q2pconf.pipeline._decorators import parallel_pipeline, step
 
     namespace: dict[str, Any] = {"__builtins__": builtins, "__name__": "__q2pconf_value__"}
     namespace.update(values)
     for name, parts in functions.items():
         func = _function(parts, namespace)
-        kind, options = wrappers.get(name, ("", {}))
-        namespace[name] = (step(func, **options) if kind == "step" else
-                           parallel_pipeline(func) if kind == "pipeline" else func)
+        wrap, options = wrappers.get(name, (None, {}))
+        namespace[name] = func if wrap is None else wrap(func, **options)
     return _function(main, namespace)
 
 
