@@ -1,4 +1,5 @@
-"""resume=True's one checkpoint per run directory (q2pconf.pipeline._checkpoints), as a user meets it:
+"""resume=True's one checkpoint per run directory (q2pconf.pipeline._checkpoints), as a user meets
+it:
 real runs in child processes with real Parsl, the file then cut with truncate at chosen
 offsets, overwritten with garbage, or resumed by two processes at once. Each damaged case
 gives the right result, runs again only the steps whose results were lost, and says so in one
@@ -31,7 +32,8 @@ SCRIPT = textwrap.dedent("""
     import q2pconf._base.notice
     from q2pconf import parallel_pipeline, step
 
-    q2pconf._base.notice.AFTER = float(os.environ.get("NOTICE_AFTER", "60"))  # before a wait says so
+    q2pconf._base.notice.AFTER = float(os.environ.get("NOTICE_AFTER", "60"))  # before a wait says
+    so
 
     @step
     def work(log, value):

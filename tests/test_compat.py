@@ -7,8 +7,8 @@ import pytest
 
 from configs import config, htex, local, threads, tomllib
 from q2pconf._qiime2 import (VENDORED_SOURCE, get_config_from_dict, get_config_from_file,
-                            get_vendored_config, get_vendored_config_path, load_config_from_dict,
-                            load_config_from_file)
+                             get_vendored_config, get_vendored_config_path,
+                             load_config_from_dict, load_config_from_file)
 from q2pconf._base.errors import ConfigError
 from q2pconf.config._templates import vendored_dict
 

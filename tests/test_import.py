@@ -151,7 +151,8 @@ def test_the_lookup_commands_import_nothing_heavy(tmp_path):
 
 
 # The validator: checking a config file, and reading Parsl's signatures for it.
-VALIDATOR = ("q2pconf.config._validate", "q2pconf.config._limits", "q2pconf.config._local_limits", "q2pconf.config._autoscale",
+VALIDATOR = ("q2pconf.config._validate", "q2pconf.config._limits", "q2pconf.config._local_limits",
+             "q2pconf.config._autoscale",
              "q2pconf.config._fixes", "q2pconf.config._legacy", "q2pconf._catalog.accepted",
              "q2pconf._catalog.source")
 

@@ -14,7 +14,7 @@ from q2pconf.cli import main
 from q2pconf.config import check
 from q2pconf._base.errors import ConfigError
 from q2pconf.config._templates import (TEMPLATES, htex_worker_key, render, vendored_dict,
-                               vendored_toml)
+                                       vendored_toml)
 
 CLUSTERS = {"slurm": ("SlurmProvider", "SrunLauncher"),
             "pbs": ("PBSProProvider", "SingleNodeLauncher")}

@@ -67,8 +67,8 @@ def imports(module: str, path: Path, known: dict[str, Path]) -> dict[str, int]:
 
 def upward(graph: dict[str, dict[str, int]], known: dict[str, Path]) -> list[str]:
     """Each import of a module from a higher layer, said with its file and line."""
-    return [f"{known[module].parent.name}/{known[module].name}:{line}: {module} ({LAYERS[layer(module)]})"
-            f" imports {target} ({LAYERS[layer(target)]}), a higher layer"
+    return [f"{known[module].parent.name}/{known[module].name}:{line}: {module} "
+            f"({LAYERS[layer(module)]}) imports {target} ({LAYERS[layer(target)]}), a higher layer"
             for module, targets in graph.items() for target, line in targets.items()
             if layer(target) < layer(module)]
 

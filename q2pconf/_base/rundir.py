@@ -24,8 +24,8 @@ import stat
 from typing import Any
 
 from q2pconf._base.errors import ConfigError, warn, warn_once
-from q2pconf._base.paths import (CANNOT_CREATE, CANNOT_CREATE_FIX, PRIVATE, inside, make_private_dirs,
-                           temporary_run_dir)
+from q2pconf._base.paths import (CANNOT_CREATE, CANNOT_CREATE_FIX, PRIVATE, inside,
+                                 make_private_dirs, temporary_run_dir)
 
 MIN_FREE = 1 << 20  # bytes: less than this and Parsl's start-up log may not fit
 

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 ANY = frozenset({"any"})
 NUMBER = frozenset({"int", "float"})
 
+
 class Param(NamedTuple):
     """One constructor keyword: which TOML kinds it takes, its fixed choices if any, and the
     kinds an array's items may have (None: any). Cached as a plain tuple (marshal)."""

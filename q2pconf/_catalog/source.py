@@ -1,6 +1,7 @@
 """Read what the installed Parsl accepts from its source files with `ast`, never importing it.
 
-`q2pconf._catalog.accepted` keeps the answers in a cache; this module is only imported to (re)build it.
+`q2pconf._catalog.accepted` keeps the answers in a cache; this module is only imported to (re)build
+it.
 """
 from __future__ import annotations
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, overload
 
 PENDING = "pending"  # a step that has not finished yet (a run that ended settles them all)
-# One state per step: the trace's status (q2pconf._observe.trace) -> the state here, in Parsl's words.
+# One state per step: the trace's status (q2pconf._observe.trace) -> the state here, in Parsl's
+# words.
 STATES = {"done": "exec_done", "cached": "memo_done", "failed": "failed",
           "dependency_failed": "dep_fail", "cancelled": "cancelled"}
 

@@ -35,7 +35,8 @@ from q2pconf._supervise.abandon import Abandoned
 from q2pconf._base.errors import warn
 from q2pconf._observe.measure import ARRIVED, TRACE_KEY, USAGE_ATTR, Usage
 from q2pconf._base.nested import AllDone
-from q2pconf._observe.runfiles import COLUMNS  # the trace's columns, which q2pconf._observe.runfiles reads back
+# the trace's columns, which q2pconf._observe.runfiles reads back
+from q2pconf._observe.runfiles import COLUMNS
 
 DONE, FAILED, DEPENDENCY, CANCELLED, CACHED = ("done", "failed", "dependency_failed",
                                                "cancelled", "cached")
@@ -183,7 +184,8 @@ class Trace:
 
 def status_of(error: BaseException) -> str:
     """The status of a step attempt that ended with `error`: the trace's, and (in Parsl's words,
-    q2pconf._observe.history.STATES) run.history's. A step its run abandoned, or whose queued thread-pool
+    q2pconf._observe.history.STATES) run.history's. A step its run abandoned, or whose queued
+    thread-pool
     future was cancelled, is `cancelled`; one an earlier failure doomed, `dependency_failed`."""
     kind = type(error).__name__
     if isinstance(error, Abandoned) or kind == "CancelledError":

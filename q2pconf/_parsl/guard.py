@@ -159,8 +159,8 @@ def _seconds(text: str) -> float:
     except ValueError:
         value = -1.0
     if not value > 0:  # also NaN
-        sys.exit(f"q2pconf._parsl.guard: {LOST_AFTER_VAR}={text!r} is not a number of seconds: set it "
-                 f"to a positive number, or unset it for {LOST_AFTER:g}")
+        sys.exit(f"q2pconf._parsl.guard: {LOST_AFTER_VAR}={text!r} is not a number of seconds: "
+                 f"set it to a positive number, or unset it for {LOST_AFTER:g}")
     return value
 
 

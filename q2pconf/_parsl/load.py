@@ -1,5 +1,6 @@
 """How every q2pconf process imports Parsl: typeguard's instrumentation of Parsl from the cache
-(`q2pconf._parsl.typecache`), and data sent to HTEX workers by C pickle first (`q2pconf._parsl.pickling`).
+(`q2pconf._parsl.typecache`), and data sent to HTEX workers by C pickle first
+(`q2pconf._parsl.pickling`).
 
 Importing this module does it, once per process: a forkserver's preload list can only name
 modules, and the program's first Parsl import is build's import of this module.

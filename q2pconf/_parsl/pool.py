@@ -1,6 +1,7 @@
 """Parsl's HTEX worker pool, started faster: its helper processes fork from a warm server.
 
-`python -m q2pconf._parsl.pool parsl.executors.high_throughput.process_worker_pool ARGS` runs Parsl's
+`python -m q2pconf._parsl.pool parsl.executors.high_throughput.process_worker_pool ARGS` runs
+Parsl's
 pool with ARGS (its name stays on the command line, where tools look for it), unchanged but
 for one thing. Parsl's pool starts a multiprocessing manager and then one process
 per worker with the "spawn" method: each is a new interpreter importing Parsl again, one after

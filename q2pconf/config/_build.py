@@ -16,7 +16,7 @@ from q2pconf.config import _local_limits as local_limits
 from q2pconf._base.paths import inside, runinfo_root
 from q2pconf.config._plan import ObjectSpec, Plan
 from q2pconf._base.errors import ConfigError, no_such_executor
-from q2pconf._parsl import load as parsl_import  # noqa: F401 - imports Parsl as every q2pconf process does
+from q2pconf._parsl import load as parsl_import  # noqa: F401 - imports Parsl as q2pconf does
 
 HTEX_MODULE = "parsl.executors.high_throughput"
 IDLE_LABEL = "_q2pconf_idle"
@@ -29,7 +29,8 @@ GUARD = [sys.executable, "-m", "q2pconf._parsl.guard"]
 
 def default_run_dir() -> str:
     """A fresh directory per process under `runinfo_root`, so runs never race on numbering.
-    Only a name: `q2pconf._base.rundir.prepare` creates it (private), or falls back when it cannot."""
+    Only a name: `q2pconf._base.rundir.prepare` creates it (private), or falls back when it
+    cannot."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return str(Path(runinfo_root(), f"{stamp}-{os.getpid()}"))
 
@@ -143,7 +144,8 @@ def _runnable_here(obj: ObjectSpec) -> ObjectSpec:
     if not kwargs.get("launch_cmd"):  # the user's own command runs as written (see README);
         kwargs["launch_cmd"] = _worker_launch_cmd(local)  # Parsl reads "" as its default
     interchange = (kwargs.get("interchange_launch_cmd")
-                   or [sys.executable, "-m", "q2pconf._parsl.typecache", f"{HTEX_MODULE}.interchange"])
+                   or [sys.executable, "-m", "q2pconf._parsl.typecache",
+                       f"{HTEX_MODULE}.interchange"])
     if isinstance(interchange, list):  # it runs here, where the guard surely runs too
         kwargs["interchange_launch_cmd"] = [*GUARD, "interchange", "--", *interchange]
     if provider is None:

@@ -1,11 +1,13 @@
 """The fixes a message suggests, so that following a fix makes the file pass.
 
-**The value for a keyword given a value of the wrong kind.** A fix must hold if the user follows it: the suggestion is of the kind Parsl's annotation asks
+**The value for a keyword given a value of the wrong kind.** A fix must hold if the user follows
+it: the suggestion is of the kind Parsl's annotation asks
 for (an array's items included: `Sequence[str]` gets `["text"]`, not `[1, 2]`), as close to
 what the file wrote as can be (`"4"` becomes `4`, `2.0` becomes `2`, `"x"` becomes `["x"]`),
 and it is one the check itself accepts: the caller passes that test as `fits`.
 
-**Where a setting belongs when it sits in the wrong table.** `init_blocks` under the HTEX table is a provider setting; listing a dozen HTEX keys does not
+**Where a setting belongs when it sits in the wrong table.** `init_blocks` under the HTEX table is
+a provider setting; listing a dozen HTEX keys does not
 tell the user that. An unknown key is looked up among the classes of the other tables
 ([parsl], executors, providers, launchers) before falling back to did-you-mean.
 """

@@ -33,7 +33,6 @@ class Plan(NamedTuple):
         return self.vendored_executors and not self.options
 
 
-
 class Report:
     """The checker's reporting core: errors at a key as the file wrote it, and warnings.
     The rule modules (_limits, _local_limits, _autoscale) report through it."""

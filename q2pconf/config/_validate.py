@@ -1,7 +1,8 @@
 """Read a config file and check every key against the installed Parsl, without importing it.
 
 The result is a plan (`Plan`): the `[parsl]` options, one `ObjectSpec` per executor, and the flat
-executor mapping, all validated, with old keys translated. Building it is `q2pconf.config._build`'s job.
+executor mapping, all validated, with old keys translated. Building it is `q2pconf.config._build`'s
+job.
 """
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import os
 import re
 from collections.abc import Callable, Iterator
 
-from q2pconf.config import _autoscale as autoscale, _fixes as examples, _legacy as legacy, _limits as limits
+from q2pconf.config import (_autoscale as autoscale, _fixes as examples, _legacy as legacy,
+                            _limits as limits)
 from q2pconf._catalog import accepted as catalog
 from q2pconf._catalog.accepted import kind_of
 from q2pconf._base.errors import ConfigError, did_you_mean, no_such_executor

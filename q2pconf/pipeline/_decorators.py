@@ -38,9 +38,9 @@ from q2pconf._observe.measure import TRACE_KEY
 from q2pconf._observe.progress import Progress
 from q2pconf._supervise.connect import ConnectWatches
 from q2pconf._supervise.watchdog import Watchdog, pool_failed
-from q2pconf.pipeline._transport import (CODE_KEY, Runner, global_names, inside_step, on_worker,
-                               refuse_while_loading, step_depth, steps_in_other_threads,
-                               steps_running)
+from q2pconf.pipeline._transport import (CODE_KEY, Runner, global_names, inside_step,
+                                         on_worker, refuse_while_loading, step_depth,
+                                         steps_in_other_threads, steps_running)
 
 F = TypeVar("F", bound=Callable[..., Any])
 SERIAL_LABEL = "(serial)"  # the executor a serial run's history names
@@ -110,7 +110,8 @@ def step(func: Any = None, *, executor: str | None = None, outputs: int | None =
     `walltime` seconds is Parsl's time limit for one run of the step (it raises
     `parsl.app.errors.AppTimeout`; on the HTEX the processes the step started are killed then,
     a thread step waiting in C code is stopped only when it returns to Python). Any callable
-    can be a step (see q2pconf.pipeline._shapes); generator and `async def` functions are refused."""
+    can be a step (see q2pconf.pipeline._shapes); generator and `async def` functions are
+    refused."""
     def decorate(function: Callable[..., Any]) -> Step:
         return Step(function, executor, outputs, plugin, walltime)
 
@@ -255,7 +256,8 @@ class Run:
     """The steps one outermost pipeline call submitted: how many still run, where and when
     each ran (`history`, compact), and the first step that failed. Nothing of a step's Parsl
     task is kept once it finished: 100,000 steps fit in a few MB. The thread running the body
-    waits in a step call while a window of steps is in flight (q2pconf.pipeline._window; steps waiting
+    waits in a step call while a window of steps is in flight (q2pconf.pipeline._window; steps
+    waiting
     for their inputs are not), until about half remain; no other thread ever waits there
     (one running a step, or the user's own threads: in a pool whose threads are all taken,
     that could wait for ever)."""
@@ -504,7 +506,8 @@ class Run:
 
     def abandon(self) -> None:
         """After a failure or an interrupt: steps of this run that have not started never
-        start, wherever they wait (q2pconf._supervise.abandon); thread-pool ones are also cancelled."""
+        start, wherever they wait (q2pconf._supervise.abandon); thread-pool ones are also
+        cancelled."""
         self.marker.abandon()
         with self._changed:
             futures = list(self._pending.values())

@@ -1,6 +1,7 @@
 """Globals a script sets under `if __name__ == "__main__":`, which an HTEX worker never sees.
 
-A worker loads the running script as a module under another name (q2pconf.pipeline._transport), so the
+A worker loads the running script as a module under another name (q2pconf.pipeline._transport), so
+the
 script's main block does not run there: a module global it rebinds keeps its module-level value
 on the worker, while thread steps and `run.serial` see the new one. The same pipeline would
 then compute another result on the HTEX, silently; so would a global of another module the

@@ -23,7 +23,8 @@ from typing import Any
 from q2pconf._supervise import closing
 from q2pconf._base import notice, rundir
 from q2pconf.pipeline import _unmatched as unmatched
-from q2pconf.config._settings import Settings, checked_digest, choose_executor, from_dict, load_current
+from q2pconf.config._settings import (Settings, checked_digest, choose_executor, from_dict,
+                                      load_current)
 from q2pconf._base.errors import ConfigError, shallow
 from q2pconf._supervise.abandon import RUN_KEY
 from q2pconf._observe.measure import TRACE_KEY
@@ -497,7 +498,7 @@ def _identity(target: Any, settings: Settings | None) -> tuple[Any, ...]:
 
 
 def _resuming(settings: Settings) -> Any:
-    """The one checkpoint resumed runs with this run_dir share (see q2pconf.pipeline._checkpoints)."""
+    """The one checkpoint resumed runs with this run_dir share (q2pconf.pipeline._checkpoints)."""
     from q2pconf.pipeline._checkpoints import Store
     from q2pconf._base.paths import runinfo_root
 

@@ -82,7 +82,8 @@ class Runner:
         self.owner = owner  # the Step object users see under this name, when there is one
         self.__module__, self.__qualname__, self.__name__ = shapes.naming(func)
         # Parsl's AppBase reads an app's signature for defaults of its own keywords (inputs,
-        # walltime...): it must see none, the step's parameters are the user's (q2pconf.pipeline._shapes)
+        # walltime...): it must see none, the step's parameters are the user's
+        # (q2pconf.pipeline._shapes)
         self.__signature__ = inspect.Signature([
             inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL),
             inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)])
@@ -124,7 +125,7 @@ class Runner:
         return crossing.check_returned(self.__qualname__, result) if remote else result
 
     def code_digest(self) -> str:
-        """What the step's result depends on besides its arguments (q2pconf.pipeline._fingerprint)."""
+        """What the step's result depends on besides its arguments (pipeline._fingerprint)."""
         from q2pconf.pipeline import _fingerprint as fingerprint
 
         if isinstance(self.func, FunctionType):
@@ -141,7 +142,8 @@ class Runner:
                 # here that module is the script itself.
                 name = script_name(main)
                 sys.modules.setdefault(name, main)
-                from q2pconf.pipeline import _mainblock as mainblock  # only for a script's steps sent to a worker
+                # only for a script's steps sent to a worker
+                from q2pconf.pipeline import _mainblock as mainblock
 
                 mainblock.check(path, self.__qualname__, self.func)
                 return (Remote, (_from_script, (path, self.__qualname__, name)))

@@ -1,7 +1,8 @@
 """How many steps of one pipeline run may be in flight (submitted, not finished) at once.
 
 A body like `[work(i) for i in range(n)]` submits steps faster than a small pool runs them.
-A finished step keeps a few dozen bytes (q2pconf._base.futures, q2pconf._observe.history), but an unfinished
+A finished step keeps a few dozen bytes (q2pconf._base.futures, q2pconf._observe.history), but an
+unfinished
 one holds ~8 KiB: Parsl's task record, its AppFuture and the executor's future (each with a
 lock and condition of its own), the arguments, q2pconf's call record, callbacks and trace
 entry. 100,000 trivial steps on 2 threads had ~4,000 in flight at the peak (~3.3 KiB of peak
