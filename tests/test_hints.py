@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from q2pconf._catalog import accepted as catalog
+from q2pconf._catalog.kinds import NUMBER, Param, kind_of
 from q2pconf._base.errors import ConfigError
 from q2pconf.config._validate import MANAGED, plan
 
@@ -62,7 +63,7 @@ def keywords() -> list[tuple[str, str, str]]:
     return found
 
 
-def _required(params: dict[str, catalog.Param]) -> dict[str, Any] | None:
+def _required(params: dict[str, Param]) -> dict[str, Any] | None:
     """A plain value for each required keyword; None if one takes only an object."""
     values = {}
     for param in params.values():
@@ -165,7 +166,7 @@ def test_an_array_keyword_is_told_an_array_of_its_item_kind(kind, cls, arg, tmp_
     example = _toml_prefix(error.fix.partition(" = ")[2])
     items = params[arg].items
     if isinstance(example, list) and items is not None:
-        kinds = {catalog.kind_of(item) for item in example}
+        kinds = {kind_of(item) for item in example}
         assert kinds <= items | ({"int"} if "float" in items else set()), error.fix
     table[arg] = example
     assert error_at(document(kind, table)[0], f"{where}.{arg}") is None, error.fix
@@ -246,7 +247,7 @@ def test_worker_ports_names_worker_port_only_where_parsl_has_it():
 
 
 COUNTS = [(kind, cls, arg) for kind, cls, arg in KEYWORDS
-          if catalog.parameters(kind, cls)[arg].accepts & catalog.NUMBER]
+          if catalog.parameters(kind, cls)[arg].accepts & NUMBER]
 
 
 @pytest.mark.parametrize("kind,cls,arg", COUNTS, ids=[":".join(k) for k in COUNTS])

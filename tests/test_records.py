@@ -8,7 +8,7 @@ from typing import get_type_hints
 
 import pytest
 
-from q2pconf._catalog.accepted import Param
+from q2pconf._catalog.kinds import Param
 from q2pconf.config import Settings, from_dict
 from q2pconf.config._find import Located, Looked
 

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from q2pconf._catalog.kinds import Param, default_value, kind_of  # noqa: F401 (shared names)
+from q2pconf._catalog.kinds import Param
 
 # Config keys whose tables become objects, and the only namespace each class may come from.
 NAMESPACES = {

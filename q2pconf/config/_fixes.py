@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from q2pconf._catalog import accepted as catalog
-from q2pconf._catalog.accepted import kind_of
+from q2pconf._catalog.kinds import NUMBER, Param, default_value, kind_of
 
 
 # A value of each TOML kind, for when nothing the file wrote or Parsl's default fits.
@@ -27,7 +27,7 @@ SAMPLES: dict[str, Any] = {"int": 2, "float": 1.5, "str": "text", "bool": True,
 ARRAYS = ("list", "tuple")
 
 
-def suggest(param: catalog.Param, value: Any, fits: Callable[[Any], bool],
+def suggest(param: Param, value: Any, fits: Callable[[Any], bool],
             shape: Callable[[Any], bool]) -> str:
     """TOML text for the first candidate that `fits` (the whole check), else for the first
     that has the right `shape` (the type check alone: a checkpoint directory that does not
@@ -46,18 +46,18 @@ def _with_note(value: Any, note: str) -> str:
     return f"{text} ({note})" if note else text
 
 
-def _converted(param: catalog.Param, value: Any) -> Iterator[tuple[Any, str]]:
+def _converted(param: Param, value: Any) -> Iterator[tuple[Any, str]]:
     """The file's value turned into the kinds `param` takes, each with a note saying how."""
     kind = kind_of(value)
     if kind == "list":
         yield [_item(param.items, item) for item in value], ""
         return
-    if kind == "bool" and param.accepts & catalog.NUMBER:
+    if kind == "bool" and param.accepts & NUMBER:
         # Parsl's typeguard takes a bool for an int (True is 1): say what it would mean
         yield int(value), f"Parsl reads {toml_value(value)} as {int(value)}"
     if kind == "float" and float(value).is_integer():
         yield int(value), "no decimal point"
-    if kind == "str" and param.accepts & catalog.NUMBER:
+    if kind == "str" and param.accepts & NUMBER:
         number = _number(value)
         if number is not None:
             yield number, "no quotes"
@@ -73,7 +73,7 @@ def _item(kinds: frozenset[str] | None, value: Any) -> Any:
     kind = kind_of(value)
     if kinds is None or kind in kinds or kind == "int" and "float" in kinds:
         return value
-    if kind == "str" and kinds & catalog.NUMBER:
+    if kind == "str" and kinds & NUMBER:
         number = _number(value)
         return value if number is None else number
     if "str" in kinds and kind in ("int", "float", "bool"):
@@ -81,14 +81,14 @@ def _item(kinds: frozenset[str] | None, value: Any) -> Any:
     return value
 
 
-def _invented(param: catalog.Param) -> Iterator[tuple[Any, str]]:
+def _invented(param: Param) -> Iterator[tuple[Any, str]]:
     """What q2pconf's limits say works, Parsl's default (unless empty), its fixed choices,
     then a sample of each kind."""
     from q2pconf.config._limits import WORKING
 
     if param.name in WORKING:
         yield WORKING[param.name], ""
-    default = catalog.default_value(param)
+    default = default_value(param)
     if isinstance(default, tuple):
         default = list(default)
     if default is not None and default != [] and default != "":

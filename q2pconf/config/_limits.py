@@ -13,12 +13,13 @@ import re
 from collections.abc import Callable
 
 from q2pconf._catalog import accepted as catalog
+from q2pconf._catalog.kinds import NUMBER, default_value
 from q2pconf.config import _local_limits as local_limits
 from q2pconf.config._local_limits import LOOPBACK_NAMES
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
-    from q2pconf._catalog.accepted import Param
+    from q2pconf._catalog.kinds import Param
     from q2pconf.config._plan import ObjectSpec, Report
 
 # HH:MM:SS; compiled (~0.3 ms) by re.match only when a table sets a walltime
@@ -139,9 +140,9 @@ def check(checker: Report, kwargs: dict[str, Any], key: str,
 def count_limit(param: Param | None) -> Limit | None:
     """The rule for a numeric keyword LIMITS does not name: not negative; the fix is Parsl's
     own default when that is a number (else 0)."""
-    if param is None or not param.accepts & catalog.NUMBER:
+    if param is None or not param.accepts & NUMBER:
         return None
-    default = catalog.default_value(param)
+    default = default_value(param)
     example = default if number(default) and default >= 0 else 0
     return Limit(lambda v: v >= 0, f"must be 0 or more: {COUNT_PROBLEM}",
                  f"write {param.name} = {example}")
@@ -154,7 +155,7 @@ def effective(kwargs: dict[str, Any], params: dict[str, Param], arg: str) -> Any
     param = params.get(arg)
     if param is None or not param.default:
         return None
-    return catalog.default_value(param)
+    return default_value(param)
 
 
 def _walltime(checker: Report, kwargs: dict[str, Any], key: str) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from q2pconf.config import (_autoscale as autoscale, _fixes as examples, _legacy as legacy,
                             _limits as limits)
 from q2pconf._catalog import accepted as catalog
-from q2pconf._catalog.accepted import kind_of
+from q2pconf._catalog.kinds import Param, kind_of
 from q2pconf._base.errors import ConfigError, did_you_mean, no_such_executor
 from q2pconf.config._plan import ObjectSpec, Plan, Report
 from q2pconf._base.paths import CANNOT_CREATE, CANNOT_CREATE_FIX, cannot_create
@@ -164,7 +164,7 @@ class _Checker(Report):
             raise self.fail(key, problem, did_you_mean(name.rsplit(".", 1)[-1], allowed))
         return name
 
-    def argument(self, kind: str, owner: str, params: dict[str, catalog.Param], arg: str,
+    def argument(self, kind: str, owner: str, params: dict[str, Param], arg: str,
                  value: Any, key: str) -> Any:
         if arg not in params:
             if arg in catalog.NAMESPACES:
@@ -187,8 +187,8 @@ class _Checker(Report):
             return tuple(value)  # Parsl's typeguard refuses a list where it wants a tuple
         return value
 
-    def check_type(self, param: catalog.Param, value: Any, key: str,
-                   params: dict[str, catalog.Param]) -> None:
+    def check_type(self, param: Param, value: Any, key: str,
+                   params: dict[str, Param]) -> None:
         """Refuse a value of a kind Parsl's annotation does not allow, with a fix that holds."""
         misfit = _misfit(param, value)
         if misfit is None:
@@ -203,8 +203,8 @@ class _Checker(Report):
                f"remove {name}; it cannot be set from a TOML file")
         raise self.fail(key + where, problem, fix)
 
-    def fits(self, param: catalog.Param, value: Any, key: str,
-             params: dict[str, catalog.Param]) -> bool:
+    def fits(self, param: Param, value: Any, key: str,
+             params: dict[str, Param]) -> bool:
         """`value` passes the whole check of its own key (by kind, then its limits)."""
         if _misfit(param, value) is not None:
             return False
@@ -216,7 +216,7 @@ class _Checker(Report):
         return True
 
     def translate(self, kind: str, table: dict[str, Any], key: str,
-                  params: dict[str, catalog.Param]) -> dict[str, Any]:
+                  params: dict[str, Param]) -> dict[str, Any]:
         """Old keys from earlier QIIME 2 / Parsl releases: rename, drop or refuse."""
         out, warnings, origins = legacy.translate(self.file, kind, table, key, params)
         self.warnings += warnings
@@ -386,7 +386,7 @@ def _why_no(owner: str, arg: str) -> str:
     return f"{owner} does not use one"
 
 
-def _misfit(param: catalog.Param, value: Any) -> tuple[str, str] | None:
+def _misfit(param: Param, value: Any) -> tuple[str, str] | None:
     """None when Parsl's annotation allows `value`, else (where under the key, the problem):
     "[2]" for an array's third item, "" for the value itself."""
     kind = kind_of(value)
