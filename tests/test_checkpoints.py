@@ -29,11 +29,10 @@ HTEX = config(htex("default", max_workers_per_node=2, provider=local(init_blocks
 SCRIPT = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
-    import q2pconf._base.notice
+    import q2pconf._base.notice as notice
     from q2pconf import parallel_pipeline, step
 
-    q2pconf._base.notice.AFTER = float(os.environ.get("NOTICE_AFTER", "60"))  # before a wait says
-    so
+    notice.AFTER = float(os.environ.get("NOTICE_AFTER", "60"))  # before a wait says so
 
     @step
     def work(log, value):
