@@ -6,15 +6,15 @@ STAMP := $(VENV)/.installed
 # The oldest Parsl pyproject.toml admits; `make test-floor` runs the tests that depend on
 # Parsl's API (config core and pipelines) against it.
 PARSL_FLOOR := $(shell sed -n 's/.*"parsl>=\([0-9.]*\)".*/\1/p' pyproject.toml)
-FLOOR_TESTS ?= tests/test_check.py tests/test_check_knows.py tests/test_build.py tests/test_cli.py tests/test_compat.py \
-	tests/test_find.py tests/test_templates.py tests/test_security.py tests/test_import.py \
-	tests/test_pipeline.py tests/test_nesting.py tests/test_session.py tests/test_transport.py tests/qiime2 \
-	tests/test_sessions.py tests/test_stalls.py \
-	tests/test_check_limits.py tests/test_check_starts.py tests/test_modes.py tests/test_run_dir.py tests/test_say_it_once.py \
-	tests/test_trace.py tests/test_abandon.py tests/test_pool.py tests/test_typecache.py \
-	tests/test_pickling.py tests/test_window.py tests/test_hints.py tests/test_step_shapes.py \
-	tests/test_report_damaged.py tests/test_lookup_reuse.py tests/test_checkpoints.py \
-	tests/test_portable.py tests/test_readme.py
+FLOOR_TESTS ?= tests/base/test_run_dir.py tests/base/test_say_it_once.py \
+	tests/config/test_check.py tests/config/test_check_knows.py tests/config/test_build.py tests/config/test_find.py tests/config/test_templates.py tests/config/test_check_limits.py tests/config/test_check_starts.py tests/config/test_hints.py tests/config/test_lookup_reuse.py \
+	tests/cli/test_cli.py \
+	tests/qiime2 \
+	tests/parsl/test_pool.py tests/parsl/test_typecache.py tests/parsl/test_pickling.py \
+	tests/supervise/test_stalls.py tests/supervise/test_abandon.py \
+	tests/observe/test_trace.py tests/observe/test_report_damaged.py \
+	tests/pipeline/test_pipeline.py tests/pipeline/test_nesting.py tests/pipeline/test_session.py tests/pipeline/test_transport.py tests/pipeline/test_sessions.py tests/pipeline/test_modes.py tests/pipeline/test_window.py tests/pipeline/test_step_shapes.py tests/pipeline/test_checkpoints.py \
+	tests/package/test_security.py tests/package/test_import.py tests/package/test_portable.py tests/package/test_readme.py
 
 .PHONY: demo test test-floor floor-run lint bench conda docs
 
@@ -28,7 +28,7 @@ demo: $(STAMP)
 	$(BIN)/python examples/amplicon.py
 
 # The docs extra (MkDocs, mkdocs-material, mkdocstrings): `make docs`, and the tests that build
-# the site (tests/test_docs_site.py), need it.
+# the site (tests/package/test_docs_site.py), need it.
 DOCS_STAMP := $(VENV)/.docs-installed
 $(DOCS_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[docs]'

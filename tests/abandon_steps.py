@@ -1,4 +1,5 @@
-"""Steps for tests/test_abandon.py (importable by workers through PYTHONPATH): each leaves a
+"""Steps for tests/supervise/test_abandon.py (importable by workers through PYTHONPATH): each
+leaves a
 file named after its argument in $ABANDON_DIR when it runs, so the test sees what ran."""
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Steps whose exception or return value cannot travel back from a worker as itself, for
-tests/test_crossing.py (importable by HTEX workers through PYTHONPATH)."""
+tests/pipeline/test_crossing.py (importable by HTEX workers through PYTHONPATH)."""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
-"""Steps and pipelines for tests/test_ending.py (importable by HTEX workers through PYTHONPATH).
+"""Steps and pipelines for tests/supervise/test_ending.py (importable by HTEX workers through
+PYTHONPATH).
 
 Each step that a test waits for writes a flag file first: its content is the worker's pid."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Steps that fail the hard way on an HTEX worker, for tests/test_faults.py (importable by
+"""Steps that fail the hard way on an HTEX worker, for tests/supervise/test_faults.py (importable by
 workers through PYTHONPATH)."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Steps and pipelines for tests/test_window.py: thread steps held on an event the test (or
+"""Steps and pipelines for tests/pipeline/test_window.py: thread steps held on an event the test (or
 the body itself) sets, and bodies that count the step calls that have returned."""
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from slurm_cluster import SlurmCluster, drain, node_cpus, wait_for
 
 pytestmark = pytest.mark.slurm
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).parents[1]
 ROOT = TESTS.parent
 JOB_GONE = 15.0  # seconds for squeue to forget a cancelled or finished job
 CHILD_TIMEOUT = 35.0

@@ -88,7 +88,7 @@ def test_steps_outside_a_pipeline_and_serial_runs_never_load_parsl(tmp_path: Pat
 
 def run_in_tests(code: str) -> str:
     """What `code` prints, run by a fresh Python in the tests' directory (with a timeout)."""
-    tests = Path(__file__).parent
+    tests = Path(__file__).parents[1]
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, cwd=tests, env={**os.environ, "PYTHONPATH": str(tests)})
     assert done.returncode == 0, done.stderr

@@ -167,7 +167,7 @@ def test_importing_the_decorators_does_not_load_the_validator():
 # -- layers ------------------------------------------------------------------------------------
 
 def _layer_check():
-    path = Path(__file__).parents[1] / "tools" / "check_layers.py"
+    path = Path(__file__).parents[2] / "tools" / "check_layers.py"
     spec = importlib.util.spec_from_file_location("check_layers", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -182,7 +182,7 @@ def test_the_layers_hold() -> None:
 
 def test_the_layer_check_sees_an_upward_import_and_a_circle(tmp_path) -> None:
     package = tmp_path / "q2pconf"
-    shutil.copytree(Path(__file__).parents[1] / "q2pconf", package,
+    shutil.copytree(Path(__file__).parents[2] / "q2pconf", package,
                     ignore=shutil.ignore_patterns("__pycache__"))
     with open(package / "_base" / "errors.py", "a", encoding="utf-8") as errors:
         errors.write("\n\ndef _late():\n    from q2pconf.pipeline import _session  # noqa\n")

@@ -18,7 +18,7 @@ from q2pconf.pipeline import _session as sessions
 from q2pconf._observe.report import lane_of, write_report
 from q2pconf._observe.runfiles import find, read
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PAGE_FACTS = """(() => ({
   bars: Array.from(document.querySelectorAll('rect.bar')).map(bar => ({
     lane: bar.closest('g.lane').dataset.lane, step: bar.dataset.step, call: bar.dataset.call,
@@ -98,7 +98,7 @@ def test_the_example_writes_its_report_and_prints_where(clean_env: Path, tmp_pat
     import subprocess
     import sys
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "Q2PCONF_PROGRESS": "0", "PYTHONPATH": str(root)}
     done = subprocess.run([sys.executable, str(root / "examples" / "amplicon.py"), "--samples",
                            "2", "--depth", "100", "--no-serial"], env=env, cwd=tmp_path,

@@ -23,7 +23,7 @@ from q2pconf._observe.advice import findings
 from q2pconf._observe.runfiles import read, seconds
 from q2pconf._observe.trace import COLUMNS
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).parents[1]
 ROOT = TESTS.parent
 CHILD_TIMEOUT = 60.0
 

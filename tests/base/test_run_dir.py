@@ -15,7 +15,7 @@ import pytest
 from configs import config, htex, local, threads
 from conftest import LOOKUP_VARS, readonly_command, require_tool
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).parents[1]
 THREADS = config(threads("default"))
 SCRIPT = textwrap.dedent("""
     import sys, q2pconf

@@ -19,7 +19,7 @@ import pytest
 
 from conftest import IN_CI
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 INCLUDED = ("LICENSE", "CHANGELOG.md", "CONTRIBUTING.md", "CITATION.cff")
 
 

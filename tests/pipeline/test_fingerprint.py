@@ -130,7 +130,7 @@ def test_a_fingerprint_is_the_same_in_every_process() -> None:
     code = ("import pipeline_steps as s, test_fingerprint as t\n"
             "from q2pconf.pipeline import _fingerprint as fingerprint\n"
             "print(fingerprint.of(s.deep_sum.func), fingerprint.of(t.reaching))")
-    tests = Path(__file__).parent
+    tests = Path(__file__).parents[1]
     import pipeline_steps
 
     here = f"{fingerprint.of(pipeline_steps.deep_sum.func)} {fingerprint.of(reaching)}"

@@ -102,7 +102,8 @@ def test_each_build_gives_new_executors():
     assert settings.executor("htex") is not settings.executor("htex")
 
 
-# (usage_tracking = 7 was one; q2pconf check now refuses it itself: tests/test_check_limits.py)
+# (usage_tracking = 7 was one; q2pconf check now refuses it itself:
+# tests/config/test_check_limits.py)
 @pytest.mark.parametrize("document,key,words", [
     (doc(htex(manager_selector="random")), "parsl.executors[1]",
      "Parsl refused this HighThroughputExecutor: TypeCheckError"),

@@ -58,7 +58,7 @@ def dfk_on(slurm: SlurmCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     import parsl
 
     # Workers unpickle the apps below by reference: let them import this module.
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[1]))
     token, work = new_token(), tmp_path / "work"
     work.mkdir()
     monkeypatch.setenv(TOKEN_VAR, token)  # inherited by the interchange and the jobs

@@ -25,7 +25,7 @@ from slurm_cluster import (SlurmCluster, drain, kill_node, node_cpus, revive_dea
 
 pytestmark = pytest.mark.slurm_multinode
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GUIDE = (ROOT / "docs" / "how-to" / "cluster.md").read_text()  # "Several nodes per job"
 CHILD_TIMEOUT = 60.0
 JOB_GONE = 15.0

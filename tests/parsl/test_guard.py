@@ -12,50 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from guardtools import POOL, children, ended, listening, pool_guard
 from procs import new_token, program_env, wait_gone
-
-# A "pool": starts two sleeping workers, says their pids, then sleeps.
-POOL = """\
-import subprocess, sys, time
-workers = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
-           for _ in range(2)]
-print(" ".join(str(w.pid) for w in workers), flush=True)
-time.sleep(300)
-"""
-
-
-def pool_guard(tmp_path: Path, token: str, server: socket.socket, *extra: str,
-               env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """The guard running the stand-in pool, told to watch `server` as its interchange."""
-    port = server.getsockname()[1]
-    command = [sys.executable, "-m", "q2pconf._parsl.guard", "pool", *extra, "--",
-               sys.executable, "-c", POOL, "-a", "127.0.0.1", f"--port={port}"]
-    process = subprocess.Popen(command, env=env or program_env(tmp_path, token),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    process.stdout.readline()  # type: ignore[union-attr]  # the workers run
-    return process
-
-
-def listening() -> socket.socket:
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    return server
-
-
-def ended(process: subprocess.Popen[str], seconds: float) -> int:
-    try:
-        return process.wait(timeout=seconds)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        pytest.fail(f"the guard was still running after {seconds} s")
 
 
 def test_a_killed_pool_takes_its_workers_along(tmp_path: Path) -> None:
     token, server = new_token(), listening()
     with server:
         process = pool_guard(tmp_path, token, server)
-        os.kill(_children(process.pid)[0], signal.SIGKILL)
+        os.kill(children(process.pid)[0], signal.SIGKILL)
         assert ended(process, 10) == -signal.SIGKILL  # the guard ends as its child did
     assert wait_gone(token, 10) == []
 
@@ -100,11 +65,6 @@ def test_a_signal_to_the_guard_ends_its_child_group_and_the_guard_dies_of_it(
         process.terminate()
         assert ended(process, 10) == -signal.SIGTERM
     assert wait_gone(token, 10) == []
-
-
-def _children(pid: int) -> list[int]:
-    with open(f"/proc/{pid}/task/{pid}/children") as children:
-        return [int(word) for word in children.read().split()]
 
 
 def test_a_bad_lost_after_setting_is_named(tmp_path: Path) -> None:

@@ -7,14 +7,13 @@ import json
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from configs import config, htex, local, threads
-from procs import is_interchange, new_token, program_env, tagged, wait_gone
+from configs import htex, local
+from guardtools import kill_interchange, write_toml
+from procs import new_token, program_env, tagged, wait_gone
 
 REPORT = """\
 import json, sys, time
@@ -50,13 +49,6 @@ def run_report(tmp_path: Path, config: str, timeout: float = 90, **env: str) -> 
     return json.loads(child.stdout)
 
 
-def write_toml(tmp_path: Path, executor: dict[str, object]) -> Path:
-    """A config of one thread and `executor`."""
-    path = tmp_path / "config.toml"
-    path.write_text(config(threads("default", max_threads=1), executor, strategy="none"))
-    return path
-
-
 @pytest.mark.parametrize("executor,shown", [
     (htex("htex", max_workers_per_node=1,
           provider=local(worker_init="echo no module cuda >&2; exit 3")), "no module cuda"),
@@ -83,7 +75,7 @@ PARSL_CONFIG = """parsl_config(dict({strategy}), dict({provider}))
 """
 MAKE_CONFIG = """\
 import sys
-import time
+
 from parsl.config import Config
 from parsl.executors import HighThroughputExecutor, ThreadPoolExecutor
 from parsl.providers import LocalProvider
@@ -150,18 +142,6 @@ def test_steps_with_no_block_for_the_stall_timeout_fail(tmp_path: Path) -> None:
     assert 6 <= answer["seconds"] < 40
 
 
-DEAD_INTERCHANGE = """\
-import json, sys, time
-import q2pconf, session_steps as s
-try:
-    with q2pconf.ParallelConfig(sys.argv[3], mapping={"hold": "htex"}):
-        s.held(sys.argv[1], sys.argv[2])
-except Exception as error:
-    print(json.dumps({"type": type(error).__name__, "message": str(error),
-                      "caught": time.time()}), flush=True)
-"""
-
-
 def test_a_dead_interchange_fails_the_pipeline_within_seconds(tmp_path: Path) -> None:
     answer, err, killed, (interchange, _) = kill_interchange(tmp_path, new_token())
     assert answer["type"] == "ExecutorFailed", err
@@ -170,39 +150,6 @@ def test_a_dead_interchange_fails_the_pipeline_within_seconds(tmp_path: Path) ->
             f"(pid {interchange}) was killed by SIGKILL; its log is ") in answer["message"]
     assert "interchange.log" in answer["message"]
     assert answer["caught"] - killed < 15
-
-
-def kill_interchange(tmp_path: Path, token: str, env: dict[str, str] | None = None
-                     ) -> tuple[dict[str, Any], str, float, tuple[int, int]]:
-    """Run a pipeline whose HTEX step waits, SIGKILL its interchange once the step started:
-    (what the program caught, its stderr, when the kill was, the pids of the interchange and
-    of its guard). Checks that no process is left."""
-    work, started = tmp_path / "work", tmp_path / "started"
-    work.mkdir()
-    child = subprocess.Popen([sys.executable, "-c", DEAD_INTERCHANGE, str(started),
-                              str(tmp_path / "flag"),
-                              str(write_toml(tmp_path, htex("htex", max_workers_per_node=1,
-                                                            provider=local())))],
-                             cwd=work,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=env or program_env(tmp_path, token))
-    try:
-        deadline = time.monotonic() + 60
-        while not started.exists() and child.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert started.exists(), child.communicate(timeout=5)
-        interchange = [p for p in tagged(token, work) if is_interchange(p.cmdline())]
-        assert len(interchange) == 1
-        pids = interchange[0].pid, interchange[0].ppid()
-        interchange[0].kill()
-        killed = time.time()
-        out, err = child.communicate(timeout=60)
-        assert wait_gone(token, cwd=work) == []
-    finally:
-        child.kill()
-        for process in tagged(token, work):
-            process.kill()
-    return json.loads(out), err, killed, pids
 
 
 AGAIN = """\

@@ -23,12 +23,12 @@ from pathlib import Path
 
 from configs import config, htex, local, threads
 from procs import new_token, program_env, wait_gone
-from test_guard import _children, ended, listening, pool_guard
-from test_stalls import kill_interchange
+from guardtools import children, ended, kill_interchange, listening, pool_guard
 from q2pconf._observe import measure
 
 SIMULATION = '''\
-"""Test-only (tests/test_portable.py): this interpreter lacks Linux's facilities, as macOS."""
+"""Test-only (tests/package/test_portable.py): this interpreter lacks Linux's facilities, as
+macOS does."""
 import builtins, ctypes, io, os, sys
 
 HIDDEN = ("/proc/", "/sys/fs/cgroup")
@@ -267,7 +267,7 @@ def test_a_killed_pool_takes_its_workers_along_without_waitid(tmp_path: Path) ->
     token, server = new_token(), listening()
     with server:
         process = pool_guard(tmp_path, token, server, env=simulated_env(tmp_path, token))
-        os.kill(_children(process.pid)[0], signal.SIGKILL)
+        os.kill(children(process.pid)[0], signal.SIGKILL)
         assert ended(process, 30) == -signal.SIGKILL  # the guard ends as its child did
     assert wait_gone(token, 30) == []
 

@@ -16,7 +16,7 @@ import pytest
 from configs import config, htex, local, threads
 from conftest import LOOKUP_VARS
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).parents[1]
 SCRIPT = textwrap.dedent("""
     import json, os, sys
     os.umask(int(sys.argv[2], 8))

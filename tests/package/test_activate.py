@@ -16,7 +16,7 @@ from q2pconf.config import check
 
 pytestmark = pytest.mark.shells
 
-ACTIVATE = Path(__file__).resolve().parents[1] / "etc" / "conda" / "activate.d"
+ACTIVATE = Path(__file__).resolve().parents[2] / "etc" / "conda" / "activate.d"
 CONFIG = "qiime2_config.toml"
 
 # shell -> (activation script, command line that sources $SCRIPT and then writes $DONE)
@@ -158,7 +158,7 @@ def test_dangling_symlink_is_left_alone(shell, env, tmp_path):
 
 
 def test_every_tested_shell_is_installed_by_ci():
-    listed = (Path(__file__).resolve().parents[1] / ".ci" / "apt-packages.txt").read_text()
+    listed = (Path(__file__).resolve().parents[2] / ".ci" / "apt-packages.txt").read_text()
     packages = {line.strip() for line in listed.splitlines()
                 if line.strip() and not line.lstrip().startswith("#")}
     assert set(SHELLS) <= packages

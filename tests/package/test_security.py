@@ -21,7 +21,7 @@ from q2pconf._base.errors import ConfigError
 from q2pconf.config._find import locate
 from q2pconf.config._validate import plan
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).parents[1]
 STAMP = f".{CONFIG_NAME}.sha256"
 TPOOL = {"class": "ThreadPoolExecutor", "label": "default"}
 
