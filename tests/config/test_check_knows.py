@@ -243,7 +243,7 @@ def test_the_run_gives_the_same_message(tmp_path):
 
     mounted = tmp_path / "mounted"
     mounted.mkdir()
-    script = ("import sys\nfrom types import SimpleNamespace\nfrom q2pconf import rundir\n"
+    script = ("import sys\nfrom types import SimpleNamespace\nfrom q2pconf._base import rundir\n"
               "rundir.prepare(SimpleNamespace(run_dir=sys.argv[1]), 'c.toml')\n")
     done = subprocess.run(readonly_command(mounted, [sys.executable, "-c", script,
                                                      str(mounted / "runs")]),
