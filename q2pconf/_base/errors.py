@@ -2,8 +2,8 @@
 warnings it logs."""
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
-
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -132,16 +132,20 @@ def warn(message: str) -> None:
     logging.getLogger("q2pconf").warning("q2pconf: warning: %s", message)
 
 
-_WARNED: set[str] = set()
+_WARNED: set[object] = set()
+_WARNED_LOCK = threading.Lock()
 
 
-def warn_once(message: str) -> None:
-    """`warn`, but a message already given in this process is not repeated: each pipeline
-    call finds and checks the config again, and three calls must not say the same thing
-    three times."""
-    if message in _WARNED:
-        return
-    _WARNED.add(message)
+def warn_once(message: str, key: object = None) -> None:
+    """`warn`, but said once per process for each `key` (the message itself by default): each
+    pipeline call finds and checks the config again, and three calls must not say the same
+    thing three times. The one "say it once" rule of q2pconf: a step past its walltime is said
+    once per step, a trace that cannot be written once per process."""
+    key = message if key is None else key
+    with _WARNED_LOCK:
+        if key in _WARNED:
+            return
+        _WARNED.add(key)
     warn(message)
 
 

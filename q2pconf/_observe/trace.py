@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from q2pconf._supervise.abandon import Abandoned
-from q2pconf._base.errors import warn
+from q2pconf._base.errors import warn_once
 from q2pconf._observe.measure import ARRIVED, TRACE_KEY, USAGE_ATTR, Usage
 from q2pconf._base.nested import AllDone
 # the trace's columns, which q2pconf._observe.runfiles reads back
@@ -44,7 +44,6 @@ NA = "NA"
 _CLEAN = str.maketrans({" ": "_", "\t": "_", "\n": "_"})
 _KEYS = itertools.count()
 _LIVE: dict[int, Entry] = {}  # call key -> its entry, while not finished
-_WARNED = threading.Event()
 
 
 class Entry:
@@ -361,6 +360,4 @@ def _reason(problem: BaseException) -> str:
 
 
 def _warn_once(message: str) -> None:
-    if not _WARNED.is_set():
-        _WARNED.set()
-        warn(message)
+    warn_once(message, key=_warn_once)  # the first trace problem of the process only

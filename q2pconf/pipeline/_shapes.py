@@ -20,7 +20,6 @@ import functools
 import inspect
 import os
 import signal
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,7 +32,6 @@ PARSL_KEYWORDS = frozenset({"inputs", "outputs", "stdout", "stderr", "walltime",
 OWN_PREFIX = "_q2pconf"  # q2pconf's hidden keywords (CODE_KEY, RUN_KEY, TRACE_KEY) start so
 ESCAPED = "_q2pconf_kw_"  # a user's keyword Parsl or q2pconf would take, under this prefix
 WORKER_VAR = "PARSL_WORKER_RANK"  # in the environment of Parsl's HTEX workers
-_WARNED: set[str] = set()  # steps already warned about running past their walltime
 
 
 def escape(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -174,13 +172,12 @@ def _kill_tree(pids: list[int]) -> None:
 
 
 def _warn_late(name: str, walltime: float) -> None:
-    if name in _WARNED:
-        return
-    _WARNED.add(name)
-    print(f"q2pconf: step {name} runs past its walltime of {walltime:g} s in a thread (a "
-          "thread executor, or a serial run). A thread cannot be stopped while it sleeps, "
-          "waits for a subprocess or runs C code: it raises AppTimeout only when it returns "
-          f"to Python, and its subprocesses run on. {_late_fix()}", file=sys.stderr, flush=True)
+    from q2pconf._base.errors import warn_once
+
+    warn_once(f"step {name} runs past its walltime of {walltime:g} s in a thread (a thread "
+              "executor, or a serial run). A thread cannot be stopped while it sleeps, waits "
+              "for a subprocess or runs C code: it raises AppTimeout only when it returns to "
+              f"Python, and its subprocesses run on. {_late_fix()}", key=("walltime", name))
 
 
 def _late_fix() -> str:
