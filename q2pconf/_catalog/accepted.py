@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from q2pconf._base import cache
 from q2pconf._catalog.kinds import Param
 
 # Config keys whose tables become objects, and the only namespace each class may come from.
@@ -32,7 +33,6 @@ NAMESPACES = {
 }
 
 CACHE_FORMAT = 4  # bump when the cached document's shape changes
-CACHE_LIMIT = 16 << 20  # bytes; a real catalog is a few dozen kB
 
 
 class NotInParsl(LookupError):
@@ -98,10 +98,8 @@ def cache_path(root: Path) -> Path:
     """One cache file per Parsl installation, in the user's cache directory."""
     # A name, not a secret: the stamp inside the file says whose it is, so two roots sharing
     # a name would only rebuild each other's cache.
-    from q2pconf._base.paths import user_cache_dir
-
     digest = hashlib.sha256(os.fsencode(root)).hexdigest()[:16]
-    return Path(user_cache_dir("q2pconf"), f"parsl-catalog-{digest}.marshal")
+    return Path(cache.path(f"parsl-catalog-{digest}.marshal"))
 
 
 def _build(root: Path) -> tuple[dict[str, Any], dict[str, list[int]]]:
@@ -146,10 +144,8 @@ def _stamp(root: Path, files: dict[str, list[int]]) -> dict[str, Any]:
 
 def _read_cache(path: Path, root: Path) -> dict[str, Any] | None:
     """The cached catalog if it is whole and every file it was read from is unchanged."""
+    doc = cache.read(path)
     try:
-        from q2pconf._base.tomlfile import read_regular
-
-        doc = marshal.loads(read_regular(path, CACHE_LIMIT))  # a FIFO there must not block
         stamp = doc["stamp"]
         listed = [entry[0] for entry in stamp["files"]]
         if not set(_always(root)) <= set(listed) or stamp != _stamp(root, _current(listed)):
@@ -165,31 +161,26 @@ def _read_cache(path: Path, root: Path) -> dict[str, Any] | None:
 
 def _write_cache(path: Path, root: Path, found: dict[str, Any],
                  files: dict[str, list[int]]) -> None:
-    """Write the cache atomically (q2pconf._base.paths.replace_file); an unwritable or full cache
-    directory, or a value marshal cannot hold, means no cache."""
-    from q2pconf._base.paths import make_private_dirs, replace_file
-
+    """Write the cache (q2pconf._base.cache); an unwritable or full cache directory, or a value
+    marshal cannot hold, means no cache."""
     try:
         # Each signature in bytes of its own, decoded only when asked for (a check asks for a
         # handful of ~300). marshal takes plain tuples, not Param (a tuple subclass).
         doc = {"stamp": _stamp(root, files), "names": found["names"],
                "params": {key: marshal.dumps({arg: tuple(param) for arg, param in table.items()})
                           for key, table in found["params"].items()}}
-        make_private_dirs(str(path.parent))  # ~/.cache too, if missing: 0700 whatever the umask
-        replace_file(str(path), marshal.dumps(doc))
-    except (OSError, ValueError):
+    except ValueError:
         return
-    _forget_removed(path.parent)
+    if cache.write(path, doc):
+        _forget_removed(path.parent)
 
 
 def _forget_removed(directory: Path) -> None:
     """Remove the caches of Parsl installations that are gone (an environment deleted or
     moved): done when a cache is written, which is when a Parsl is new or changed."""
-    from q2pconf._base.tomlfile import read_regular
-
     for other in directory.glob("parsl-catalog-*.marshal"):
         try:
-            root = marshal.loads(read_regular(other, CACHE_LIMIT))["stamp"]["root"]
+            root = cache.read(other)["stamp"]["root"]
             if not os.path.isdir(root):
                 other.unlink()
         except Exception:  # noqa: BLE001 - another's, damaged or racing: left alone

@@ -31,8 +31,9 @@ from contextlib import contextmanager
 from types import CodeType, FunctionType
 from typing import Any
 
+from q2pconf._base import cache
+
 FORMAT = 1  # bump when the cache file's shape changes
-LIMIT = 16 * 1024 * 1024  # a cache file bigger than this is not ours
 _TYPEGUARD_FILES = ("_decorators.py", "_transformer.py")
 
 
@@ -81,12 +82,9 @@ class _Store:
             return None
         if not callable(getattr(_decorators, "instrument", None)):
             return None
-        from q2pconf._base.paths import user_cache_dir
-
         here = os.path.dirname(os.path.abspath(_decorators.__file__))
         stamp = [FORMAT, sys.version, *(_stat(os.path.join(here, n)) for n in _TYPEGUARD_FILES)]
-        path = os.path.join(user_cache_dir("q2pconf"),
-                            f"typeguard-{sys.implementation.cache_tag}.marshal")
+        path = cache.path(f"typeguard-{sys.implementation.cache_tag}.marshal")
         return cls(path, stamp, _read(path, stamp))
 
     def wrap(self, original: Any) -> Any:
@@ -110,15 +108,10 @@ class _Store:
         meanwhile (the interchange, the pool and its forkserver start together)."""
         if not self.added:
             return
-        from q2pconf._base.paths import make_private_dirs, replace_file
-
         merged = {**_read(self.path, self.stamp), **self.entries}
         entries = {key: code for key, code in merged.items() if _current(key)}
-        try:
-            make_private_dirs(os.path.dirname(self.path))
-            replace_file(self.path, marshal.dumps({"stamp": self.stamp, "entries": entries}))
-        except (OSError, ValueError):  # unwritable or full: no cache, typeguard's own work
-            pass
+        # unwritable or full: no cache, typeguard's own work
+        cache.write(self.path, {"stamp": self.stamp, "entries": entries})
 
 
 def _stat(path: str) -> list[Any]:
@@ -187,14 +180,8 @@ def _read(path: str, stamp: list[Any]) -> dict[str, bytes]:
     """The entries of a cache file that is ours, whole and made for this stamp; else none.
     The file holds code that will run: it must be the user's own, writable by no one else
     (as ssh asks of its keys), in a directory that is too."""
+    doc = cache.read(path, own=True)
     try:
-        for checked in (os.path.dirname(path), path):
-            info = os.stat(checked)
-            if info.st_uid != os.geteuid() or info.st_mode & 0o022:
-                return {}
-        from q2pconf._base.tomlfile import read_regular
-
-        doc = marshal.loads(read_regular(path, LIMIT))  # a FIFO there must not block
         entries = doc["entries"] if doc["stamp"] == stamp else {}
         if isinstance(entries, dict) and all(isinstance(v, bytes) for v in entries.values()):
             return dict(entries)
