@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-TRACE_KEY = "_q2pconf_trace"  # the keyword carrying a call's key (an int) to the Runner
 # The process whose pipelines trace: a step running in it is a thread step. A worker process
 # (a fresh interpreter, or a fork of this one) has another pid. An int key, not a tuple:
 # Parsl's dependency resolver walks into tuples on every call.

@@ -33,7 +33,8 @@ from typing import Any
 
 from q2pconf._supervise.abandon import Abandoned
 from q2pconf._base.errors import warn_once
-from q2pconf._observe.measure import ARRIVED, TRACE_KEY, USAGE_ATTR, Usage
+from q2pconf._base.keywords import TRACE_KEY
+from q2pconf._observe.measure import ARRIVED, USAGE_ATTR, Usage
 from q2pconf._base.nested import AllDone
 # the trace's columns, which q2pconf._observe.runfiles reads back
 from q2pconf._observe.runfiles import COLUMNS

@@ -22,7 +22,6 @@ from __future__ import annotations
 import itertools
 import os
 
-RUN_KEY = "_q2pconf_run"  # the keyword carrying the run's marker path to the Runner
 _ABANDONED: set[str] = set()  # markers of this process's abandoned runs (thread steps)
 _NUMBERS = itertools.count()
 

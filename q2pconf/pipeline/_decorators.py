@@ -33,13 +33,13 @@ from q2pconf.pipeline import _window as window
 from q2pconf._observe import trace as tracing
 from q2pconf._base.futures import Release, StepFuture
 from q2pconf._observe.history import STATES, History, StepRecord
-from q2pconf._supervise.abandon import RUN_KEY, Marker
-from q2pconf._observe.measure import TRACE_KEY
+from q2pconf._base.keywords import CODE_KEY, RUN_KEY, TRACE_KEY
+from q2pconf._supervise.abandon import Marker
 from q2pconf._observe.progress import Progress
 from q2pconf._supervise.connect import ConnectWatches
 from q2pconf._supervise.watchdog import Watchdog, pool_failed
-from q2pconf.pipeline._transport import (CODE_KEY, Runner, global_names, inside_step,
-                                         on_worker, refuse_while_loading, step_depth,
+from q2pconf.pipeline._transport import (Runner, global_names, inside_step, on_worker,
+                                         refuse_while_loading, step_depth,
                                          steps_in_other_threads, steps_running)
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -26,8 +26,7 @@ from q2pconf.pipeline import _unmatched as unmatched
 from q2pconf.config._settings import (Settings, checked_digest, choose_executor, from_dict,
                                       load_current)
 from q2pconf._base.errors import ConfigError, shallow
-from q2pconf._supervise.abandon import RUN_KEY
-from q2pconf._observe.measure import TRACE_KEY
+from q2pconf._base.keywords import RUN_KEY, TRACE_KEY
 from q2pconf._observe.trace import retry_handler
 
 # Seconds a signalled close waits for an executor starting in the background; what is still

@@ -25,11 +25,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from q2pconf._base.keywords import OWN_PREFIX
+
 # Keywords Parsl's PythonApp and DataFlowKernel read from an app's call (parsl/app/app.py,
 # parsl/app/python.py, parsl/dataflow/dflow.py: staging, memo keys, resource specifications).
 PARSL_KEYWORDS = frozenset({"inputs", "outputs", "stdout", "stderr", "walltime",
                             "parsl_resource_specification"})
-OWN_PREFIX = "_q2pconf"  # q2pconf's hidden keywords (CODE_KEY, RUN_KEY, TRACE_KEY) start so
 ESCAPED = "_q2pconf_kw_"  # a user's keyword Parsl or q2pconf would take, under this prefix
 WORKER_VAR = "PARSL_WORKER_RANK"  # in the environment of Parsl's HTEX workers
 

@@ -24,15 +24,15 @@ from types import CellType, CodeType, FunctionType, ModuleType
 from typing import Any
 
 from q2pconf.pipeline import _results as crossing, _shapes as shapes
-from q2pconf._supervise.abandon import RUN_KEY, skip_if_abandoned
+from q2pconf._base.keywords import CODE_KEY, RUN_KEY, TRACE_KEY
+from q2pconf._supervise.abandon import skip_if_abandoned
 from q2pconf.pipeline._results import SCRIPT_MODULE
-from q2pconf._observe.measure import TRACE_KEY, measured
+from q2pconf._observe.measure import measured
 
 NO_GUARD = ("q2pconf: {path} runs a pipeline when it is imported, so an HTEX worker loading its "
             "steps would run it again; put the call under `if __name__ == \"__main__\":`")
 _loading: list[str] = []  # scripts being loaded on this worker
 UNSENDABLE = "it cannot be sent back from its worker as itself: "
-CODE_KEY = "_q2pconf_code"  # a keyword only the memoizer sees: the step's code digest
 _IN_STEP = threading.local()  # `depth`: steps this thread is running now
 _BUSY: set[int] = set()  # the threads of this process running a step now
 WORKER_VAR = shapes.WORKER_VAR  # in the environment of Parsl's HTEX workers

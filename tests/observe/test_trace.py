@@ -375,7 +375,7 @@ def test_a_dependency_failure_has_one_line_when_the_run_ends_while_parsl_handles
     from parsl.dataflow.errors import DependencyError
 
     from q2pconf._observe import trace as tracing
-    from q2pconf._observe.measure import TRACE_KEY
+    from q2pconf._base.keywords import TRACE_KEY
 
     trace = tracing.Trace(tmp_path, "run", {})
     failed: Future = Future()

@@ -6,6 +6,7 @@ Each run is a child process (a rerun must read checkpoints from disk, as a user'
 from __future__ import annotations
 
 import functools
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -121,6 +122,7 @@ def test_resume_follows_what_the_step_reaches_in_its_module(tmp_path: Path) -> N
 
 
 LIMIT = 3
+HERE = Path(__file__).parent
 
 
 def test_a_fingerprint_is_the_same_in_every_process() -> None:
@@ -130,14 +132,15 @@ def test_a_fingerprint_is_the_same_in_every_process() -> None:
     code = ("import pipeline_steps as s, test_fingerprint as t\n"
             "from q2pconf.pipeline import _fingerprint as fingerprint\n"
             "print(fingerprint.of(s.deep_sum.func), fingerprint.of(t.reaching))")
-    tests = Path(__file__).parents[1]
+    tests = HERE.parent  # pipeline_steps; and this file's folder: test_fingerprint
     import pipeline_steps
 
     here = f"{fingerprint.of(pipeline_steps.deep_sum.func)} {fingerprint.of(reaching)}"
     for seed in ("1", "2"):
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                               timeout=60, cwd=tests,
-                              env={"PYTHONPATH": str(tests), "PYTHONHASHSEED": seed})
+                              env={"PYTHONPATH": os.pathsep.join([str(tests), str(HERE)]),
+                                   "PYTHONHASHSEED": seed})
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == here
 
