@@ -219,7 +219,7 @@ def _summary(settings: Settings) -> None:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from q2pconf.config._seed import write_new
+    from q2pconf._base.files import write_new
     from q2pconf.config._templates import render
 
     path = _init_target(args)

@@ -10,7 +10,8 @@ import pytest
 
 from configs import tomllib
 from conftest import readonly_command
-from q2pconf.config._seed import seed_prefix, write_new
+from q2pconf._base.files import write_new
+from q2pconf.config._seed import seed_prefix
 from q2pconf.config._templates import vendored_dict
 
 CONFIG = "qiime2_config.toml"

@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 from q2pconf._base.paths import CONFIG_NAME
-from q2pconf.config._seed import STALE_AFTER, seed_prefix, write_new
+from q2pconf._base.files import STALE_AFTER, write_new
+from q2pconf.config._seed import seed_prefix
 
 RACE_SECONDS = 5.0
 

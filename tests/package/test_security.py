@@ -15,7 +15,8 @@ from configs import config, threads
 from q2pconf.config import check, from_dict, load
 from q2pconf._catalog import accepted as catalog
 from q2pconf._base.paths import CONFIG_NAME
-from q2pconf.config._seed import seed_prefix, write_new
+from q2pconf._base.files import write_new
+from q2pconf.config._seed import seed_prefix
 from q2pconf.config._templates import vendored_dict
 from q2pconf._base.errors import ConfigError
 from q2pconf.config._find import locate
