@@ -41,7 +41,7 @@ _EXPORTS = {
     "parallel_pipeline": "q2pconf.pipeline._decorators",
     "step": "q2pconf.pipeline._decorators",
     "StepRecord": "q2pconf._observe.history",
-    "ParallelConfig": "q2pconf.pipeline._session",
+    "ParallelConfig": "q2pconf.pipeline._parallel_config",
     "ExecutorFailed": "q2pconf._base.errors",
     "add_parallel_arguments": "q2pconf.cli",
     "config_from_args": "q2pconf.cli",
