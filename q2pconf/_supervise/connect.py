@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from q2pconf._base import notice
-from q2pconf._supervise.closing import interchange_alive
+from q2pconf._supervise.interchange import interchange_alive
 from q2pconf._base.errors import ExecutorFailed
 
 CHECK_EVERY = 1.0  # seconds between looks at the interchange's managers

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from q2pconf._supervise import closing
+from q2pconf._supervise import closing, interchange
 from q2pconf._base.errors import ExecutorFailed
 from q2pconf._base.notice import Awake, Quiet
 
@@ -71,7 +71,7 @@ class Watchdog:
     def check(self, waits_on: Callable[[str], bool]) -> None:
         """Raise ExecutorFailed when an executor this run `waits_on` has been unable to make
         progress for its problem's grace period."""
-        # A dead interchange: its executor's tasks fail now, naming it (closing.InterchangeDied)
+        # A dead interchange: its executor's tasks fail now, naming it (interchange.InterchangeDied)
         closing.check_interchanges(self.dfk)
         now = self._clock.now()
         for label, executor in list(self.dfk.executors.items()):
@@ -184,7 +184,7 @@ def pool_failed(executor: Any, label: str, error: BaseException) -> BaseExceptio
     if executor is None or getattr(executor, "provider", None) is None:
         return error
     cause = executor.executor_exception
-    if isinstance(cause, closing.InterchangeDied):
+    if isinstance(cause, interchange.InterchangeDied):
         failed = ExecutorFailed(label, f"lost its interchange: {cause}", "",
                                 "see that log; run the pipeline again")
     elif type(cause).__name__ == "TooManyJobFailuresError":  # Parsl's block error handler

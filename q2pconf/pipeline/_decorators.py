@@ -22,7 +22,7 @@ from pathlib import Path
 from types import FunctionType, MethodType, ModuleType
 from typing import Any, TypeVar, overload
 
-from q2pconf._supervise import closing
+from q2pconf._supervise import closing, signals
 from q2pconf._base.errors import shallow
 from q2pconf._base import nested
 from q2pconf._base import notice
@@ -142,7 +142,7 @@ class Pipeline:
             return self._serially(SerialRun(), args, kwargs)
         if _ACTIVE.get() is not None:  # nested, or serial: run inline
             return self.func(*args, **kwargs)
-        with closing.Interrupts() as interrupts:  # Ctrl-C never lands inside Parsl's locks
+        with signals.Interrupts() as interrupts:  # Ctrl-C never lands inside Parsl's locks
             with interrupts.shielded(), sessions.using(self.resume) as session:
                 # held: no other thread closes it meanwhile. An HTEX the body's steps will
                 # need starts now, beside its first thread steps.
@@ -155,7 +155,7 @@ class Pipeline:
     def _run(self, run: Run, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         token = _ACTIVE.set(run)
         outcome = "failed"
-        closing.RUNS.begin()
+        signals.CALLS.begin()
         try:
             with sessions.closed_on_interrupt(), run.progress:
                 value = run.resolve(self.func(*args, **kwargs))
@@ -165,7 +165,7 @@ class Pipeline:
         except BaseException as error:
             if isinstance(error, KeyboardInterrupt):
                 outcome = "interrupted"
-            elif closing.SIGNALLED.is_set():
+            elif signals.SIGNALLED.is_set():
                 outcome = "terminated"  # SIGTERM or SIGHUP: the failure is its doing
             run.abandon()  # what has not started never starts
             raise
@@ -174,10 +174,10 @@ class Pipeline:
             run.settle_history()
             self.history = run.history
             self._end_trace(run.trace, outcome)
-            closing.RUNS.end()
+            signals.CALLS.end()
             # A signal ending the program cancels its steps: the failure that follows is no
             # news (a CancelledError traceback would hide the signal). Die of the signal here.
-            closing.await_signal_death()
+            signals.await_signal_death()
 
     def _end_trace(self, trace: tracing.Trace | None, outcome: str) -> None:
         """Finish the run's trace, and write its report when asked to."""
@@ -263,10 +263,10 @@ class Run:
     that could wait for ever)."""
 
     def __init__(self, session: sessions.Session, trace: tracing.Trace | None = None,
-                 interrupts: closing.Interrupts | None = None) -> None:
+                 interrupts: signals.Interrupts | None = None) -> None:
         self.session = session
         self.trace = trace
-        self.interrupts = interrupts or closing.Interrupts()
+        self.interrupts = interrupts or signals.Interrupts()
         self.history = History()
         self._pending: dict[int, Future[Any]] = {}  # Parsl's futures of steps not finished
         self.marker = Marker(session.dfk.run_dir)  # see q2pconf._supervise.abandon

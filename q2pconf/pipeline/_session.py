@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from q2pconf._supervise import closing
+from q2pconf._supervise import closing, interchange, signals
 from q2pconf._base import notice, rundir
 from q2pconf.pipeline import _unmatched as unmatched
 from q2pconf.config._settings import Settings, checked_digest, choose_executor, load_current
@@ -119,7 +119,7 @@ class Session:
             except BaseException as error:  # every later step of this label fails the same
                 self._failed_early.setdefault(label, error)
                 raise
-            closing.remember(executor)
+            interchange.remember(executor)
             if blocks:  # Parsl's strategy would launch them at its next tick, up to a period on
                 executor.scale_out_facade(blocks)
             self._ready.add(label)
@@ -159,7 +159,7 @@ class Session:
 
     def _interchange_gone(self) -> bool:
         """Whether an executor being started lost its interchange (or its guard) already."""
-        return not all(closing.interchange_alive(executor) for executor in list(self._starting))
+        return not all(interchange.interchange_alive(executor) for executor in list(self._starting))
 
     def close(self, wait: bool = True) -> None:
         """Stop every executor, within closing.CLOSE_BOUND seconds. With wait=False (a signal,
@@ -219,7 +219,7 @@ def _watch_start(executor: Any, label: str) -> Callable[[], None]:
 
 
 def _log_path(executor: Any) -> str:
-    found = closing.interchange_log(executor) if getattr(executor, "logdir", None) else None
+    found = interchange.interchange_log(executor) if getattr(executor, "logdir", None) else None
     return found or "in the run directory"
 
 
@@ -229,12 +229,12 @@ def _interchange_died_starting(executor: Any) -> None:
     process = getattr(executor, "interchange_proc", None)
     if process is None or process.poll() is None:
         return
-    text = closing.interchange_ended(executor)
-    raise closing.InterchangeDied(f"q2pconf: {text} while starting{_log_tail(executor)}")
+    text = interchange.interchange_ended(executor)
+    raise interchange.InterchangeDied(f"q2pconf: {text} while starting{_log_tail(executor)}")
 
 
 def _log_tail(executor: Any, lines: int = 5) -> str:
-    path = closing.interchange_log(executor)
+    path = interchange.interchange_log(executor)
     if path is None:
         return ""
     try:
@@ -414,7 +414,7 @@ def _quiet_parsl_logging() -> None:
     logging.getLogger("parsl").propagate = False
 
 
-_CLOSER: closing.SignalCloser | None = None
+_CLOSER: signals.SignalCloser | None = None
 
 
 def _install_handlers() -> None:
@@ -423,7 +423,7 @@ def _install_handlers() -> None:
     global _CLOSER
     if _CLOSER is None:
         atexit.register(close)
-        _CLOSER = closing.SignalCloser(_close_on_signal)
+        _CLOSER = signals.SignalCloser(_close_on_signal)
     if threading.current_thread() is threading.main_thread():
         _CLOSER.install()
 

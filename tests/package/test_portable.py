@@ -144,11 +144,11 @@ def test_without_affinity_or_cgroups_the_cpu_count_is_os_cpu_count(tmp_path: Pat
 PIPELINE = """\
 import csv, json, sys
 import trace_steps
-from q2pconf._supervise import closing
+from q2pconf._supervise import interchange
 answer = trace_steps.peaks()
 with open(trace_steps.peaks.trace_path, newline="") as handle:
     rows = list(csv.DictReader(handle, delimiter="\\t"))
-print(json.dumps({"answer": answer, "rows": rows, "guarded": len(closing._GUARDED)}))
+print(json.dumps({"answer": answer, "rows": rows, "guarded": len(interchange._GUARDED)}))
 """
 
 
