@@ -43,8 +43,8 @@ _EXPORTS = {
     "StepRecord": "q2pconf._observe.history",
     "ParallelConfig": "q2pconf.pipeline._parallel_config",
     "ExecutorFailed": "q2pconf._base.errors",
-    "add_parallel_arguments": "q2pconf.cli",
-    "config_from_args": "q2pconf.cli",
+    "add_parallel_arguments": "q2pconf._arguments",
+    "config_from_args": "q2pconf._arguments",
     # QIIME 2's names (qiime2.sdk.parallel_config), same meaning where it fits
     "get_vendored_config": "q2pconf._qiime2",
     "get_config_from_file": "q2pconf._qiime2",

@@ -1,4 +1,4 @@
-"""`q2pconf` command line: info, check, init, seed; and the --parallel helper for user scripts."""
+"""`q2pconf` command line: info, check, init, seed, report (a script's --parallel: _arguments)."""
 from __future__ import annotations
 
 import argparse
@@ -23,26 +23,6 @@ EPILOG = """examples:
   q2pconf report                     an HTML report of your last run
   QIIME2_CONFIG=my.toml python run.py   use a config for one run
 """
-
-
-def add_parallel_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add q2cli's --parallel and --parallel-config PATH to a script's own parser."""
-    group = parser.add_argument_group("parallel execution")
-    group.add_argument("--parallel", action="store_true",
-                       help="run in parallel with the config QIIME 2 would find")
-    group.add_argument("--parallel-config", metavar="PATH",
-                       help="run in parallel with this config file (implies --parallel)")
-    return parser
-
-
-def config_from_args(args: argparse.Namespace) -> Settings | None:
-    """The config the parsed --parallel/--parallel-config ask for; None to run serially."""
-    from q2pconf.config._settings import load
-
-    explicit = getattr(args, "parallel_config", None)
-    if explicit is None and not getattr(args, "parallel", False):
-        return None
-    return load(explicit)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

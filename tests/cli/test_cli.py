@@ -13,7 +13,7 @@ import pytest
 import condatools
 from configs import config, htex, threads
 from conftest import LOOKUP_VARS, readonly_command
-from q2pconf.cli import add_parallel_arguments, config_from_args
+from q2pconf._arguments import add_parallel_arguments, config_from_args
 from q2pconf.config import check
 from q2pconf._base.errors import ConfigError
 
