@@ -20,8 +20,6 @@ Parsl until a ``parsl.Config`` is built or a pipeline runs.
 """
 from __future__ import annotations
 
-import importlib
-
 from typing import Any
 
 # public name -> module that defines it
@@ -62,12 +60,9 @@ def __getattr__(name: str) -> Any:
         from importlib.metadata import version
 
         return version("q2pconf")
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'q2pconf' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    from q2pconf._base.lazy import loader  # only now: `import q2pconf` loads nothing else
+
+    return loader(globals(), _EXPORTS)(name)
 
 
 def __dir__() -> list[str]:

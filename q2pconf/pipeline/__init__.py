@@ -8,20 +8,12 @@ other layer.
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from q2pconf._base.lazy import loader
 
 if TYPE_CHECKING:
     from q2pconf.pipeline._decorators import parallel_pipeline, step
 
 __all__ = ["parallel_pipeline", "step"]
-
-
-def __getattr__(name: str) -> Any:
-    """A public name loads its module on first use: importing one of this package's internal
-    modules (as a worker does) does not load them all."""
-    if name not in __all__:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module("q2pconf.pipeline._decorators"), name)
-    globals()[name] = value
-    return value
+__getattr__ = loader(globals(), dict.fromkeys(__all__, "q2pconf.pipeline._decorators"))
