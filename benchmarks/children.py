@@ -304,8 +304,8 @@ import json, sys
 before = set(sys.modules)
 from q2pconf import parallel_pipeline, step
 ours = sorted(m for m in set(sys.modules) - before if m.split(".")[0] == "q2pconf")
-validator = {"q2pconf.config._validate", "q2pconf.config._limits", "q2pconf._catalog.accepted",
-"q2pconf._catalog.source"}
+validator = {"q2pconf.config._validate", "q2pconf.config._limits",
+             "q2pconf._catalog.accepted", "q2pconf._catalog.source"}
 print(json.dumps({"modules": len(ours), "validator": sorted(validator & set(ours)),
                   "parsl": any(m.split(".")[0] == "parsl" for m in sys.modules)}))
 """
