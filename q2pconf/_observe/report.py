@@ -1,10 +1,9 @@
 """`q2pconf report`: one self-contained HTML page about a traced run.
 
-A timeline (one lane per worker, grouped by host and batch job, one bar per step attempt,
-coloured by step and marked when it failed), a table per step, the advice of
-`q2pconf._observe.advice`, and the config the run used with where it came from. Inline CSS, SVG and
-a
-few lines of JavaScript; the page loads nothing (its Content-Security-Policy forbids it).
+A timeline (one lane per worker, grouped by host and batch job, one bar per step attempt, coloured
+by step and marked when it failed), a table per step, the advice of `q2pconf._observe.advice`, and
+the config the run used with where it came from. Inline CSS, SVG and a few lines of JavaScript; the
+page loads nothing (its Content-Security-Policy forbids it).
 """
 from __future__ import annotations
 
@@ -52,8 +51,7 @@ document.body.dataset.bars = document.querySelectorAll('rect.bar').length;
 
 def write_report(run: str | Path | None = None, output: Path | None = None) -> Path:
     """Write the report of a run (a `run.json` path; see `q2pconf._observe.runfiles.find`) and
-    return its
-    path: beside the run, or `output`."""
+    return its path: beside the run, or `output`."""
     from q2pconf._observe.runfiles import find
 
     files = read(find(None if run is None else str(run)))

@@ -16,8 +16,7 @@ from q2pconf._base.errors import ConfigError
 from q2pconf._base.paths import runinfo_root
 
 # The columns of a run's trace (q2pconf._observe.trace writes it, this module reads it back): here,
-# so
-# that this module needs nothing of the trace's writer.
+# so that this module needs nothing of the trace's writer.
 COLUMNS = ("step", "call", "task", "attempt", "executor", "status", "error", "submitted",
            "launched", "started", "finished", "wall_s", "cpu_s", "peak_rss_mib", "rss_of",
            "host", "pid", "worker", "job", "walltime_s")

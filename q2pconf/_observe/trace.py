@@ -185,8 +185,8 @@ class Trace:
 def status_of(error: BaseException) -> str:
     """The status of a step attempt that ended with `error`: the trace's, and (in Parsl's words,
     q2pconf._observe.history.STATES) run.history's. A step its run abandoned, or whose queued
-    thread-pool
-    future was cancelled, is `cancelled`; one an earlier failure doomed, `dependency_failed`."""
+    thread-pool future was cancelled, is `cancelled`; one an earlier failure doomed,
+    `dependency_failed`."""
     kind = type(error).__name__
     if isinstance(error, Abandoned) or kind == "CancelledError":
         return CANCELLED

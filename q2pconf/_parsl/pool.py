@@ -1,15 +1,14 @@
 """Parsl's HTEX worker pool, started faster: its helper processes fork from a warm server.
 
 `python -m q2pconf._parsl.pool parsl.executors.high_throughput.process_worker_pool ARGS` runs
-Parsl's
-pool with ARGS (its name stays on the command line, where tools look for it), unchanged but
-for one thing. Parsl's pool starts a multiprocessing manager and then one process
-per worker with the "spawn" method: each is a new interpreter importing Parsl again, one after
-the other (~0.4 s each on a small machine, the largest part of an HTEX's start-up). Here they
-come from a "forkserver" started first, which imports the pool's module once, on another CPU
-while this process imports it too; the manager and the workers are then forked from that clean,
-single-threaded server in milliseconds. A forked worker is a child of the server, in the pool's
-process group: it watches the pool's pid as Parsl's workers do, and goes with the block.
+Parsl's pool with ARGS (its name stays on the command line, where tools look for it), unchanged but
+for one thing. Parsl's pool starts a multiprocessing manager and then one process per worker with
+the "spawn" method: each is a new interpreter importing Parsl again, one after the other (~0.4 s
+each on a small machine, the largest part of an HTEX's start-up). Here they come from a "forkserver"
+started first, which imports the pool's module once, on another CPU while this process imports it
+too; the manager and the workers are then forked from that clean, single-threaded server in
+milliseconds. A forked worker is a child of the server, in the pool's process group: it watches the
+pool's pid as Parsl's workers do, and goes with the block.
 """
 from __future__ import annotations
 

@@ -28,9 +28,8 @@ GUARD = [sys.executable, "-m", "q2pconf._parsl.guard"]
 
 
 def default_run_dir() -> str:
-    """A fresh directory per process under `runinfo_root`, so runs never race on numbering.
-    Only a name: `q2pconf._base.rundir.prepare` creates it (private), or falls back when it
-    cannot."""
+    """A fresh directory per process under `runinfo_root`, so runs never race on numbering. Only a
+    name: `q2pconf._base.rundir.prepare` creates it (private), or falls back when it cannot."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return str(Path(runinfo_root(), f"{stamp}-{os.getpid()}"))
 

@@ -1,8 +1,7 @@
-"""Limits that depend on the machine that runs the pipeline: the interchange always runs
-here, and so does a LocalProvider's worker pool, which sizes itself from this machine's CPUs and
-memory and pins its workers to CPUs here. A value that cannot work here stops the interchange or
-starts no worker, and the pipeline waits for ever: refused before anything starts.
-(q2pconf.config._limits
+"""Limits that depend on the machine that runs the pipeline: the interchange always runs here, and
+so does a LocalProvider's worker pool, which sizes itself from this machine's CPUs and memory and
+pins its workers to CPUs here. A value that cannot work here stops the interchange or starts no
+worker, and the pipeline waits for ever: refused before anything starts. (q2pconf.config._limits
 holds the rules that hold on any machine; it calls `check`.)
 """
 from __future__ import annotations

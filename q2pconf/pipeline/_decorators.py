@@ -104,14 +104,13 @@ def step(*, executor: str | None = None, outputs: int | None = None,
 
 def step(func: Any = None, *, executor: str | None = None, outputs: int | None = None,
          plugin: str | None = None, walltime: float | None = None) -> Any:
-    """Mark a pipeline step. `executor` is a hint the config's mapping overrides; `outputs=N`
-    makes a call return N futures, one per element of the returned tuple; `plugin` names the
-    step's group in QIIME 2's nested mapping (default: the last part of its module's name);
-    `walltime` seconds is Parsl's time limit for one run of the step (it raises
-    `parsl.app.errors.AppTimeout`; on the HTEX the processes the step started are killed then,
-    a thread step waiting in C code is stopped only when it returns to Python). Any callable
-    can be a step (see q2pconf.pipeline._shapes); generator and `async def` functions are
-    refused."""
+    """Mark a pipeline step. `executor` is a hint the config's mapping overrides; `outputs=N` makes
+    a call return N futures, one per element of the returned tuple; `plugin` names the step's group
+    in QIIME 2's nested mapping (default: the last part of its module's name); `walltime` seconds is
+    Parsl's time limit for one run of the step (it raises `parsl.app.errors.AppTimeout`; on the HTEX
+    the processes the step started are killed then, a thread step waiting in C code is stopped only
+    when it returns to Python). Any callable can be a step (see q2pconf.pipeline._shapes); generator
+    and `async def` functions are refused."""
     def decorate(function: Callable[..., Any]) -> Step:
         return Step(function, executor, outputs, plugin, walltime)
 
@@ -253,14 +252,12 @@ def parallel_pipeline(func: Any = None, *, resume: bool = False, report: bool = 
 
 
 class Run:
-    """The steps one outermost pipeline call submitted: how many still run, where and when
-    each ran (`history`, compact), and the first step that failed. Nothing of a step's Parsl
-    task is kept once it finished: 100,000 steps fit in a few MB. The thread running the body
-    waits in a step call while a window of steps is in flight (q2pconf.pipeline._window; steps
-    waiting
-    for their inputs are not), until about half remain; no other thread ever waits there
-    (one running a step, or the user's own threads: in a pool whose threads are all taken,
-    that could wait for ever)."""
+    """The steps one outermost pipeline call submitted: how many still run, where and when each ran
+    (`history`, compact), and the first step that failed. Nothing of a step's Parsl task is kept
+    once it finished: 100,000 steps fit in a few MB. The thread running the body waits in a step
+    call while a window of steps is in flight (q2pconf.pipeline._window; steps waiting for their
+    inputs are not), until about half remain; no other thread ever waits there (one running a step,
+    or the user's own threads: in a pool whose threads are all taken, that could wait for ever)."""
 
     def __init__(self, session: sessions.Session, trace: tracing.Trace | None = None,
                  interrupts: signals.Interrupts | None = None) -> None:
@@ -505,9 +502,8 @@ class Run:
             return set(self._ran)
 
     def abandon(self) -> None:
-        """After a failure or an interrupt: steps of this run that have not started never
-        start, wherever they wait (q2pconf._supervise.abandon); thread-pool ones are also
-        cancelled."""
+        """After a failure or an interrupt: steps of this run that have not started never start,
+        wherever they wait (q2pconf._supervise.abandon); thread-pool ones are also cancelled."""
         self.marker.abandon()
         with self._changed:
             futures = list(self._pending.values())

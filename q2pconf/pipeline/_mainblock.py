@@ -1,17 +1,15 @@
 """Globals a script sets under `if __name__ == "__main__":`, which an HTEX worker never sees.
 
 A worker loads the running script as a module under another name (q2pconf.pipeline._transport), so
-the
-script's main block does not run there: a module global it rebinds keeps its module-level value
-on the worker, while thread steps and `run.serial` see the new one. The same pipeline would
-then compute another result on the HTEX, silently; so would a global of another module the
-main block sets (`steps.SCALE = 10`): the worker imports that module afresh. Found here, from
-the script's source: names the main block binds (assignments, loops, `with ... as`,
-definitions; not imports: a module is the same module on the worker, or missing there, which
-fails loudly), `module.name` it assigns, and names declared `global` in the script's functions
-that the main block calls. A step sent to a worker whose code reads one of them, itself or
-through the functions (and steps) of its module it calls, is warned about once, naming the
-step, the global and the fix.
+the script's main block does not run there: a module global it rebinds keeps its module-level value
+on the worker, while thread steps and `run.serial` see the new one. The same pipeline would then
+compute another result on the HTEX, silently; so would a global of another module the main block
+sets (`steps.SCALE = 10`): the worker imports that module afresh. Found here, from the script's
+source: names the main block binds (assignments, loops, `with ... as`, definitions; not imports: a
+module is the same module on the worker, or missing there, which fails loudly), `module.name` it
+assigns, and names declared `global` in the script's functions that the main block calls. A step
+sent to a worker whose code reads one of them, itself or through the functions (and steps) of its
+module it calls, is warned about once, naming the step, the global and the fix.
 """
 from __future__ import annotations
 

@@ -1,18 +1,17 @@
 """How many steps of one pipeline run may be in flight (submitted, not finished) at once.
 
-A body like `[work(i) for i in range(n)]` submits steps faster than a small pool runs them.
-A finished step keeps a few dozen bytes (q2pconf._base.futures, q2pconf._observe.history), but an
-unfinished
-one holds ~8 KiB: Parsl's task record, its AppFuture and the executor's future (each with a
-lock and condition of its own), the arguments, q2pconf's call record, callbacks and trace
-entry. 100,000 trivial steps on 2 threads had ~4,000 in flight at the peak (~3.3 KiB of peak
-RSS a step, varying with how far the threads fell behind). So when the body's own thread
-submits a step while `size()` steps are in flight (submitted, unfinished, their inputs ready:
-a fan-out waiting for one long step is not in flight, and must not hold back the body's later,
-independent steps), it waits until about half are left (q2pconf.pipeline._decorators, `Run`): memory
-stays bounded however many runnable steps a body calls (steps waiting for an input are the
-pipeline's own shape, and hold their ~8 KiB until it is ready), and the executors never run
-dry, since half a window still waits for them.
+A body like `[work(i) for i in range(n)]` submits steps faster than a small pool runs them. A
+finished step keeps a few dozen bytes (q2pconf._base.futures, q2pconf._observe.history), but an
+unfinished one holds ~8 KiB: Parsl's task record, its AppFuture and the executor's future (each with
+a lock and condition of its own), the arguments, q2pconf's call record, callbacks and trace entry.
+100,000 trivial steps on 2 threads had ~4,000 in flight at the peak (~3.3 KiB of peak RSS a step,
+varying with how far the threads fell behind). So when the body's own thread submits a step while
+`size()` steps are in flight (submitted, unfinished, their inputs ready: a fan-out waiting for one
+long step is not in flight, and must not hold back the body's later, independent steps), it waits
+until about half are left (q2pconf.pipeline._decorators, `Run`): memory stays bounded however many
+runnable steps a body calls (steps waiting for an input are the pipeline's own shape, and hold their
+~8 KiB until it is ready), and the executors never run dry, since half a window still waits for
+them.
 
 The rule: size = max(FLOOR, K x the worker slots of the session's executors), or
 $Q2PCONF_MAX_IN_FLIGHT when set. Slots: a thread pool's `max_threads`; an HTEX's workers per

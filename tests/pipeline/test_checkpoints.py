@@ -1,9 +1,8 @@
 """resume=True's one checkpoint per run directory (q2pconf.pipeline._checkpoints), as a user meets
-it:
-real runs in child processes with real Parsl, the file then cut with truncate at chosen
-offsets, overwritten with garbage, or resumed by two processes at once. Each damaged case
-gives the right result, runs again only the steps whose results were lost, and says so in one
-warning naming the file, which is moved aside, not deleted."""
+it: real runs in child processes with real Parsl, the file then cut with truncate at chosen offsets,
+overwritten with garbage, or resumed by two processes at once. Each damaged case gives the right
+result, runs again only the steps whose results were lost, and says so in one warning naming the
+file, which is moved aside, not deleted."""
 from __future__ import annotations
 
 import os

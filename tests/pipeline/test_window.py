@@ -1,6 +1,5 @@
 """The bound on steps in flight (q2pconf.pipeline._window): the pipeline body's thread waits in a
-step
-call while a window of steps is unfinished, and only that thread; waiting there still ends at
+step call while a window of steps is unfinished, and only that thread; waiting there still ends at
 once on Ctrl-C or a failing step; results and history do not change."""
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """After a step fails, the run's other steps that have not started never start
-(q2pconf._supervise.abandon),
-on an HTEX as on threads: not those queued behind it in the interchange or a worker, and not
-those still waiting for inputs. The next pipeline call of the same program then starts at once
-instead of queueing behind the dead run's steps."""
+(q2pconf._supervise.abandon), on an HTEX as on threads: not those queued behind it in the
+interchange or a worker, and not those still waiting for inputs. The next pipeline call of the same
+program then starts at once instead of queueing behind the dead run's steps."""
 from __future__ import annotations
 
 import json
@@ -52,8 +51,8 @@ def test_steps_queued_behind_a_failed_step_on_an_htex_never_start(tmp_path: Path
     result, ran = run(tmp_path, "queued_behind_a_failure", "6")
     assert result["failure"] == "failed failed on purpose"
     assert result["after"] == "next"
-    # The worker may already hold the step after the failing one when the failure reaches
-    # the pipeline; none after that starts (without q2pconf._supervise.abandon all six ran, then
+    # The worker may already hold the step after the failing one when the failure reaches the
+    # pipeline; none after that starts (without q2pconf._supervise.abandon all six ran, then
     # "next").
     queued = {name for name in ran if name.startswith("queued-")}
     assert queued <= {"queued-0"}, sorted(ran)
