@@ -11,7 +11,7 @@ issue #3696 "Infinite loop of scaling in and out") round down to 0 in the usual 
 the count asked for only after choosing one, so 0 never stops it). The step still waits, so
 the next look submits a new job, again every period until a job connects within one.
 Measured: 28 Slurm jobs in 60 s for one step (2026.10.26), 51 LocalProvider blocks in 30 s
-(2024.12.2); see the README's "Running on a cluster".
+(2024.12.2); see docs/how-to/cluster.md (use strategy "simple").
 
 It cannot happen when a block has one worker slot (the blocks started never exceed the steps
 waiting), or when max_blocks <= min_blocks (Parsl never scales in). On a batch scheduler a job

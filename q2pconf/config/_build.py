@@ -140,7 +140,7 @@ def _runnable_here(obj: ObjectSpec) -> ObjectSpec:
     kwargs = dict(obj.kwargs)
     provider = kwargs.get("provider")
     local = local_limits.local(kwargs)  # its workers run on this machine
-    if not kwargs.get("launch_cmd"):  # the user's own command runs as written (see README);
+    if not kwargs.get("launch_cmd"):  # the user's own command runs as written (docs: architecture);
         kwargs["launch_cmd"] = _worker_launch_cmd(local)  # Parsl reads "" as its default
     interchange = (kwargs.get("interchange_launch_cmd")
                    or [sys.executable, "-m", "q2pconf._parsl.typecache",
