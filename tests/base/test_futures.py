@@ -49,7 +49,12 @@ def test_a_wait_for_a_result_is_told_in_the_waiting_context_only() -> None:
         assert told == [True, False]
         assert future.result() == 3 and told == [True, False]  # done: no wait
         other = StepFuture().follow(Future())
-        waiter = threading.Thread(target=other.exception, args=(0.05,))
+
+        def wait_there() -> None:
+            with pytest.raises(TimeoutError):
+                other.exception(timeout=0.05)
+
+        waiter = threading.Thread(target=wait_there)
         waiter.start()
         waiter.join(timeout=30)
         assert told == [True, False]
