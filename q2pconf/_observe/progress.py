@@ -88,6 +88,7 @@ class Progress:
             return
         self._stop.set()
         self._thread.join()
+        self.waiting(False)  # the run ended (failed, interrupted): no time left to tell
         self._write(last=True)
 
     def _draw(self) -> None:

@@ -1,6 +1,10 @@
 """The time-left estimate on hand-made sequences of steps, with a clock the test moves."""
 from __future__ import annotations
 
+import os
+import pty
+import select
+
 import pytest
 
 from q2pconf._observe.estimate import Estimate, words
@@ -117,3 +121,26 @@ def test_the_line_shows_the_estimate_once_it_has_a_basis() -> None:
     for _ in range(8):
         progress.finished(failed=False)
     assert progress.line() == "q2pconf: 10/10 steps done, 0 running, 0 failed"
+
+
+def test_a_run_that_ended_early_leaves_a_last_line_without_time_left() -> None:
+    """A failed or interrupted run has steps left, but no time left to tell (a real pty)."""
+    leader, follower = pty.openpty()
+    clock = Clock()
+    with open(follower, "w", closefd=True) as terminal:
+        with Progress(stream=terminal, clock=clock) as progress:
+            for _ in range(3):
+                progress.submitted()
+            progress.waiting(True)
+            clock.now = 5
+            progress.finished(failed=True)
+            assert progress.line().endswith(", 1 failed, about 10 s left")
+    shown = b""
+    while select.select([leader], [], [], 0)[0]:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # all read, and the terminal's other end is closed
+            break
+        shown += chunk
+    os.close(leader)
+    assert shown.decode().endswith("\r\x1b[Kq2pconf: 0/3 steps done, 2 running, 1 failed\r\n")
