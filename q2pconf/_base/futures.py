@@ -22,15 +22,21 @@ counting frees it at once.
 from __future__ import annotations
 
 import collections
+import contextvars
 import functools
 import threading
 import time
 from concurrent.futures import Future
 from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING
+from collections.abc import Callable
 from typing import Any
 
 _SHARED = threading.Condition()
 _ENDED = (FINISHED, CANCELLED, CANCELLED_AND_NOTIFIED)
+# Told True when a step's result is waited for, False when the wait is over: a pipeline run
+# sets it in its body's context (other threads never call it), for its progress estimate.
+WAITS: contextvars.ContextVar[Callable[[bool], None] | None] = contextvars.ContextVar(
+    "q2pconf_waits", default=None)
 
 
 class StepFuture(Future):  # type: ignore[type-arg]
@@ -78,6 +84,16 @@ class StepFuture(Future):  # type: ignore[type-arg]
         return super().exception(timeout=0)
 
     def _await(self, timeout: float | None) -> None:
+        told = WAITS.get() if self._state not in _ENDED else None
+        if told is None:
+            return self._wait(timeout)
+        told(True)
+        try:
+            self._wait(timeout)
+        finally:
+            told(False)
+
+    def _wait(self, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._condition:
             while self._state not in _ENDED:

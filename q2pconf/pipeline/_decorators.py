@@ -31,7 +31,7 @@ from q2pconf.pipeline import _session as sessions
 from q2pconf.pipeline import _unmatched as unmatched
 from q2pconf.pipeline import _window as window
 from q2pconf._observe import trace as tracing
-from q2pconf._base.futures import Release, StepFuture
+from q2pconf._base.futures import WAITS, Release, StepFuture
 from q2pconf._observe.history import STATES, History, StepRecord
 from q2pconf._base.keywords import CODE_KEY, RUN_KEY, TRACE_KEY
 from q2pconf._supervise.abandon import Marker
@@ -152,7 +152,7 @@ class Pipeline:
                     return self._run(run, args, kwargs)
 
     def _run(self, run: Run, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        token = _ACTIVE.set(run)
+        token, waits = _ACTIVE.set(run), WAITS.set(run.progress.waiting)
         outcome = "failed"
         signals.CALLS.begin()
         try:
@@ -170,6 +170,7 @@ class Pipeline:
             raise
         finally:
             _ACTIVE.reset(token)
+            WAITS.reset(waits)
             run.settle_history()
             self.history = run.history
             self._end_trace(run.trace, outcome)
@@ -418,6 +419,7 @@ class Run:
             return self._resolve(value)
 
     def _resolve(self, value: Any) -> Any:
+        self.progress.waiting(True)  # the body has called all its steps: time left can show
         self._last.begin(self._finished)
         self._wait_until(lambda: self._running == 0, lambda: self._last.look(self._finished))
         return nested.unwrap(value)

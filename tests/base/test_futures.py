@@ -9,7 +9,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, TimeoutError, as_complet
 import pytest
 
 from q2pconf._base import nested
-from q2pconf._base.futures import StepFuture
+from q2pconf._base.futures import WAITS, StepFuture
 from q2pconf._base.nested import awaited
 from q2pconf._observe.trace import _doomed
 from q2pconf._observe.history import History, StepRecord
@@ -34,6 +34,32 @@ def test_a_step_future_carries_its_sources_error() -> None:
     assert isinstance(future.exception(), KeyError)
     with pytest.raises(KeyError):
         future.result()
+
+
+def test_a_wait_for_a_result_is_told_in_the_waiting_context_only() -> None:
+    """WAITS (what a pipeline run sets in its body's context) hears when a wait begins and
+    ends; a future already done, or a wait in another thread, tells it nothing."""
+    told: list[bool] = []
+    token = WAITS.set(told.append)
+    try:
+        source: Future[int] = Future()
+        future = StepFuture().follow(source)
+        threading.Timer(0.1, source.set_result, (3,)).start()
+        assert future.result(timeout=30) == 3
+        assert told == [True, False]
+        assert future.result() == 3 and told == [True, False]  # done: no wait
+        other = StepFuture().follow(Future())
+
+        def wait_there() -> None:
+            with pytest.raises(TimeoutError):
+                other.exception(timeout=0.05)
+
+        waiter = threading.Thread(target=wait_there)
+        waiter.start()
+        waiter.join(timeout=30)
+        assert told == [True, False]
+    finally:
+        WAITS.reset(token)
 
 
 def test_another_futures_completion_does_not_end_a_wait_early() -> None:

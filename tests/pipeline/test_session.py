@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
@@ -196,6 +197,47 @@ def test_progress_line_on_a_terminal_and_silence_elsewhere(tmp_path: Path) -> No
     piped = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                            text=True, timeout=60)
     assert piped.returncode == 0 and piped.stderr == ""
+
+
+NAPS = """
+import sys, time
+from q2pconf.pipeline import parallel_pipeline, step
+
+@step
+def nap(i):
+    time.sleep(0.3)
+    return i
+
+@parallel_pipeline
+def naps(n):
+    return [nap(i) for i in range(n)]
+
+@parallel_pipeline
+def waiting(n):
+    last = [nap(i) for i in range(n)][-1].result()  # the body waits: the time left shows
+    return nap(last + 1)  # one more step: how many are to come is unknown again
+"""
+
+
+def test_the_terminal_line_says_the_time_left_and_imports_no_ipython(tmp_path: Path) -> None:
+    """The body returned at once, 12 steps of 0.3 s run 2 at a time: the redraws say the time
+    left, the last line does not (none is left). IPython, installed here, stays unimported."""
+    env = config_env(tmp_path, new_token(), CONFIG, Q2PCONF_PROGRESS="1")
+    code = NAPS + 'naps(12); print("IPython imported:", "IPython" in sys.modules, file=sys.stderr)'
+    shown = _on_terminal(code, env)
+    redraws = shown.split("\r\x1b[K")
+    assert any(re.search(r" steps done, \d+ running, 0 failed, .* left$", r) for r in redraws)
+    assert redraws[-1] == ("q2pconf: 12/12 steps done, 0 running, 0 failed\r\n"
+                           "IPython imported: False\r\n"), shown
+
+
+def test_a_body_waiting_for_a_result_shows_the_time_left_until_it_calls_more(
+        tmp_path: Path) -> None:
+    env = config_env(tmp_path, new_token(), CONFIG, Q2PCONF_PROGRESS="1")
+    redraws = _on_terminal(NAPS + "waiting(12)", env).split("\r\x1b[K")
+    assert any(re.search(r"/12 steps done, .* left$", r) for r in redraws), redraws
+    assert not any(re.search(r"/13 steps done, .* left", r) for r in redraws), redraws
+    assert redraws[-1] == "q2pconf: 13/13 steps done, 0 running, 0 failed\r\n"
 
 
 def _on_terminal(code: str, env: dict[str, str]) -> str:
