@@ -31,15 +31,22 @@ from typing import Any
 
 _SHARED = threading.Condition()
 _ENDED = (FINISHED, CANCELLED, CANCELLED_AND_NOTIFIED)
+# thread id -> what to tell when that thread waited for an unfinished step's result: the
+# trace of a run whose body runs in that thread (q2pconf.pipeline) records the body's waits
+WAITS: dict[int, Any] = {}
 
 
 class StepFuture(Future):  # type: ignore[type-arg]
     """The future of one step's result (or of one of its declared outputs)."""
 
     # Future's own attributes, as slots: no per-instance dict, lock or condition.
-    __slots__ = ("_condition", "_state", "_result", "_exception", "_waiters", "_done_callbacks")
+    # `call`: the step call's number in its run's trace (-1: none), which the trace records
+    # as an input of the steps given this future (a plain int: no future is kept for it)
+    __slots__ = ("_condition", "_state", "_result", "_exception", "_waiters", "_done_callbacks",
+                 "call")
 
-    def __init__(self) -> None:  # Future.__init__ would make a condition of its own
+    def __init__(self, call: int = -1) -> None:  # Future.__init__ makes a condition of its own
+        self.call = call
         self._condition = _SHARED
         self._state = PENDING
         self._result: Any = None
@@ -78,6 +85,16 @@ class StepFuture(Future):  # type: ignore[type-arg]
         return super().exception(timeout=0)
 
     def _await(self, timeout: float | None) -> None:
+        if self._state not in _ENDED and WAITS:
+            told = WAITS.get(threading.get_ident())
+            if told is not None:  # a pipeline body waits for a step's result: timed
+                began = time.time()
+                self._wait(timeout)
+                told(self.call, began, time.time())
+                return
+        self._wait(timeout)
+
+    def _wait(self, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._condition:
             while self._state not in _ENDED:

@@ -31,11 +31,12 @@ from q2pconf import session as sessions
 from q2pconf import unmatched
 from q2pconf import window
 from q2pconf import trace as tracing
-from q2pconf.futures import Release, StepFuture
+from q2pconf.futures import WAITS, Release, StepFuture
 from q2pconf.history import STATES, History, StepRecord
 from q2pconf.abandon import RUN_KEY, Marker
 from q2pconf.measure import TRACE_KEY
 from q2pconf.progress import Progress
+from q2pconf.runs import calls_text
 from q2pconf.reach import ConnectWatches
 from q2pconf.watchdog import Watchdog, pool_failed
 from q2pconf.transport import (CODE_KEY, Runner, global_names, inside_step, on_worker,
@@ -126,6 +127,7 @@ class Pipeline:
 
     @shallow
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        called = time.time()  # the run's time counts from here (q2pconf.replay)
         refuse_while_loading()
         if inside_step() or on_worker():  # a step holds a worker: its steps run here, in turn
             return self._serially(SerialRun(), args, kwargs)
@@ -137,7 +139,7 @@ class Pipeline:
                 # need starts now, beside its first thread steps.
                 session.start_early(session.label_for(s.name, s.plugin, s.executor)
                                     for s in steps_named(self.func))
-                run = Run(session, tracing.start(session, self.__name__), interrupts)
+                run = Run(session, tracing.start(session, self.__name__, called), interrupts)
                 with interrupts.exposed():
                     return self._run(run, args, kwargs)
 
@@ -147,7 +149,9 @@ class Pipeline:
         closing.RUNS.begin()
         try:
             with sessions.closed_on_interrupt(), run.progress:
-                value = run.resolve(self.func(*args, **kwargs))
+                body = self.func(*args, **kwargs)
+                run.body_returned()
+                value = run.resolve(body)
             unmatched.unused_keys(run.session.mapping, run.ran(), self.__name__)
             outcome = "done"
             return value
@@ -160,6 +164,7 @@ class Pipeline:
             raise
         finally:
             _ACTIVE.reset(token)
+            run.stop_recording()
             run.settle_history()
             self.history = run.history
             self._end_trace(run.trace, outcome)
@@ -278,6 +283,26 @@ class Run:
         self.watchdog = Watchdog(session.dfk)
         settings = session.settings
         self.reach = ConnectWatches(str(settings.path) if settings and settings.path else None)
+        if trace is not None:  # what a replay needs besides the steps (q2pconf.replay)
+            session.events.listen(trace.event)
+            WAITS[self._body] = self._waited
+
+    def _waited(self, call: int, began: float, ended: float) -> None:
+        """The body waited for the result of step call `call` (q2pconf.futures)."""
+        if self.trace is not None:
+            self.trace.event({"t": round(began, 4), "kind": "wait", "call": call,
+                              "until": round(ended, 4)})
+
+    def body_returned(self) -> None:
+        """The body has returned: what is left is the wait for its steps."""
+        if self.trace is not None:
+            self.trace.meta["body_returned"] = time.time()
+
+    def stop_recording(self) -> None:
+        if self.trace is not None:
+            self.session.events.unlisten(self.trace.event)
+            if WAITS.get(self._body) == self._waited:
+                del WAITS[self._body]
 
     def submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         with self.interrupts.shielded():
@@ -299,7 +324,8 @@ class Run:
         trace = self.trace  # no trace (an unwritable run_dir): the key is None, but there,
         # since Parsl's memoizer (resume) fails on a missing one of its ignore_for_cache keys
         key = None if trace is None else trace.expect(f"{step.plugin}.{step.name}",
-                                                      step.walltime)
+                                                      step.walltime, _inputs(args, kwargs))
+        number = -1 if key is None else trace.number(key)  # type: ignore[union-attr]
         kwargs[TRACE_KEY] = key
         with self._changed:
             self._running += 1
@@ -312,7 +338,8 @@ class Run:
             raise
         # The caller's futures take the outcome first: a wrong number of outputs is a failure
         # recorded before `_done` lets `resolve` see this step as finished.
-        handed = StepFuture().follow(future) if step.outputs is None else self._split(future, call)
+        handed = (StepFuture(number).follow(future) if step.outputs is None
+                  else self._split(future, call, number))
         with self._changed:
             self._pending[call.index] = future
         future.add_done_callback(functools.partial(self._done, call))
@@ -329,10 +356,10 @@ class Run:
             found = self._fingerprints[runner] = runner.code_digest()
         return found
 
-    def _split(self, parent: Future[Any], call: Call) -> tuple[StepFuture, ...]:
-        """One future per declared output of `parent`'s returned tuple."""
+    def _split(self, parent: Future[Any], call: Call, number: int) -> tuple[StepFuture, ...]:
+        """One future per declared output of `parent`'s returned tuple (call `number`)."""
         step = call.step
-        children = tuple(StepFuture() for _ in range(step.outputs or 0))
+        children = tuple(StepFuture(number) for _ in range(step.outputs or 0))
 
         def copy(done: Future[Any]) -> None:
             error = done.exception()
@@ -431,12 +458,16 @@ class Run:
             self._wake_at = self._window // 2
         # a while with no step finishing is said once: a step may wait for the body
         self._held.begin(self._finished)
+        began = time.time()
         try:
             self._wait_until(lambda: self._in_flight() <= self._wake_at,
                              lambda: self._held.look(self._finished))
         finally:
             with self._changed:
                 self._wake_at = 0
+            if self.trace is not None:
+                self.trace.event({"t": round(began, 4), "kind": "window",
+                                  "until": round(time.time(), 4), "window": self._window})
 
     def _held_text(self, waited: float) -> str:
         return (f"the pipeline body has waited {waited:.0f} s for room in the window of "
@@ -544,6 +575,14 @@ class SerialRun:
         if step.outputs is None:
             return _completed(value)
         return tuple(_completed(item) for item in value)
+
+
+def _inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """The call numbers of the steps whose futures a call is given, as the trace writes them."""
+    if not args and not kwargs:
+        return "-"
+    return calls_text([found.call for found in nested.gather((args, kwargs))
+                       if isinstance(found, StepFuture) and found.call >= 0])
 
 
 def _within(walltime: float | None, func: Callable[..., Any], args: Any, kwargs: Any) -> Any:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from q2pconf import closing, notice, rundir, unmatched
+from q2pconf.blocks import Events
 from q2pconf.config import Settings, checked_digest, choose_executor, from_dict, load_current
 from q2pconf.errors import ConfigError, shallow
 from q2pconf.abandon import RUN_KEY
@@ -174,6 +175,7 @@ class Session:
         self._early: list[threading.Thread] = []  # background starts (`start_early`)
         self._starting: list[Any] = []  # executors whose start has begun (any thread)
         self._failed_early: dict[str, BaseException] = {}
+        self.events = Events()  # its executors' block and worker events, for traces
         self.labels = (tuple(settings.labels) if settings is not None
                        else tuple(label for label in self.dfk.executors
                                   if not label.startswith("_")))
@@ -225,6 +227,7 @@ class Session:
                 raise no_such_executor("<parsl.Config>", "executors", label, self.labels)
             executor = self.settings.executor(label)
             self._starting.append(executor)
+            self.events.watch(executor, label)
             blocks = _blocks_now(executor, self.dfk.config.strategy)
             try:
                 _aside(lambda: self.dfk.add_executors([executor]), _watch_start(executor, label))
