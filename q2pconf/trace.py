@@ -301,8 +301,8 @@ def start(session: Any, pipeline: str, called: float | None = None) -> Trace | N
     if unkept_reason(str(directory)) is not None:
         return None  # q2pconf.rundir said once why this run keeps no trace
     try:
-        trace = _new_trace(directory, pipeline, {**run_meta(session, pipeline),
-                                                  "called": called or time.time()})
+        meta = {**run_meta(session, pipeline), "called": called or time.time()}
+        trace = _new_trace(directory, pipeline, meta)
     except OSError as problem:
         _warn_once(f"no trace of this run is kept ({_reason(problem)}). Fix: point "
                    "XDG_CACHE_HOME, or run_dir under [parsl], at a writable directory")
