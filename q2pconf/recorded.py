@@ -8,13 +8,15 @@ All times are counted from the pipeline call (`called` in run.json). Measured fr
 - `result_s`: from a step's end to its dependents (or the body) seeing its result, the median
   over the steps that really waited for an input;
 - per executor, `dispatch_s`: from a step being ready to it running, a low quantile (most
-  steps of a busy pool also waited for a slot); `start_s`: when its first block was requested;
-  `startup_s`: from there to its first worker taking a step (0 for a thread pool, or an
-  executor already up when the run began).
+  steps of a busy pool also waited for a slot); `start_s`: when its first block was requested
+  (with no initial blocks, the strategy's ticks, that asked for it, count from its start);
+  `startup_s`: from a block's request to its first worker taking a step (0 for a thread
+  pool, or an executor already up when the run began).
 """
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from dataclasses import dataclass
 from typing import Any
@@ -183,10 +185,14 @@ def own_pool(meta: dict[str, Any], label: str, steps: dict[int, _Step],
     provider = spec.get("provider") if isinstance(spec.get("provider"), dict) else {}
     init = int(provider.get("init_blocks", 1))
     start, startup = _startup(label, mine, events, dispatch)
+    period = _strategy_period(meta)
+    if init == 0 and period:  # its first block came at a tick of the strategy: the ticks
+        began = next((e["t"] for e in events if e.get("kind") == "executor"  # from its start
+                      and e.get("executor") == label and e["t"] >= 0), start)
+        start -= period * math.floor(max(start - began, 0.0) / period)
     return Pool(label, _workers_per_block(spec, provider, label, mine, events),
                 init_blocks=init, max_blocks=max(int(provider.get("max_blocks", 1)), init),
-                start_s=start, startup_s=startup, dispatch_s=dispatch,
-                period_s=_strategy_period(meta))
+                start_s=start, startup_s=startup, dispatch_s=dispatch, period_s=period)
 
 
 def _dispatch(mine: list[_Step]) -> float:
@@ -200,9 +206,10 @@ def _startup(label: str, mine: list[_Step], events: list[dict[str, Any]],
     """(when the executor's first block was requested, from then to its workers' first step);
     (0, 0) when a block of it was up before the run."""
     blocks = [e for e in events if e.get("kind") == "block" and e.get("executor") == label]
-    if any(e.get("known") and e.get("state") == "RUNNING" for e in blocks):
+    if any(e["t"] < 0 and e.get("state") == "RUNNING" for e in blocks):
         return 0.0, 0.0
-    requested = next((e["t"] for e in blocks if e.get("state") == "PENDING"), 0.0)
+    requested = next((e["t"] for e in blocks if e.get("state") == "PENDING" and e["t"] >= 0),
+                     0.0)
     ran = [s for s in mine if s.started is not None and s.launched is not None]
     if not ran:
         return requested, 0.0

@@ -187,8 +187,10 @@ def readable(paths: list[Path]) -> list[RunFiles]:
 
 
 # What each field of run.json holds, where q2pconf reads it.
-META_TYPES = {"trace": str, "config": dict, "argv": list, "pipeline": str, "started": str,
-              "finished": str, "outcome": str}
+META_TYPES: dict[str, Any] = {
+    "trace": str, "config": dict, "argv": list, "pipeline": str, "started": str,
+    "finished": str, "outcome": str, "events": str, "called": (int, float),
+    "returned": (int, float), "body_returned": (int, float)}
 TIMES = ("submitted", "launched", "started", "finished")
 NUMBERS = ("wall_s", "cpu_s", "peak_rss_mib", "walltime_s")
 

@@ -1,0 +1,64 @@
+"""The replay's prediction of a real run's time, for the config it ran with: a pipeline with a
+fan-out, a merge the body waits for and a second fan-out, run in a fresh process on two
+threads and on an HTEX of two workers (its start included), each traced; `q2pconf tune --json`
+predicts its time within 15 % of the time measured around the pipeline call.
+
+The steps sleep 0.6 s, long against the machine's noise; under load the measured time grows
+by what the load costs q2pconf and Parsl, which the replay carries over from the run's own
+records (its start-up, dispatch and result times). These tests run one after another, never
+beside other tests (pytest-xdist's group "timing")."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from configs import config, htex, local, threads
+from procs import new_token, program_env
+
+WIDTH, SECONDS = 4, 0.6
+PROGRAM = """\
+import json, sys, time
+import replay_steps
+began = time.time()
+result = replay_steps.shaped(int(sys.argv[1]), float(sys.argv[2]))
+measured = time.time() - began
+assert result == [6 + i for i in range(4)], result
+print(json.dumps({"measured": measured, "trace": str(replay_steps.shaped.trace_path)}))
+"""
+CONFIGS = {
+    "threads": config(threads("default", max_threads=2)),
+    "htex": config(htex("default", max_workers_per_node=2, address="127.0.0.1",
+                        provider=local(init_blocks=1, max_blocks=1)), strategy="none"),
+    # no block at first: Parsl's strategy asks for one for the waiting steps
+    "htex-scaling": config(htex("default", max_workers_per_node=2, address="127.0.0.1",
+                                provider=local(init_blocks=0, min_blocks=0, max_blocks=1)),
+                           strategy="simple"),
+}
+
+
+@pytest.mark.xdist_group("timing")
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_the_prediction_of_a_runs_own_config_is_within_15_percent(tmp_path: Path, name: str):
+    path = tmp_path / f"{name}.toml"
+    path.write_text(CONFIGS[name])
+    env = program_env(tmp_path, new_token(), path)
+    ran = subprocess.run([sys.executable, "-c", PROGRAM, str(WIDTH), str(SECONDS)], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    answer = json.loads(ran.stdout)
+    run = answer["trace"].replace(".trace.tsv", ".run.json")
+    tuned = subprocess.run([sys.executable, "-m", "q2pconf", "tune", run, "--json"], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert tuned.returncode == 0, tuned.stderr
+    current = json.loads(tuned.stdout)["current"]
+    measured, predicted = answer["measured"], current["predicted_s"]
+    print(f"{name}: measured {measured:.3f} s, run.json {current['measured_s']:.3f} s, "
+          f"predicted {predicted:.3f} s ({predicted / measured - 1:+.1%})", current)
+    # the run's own record of its time is the one measured around the call
+    assert abs(current["measured_s"] - measured) < 0.2
+    assert current["steps"] == 2 * WIDTH + 1 and current["executors"]["default"]["slots"] == 2
+    assert abs(predicted - measured) <= 0.15 * measured
