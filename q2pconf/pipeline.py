@@ -316,6 +316,7 @@ class Run:
         label = self.session.label_for(step.name, step.plugin, step.executor)
         app = self.session.app(step.runner, label)
         call = Call(step, args, kwargs, label, self.history.submitted(step.name, label))
+        inputs = tracing.NA if self.trace is None else _inputs(args, kwargs)
         kwargs = {**shapes.escape(kwargs), RUN_KEY: self.marker.path}  # Parsl's: never the user's
         if step.walltime is not None:
             kwargs["walltime"] = step.walltime
@@ -324,7 +325,7 @@ class Run:
         trace = self.trace  # no trace (an unwritable run_dir): the key is None, but there,
         # since Parsl's memoizer (resume) fails on a missing one of its ignore_for_cache keys
         key = None if trace is None else trace.expect(f"{step.plugin}.{step.name}",
-                                                      step.walltime, _inputs(args, kwargs))
+                                                      step.walltime, inputs)
         number = -1 if key is None else trace.number(key)  # type: ignore[union-attr]
         kwargs[TRACE_KEY] = key
         with self._changed:
