@@ -14,7 +14,7 @@ FLOOR_TESTS ?= tests/test_check.py tests/test_check_knows.py tests/test_build.py
 	tests/test_trace.py tests/test_abandon.py tests/test_pool.py tests/test_typecache.py \
 	tests/test_pickling.py tests/test_window.py tests/test_hints.py tests/test_step_shapes.py \
 	tests/test_report_damaged.py tests/test_lookup_reuse.py tests/test_checkpoints.py \
-	tests/test_portable.py tests/test_readme.py
+	tests/test_portable.py tests/test_readme.py tests/test_replay.py tests/test_replay_timing.py
 
 .PHONY: demo test test-floor floor-run lint bench conda docs
 

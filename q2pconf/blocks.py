@@ -10,10 +10,10 @@ wrapped here on the executor itself (not its class), before Parsl starts it:
   (the provider's status, polled every `status_polling_interval`: PENDING in the batch queue,
   RUNNING, COMPLETED ...) and from `scale_in_facade` (blocks cancelled). With monitoring off it
   sends nothing, but is still called.
-- `poll_facade()`: the JobStatusPoller calls it every `strategy_period`. After it, at most once
-  a second while a block is up, the interchange is asked for its managers (HTEX's
-  `MANAGERS` command, with a timeout: a dead interchange never answers), and a change in the
-  number of registered workers is an event.
+- `poll_facade()`: the JobStatusPoller calls it every `strategy_period`. After it, while its
+  blocks up have fewer workers registered than they hold, at most once a second, the
+  interchange is asked for its managers (HTEX's `MANAGERS` command, see `WorkerCount`), and
+  a change in the number of registered workers is an event.
 
 Each event goes to every open trace of the session (`Events.listen`) as a plain dict.
 """
@@ -24,8 +24,10 @@ import threading
 import time
 from typing import Any, Callable
 
+from q2pconf.closing import interchange_alive
+from q2pconf.reach import ASK_TIMEOUT  # seconds an interchange has to answer
+
 ASK_EVERY = 1.0  # seconds between questions to an interchange about its workers
-ASK_TIMEOUT = 1.0  # seconds an interchange has to answer (Parsl's poller thread waits)
 UP = ("PENDING", "RUNNING", "HELD", "UNKNOWN")  # block states in which workers may register
 
 Listener = Callable[[dict[str, Any]], None]
@@ -99,31 +101,49 @@ def _polled(original: Callable[[], None], workers: WorkerCount) -> None:
 
 
 class WorkerCount:
-    """The workers registered with one HTEX's interchange, asked at most every ASK_EVERY s
-    while one of its blocks is up; a change is an event."""
+    """The workers registered with one HTEX's interchange. Asked (at most every ASK_EVERY s)
+    only while fewer have registered than its blocks up hold: Parsl's command client
+    is shared with Parsl, and one answer later than its timeout breaks it for good, so it is
+    asked as rarely as can be, with the timeout q2pconf.reach gives it. A change is an event."""
 
     def __init__(self, events: Events, executor: Any, label: str) -> None:
         self.events, self.executor, self.label = events, executor, label
         self.count = 0
+        self.settled: int | None = None  # blocks up when all their workers were counted
         self._next = 0.0
 
     def look(self) -> None:
         client = getattr(self.executor, "command_client", None)
         now = time.monotonic()
-        if client is None or now < self._next or not self._blocks_up():
+        up = self._up()
+        if client is None or now < self._next or up == self.settled:
             return
         self._next = now + ASK_EVERY
+        if not interchange_alive(self.executor):
+            return
         try:
             managers = client.run("MANAGERS", timeout_s=ASK_TIMEOUT)
             count = sum(int(m.get("worker_count") or 0) for m in managers)
-        except Exception:  # no answer: a dead or busy interchange; asked again later
+        except Exception:  # no answer: a dead or closed interchange; asked again later
             return
         if count != self.count:
             self.count = count
             self.events.tell({"t": time.time(), "kind": "workers", "executor": self.label,
                               "workers": count})
+        if count >= self._expected(up) and (count > 0 or up == 0):
+            self.settled = up
 
-    def _blocks_up(self) -> bool:
+    def _up(self) -> int:
+        """Blocks requested and not ended (Parsl sees a block run only at its provider's next
+        poll: a LocalProvider's every 5 s)."""
         status = getattr(self.executor, "status_facade", None) or {}
-        return any(getattr(getattr(s, "state", None), "name", "") in UP
-                   for s in list(status.values()))
+        return sum(1 for s in list(status.values())
+                   if getattr(getattr(s, "state", None), "name", "") in UP)
+
+    def _expected(self, up: int) -> float:
+        """Workers `up` blocks hold (any count, when Parsl's is not a number)."""
+        per_node = getattr(self.executor, "workers_per_node", None)
+        nodes = getattr(getattr(self.executor, "provider", None), "nodes_per_block", 1) or 1
+        if not isinstance(per_node, (int, float)) or per_node == float("inf"):
+            return 0
+        return up * int(per_node) * int(nodes)

@@ -62,3 +62,9 @@ def test_the_prediction_of_a_runs_own_config_is_within_15_percent(tmp_path: Path
     assert abs(current["measured_s"] - measured) < 0.2
     assert current["steps"] == 2 * WIDTH + 1 and current["executors"]["default"]["slots"] == 2
     assert abs(predicted - measured) <= 0.15 * measured
+    events = [json.loads(line) for line in
+              Path(json.loads(Path(run).read_text())["events"]).read_text().splitlines()]
+    kinds = {(e["kind"], e.get("state") or e.get("workers") or e.get("call")) for e in events}
+    assert ("wait", WIDTH) in kinds  # the body's wait for the merge (call WIDTH)
+    if name != "threads":  # the block asked for, and its two workers registered
+        assert {("block", "PENDING"), ("workers", 2)} <= kinds, events
