@@ -578,9 +578,13 @@ class SerialRun:
         return tuple(_completed(item) for item in value)
 
 
+_HOLDERS = (Future, dict, *nested.SEQUENCES)  # what may hold a future (q2pconf.nested)
+
+
 def _inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    """The call numbers of the steps whose futures a call is given, as the trace writes them."""
-    if not args and not kwargs:
+    """The call numbers of the steps whose futures a call is given, as the trace writes them
+    (most calls of a big fan-out are given plain values: those are told at once)."""
+    if not kwargs and not any(isinstance(arg, _HOLDERS) for arg in args):
         return "-"
     return calls_text([found.call for found in nested.gather((args, kwargs))
                        if isinstance(found, StepFuture) and found.call >= 0])
