@@ -9,14 +9,13 @@ All times are counted from the pipeline call (`called` in run.json). Measured fr
   over the steps that really waited for an input;
 - per executor, `dispatch_s`: from a step being ready to it running, a low quantile (most
   steps of a busy pool also waited for a slot); `start_s`: when its first block was requested
-  (with no initial blocks, the strategy's ticks, that asked for it, count from its start);
+  (with no initial blocks, by a look of the strategy: its looks are counted from there);
   `startup_s`: from a block's request to its first worker taking a step (0 for a thread
   pool, or an executor already up when the run began).
 """
 from __future__ import annotations
 
 import json
-import math
 import statistics
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +37,7 @@ class Replayable:
     recording: Recording
     pools: dict[str, Pool]
     measured_s: float | None
+    body_waits_s: float = 0.0  # the body's waits for results and for room in the window
 
 
 @dataclass
@@ -71,7 +71,9 @@ def from_run(run: RunFiles) -> Replayable:
     recording.tail_s = _tail(run.meta, steps, recording, called)
     returned = run.meta.get("returned")
     measured = returned - called if isinstance(returned, (int, float)) else None
-    return Replayable(recording, pools, measured)
+    waits = sum(e["until"] - e["t"] for e in events if e.get("kind") in ("wait", "window")
+                and e["t"] >= 0)
+    return Replayable(recording, pools, measured, waits)
 
 
 def _steps(rows: list[dict[str, str]], called: float) -> dict[int, _Step]:
@@ -185,11 +187,8 @@ def own_pool(meta: dict[str, Any], label: str, steps: dict[int, _Step],
     provider = spec.get("provider") if isinstance(spec.get("provider"), dict) else {}
     init = int(provider.get("init_blocks", 1))
     start, startup = _startup(label, mine, events, dispatch)
-    period = _strategy_period(meta)
-    if init == 0 and period:  # its first block came at a tick of the strategy: the ticks
-        began = next((e["t"] for e in events if e.get("kind") == "executor"  # from its start
-                      and e.get("executor") == label and e["t"] >= 0), start)
-        start -= period * math.floor(max(start - began, 0.0) / period)
+    period = _strategy_period(meta)  # with no initial blocks, its first block came at a
+    # look of the strategy: the looks are counted from that one (`start`)
     return Pool(label, _workers_per_block(spec, provider, label, mine, events),
                 init_blocks=init, max_blocks=max(int(provider.get("max_blocks", 1)), init),
                 start_s=start, startup_s=startup, dispatch_s=dispatch, period_s=period)
@@ -275,6 +274,9 @@ def current(run: RunFiles) -> dict[str, Any]:
     return {"predicted_s": None if predicted == float("inf") else round(predicted, 3),
             "measured_s": None if found.measured_s is None else round(found.measured_s, 3),
             "steps": len(found.recording.calls),
+            "body": {"work_s": round(sum(value for move, value in found.recording.body
+                                         if move == WORK), 3),
+                     "waits_s": round(found.body_waits_s, 3)},
             "executors": {label: {"slots": pool.slots, "workers_per_block":
                                   pool.workers_per_block, "init_blocks": pool.init_blocks,
                                   "max_blocks": pool.max_blocks,

@@ -49,7 +49,8 @@ class Pool:
     start_s: float = 0.0  # when its first blocks are requested, from the pipeline call
     startup_s: float = 0.0  # from a block's request to its workers taking steps
     dispatch_s: float = 0.0  # from a step being ready (and a slot free) to it running
-    period_s: float | None = None  # Parsl's strategy period: more blocks for waiting steps
+    period_s: float | None = None  # Parsl's strategy looks every period from start_s, and
+    # asks for more blocks (up to max_blocks) for the steps waiting beyond the slots coming
 
     @property
     def slots(self) -> int:
@@ -230,7 +231,7 @@ class _Replay:
 
 
 def _next_tick(now: float, pool: Pool) -> float:
-    """The strategy's next look after `now` (it looks every period from the executor's start)."""
+    """The strategy's first look at or after `now` (it looks every period from `start_s`)."""
     period = pool.period_s or 1.0
     since = max(now - pool.start_s, 0.0)
-    return pool.start_s + (math.floor(since / period) + 1) * period
+    return pool.start_s + math.ceil(since / period) * period

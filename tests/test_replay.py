@@ -73,11 +73,15 @@ def test_slots_come_up_per_block_after_their_start_up():
 
 
 def test_the_strategy_adds_blocks_for_waiting_steps_at_its_ticks():
-    """No block at first; at the first tick (1 s) two blocks of one worker each are asked for
-    the four waiting steps (max_blocks 2), up 1 s later: two rounds, then the merge."""
+    """No block at first; the steps come at 0.5 s, so at the next look (1 s; the strategy
+    looks every period from 0) two blocks of one worker each are asked for the four waiting
+    steps (max_blocks 2), up 1 s later: two rounds, then the merge."""
     steps = fan(4, 1.0, "h")
     pool = Pool("h", 1, init_blocks=0, max_blocks=2, startup_s=1.0, period_s=1.0)
-    assert predict(Recording(steps, submit_all(steps)), {"h": pool}) == 2.0 + 2.0 + 1.0
+    body = [(WORK, 0.5)] + submit_all(steps)
+    assert predict(Recording(steps, body), {"h": pool}) == 2.0 + 2.0 + 1.0
+    # steps there at a look are seen by it
+    assert predict(Recording(steps, submit_all(steps)), {"h": pool}) == 1.0 + 2.0 + 1.0
 
 
 def test_no_slot_ever_is_an_infinite_time():

@@ -70,6 +70,8 @@ def test_the_prediction_of_a_runs_own_config_is_within_15_percent(tmp_path: Path
     # the run's own record of its time is the one measured around the call
     assert abs(current["measured_s"] - measured) < 0.2
     assert current["steps"] == 2 * WIDTH + 1 and current["executors"]["default"]["slots"] == 2
+    # the body waits for the merge: the fan-out and the merge, at least 3 rounds of steps
+    assert current["body"]["waits_s"] >= 3 * SECONDS and current["body"]["work_s"] >= 0
     assert abs(predicted - measured) <= 0.15 * measured
     events = [json.loads(line) for line in
               Path(json.loads(Path(run).read_text())["events"]).read_text().splitlines()]
