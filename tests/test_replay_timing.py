@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,9 @@ import pytest
 
 from configs import config, htex, local, threads
 from procs import new_token, program_env
+from q2pconf.recorded import from_run
+from q2pconf.replay import Pool, predict
+from q2pconf.runs import read
 
 WIDTH, SECONDS = 4, 0.6
 PROGRAM = """\
@@ -73,6 +77,7 @@ def test_the_prediction_of_a_runs_own_config_is_within_15_percent(tmp_path: Path
     # the body waits for the merge: the fan-out and the merge, at least 3 rounds of steps
     assert current["body"]["waits_s"] >= 3 * SECONDS and current["body"]["work_s"] >= 0
     assert abs(predicted - measured) <= 0.15 * measured
+    assert_the_replay_follows_slots_and_inputs(Path(run), predicted)
     events = [json.loads(line) for line in
               Path(json.loads(Path(run).read_text())["events"]).read_text().splitlines()]
     kinds = {(e["kind"], e.get("state") or e.get("workers") or e.get("call")) for e in events}
@@ -90,3 +95,18 @@ def test_a_run_on_an_htex_already_up_has_no_start_up_to_replay(tmp_path: Path):
     assert pool["start_s"] == 0 and pool["startup_s"] == 0, current
     measured, predicted = answer["measured"], current["predicted_s"]
     assert abs(predicted - measured) <= 0.15 * measured, (measured, current)
+
+
+def assert_the_replay_follows_slots_and_inputs(run: Path, predicted: float) -> None:
+    """The prediction comes from the run's shape: on one slot each fan-out takes 4 rounds,
+    not 2; on 8 slots without its inputs, the merge would run beside the first fan-out."""
+    found = from_run(read(run))
+    assert predict(found.recording, found.pools) == pytest.approx(predicted, abs=0.002)
+
+    def slots(count: int) -> dict[str, Pool]:
+        return {label: replace(p, workers_per_block=count) for label, p in found.pools.items()}
+
+    assert predict(found.recording, slots(1)) >= predicted + 4 * SECONDS - 0.05
+    loose = {n: replace(call, inputs=()) for n, call in found.recording.calls.items()}
+    assert (predict(replace(found.recording, calls=loose), slots(8))
+            <= predict(found.recording, slots(8)) - SECONDS + 0.05)
