@@ -21,6 +21,7 @@ EPILOG = """examples:
   q2pconf init --user                write an editable config for yourself
   q2pconf info --runs                your latest pipeline runs and their traces
   q2pconf report                     an HTML report of your last run
+  q2pconf tune --json                your last run's time, and the replay's prediction
   QIIME2_CONFIG=my.toml python run.py   use a config for one run
 """
 
@@ -77,6 +78,14 @@ def _parser() -> argparse.ArgumentParser:
                         "(default: your last run)")
     report.add_argument("-o", "--output", metavar="FILE", help="write the report here instead "
                         "of beside the trace")
+
+    tune = command("tune", _tune, "predict a traced run's wall time by replaying its steps on "
+                   "its config's worker slots (config suggestions are not made yet)",
+                   "q2pconf tune --json        (your last run)")
+    tune.add_argument("target", metavar="RUN", nargs="?",
+                      help="a run's .run.json or .trace.tsv file, or a directory of runs "
+                      "(default: your last run)")
+    tune.add_argument("--json", action="store_true", help="print JSON for scripts")
 
     check = command("check", _check, "validate a config file; writes and starts nothing",
                     "q2pconf check ~/.config/qiime2/qiime2_config.toml")
@@ -154,6 +163,24 @@ def _report(args: argparse.Namespace) -> int:
 
     output = None if args.output is None else Path(args.output)
     print(write_report(args.target, output))
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from q2pconf._observe.recorded import current
+    from q2pconf._observe.runfiles import find, read
+
+    path = find(args.target)
+    now = current(read(path))
+    if args.json:
+        print(json.dumps({"run": str(path), "current": now}, indent=2))
+        return 0
+    predicted = now["predicted_s"]
+    measured = now["measured_s"]
+    print(f"run: {path}\n  {now['steps']} steps; measured "
+          f"{'-' if measured is None else f'{measured:.1f} s'} (the pipeline call to its "
+          "return); predicted for its own config: "
+          f"{'never ends (a step gets no worker)' if predicted is None else f'{predicted:.1f} s'}")
     return 0
 
 

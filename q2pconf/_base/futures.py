@@ -33,19 +33,25 @@ from typing import Any
 
 _SHARED = threading.Condition()
 _ENDED = (FINISHED, CANCELLED, CANCELLED_AND_NOTIFIED)
-# Told True when a step's result is waited for, False when the wait is over: a pipeline run
-# sets it in its body's context (other threads never call it), for its progress estimate.
-WAITS: contextvars.ContextVar[Callable[[bool], None] | None] = contextvars.ContextVar(
-    "q2pconf_waits", default=None)
+# Told when the thread of a pipeline body waits for an unfinished step's result: `told(call,
+# began, None)` as the wait begins, `told(call, began, ended)` when it is over (times from
+# time.time()). A run sets it in its body's context, so no other thread tells it: the progress
+# estimate (q2pconf._observe.progress) and the trace's record of the body's waits (replay).
+WAITS: contextvars.ContextVar[Callable[[int, float, float | None], None] | None] = (
+    contextvars.ContextVar("q2pconf_waits", default=None))
 
 
 class StepFuture(Future):  # type: ignore[type-arg]
     """The future of one step's result (or of one of its declared outputs)."""
 
     # Future's own attributes, as slots: no per-instance dict, lock or condition.
-    __slots__ = ("_condition", "_state", "_result", "_exception", "_waiters", "_done_callbacks")
+    # `call`: the step call's number in its run's trace (-1: none), which the trace records
+    # as an input of the steps given this future (a plain int: no future is kept for it)
+    __slots__ = ("_condition", "_state", "_result", "_exception", "_waiters", "_done_callbacks",
+                 "call")
 
-    def __init__(self) -> None:  # Future.__init__ would make a condition of its own
+    def __init__(self, call: int = -1) -> None:  # Future.__init__ makes a condition of its own
+        self.call = call
         self._condition = _SHARED
         self._state = PENDING
         self._result: Any = None
@@ -87,11 +93,12 @@ class StepFuture(Future):  # type: ignore[type-arg]
         told = WAITS.get() if self._state not in _ENDED else None
         if told is None:
             return self._wait(timeout)
-        told(True)
+        began = time.time()
+        told(self.call, began, None)
         try:
             self._wait(timeout)
         finally:
-            told(False)
+            told(self.call, began, time.time())
 
     def _wait(self, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout

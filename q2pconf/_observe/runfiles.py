@@ -19,7 +19,9 @@ from q2pconf._base.paths import runinfo_root
 # so that this module needs nothing of the trace's writer.
 COLUMNS = ("step", "call", "task", "attempt", "executor", "status", "error", "submitted",
            "launched", "started", "finished", "wall_s", "cpu_s", "peak_rss_mib", "rss_of",
-           "host", "pid", "worker", "job", "walltime_s")
+           "host", "pid", "worker", "job", "walltime_s", "inputs")
+# The columns of traces written before `inputs` was added: read as a trace whose `inputs` is NA.
+OLD_COLUMNS = COLUMNS[:-1]
 INDEX = "runs.log"
 # Settings the report compares usage with, as the config names them.
 LIMIT_KEYS = ("max_threads", "max_workers_per_node", "max_workers_per_block", "cores_per_worker",
@@ -158,9 +160,12 @@ def read(meta_path: Path) -> RunFiles:
         text = text[:text.rfind("\n") + 1]  # a line half written when the process died
     # a NUL (garbage on disk) stops Python 3.10's csv: make it a damaged line like any other
     reader = csv.DictReader(text.replace("\0", "\ufffd").splitlines(), delimiter="\t")
-    if reader.fieldnames is not None and tuple(reader.fieldnames) != COLUMNS:
+    header = None if reader.fieldnames is None else tuple(reader.fieldnames)
+    if header is not None and header not in (COLUMNS, OLD_COLUMNS):
         raise _damaged(run.trace_path, "its first line is not the header of q2pconf's trace")
     for row in reader:
+        if header == OLD_COLUMNS and None not in row:
+            row["inputs"] = "NA"
         if _whole(row):
             run.rows.append(row)
         else:
@@ -182,8 +187,10 @@ def readable(paths: list[Path]) -> list[RunFiles]:
 
 
 # What each field of run.json holds, where q2pconf reads it.
-META_TYPES = {"trace": str, "config": dict, "argv": list, "pipeline": str, "started": str,
-              "finished": str, "outcome": str}
+META_TYPES: dict[str, Any] = {
+    "trace": str, "config": dict, "argv": list, "pipeline": str, "started": str,
+    "finished": str, "outcome": str, "events": str, "called": (int, float),
+    "returned": (int, float), "body_returned": (int, float)}
 TIMES = ("submitted", "launched", "started", "finished")
 NUMBERS = ("wall_s", "cpu_s", "peak_rss_mib", "walltime_s")
 
@@ -232,3 +239,36 @@ def seconds(stamp: str | None) -> float | None:
     if not stamp or stamp == "NA":
         return None
     return datetime.datetime.fromisoformat(stamp).timestamp()
+
+
+def calls_text(numbers: list[int]) -> str:
+    """Call numbers as the trace's `inputs` field: sorted ranges (`0-3,7`), `-` for none."""
+    if not numbers:
+        return "-"
+    ordered = sorted(set(numbers))
+    parts = []
+    first = last = ordered[0]
+    for number in ordered[1:]:
+        if number != last + 1:
+            parts.append(str(first) if first == last else f"{first}-{last}")
+            first = number
+        last = number
+    parts.append(str(first) if first == last else f"{first}-{last}")
+    return ",".join(parts)
+
+
+def calls(text: str | None) -> list[int] | None:
+    """The call numbers of an `inputs` field; None when unknown (NA, an older trace) or
+    damaged."""
+    if text is None or text == "NA":
+        return None
+    if text == "-":
+        return []
+    found: list[int] = []
+    try:
+        for part in text.split(","):
+            first, _, last = part.partition("-")
+            found.extend(range(int(first), int(last or first) + 1))
+    except ValueError:
+        return None
+    return found

@@ -6,6 +6,14 @@ Files, side by side in Parsl's run directory of the session (`<stem>` is `<pipel
   call, so a process killed with SIGKILL leaves every line written so far;
 - `<stem>.run.json`: the pipeline, the config used, where it came from, the mapping, and
   (rewritten at the end) when and how the run ended. No `finished` time: the run did not end.
+  `called` and `returned` (seconds since the epoch) bound the pipeline call itself, session
+  start included; `body_returned` is when the body returned (its steps may still run);
+- `<stem>.events.jsonl`: a JSON object a line, `t` its time (seconds since the epoch), `kind`
+  one of: `executor` (started), `block` (a block's new state, q2pconf._observe.blocks),
+  `workers` (the workers registered with an HTEX), `wait` (the body waited from `t` to `until`
+  for the result of step call `call`), `window` (the body waited from `t` to `until` for room in
+  the window of steps in flight, q2pconf._base.window). An event with `"known": true` happened
+  before the run.
 
 Parsl's task records give the task id, executor, attempt and the submitted/launched times;
 the rest (`q2pconf._observe.measure.Usage`) is measured inside the step's own process. Empty values
@@ -14,7 +22,9 @@ are `NA`, so `column -t` keeps columns aligned and pandas reads them as missing.
 Columns: `peak_rss_mib` is the step's own peak when `rss_of` is `step` (a worker process, its
 high-water mark reset before the step) and the submitting process's peak so far when `rss_of`
 is `process` (thread steps share that process). `cpu_s` is the step's thread (thread steps)
-or its worker process and the children it waited for.
+or its worker process and the children it waited for. `inputs` are the call numbers of the
+steps whose futures the call was given (its inputs, waited for before it ran), as ranges
+(`0-3,7`); `-` for none. Traces written before it have no `inputs` column (read as NA).
 """
 from __future__ import annotations
 
@@ -51,10 +61,12 @@ class Entry:
     """What the trace needs of one submitted call, kept only until it finishes (slots: a
     pipeline may have 100,000 calls in flight)."""
 
-    __slots__ = ("trace", "step", "call", "walltime", "future")
+    __slots__ = ("trace", "step", "call", "walltime", "future", "inputs")
 
-    def __init__(self, trace: Trace, step: str, call: int, walltime: float | None) -> None:
+    def __init__(self, trace: Trace, step: str, call: int, walltime: float | None,
+                 inputs: str) -> None:
         self.trace, self.step, self.call, self.walltime = trace, step, call, walltime
+        self.inputs = inputs
         self.future: Any = None
 
 
@@ -69,20 +81,44 @@ class Trace:
     def __init__(self, directory: Path, stem: str, meta: dict[str, Any]) -> None:
         self.path = directory / f"{stem}.trace.tsv"
         self.meta_path = directory / f"{stem}.run.json"
+        self.events_path = directory / f"{stem}.events.jsonl"
         self.meta = meta
         self._numbers = itertools.count()
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL
                                        | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o644)
         self._lock = threading.RLock()  # held while writing: `close` waits for a write
         self._write("\t".join(COLUMNS) + "\n")
-        meta.update(trace=str(self.path), columns=list(COLUMNS))
+        try:  # the stem is this run's (O_EXCL above): an events file left there is replaced
+            self._events: int | None = os.open(self.events_path, os.O_WRONLY | os.O_CREAT
+                                               | os.O_TRUNC | os.O_APPEND
+                                               | getattr(os, "O_CLOEXEC", 0), 0o644)
+        except OSError:
+            _quiet_close(self._fd)
+            raise
+        meta.update(trace=str(self.path), events=str(self.events_path), columns=list(COLUMNS))
         _write_json(self.meta_path, meta)
 
-    def expect(self, step: str, walltime: float | None) -> int:
-        """Register a call about to be submitted; returns the key the Runner gets."""
+    def expect(self, step: str, walltime: float | None, inputs: str = NA) -> int:
+        """Register a call about to be submitted, given the steps of `inputs` (call numbers,
+        `runs.calls_text`); returns the key the Runner gets."""
         key = next(_KEYS)  # next() on a count is atomic: no lock
-        _LIVE[key] = Entry(self, step, next(self._numbers), walltime)
+        _LIVE[key] = Entry(self, step, next(self._numbers), walltime, inputs)
         return key
+
+    def number(self, key: int) -> int:
+        """The call number of a call `expect` registered (-1 once it is finished)."""
+        found = _LIVE.get(key)
+        return -1 if found is None else found.call
+
+    def event(self, event: dict[str, Any]) -> None:
+        """Write one line of the events file (rare: blocks, workers, the body's waits)."""
+        try:
+            line = json.dumps(event, separators=(",", ":"), default=str) + "\n"
+            with self._lock:
+                if self._events is not None:
+                    os.write(self._events, line.encode())
+        except Exception as problem:  # a full disk must not fail the pipeline
+            self._give_up(problem)
 
     def watch(self, key: int, future: Any) -> None:
         """The future Parsl returned for the call: its line is written when it is done (and a
@@ -133,7 +169,7 @@ class Trace:
         return (f"{entry.step}\t{entry.call}\t{task.get('id', NA)}\t{task.get('try_id', 0) + 1}"
                 f"\t{task.get('executor', NA)}\t{status}\t{error or NA}"
                 f"\t{when(task.get('time_invoked'))}\t{when(task.get('try_time_launched'))}"
-                f"\t{measured}\t{limit}\n")
+                f"\t{measured}\t{limit}\t{entry.inputs}\n")
 
     def _when(self, value: datetime.datetime | None) -> str:
         return NA if value is None else _iso(value.timestamp())
@@ -144,7 +180,11 @@ class Trace:
             os.write(fd, text.encode())
 
     def _give_up(self, problem: BaseException) -> None:
-        fd, self._fd = self._fd, None
+        with self._lock:
+            fd, self._fd = self._fd, None
+            events, self._events = self._events, None
+        if events is not None:
+            _quiet_close(events)
         if fd is not None:
             _quiet_close(fd)
             from q2pconf._base.rundir import cannot_write
@@ -171,9 +211,12 @@ class Trace:
                             else None, None)
         with self._lock:
             fd, self._fd = self._fd, None
-        if fd is not None:
-            _quiet_close(fd)
-        self.meta.update(finished=_now(), outcome=outcome, calls=next(self._numbers))
+            events, self._events = self._events, None
+        for each in (fd, events):
+            if each is not None:
+                _quiet_close(each)
+        self.meta.update(finished=_now(), outcome=outcome, calls=next(self._numbers),
+                         returned=time.time())
         try:
             _write_json(self.meta_path, self.meta)
         except OSError as problem:
@@ -248,9 +291,9 @@ def _failed_attempt(error: BaseException, task: dict[str, Any]) -> None:
                        usage if isinstance(usage, Usage) else None)
 
 
-def start(session: Any, pipeline: str) -> Trace | None:
+def start(session: Any, pipeline: str, called: float | None = None) -> Trace | None:
     """Open the trace of a new run of `pipeline` in the session's run directory, or warn once
-    and return None when it cannot be written."""
+    and return None when it cannot be written. `called`: when the pipeline was called."""
     if not enabled():
         return None
     from q2pconf._observe import measure
@@ -261,7 +304,8 @@ def start(session: Any, pipeline: str) -> Trace | None:
     if unkept_reason(str(directory)) is not None:
         return None  # q2pconf._base.rundir said once why this run keeps no trace
     try:
-        trace = _new_trace(directory, pipeline, run_meta(session, pipeline))
+        meta = {**run_meta(session, pipeline), "called": called or time.time()}
+        trace = _new_trace(directory, pipeline, meta)
     except OSError as problem:
         _warn_once(f"no trace of this run is kept ({_reason(problem)}). Fix: point "
                    "XDG_CACHE_HOME, or run_dir under [parsl], at a writable directory")

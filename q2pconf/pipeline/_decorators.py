@@ -29,13 +29,14 @@ from q2pconf._base import notice
 from q2pconf.pipeline import _shapes as shapes
 from q2pconf.pipeline import _session as sessions
 from q2pconf.pipeline import _unmatched as unmatched
-from q2pconf.pipeline import _window as window
+from q2pconf._base import window
 from q2pconf._observe import trace as tracing
 from q2pconf._base.futures import WAITS, Release, StepFuture
 from q2pconf._observe.history import STATES, History, StepRecord
 from q2pconf._base.keywords import CODE_KEY, RUN_KEY, TRACE_KEY
 from q2pconf._supervise.abandon import Marker
 from q2pconf._observe.progress import Progress
+from q2pconf._observe.runfiles import calls_text
 from q2pconf._supervise.connect import ConnectWatches
 from q2pconf._supervise.watchdog import Watchdog, pool_failed
 from q2pconf.pipeline._transport import (Runner, global_names, inside_step, on_worker,
@@ -136,6 +137,7 @@ class Pipeline:
 
     @shallow
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        called = time.time()  # the run's time counts from here (q2pconf._observe.replay)
         refuse_while_loading()
         if inside_step() or on_worker():  # a step holds a worker: its steps run here, in turn
             return self._serially(SerialRun(), args, kwargs)
@@ -147,17 +149,19 @@ class Pipeline:
                 # need starts now, beside its first thread steps.
                 session.start_early(session.label_for(s.name, s.plugin, s.executor)
                                     for s in steps_named(self.func))
-                run = Run(session, tracing.start(session, self.__name__), interrupts)
+                run = Run(session, tracing.start(session, self.__name__, called), interrupts)
                 with interrupts.exposed():
                     return self._run(run, args, kwargs)
 
     def _run(self, run: Run, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        token, waits = _ACTIVE.set(run), WAITS.set(run.progress.waiting)
+        token, waits = _ACTIVE.set(run), WAITS.set(run.body_waits)
         outcome = "failed"
         signals.CALLS.begin()
         try:
             with sessions.closed_on_interrupt(), run.progress:
-                value = run.resolve(self.func(*args, **kwargs))
+                body = self.func(*args, **kwargs)
+                run.body_returned()
+                value = run.resolve(body)
             unmatched.unused_keys(run.session.mapping, run.ran(), self.__name__)
             outcome = "done"
             return value
@@ -171,6 +175,7 @@ class Pipeline:
         finally:
             _ACTIVE.reset(token)
             WAITS.reset(waits)
+            run.stop_recording()
             run.settle_history()
             self.history = run.history
             self._end_trace(run.trace, outcome)
@@ -256,7 +261,7 @@ class Run:
     """The steps one outermost pipeline call submitted: how many still run, where and when each ran
     (`history`, compact), and the first step that failed. Nothing of a step's Parsl task is kept
     once it finished: 100,000 steps fit in a few MB. The thread running the body waits in a step
-    call while a window of steps is in flight (q2pconf.pipeline._window; steps waiting for their
+    call while a window of steps is in flight (q2pconf._base.window; steps waiting for their
     inputs are not), until about half remain; no other thread ever waits there (one running a step,
     or the user's own threads: in a pool whose threads are all taken, that could wait for ever)."""
 
@@ -288,6 +293,25 @@ class Run:
         self.watchdog = Watchdog(session.dfk)
         settings = session.settings
         self.reach = ConnectWatches(str(settings.path) if settings and settings.path else None)
+        if trace is not None:  # what a replay needs besides the steps (q2pconf._observe.replay)
+            session.events.listen(trace.event)
+
+    def body_waits(self, call: int, began: float, ended: float | None) -> None:
+        """The body began (`ended` None) or ended waiting for the result of step call `call`
+        (q2pconf._base.futures.WAITS): for the progress estimate, and the trace's record."""
+        self.progress.waiting(ended is None)
+        if ended is not None and self.trace is not None:
+            self.trace.event({"t": round(began, 4), "kind": "wait", "call": call,
+                              "until": round(ended, 4)})
+
+    def body_returned(self) -> None:
+        """The body has returned: what is left is the wait for its steps."""
+        if self.trace is not None:
+            self.trace.meta["body_returned"] = time.time()
+
+    def stop_recording(self) -> None:
+        if self.trace is not None:
+            self.session.events.unlisten(self.trace.event)
 
     def submit(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         with self.interrupts.shielded():
@@ -301,6 +325,7 @@ class Run:
         label = self.session.label_for(step.name, step.plugin, step.executor)
         app = self.session.app(step.runner, label)
         call = Call(step, args, kwargs, label, self.history.submitted(step.name, label))
+        inputs = tracing.NA if self.trace is None else _inputs(args, kwargs)
         kwargs = {**shapes.escape(kwargs), RUN_KEY: self.marker.path}  # Parsl's: never the user's
         if step.walltime is not None:
             kwargs["walltime"] = step.walltime
@@ -309,7 +334,8 @@ class Run:
         trace = self.trace  # no trace (an unwritable run_dir): the key is None, but there,
         # since Parsl's memoizer (resume) fails on a missing one of its ignore_for_cache keys
         key = None if trace is None else trace.expect(f"{step.plugin}.{step.name}",
-                                                      step.walltime)
+                                                      step.walltime, inputs)
+        number = -1 if key is None else trace.number(key)  # type: ignore[union-attr]
         kwargs[TRACE_KEY] = key
         with self._changed:
             self._running += 1
@@ -322,7 +348,8 @@ class Run:
             raise
         # The caller's futures take the outcome first: a wrong number of outputs is a failure
         # recorded before `_done` lets `resolve` see this step as finished.
-        handed = StepFuture().follow(future) if step.outputs is None else self._split(future, call)
+        handed = (StepFuture(number).follow(future) if step.outputs is None
+                  else self._split(future, call, number))
         with self._changed:
             self._pending[call.index] = future
         future.add_done_callback(functools.partial(self._done, call))
@@ -339,10 +366,10 @@ class Run:
             found = self._fingerprints[runner] = runner.code_digest()
         return found
 
-    def _split(self, parent: Future[Any], call: Call) -> tuple[StepFuture, ...]:
-        """One future per declared output of `parent`'s returned tuple."""
+    def _split(self, parent: Future[Any], call: Call, number: int) -> tuple[StepFuture, ...]:
+        """One future per declared output of `parent`'s returned tuple (call `number`)."""
         step = call.step
-        children = tuple(StepFuture() for _ in range(step.outputs or 0))
+        children = tuple(StepFuture(number) for _ in range(step.outputs or 0))
 
         def copy(done: Future[Any]) -> None:
             error = done.exception()
@@ -442,12 +469,16 @@ class Run:
             self._wake_at = self._window // 2
         # a while with no step finishing is said once: a step may wait for the body
         self._held.begin(self._finished)
+        began = time.time()
         try:
             self._wait_until(lambda: self._in_flight() <= self._wake_at,
                              lambda: self._held.look(self._finished))
         finally:
             with self._changed:
                 self._wake_at = 0
+            if self.trace is not None:
+                self.trace.event({"t": round(began, 4), "kind": "window",
+                                  "until": round(time.time(), 4), "window": self._window})
 
     def _held_text(self, waited: float) -> str:
         return (f"the pipeline body has waited {waited:.0f} s for room in the window of "
@@ -555,6 +586,18 @@ class SerialRun:
         if step.outputs is None:
             return _completed(value)
         return tuple(_completed(item) for item in value)
+
+
+_HOLDERS = (Future, dict, *nested.SEQUENCES)  # what may hold a future (q2pconf._base.nested)
+
+
+def _inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """The call numbers of the steps whose futures a call is given, as the trace writes them
+    (most calls of a big fan-out are given plain values: those are told at once)."""
+    if not kwargs and not any(isinstance(arg, _HOLDERS) for arg in args):
+        return "-"
+    return calls_text([found.call for found in nested.gather((args, kwargs))
+                       if isinstance(found, StepFuture) and found.call >= 0])
 
 
 def _within(walltime: float | None, func: Callable[..., Any], args: Any, kwargs: Any) -> Any:

@@ -23,6 +23,7 @@ from q2pconf.pipeline import _unmatched as unmatched
 from q2pconf.config._settings import Settings, checked_digest, choose_executor, load_current
 from q2pconf._base.errors import ConfigError
 from q2pconf._base.keywords import RUN_KEY, TRACE_KEY
+from q2pconf._observe.blocks import Events
 from q2pconf._observe.trace import retry_handler
 from q2pconf.pipeline._parallel_config import BLOCK_MAPPING, Choice, in_force
 
@@ -62,6 +63,7 @@ class Session:
         self._early: list[threading.Thread] = []  # background starts (`start_early`)
         self._starting: list[Any] = []  # executors whose start has begun (any thread)
         self._failed_early: dict[str, BaseException] = {}
+        self.events = Events()  # its executors' block and worker events, for traces
         self.labels = (tuple(settings.labels) if settings is not None
                        else tuple(label for label in self.dfk.executors
                                   if not label.startswith("_")))
@@ -113,6 +115,7 @@ class Session:
                 raise no_such_executor("<parsl.Config>", "executors", label, self.labels)
             executor = self.settings.executor(label)
             self._starting.append(executor)
+            self.events.watch(executor, label)
             blocks = _blocks_now(executor, self.dfk.config.strategy)
             try:
                 _aside(lambda: self.dfk.add_executors([executor]), _watch_start(executor, label))

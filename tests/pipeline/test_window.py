@@ -1,4 +1,4 @@
-"""The bound on steps in flight (q2pconf.pipeline._window): the pipeline body's thread waits in a
+"""The bound on steps in flight (q2pconf._base.window): the pipeline body's thread waits in a
 step call while a window of steps is unfinished, and only that thread; waiting there still ends at
 once on Ctrl-C or a failing step; results and history do not change."""
 from __future__ import annotations
@@ -21,8 +21,8 @@ import q2pconf
 import window_steps as steps
 from configs import config, htex, local, threads
 from procs import config_env, new_token, tagged, wait_gone
-from q2pconf.pipeline import _window as window
-from q2pconf.pipeline._window import WINDOW_VAR
+from q2pconf._base import window
+from q2pconf._base.window import WINDOW_VAR
 
 CONFIG = config(threads("default", max_threads=2))
 pytestmark = pytest.mark.usefixtures("fresh_session")
