@@ -24,7 +24,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from q2pconf._supervise.closing import interchange_alive
+from q2pconf._supervise.interchange import interchange_alive
 from q2pconf._supervise.connect import ASK_TIMEOUT  # seconds an interchange has to answer
 
 ASK_EVERY = 1.0  # seconds between questions to an interchange about its workers

@@ -39,8 +39,8 @@ def test_a_step_future_carries_its_sources_error() -> None:
 def test_a_wait_for_a_result_is_told_in_the_waiting_context_only() -> None:
     """WAITS (what a pipeline run sets in its body's context) hears when a wait begins and
     ends; a future already done, or a wait in another thread, tells it nothing."""
-    told: list[bool] = []
-    token = WAITS.set(told.append)
+    told: list[bool] = []  # True as a wait begins (no end time yet), False as it ends
+    token = WAITS.set(lambda call, began, ended: told.append(ended is None))
     try:
         source: Future[int] = Future()
         future = StepFuture().follow(source)
