@@ -15,14 +15,13 @@ All times are counted from the pipeline call (`called` in run.json). Measured fr
 """
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass
 from typing import Any
 
 from q2pconf._base.errors import ConfigError
 from q2pconf._observe.replay import CALL, WAIT, WORK, Call, Pool, Recording
-from q2pconf._observe.runfiles import RunFiles, calls, seconds
+from q2pconf._observe.runfiles import RunFiles, calls, events, seconds
 
 DONE_STATES = ("done", "cached")
 THREADS_DEFAULT = 2  # Parsl's ThreadPoolExecutor max_threads
@@ -103,21 +102,15 @@ def _since(stamp: str, called: float) -> float | None:
 def read_events(run: RunFiles, called: float) -> list[dict[str, Any]]:
     """The events file's records, their times from the call, in time order (a damaged or
     missing file gives what could be read)."""
-    path = run.meta.get("events")
     found = []
-    try:
-        with open(str(path)) as handle:
-            for line in handle:
-                try:
-                    event = json.loads(line)
-                    event["t"] = float(event["t"]) - called
-                    if "until" in event:
-                        event["until"] = float(event["until"]) - called
-                except (ValueError, KeyError, TypeError):
-                    continue
-                found.append(event)
-    except (OSError, TypeError):
-        return []
+    for event in events(run):
+        try:
+            event["t"] = float(event["t"]) - called
+            if "until" in event:
+                event["until"] = float(event["until"]) - called
+        except (ValueError, KeyError, TypeError):
+            continue
+        found.append(event)
     return sorted(found, key=lambda event: event["t"])
 
 

@@ -173,6 +173,32 @@ def read(meta_path: Path) -> RunFiles:
     return run
 
 
+def events(run: RunFiles) -> list[dict[str, Any]]:
+    """The records of the run's events file (q2pconf._observe.trace), as written; a damaged
+    line is left out, a missing file gives none."""
+    found = []
+    try:
+        with open(str(run.meta.get("events"))) as handle:
+            for line in handle:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(event, dict):
+                    found.append(event)
+    except (OSError, UnicodeDecodeError):
+        return []
+    return found
+
+
+def failures(run: RunFiles) -> dict[tuple[str, str], tuple[str, str]]:
+    """(call, attempt) as the trace writes them -> (error type, message) of each failed
+    attempt whose message the events file holds."""
+    return {(str(e.get("call")), str(e.get("attempt"))): (str(e.get("error")),
+                                                          str(e.get("message")))
+            for e in events(run) if e.get("kind") == "error"}
+
+
 def readable(paths: list[Path]) -> list[RunFiles]:
     """The runs among `paths` that can be read; one warning for each that cannot."""
     from q2pconf._base.errors import warn

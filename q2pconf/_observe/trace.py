@@ -12,7 +12,8 @@ Files, side by side in Parsl's run directory of the session (`<stem>` is `<pipel
   one of: `executor` (started), `block` (a block's new state, q2pconf._observe.blocks),
   `workers` (the workers registered with an HTEX), `wait` (the body waited from `t` to `until`
   for the result of step call `call`), `window` (the body waited from `t` to `until` for room in
-  the window of steps in flight, q2pconf._base.window). An event with `"known": true` happened
+  the window of steps in flight, q2pconf._base.window), `error` (attempt `attempt` of step call
+  `call` failed with an `error` saying `message`). An event with `"known": true` happened
   before the run.
 
 Parsl's task records give the task id, executor, attempt and the submitted/launched times;
@@ -141,20 +142,27 @@ class Trace:
             status = CACHED if record.get("from_memo") else DONE
             self.record(found, record, status, None, usage)
 
-    def record(self, entry: Entry, task: dict[str, Any], status: str, error: str | None,
-               usage: Usage | None) -> None:
-        """Write one attempt's line."""
+    def record(self, entry: Entry, task: dict[str, Any], status: str,
+               error: str | BaseException | None, usage: Usage | None) -> None:
+        """Write one attempt's line; a failed attempt's message goes to the events file (the
+        trace's fields hold no spaces, so that `column -t` lines them up)."""
         try:
             line = self._line(entry, task, status, error, usage)
             with self._lock:
                 self._write(line)
         except Exception as problem:  # a full disk must not fail the pipeline
             self._give_up(problem)
+        if isinstance(error, BaseException):
+            self.event({"t": round(time.time(), 4), "kind": "error", "call": entry.call,
+                        "attempt": task.get("try_id", 0) + 1, "error": type(error).__name__,
+                        "message": _message(error)})
 
-    def _line(self, entry: Entry, task: dict[str, Any], status: str, error: str | None,
-              usage: Usage | None) -> str:
-        """One line of the trace: one f-string, as this runs once per step."""
+    def _line(self, entry: Entry, task: dict[str, Any], status: str,
+              error: str | BaseException | None, usage: Usage | None) -> str:
+        """One line of the trace: one f-string, as this runs once per step. `error`: the
+        exception of a failed attempt, or a type's name: its name is the `error` field."""
         when = self._when
+        kind = error if isinstance(error, str) else NA if error is None else type(error).__name__
         if usage is None:
             ended = task.get("try_time_returned") or task.get("time_returned")
             measured = f"NA\t{when(ended)}\tNA\tNA\tNA\tNA\tNA\tNA\tNA\tNA"
@@ -167,7 +175,7 @@ class Trace:
                         f"\t{worker}\t{usage.job or NA}")
         limit = NA if entry.walltime is None else f"{entry.walltime:g}"
         return (f"{entry.step}\t{entry.call}\t{task.get('id', NA)}\t{task.get('try_id', 0) + 1}"
-                f"\t{task.get('executor', NA)}\t{status}\t{error or NA}"
+                f"\t{task.get('executor', NA)}\t{status}\t{kind}"
                 f"\t{when(task.get('time_invoked'))}\t{when(task.get('try_time_launched'))}"
                 f"\t{measured}\t{limit}\t{entry.inputs}\n")
 
@@ -287,7 +295,7 @@ def _failed_attempt(error: BaseException, task: dict[str, Any]) -> None:
         found.trace.record(found, task, final, kind if final == DEPENDENCY else None, None)
         return
     usage = getattr(error, USAGE_ATTR, None)
-    found.trace.record(found, task, status, None if status == CANCELLED else kind,
+    found.trace.record(found, task, status, None if status == CANCELLED else error,
                        usage if isinstance(usage, Usage) else None)
 
 
@@ -352,6 +360,15 @@ def _index(trace: Trace) -> None:
 
 
 _SECOND: tuple[int, str, str] = (-1, "", "")  # the last second formatted, and its parts
+
+
+MESSAGE_LIMIT = 2000  # characters of a failed attempt's message the events file keeps
+
+
+def _message(error: BaseException) -> str:
+    """What a failed attempt said, cut to MESSAGE_LIMIT characters."""
+    text = str(error).strip()
+    return text if len(text) <= MESSAGE_LIMIT else text[:MESSAGE_LIMIT - 3] + "..."
 
 
 def _iso(seconds: float) -> str:
