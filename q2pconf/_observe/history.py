@@ -1,4 +1,5 @@
-"""Where and when each step of a pipeline run ran, kept small enough for 100,000 steps.
+"""Where and when each step of a pipeline run ran, kept small enough for 100,000 steps; and
+the one rule for a step's state (`status_of`, `unfinished_status`), which the trace shares.
 
 A run records each step at submission (its name and executor) and again when it finishes
 (Parsl's launch and return times, its final state), into arrays: about 25 bytes a step.
@@ -13,7 +14,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
 
+from q2pconf._base.nested import AllDone
+from q2pconf._supervise.abandon import Abandoned
+
 PENDING = "pending"  # a step that has not finished yet (a run that ended settles them all)
+# A step attempt's status, as the trace writes it
+DONE, FAILED, DEPENDENCY, CANCELLED, CACHED = ("done", "failed", "dependency_failed",
+                                               "cancelled", "cached")
 # One state per step: the trace's status (q2pconf._observe.trace) -> the state here, in Parsl's
 # words.
 STATES = {"done": "exec_done", "cached": "memo_done", "failed": "failed",
@@ -97,3 +104,33 @@ class History(Sequence[StepRecord]):
 
 def _seconds(value: float) -> float | None:
     return None if math.isnan(value) else value
+
+
+def status_of(error: BaseException) -> str:
+    """The status of a step attempt that ended with `error`: the trace's, and (in Parsl's words,
+    q2pconf._observe.history.STATES) run.history's. A step its run abandoned, or whose queued
+    thread-pool future was cancelled, is `cancelled`; one an earlier failure doomed,
+    `dependency_failed`."""
+    kind = type(error).__name__
+    if isinstance(error, Abandoned) or kind == "CancelledError":
+        return CANCELLED
+    return DEPENDENCY if kind == "DependencyError" else FAILED
+
+
+def unfinished_status(future: Any) -> str:
+    """The status of a step still unfinished when its run ended."""
+    return DEPENDENCY if _doomed(future, set()) else CANCELLED
+
+
+def _doomed(future: Any, seen: set[int]) -> bool:
+    """Whether a future has failed, or waits (through Parsl's `depends`) on one that did."""
+    if future is None or id(future) in seen:
+        return False
+    seen.add(id(future))
+    if future.done():
+        return future.exception() is not None
+    if isinstance(future, AllDone):  # several inputs of a step, followed as one
+        depends = future.awaits  # (never getattr on an AppFuture: it submits a Parsl app)
+    else:
+        depends = (getattr(future, "task_record", None) or {}).get("depends") or ()
+    return any(_doomed(dependency, seen) for dependency in depends)

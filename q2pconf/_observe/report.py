@@ -16,7 +16,7 @@ from typing import Any
 
 from q2pconf._observe import advice
 from q2pconf._observe.runfiles import RunFiles, read, seconds
-from q2pconf._observe.trace import CACHED, CANCELLED, DEPENDENCY, DONE, FAILED
+from q2pconf._observe.history import CACHED, CANCELLED, DEPENDENCY, DONE, FAILED
 
 STATUSES = (DONE, CACHED, FAILED, DEPENDENCY, CANCELLED)  # a trace line's status, in order
 

@@ -33,7 +33,6 @@ import datetime
 import functools
 import itertools
 import json
-import math
 import os
 import socket
 import sys
@@ -46,12 +45,11 @@ from q2pconf._supervise.abandon import Abandoned
 from q2pconf._base.errors import warn_once
 from q2pconf._base.keywords import TRACE_KEY
 from q2pconf._observe.measure import ARRIVED, USAGE_ATTR, Usage
-from q2pconf._base.nested import AllDone
+from q2pconf._observe.history import (CACHED, CANCELLED, DEPENDENCY, DONE, status_of,
+                                      unfinished_status)
 # the trace's columns, which q2pconf._observe.runfiles reads back
 from q2pconf._observe.runfiles import COLUMNS
 
-DONE, FAILED, DEPENDENCY, CANCELLED, CACHED = ("done", "failed", "dependency_failed",
-                                               "cancelled", "cached")
 NA = "NA"
 _CLEAN = str.maketrans({" ": "_", "\t": "_", "\n": "_"})
 _KEYS = itertools.count()
@@ -233,53 +231,9 @@ class Trace:
             cannot_write(str(self.meta_path.parent), _reason(problem))
 
 
-def status_of(error: BaseException) -> str:
-    """The status of a step attempt that ended with `error`: the trace's, and (in Parsl's words,
-    q2pconf._observe.history.STATES) run.history's. A step its run abandoned, or whose queued
-    thread-pool future was cancelled, is `cancelled`; one an earlier failure doomed,
-    `dependency_failed`."""
-    kind = type(error).__name__
-    if isinstance(error, Abandoned) or kind == "CancelledError":
-        return CANCELLED
-    return DEPENDENCY if kind == "DependencyError" else FAILED
-
-
-def unfinished_status(future: Any) -> str:
-    """The status of a step still unfinished when its run ended."""
-    return DEPENDENCY if _doomed(future, set()) else CANCELLED
-
-
-def _doomed(future: Any, seen: set[int]) -> bool:
-    """Whether a future has failed, or waits (through Parsl's `depends`) on one that did."""
-    if future is None or id(future) in seen:
-        return False
-    seen.add(id(future))
-    if future.done():
-        return future.exception() is not None
-    if isinstance(future, AllDone):  # several inputs of a step, followed as one
-        depends = future.awaits  # (never getattr on an AppFuture: it submits a Parsl app)
-    else:
-        depends = (getattr(future, "task_record", None) or {}).get("depends") or ()
-    return any(_doomed(dependency, seen) for dependency in depends)
-
-
-def retry_handler(previous: Any = None) -> Any:
-    """A Parsl `retry_handler` writing each failed attempt as it fails, then deciding like
-    `previous` (the config's own handler) or like Parsl without one (each failure costs 1)."""
-    def handle(error: BaseException, task: dict[str, Any]) -> float:
-        try:
-            _failed_attempt(error, task)
-        except Exception as problem:  # never let the trace change what Parsl does
-            _warn_once(f"a failed step could not be traced ({_reason(problem)})")
-        if isinstance(error, Abandoned):
-            return math.inf  # its run has ended: trying again would only start it
-        return 1.0 if previous is None else previous(error, task)
-
-    handle.q2pconf = True  # type: ignore[attr-defined]
-    return handle
-
-
-def _failed_attempt(error: BaseException, task: dict[str, Any]) -> None:
+def failed_attempt(error: BaseException, task: dict[str, Any]) -> None:
+    """Write a failed attempt of a traced step (Parsl's retry handler tells it:
+    q2pconf.pipeline._session.retry_handler)."""
     key = (task.get("kwargs") or {}).get(TRACE_KEY)
     found = None if key is None else _LIVE.get(key)
     if found is None:
@@ -419,6 +373,11 @@ def _quiet_close(fd: int) -> None:
 
 def _reason(problem: BaseException) -> str:
     return getattr(problem, "strerror", None) or str(problem) or type(problem).__name__
+
+
+def warn_once_untraced(problem: BaseException) -> None:
+    """A failed step could not be traced: said once, with the first trace problem's rule."""
+    _warn_once(f"a failed step could not be traced ({_reason(problem)})")
 
 
 def _warn_once(message: str) -> None:

@@ -32,7 +32,7 @@ from q2pconf.pipeline import _unmatched as unmatched
 from q2pconf._base import window
 from q2pconf._observe import trace as tracing
 from q2pconf._base.futures import WAITS, Release, StepFuture
-from q2pconf._observe.history import STATES, History, StepRecord
+from q2pconf._observe.history import STATES, History, StepRecord, status_of, unfinished_status
 from q2pconf._base.keywords import CODE_KEY, RUN_KEY, TRACE_KEY
 from q2pconf._supervise.abandon import Marker
 from q2pconf._observe.progress import Progress
@@ -392,7 +392,7 @@ class Run:
             started, ended, state = _times(future)
             error = future.exception()
             self.history.finished(call.index, started, ended, state if error is None else
-                                  STATES[tracing.status_of(error)])
+                                  STATES[status_of(error)])
             self.progress.finished(failed=error is not None)
             if error is not None:
                 self._failed(error, call)
@@ -544,14 +544,14 @@ class Run:
 
     def settle_history(self) -> None:
         """The run has ended: a step still unfinished gets the state its trace line gets
-        (q2pconf._observe.trace.unfinished_status), not `pending`."""
+        (q2pconf._observe.history.unfinished_status), not `pending`."""
         with self._changed:
             unfinished = list(self._pending.items())
         for index, future in unfinished:
             if not future.done():  # else its callback gives its own state
                 started, ended, _ = _times(future)
                 self.history.finished(index, started, ended,
-                                      STATES[tracing.unfinished_status(future)])
+                                      STATES[unfinished_status(future)])
 
     def _waits_on(self, label: str) -> bool:
         """Whether a step of this run that has not finished was sent to executor `label`."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -24,7 +25,8 @@ from q2pconf.config._settings import Settings, checked_digest, choose_executor, 
 from q2pconf._base.errors import ConfigError
 from q2pconf._base.keywords import RUN_KEY, TRACE_KEY
 from q2pconf._observe.blocks import Events
-from q2pconf._observe.trace import retry_handler
+from q2pconf._observe import trace as tracing
+from q2pconf._supervise.abandon import Abandoned
 from q2pconf.pipeline._parallel_config import BLOCK_MAPPING, Choice, in_force
 
 # Seconds a signalled close waits for an executor starting in the background; what is still
@@ -447,3 +449,19 @@ def closed_on_interrupt() -> Iterator[None]:
         with closing.hurried():
             close(wait=False)
         raise
+
+
+def retry_handler(previous: Any = None) -> Any:
+    """A Parsl `retry_handler` writing each failed attempt as it fails, then deciding like
+    `previous` (the config's own handler) or like Parsl without one (each failure costs 1)."""
+    def handle(error: BaseException, task: dict[str, Any]) -> float:
+        try:
+            tracing.failed_attempt(error, task)
+        except Exception as problem:  # never let the trace change what Parsl does
+            tracing.warn_once_untraced(problem)
+        if isinstance(error, Abandoned):
+            return math.inf  # its run has ended: trying again would only start it
+        return 1.0 if previous is None else previous(error, task)
+
+    handle.q2pconf = True  # type: ignore[attr-defined]
+    return handle

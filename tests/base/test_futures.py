@@ -11,7 +11,7 @@ import pytest
 from q2pconf._base import nested
 from q2pconf._base.futures import WAITS, StepFuture
 from q2pconf._base.nested import awaited
-from q2pconf._observe.trace import _doomed
+from q2pconf._observe.history import _doomed
 from q2pconf._observe.history import History, StepRecord
 
 

@@ -82,8 +82,10 @@ def test_the_prediction_of_a_runs_own_config_is_within_15_percent(tmp_path: Path
               Path(json.loads(Path(run).read_text())["events"]).read_text().splitlines()]
     kinds = {(e["kind"], e.get("state") or e.get("workers") or e.get("call")) for e in events}
     assert ("wait", WIDTH) in kinds  # the body's wait for the merge (call WIDTH)
-    if name != "threads":  # the block asked for, and its two workers registered
-        assert {("block", "PENDING"), ("workers", 2)} <= kinds, events
+    if name != "threads":  # the block asked for, and its workers registered: counted at most
+        # once a second, so a busy machine may end the run between its two registering
+        assert ("block", "PENDING") in kinds, events
+        assert {n for kind, n in kinds if kind == "workers"} & {1, 2}, events
 
 
 @pytest.mark.xdist_group("timing")

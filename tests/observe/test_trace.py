@@ -378,6 +378,7 @@ def test_a_dependency_failure_has_one_line_when_the_run_ends_while_parsl_handles
     from parsl.dataflow.errors import DependencyError
 
     from q2pconf._observe import trace as tracing
+    from q2pconf.pipeline._session import retry_handler
     from q2pconf._base.keywords import TRACE_KEY
 
     trace = tracing.Trace(tmp_path, "run", {})
@@ -390,7 +391,7 @@ def test_a_dependency_failure_has_one_line_when_the_run_ends_while_parsl_handles
     trace.watch(key, waiting)
     task["kwargs"] = {TRACE_KEY: key}
     failure = DependencyError([(KeyError("x"), "task 6")], 7)
-    tracing.retry_handler()(failure, task)
+    retry_handler()(failure, task)
     trace.close("failed")
     waiting.set_exception(failure)  # Parsl, after the handler
     assert [(r["step"], r["status"]) for r in rows_of(trace.path)] == [
