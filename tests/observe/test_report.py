@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,59 @@ def test_the_example_writes_its_report_and_prints_where(clean_env: Path, tmp_pat
     assert f"q2pconf: report: {paths['report']}" in done.stderr
     page = paths["report"].read_text()
     assert 'id="timeline"' in page and "__main__.denoise" in page
+    assert "<td>denoise</td>" in page and "<td>__main__.denoise</td>" not in page
+    assert "are the script amplicon.py's" in page
+
+
+FAILURE_FACTS = """(() => ({
+  first: document.querySelector('h1').nextElementSibling.id,
+  failures: Array.from(document.querySelectorAll('#failures li.failure')).map(item => ({
+    step: item.dataset.step, error: item.dataset.error, attempts: item.dataset.attempts,
+    text: item.textContent})),
+  unrun: document.getElementById('unrun').dataset.count,
+  header: document.getElementById('attempts').textContent,
+  table: Object.fromEntries(Array.from(document.querySelectorAll('#steps tr:first-child th'))
+    .map((th, i) => [th.textContent, Array.from(document.querySelectorAll('#steps tr'))
+      .slice(1).reduce((sum, tr) => sum + (Number(tr.children[i].textContent) || 0), 0)])),
+  failedBars: document.querySelectorAll('rect.bar.failed').length,
+  unrunBars: document.querySelectorAll('rect.bar.unrun').length,
+}))()"""
+
+
+def test_a_failed_run_shows_first_what_failed_and_counts_alike(browser: Browser,
+                                                               clean_env: Path,
+                                                               tmp_path: Path) -> None:
+    """One step fails while four wait for the one thread: the report opens with the failed
+    step (its error, where it ran, its attempts) and the four it cancelled; the header, the
+    table, the list and the timeline all count 1 failed and 4 cancelled (a table once said
+    5 failed, counting the cancelled ones as failed)."""
+    path = tmp_path / "one-thread.toml"
+    path.write_text(config(threads("default", max_threads=1)))
+    sessions.close()
+    try:
+        with q2pconf.ParallelConfig(path):
+            with pytest.raises(KeyError):
+                steps.failing_first(4)
+    finally:
+        sessions.close()
+    report = write_report(find(str(steps.failing_first.trace_path)))
+    facts = browser.evaluate(browser.open(report.as_uri()), FAILURE_FACTS)
+    assert facts["first"] == "failures"
+    [failure] = facts["failures"]
+    assert failure["step"] == "trace_steps.broken" and failure["error"] == "KeyError"
+    assert failure["attempts"] == "1"
+    assert f"host {socket.gethostname()}" in failure["text"]
+    assert "ThreadPoolExecutor-default" in failure["text"]
+    assert facts["unrun"] == "4"
+    assert facts["header"] == "1 failed, 4 cancelled"
+    assert facts["table"]["failed"] == 1 and facts["table"]["cancelled"] == 4
+    assert facts["table"]["attempts"] == 5
+    assert facts["failedBars"] == 1 and facts["unrunBars"] == 4
+
+
+def test_a_step_past_its_walltime_is_what_failed(browser: Browser, report: Path) -> None:
+    facts = browser.evaluate(browser.open(report.as_uri()), FAILURE_FACTS)
+    assert facts["first"] == "failures"
+    assert [(f["step"], f["error"]) for f in facts["failures"]] == [
+        ("trace_steps.overrun", "AppTimeout")]
+    assert facts["header"] == "6 done, 1 failed" and facts["table"]["failed"] == 1
