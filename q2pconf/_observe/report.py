@@ -17,11 +17,14 @@ from typing import Any
 from q2pconf._observe import advice
 from q2pconf._observe.failures import Failures, failures
 from q2pconf._observe.runfiles import RunFiles, read, seconds
+from q2pconf._observe.tasks import STYLE as TASK_STYLE
+from q2pconf._observe.tasks import painted_timeline, task_table
 from q2pconf._observe.trace import CACHED, CANCELLED, DEPENDENCY, DONE, FAILED
 
 STATUSES = (DONE, CACHED, FAILED, DEPENDENCY, CANCELLED)  # a trace line's status, in order
 
 WIDTH, LANE, LABEL = 1000, 18, 300  # timeline pixels: plot width, lane height, label column
+SVG_BARS = 2000  # more attempts than this: the page paints the bars from numbers (a canvas)
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
 STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
@@ -72,10 +75,11 @@ def render(run: RunFiles) -> str:
     title = f"q2pconf run: {meta.get('pipeline', '?')} on {meta.get('host', '?')}"
     names = step_names(run)
     parts = [f"<h1>{_e(title)}</h1>", _failed(run, names), _summary(run, names), _advice(run),
-             _timeline(run, names), _steps_table(run, names), _config(meta.get("config") or {})]
+             _timeline(run, names), _steps_table(run, names), task_table(run, names),
+             _config(meta.get("config") or {})]
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-            f"<title>{_e(title)}</title><style>{STYLE}</style></head>\n<body>\n"
+            f"<title>{_e(title)}</title><style>{STYLE}{TASK_STYLE}</style></head>\n<body>\n"
             + "\n".join(parts) + f"\n<script>{SCRIPT}</script>\n</body></html>\n")
 
 
@@ -228,6 +232,7 @@ def _timeline(run: RunFiles, names: dict[str, str]) -> str:
         lanes[lane_of(row)].append(row)
     colours = _colours({r["step"] for r in drawn})
     body, y, group = [], 20, None
+    painted: list[list[float]] | None = None if len(drawn) <= SVG_BARS else []
     for lane in sorted(lanes, key=_lane_order):
         host, job, pid, worker = lane.split("/", 3)
         if (host, job) != group:
@@ -236,17 +241,43 @@ def _timeline(run: RunFiles, names: dict[str, str]) -> str:
                     + ("" if job == "NA" else f", batch job {job}"))
             body.append(f'<text class="group" x="2" y="{y + 12}">{_e(name)}</text>')
             y += LANE
-        body.append(_lane(lane, f"pid {pid} {worker}"[:40], lanes[lane], y, first, scale,
-                          colours, names))
+        if painted is None:
+            body.append(_lane(lane, f"pid {pid} {worker}"[:40], lanes[lane], y, first, scale,
+                              colours, names))
+        else:
+            body.append(f'<g class="lane" data-lane="{_e(lane)}"><text x="12" y="{y + 13}">'
+                        f'{_e(f"pid {pid} {worker}"[:40])}</text></g>')
+            painted.extend(_painted(lanes[lane], y, first, scale, list(colours)))
         y += LANE
     axis = _axis(last - first, scale, y)
     legend = "".join(f'<span data-step="{_e(s)}"><i style="background:{c}"></i>'
                      f"{_e(names.get(s, s))}</span>" for s, c in colours.items())
     legend += ('<span><i style="background:#999;height:3px"></i>queued: called, waiting for '
                "its inputs or a worker</span>")
-    return (f'<h2>Timeline</h2><p class="legend">{legend}</p>'
-            f'<svg id="timeline" width="{LABEL + WIDTH + 20}" height="{y + 30}" '
-            f'xmlns="http://www.w3.org/2000/svg">{"".join(body)}{axis}</svg>')
+    svg = (f'<svg id="timeline" width="{LABEL + WIDTH + 20}" height="{y + 30}" '
+           f'xmlns="http://www.w3.org/2000/svg">{"".join(body)}{axis}</svg>')
+    if painted is not None:
+        svg = painted_timeline(svg, painted, list(colours.values()), LABEL + WIDTH + 20, y + 30)
+    return f'<h2>Timeline</h2><p class="legend">{legend}</p>{svg}'
+
+
+def _painted(rows: list[dict[str, str]], y: int, first: float, scale: float,
+             steps: list[str]) -> list[list[float]]:
+    """A lane's bars as numbers the page paints: [x, y, width, colour, kind (0 ran, 1 failed,
+    2 never ran), queued from x (or -1)]."""
+    found = []
+    for row in rows:
+        start = seconds(row["started"]) or seconds(row["launched"]) or first
+        end = seconds(row["finished"]) or start
+        called = seconds(row["submitted"])
+        queued = -1.0 if called is None or called >= start or row["started"] == "NA" \
+            else round(LABEL + (called - first) * scale, 1)
+        unrun = row["status"] in (CANCELLED, DEPENDENCY)
+        kind = 1 if row["status"] == FAILED else 2 if unrun else 0
+        found.append([round(LABEL + (start - first) * scale, 1), y + 2,
+                      round(max((end - start) * scale, 1.5), 1), steps.index(row["step"]),
+                      kind, queued])
+    return found
 
 
 def _ended(row: dict[str, str], run_end: str | None) -> dict[str, str]:
