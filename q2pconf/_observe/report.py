@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from q2pconf._observe import advice
+from q2pconf._observe.charts import running_chart
 from q2pconf._observe.failures import Failures, failures
 from q2pconf._observe.runfiles import RunFiles, read, seconds
 from q2pconf._observe.tasks import STYLE as TASK_STYLE
@@ -24,6 +25,7 @@ from q2pconf._observe.trace import CACHED, CANCELLED, DEPENDENCY, DONE, FAILED
 STATUSES = (DONE, CACHED, FAILED, DEPENDENCY, CANCELLED)  # a trace line's status, in order
 
 WIDTH, LANE, LABEL = 1000, 18, 300  # timeline pixels: plot width, lane height, label column
+EXECUTOR_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf"]
 SVG_BARS = 2000  # more attempts than this: the page paints the bars from numbers (a canvas)
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
 STYLE = """
@@ -75,7 +77,8 @@ def render(run: RunFiles) -> str:
     title = f"q2pconf run: {meta.get('pipeline', '?')} on {meta.get('host', '?')}"
     names = step_names(run)
     parts = [f"<h1>{_e(title)}</h1>", _failed(run, names), _summary(run, names), _advice(run),
-             _timeline(run, names), _steps_table(run, names), task_table(run, names),
+             _timeline(run, names), running_chart(run, EXECUTOR_COLOURS),
+             _steps_table(run, names), task_table(run, names),
              _config(meta.get("config") or {})]
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'

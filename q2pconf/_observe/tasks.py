@@ -16,6 +16,7 @@ from q2pconf._observe.runfiles import RunFiles, seconds
 COLUMNS = (("step", "word"), ("call", "num"), ("attempt", "num"), ("status", "word"),
            ("error", "word"), ("executor", "word"), ("where", "word"), ("called s", "num"),
            ("queue s", "num"), ("wall s", "num"), ("CPU %", "num"), ("peak RSS MiB", "num"))
+WIDTHS = (16, 5, 5, 9, 9, 7, 19, 6, 6, 6, 5, 7)  # % of the table's width, per column
 ROW = 20  # pixels a table row takes; the script draws the rows within the scrolled window
 
 STYLE = """
@@ -64,6 +65,7 @@ SCRIPT = """
   }
   function refresh() {
     spacer.style.height = (shown.length * ROW + ROW) + 'px';
+    scroll.style.height = Math.min(420, (shown.length + 1) * ROW + 2) + 'px';
     count.textContent = shown.length + ' of ' + rows.length + ' attempts';
     scroll.dataset.shown = shown.length;
     draw();
@@ -154,12 +156,14 @@ def task_table(run: RunFiles, names: dict[str, str]) -> str:
     """The section: a filter box, the header, the scrolled window, the data and its script."""
     data = json.dumps(task_data(run, names), separators=(",", ":"), allow_nan=False)
     data = data.replace("</", "<\\/")  # never closes the script element it sits in
-    colgroup = "<colgroup>" + "<col>" * len(COLUMNS) + "</colgroup>"
+    colgroup = ("<colgroup>" + "".join(f'<col style="width:{w}%">' for w in WIDTHS)
+                + "</colgroup>")
     head = "".join(f'<th data-kind="{kind}">{html.escape(name)}</th>' for name, kind in COLUMNS)
     return ("<h2>Tasks</h2><p><input id='task-filter' type='search' "
             "placeholder='filter: words all in a row, e.g. failed htex' size='40'> "
             "<span id='task-count'></span> <small>(click a heading to sort)</small></p>"
-            f"<table id='task-headings'><thead id='task-head'><tr>{head}</tr></thead></table>"
+            f"<table id='task-headings'>{colgroup}<thead id='task-head'><tr>{head}</tr></thead>"
+            "</table>"
             f"<div id='task-scroll'><div id='task-spacer'></div><table>{colgroup}"
             "<tbody id='task-body'></tbody></table></div>"
             f'<script type="application/json" id="task-data">{data}</script>'

@@ -168,3 +168,16 @@ def test_a_step_past_its_walltime_is_what_failed(browser: Browser, report: Path)
     assert [(f["step"], f["error"]) for f in facts["failures"]] == [
         ("trace_steps.overrun", "AppTimeout")]
     assert facts["header"] == "6 done, 1 failed" and facts["table"]["failed"] == 1
+
+
+RUNNING = """Object.fromEntries(Array.from(document.querySelectorAll('#running polyline'))
+  .map(line => [line.dataset.executor, Number(line.dataset.max)]))"""
+
+
+def test_the_steps_running_over_time_per_executor(browser: Browser, report: Path) -> None:
+    """Three naps on two threads run two at a time; three HTEX steps on two workers at most
+    two at a time; the naps and HTEX steps called at once waited to start."""
+    running = browser.evaluate(browser.open(report.as_uri()), RUNNING)
+    assert running["default"] == 2
+    assert 1 <= running["htex"] <= 2
+    assert running["waiting"] >= 1

@@ -65,6 +65,10 @@ def test_a_10000_step_report_is_small_and_opens_quickly(browser: Browser, large:
     assert facts["shown"] == attempts and facts["count"] == f"{attempts} of {attempts} attempts"
     assert 10 <= len(facts["rows"]) <= 40  # only the rows on screen are drawn
     assert facts["rows"][0][:3] == ["denoise", "0", "1"]  # the script's steps by their names
+    running = browser.evaluate(session, "Array.from(document.querySelectorAll("
+                               "'#running polyline')).map(l => [l.dataset.executor, "
+                               "l.dataset.max, l.points.numberOfItems])")
+    assert running[0] == ["htex", "8", 500]  # its 8 workers busy at once, in 500 points
     painted = browser.evaluate(session, "document.getElementById('timeline-bars').dataset.bars")
     assert painted == str(attempts)  # every attempt's bar, painted from numbers
 
