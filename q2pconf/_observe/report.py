@@ -18,6 +18,7 @@ from q2pconf._observe import advice
 from q2pconf._observe.charts import running_chart
 from q2pconf._observe.failures import Failures, failures
 from q2pconf._observe.runfiles import RunFiles, read, seconds
+from q2pconf._observe.spread import spread_table
 from q2pconf._observe.tasks import STYLE as TASK_STYLE
 from q2pconf._observe.tasks import painted_timeline, task_table
 from q2pconf._observe.trace import CACHED, CANCELLED, DEPENDENCY, DONE, FAILED
@@ -78,7 +79,7 @@ def render(run: RunFiles) -> str:
     names = step_names(run)
     parts = [f"<h1>{_e(title)}</h1>", _failed(run, names), _summary(run, names), _advice(run),
              _timeline(run, names), running_chart(run, EXECUTOR_COLOURS),
-             _steps_table(run, names), task_table(run, names),
+             _steps_table(run, names), spread_table(run, names), task_table(run, names),
              _config(meta.get("config") or {})]
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
@@ -131,10 +132,10 @@ def _summary(run: RunFiles, names: dict[str, str]) -> str:
     meta = run.meta
     counts = statuses(run.rows)
     status = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items() if n)
-    lines = [f"<p>Started {_e(meta.get('started'))} by {_e(meta.get('user'))} "
+    lines = [f"<p id='summary'>Started {_e(meta.get('started'))} by {_e(meta.get('user'))} "
              f"(pid {_e(meta.get('pid'))}): <code>{_e(' '.join(meta.get('argv') or []))}</code>"
-             f'<br>Step attempts: <span id="attempts">{_e(status or "none")}</span>. '
-             f"Trace: <code>{_e(run.trace_path)}</code></p>"]
+             f"<br>Step attempts: {_e(status or 'none')}. Trace: <code>{_e(run.trace_path)}"
+             "</code></p>"]
     mains = sorted(name for key, name in names.items() if key != name)
     if mains:
         script = script_of(run)

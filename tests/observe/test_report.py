@@ -122,7 +122,8 @@ FAILURE_FACTS = """(() => ({
     step: item.dataset.step, error: item.dataset.error, attempts: item.dataset.attempts,
     text: item.textContent})),
   unrun: document.getElementById('unrun').dataset.count,
-  header: document.getElementById('attempts').textContent,
+  header: document.getElementById('summary').textContent
+    .match(/Step attempts: ([^.]*)[.]/)[1],
   table: Object.fromEntries(Array.from(document.querySelectorAll('#steps tr:first-child th'))
     .map((th, i) => [th.textContent, Array.from(document.querySelectorAll('#steps tr'))
       .slice(1).reduce((sum, tr) => sum + (Number(tr.children[i].textContent) || 0), 0)])),
@@ -181,3 +182,31 @@ def test_the_steps_running_over_time_per_executor(browser: Browser, report: Path
     assert running["default"] == 2
     assert 1 <= running["htex"] <= 2
     assert running["waiting"] >= 1
+
+
+SPREAD = """Array.from(document.querySelectorAll('#spread td.spread')).map(td => ({
+  step: td.closest('tr').dataset.spread, metric: td.dataset.metric,
+  median: Number(td.dataset.median),
+  max: Number(td.dataset.max), limit: td.dataset.limitPct,
+  boxes: td.querySelectorAll('svg rect').length}))"""
+
+
+def test_the_spread_of_each_step_raw_and_against_its_limit(browser: Browser, report: Path
+                                                           ) -> None:
+    import statistics
+
+    spread = browser.evaluate(browser.open(report.as_uri()), SPREAD)
+    rows = read(find(str(report).replace(".report.html", ".run.json"))).rows
+    walls = {step: [float(r["wall_s"]) for r in rows if r["step"] == step]
+             for step in {r["step"] for r in rows}}
+    shown = {(cell["step"], cell["metric"]): cell for cell in spread}
+    for step, found in walls.items():
+        cell = shown[step, "wall"]
+        assert cell["boxes"] == 1
+        assert cell["median"] == pytest.approx(statistics.median(found), abs=1e-3)
+        assert cell["max"] == pytest.approx(max(found), abs=1e-3)
+    assert float(shown["trace_steps.overrun", "wall"]["limit"]) >= 95  # @step(walltime=1)
+    assert shown["trace_steps.nap_thread", "wall"]["limit"] == ""  # no limit set
+    assert shown["trace_steps.busy_htex", "cpu"]["limit"] != ""  # of cores_per_worker's 1
+    assert ("trace_steps.busy_htex", "peak") in shown  # a worker's own peak
+    assert ("trace_steps.nap_thread", "peak") not in shown  # the program's: not the step's
