@@ -35,6 +35,7 @@ h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em}
 table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}
 td:first-child,th:first-child{text-align:left}
 .incomplete{background:#fde2e2;border:1px solid #c00;padding:.5em;font-weight:bold}
+#failures{background:#fde2e2;border:1px solid #c00;padding:0 .8em}#failures h2{margin-top:.5em}
 .hit{color:#a00}.close{color:#a60}.idle{color:#246}
 svg text{font:11px monospace}.group{font-weight:bold}
 rect.failed{stroke:#c00;stroke-width:2}rect.unrun{opacity:.35}rect.bar:hover{opacity:.7}
@@ -162,7 +163,7 @@ def _failed(run: RunFiles, names: dict[str, str]) -> str:
         return ""
     items = "".join(_failure(failure.attempts, failure.message, names)
                     for failure in found.failed)
-    return (f'<section id="failures" class="incomplete"><h2>What failed</h2>'
+    return (f'<section id="failures"><h2>What failed</h2>'
             f"<ul>{items}</ul>{_unrun(found, names)}</section>")
 
 

@@ -154,8 +154,10 @@ def test_a_failed_run_shows_first_what_failed_and_counts_alike(browser: Browser,
     [failure] = facts["failures"]
     assert failure["step"] == "trace_steps.broken" and failure["error"] == "KeyError"
     assert failure["attempts"] == "1"
-    assert f"host {socket.gethostname()}" in failure["text"]
-    assert "ThreadPoolExecutor-default" in failure["text"]
+    [broken] = [row for row in read(find(str(report).replace(".report.html", ".run.json"))).rows
+                if row["status"] == "failed"]
+    assert f"host {socket.gethostname()}, pid {os.getpid()} {broken['worker']}" in failure["text"]
+    assert broken["worker"].startswith("ThreadPoolExecutor-")
     assert facts["unrun"] == "4"
     assert facts["header"] == "1 failed, 4 cancelled"
     assert facts["table"]["failed"] == 1 and facts["table"]["cancelled"] == 4
