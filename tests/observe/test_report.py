@@ -212,3 +212,21 @@ def test_the_spread_of_each_step_raw_and_against_its_limit(browser: Browser, rep
     assert shown["trace_steps.busy_htex", "cpu"]["limit"] != ""  # of cores_per_worker's 1
     assert ("trace_steps.busy_htex", "peak") in shown  # a worker's own peak
     assert ("trace_steps.nap_thread", "peak") not in shown  # the program's: not the step's
+
+
+def test_a_step_whose_input_failed_is_named_under_what_failed(clean_env: Path,
+                                                              tmp_path: Path) -> None:
+    path = tmp_path / "threads.toml"
+    path.write_text(config(threads("default", max_threads=2)))
+    sessions.close()
+    try:
+        with q2pconf.ParallelConfig(path):
+            with pytest.raises(KeyError):
+                steps.failing()
+    finally:
+        sessions.close()
+    page = write_report(find(str(steps.failing.trace_path))).read_text()
+    failed = page.split('<section id="failures">')[1].split("</section>")[0]
+    assert 'data-step="trace_steps.broken"' in failed and 'data-error="KeyError"' in failed
+    assert ("1 step(s) never ran because of it: 1 trace_steps.after (an input failed)."
+            in failed)
