@@ -279,6 +279,20 @@ def memory(scratch: Path) -> list[Row]:
     return rows
 
 
+def report(repeat: int) -> list[Row]:
+    """`q2pconf report` of a 10,000- and a 100,000-step run (written by the trace's own writer,
+    tests/synthetic_runs.py): its size against the 20 MB budget (2 MB at 10,000) and its time
+    to open in headless Chromium (the load event, scripts run) against the 5 s budget."""
+    rows = []
+    for n, budget in ((10_000, 2.0), (100_000, 20.0)):
+        result = python(children.REPORT, str(n), str(ROOT / "tests"), str(repeat), timeout=1800)
+        rows.append(Row(f"report of {n:,} steps: size vs budget", result["mb"], budget, "MB",
+                        "<= 1.00", f"written in {result['written']:.1f} s"))
+        rows.append(Row(f"report of {n:,} steps: opened in headless Chromium vs 5 s",
+                        result["seconds"], 5.0, "s", "<= 1.00"))
+    return rows
+
+
 def slurm(repeat: int, scratch: Path) -> list[Row]:
     sys.path.insert(0, str(ROOT / "tests"))
     try:
@@ -388,7 +402,8 @@ def machine() -> str:
 
 
 GROUPS = ["fan_out", "tracing", "fan_out_htex", "htex_first", "sleeps", "first_result", "cpu",
-          "import_cost", "back_to_back", "activation", "memory", "demo", "slurm", "multinode"]
+          "import_cost", "back_to_back", "activation", "memory", "report", "demo", "slurm",
+          "multinode"]
 
 
 def main() -> None:
@@ -416,7 +431,8 @@ def main() -> None:
             "import_cost": lambda: import_cost(args.repeat, scratch),
             "back_to_back": lambda: back_to_back(args.repeat, scratch),
             "activation": lambda: activation(args.repeat, scratch),
-            "memory": lambda: memory(scratch), "demo": lambda: demo(args.repeat, scratch),
+            "memory": lambda: memory(scratch), "report": lambda: report(args.repeat),
+            "demo": lambda: demo(args.repeat, scratch),
             "slurm": lambda: slurm(args.repeat, scratch),
             "multinode": lambda: multinode(args.repeat, scratch)}
         assert list(groups) == GROUPS

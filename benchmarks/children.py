@@ -325,3 +325,33 @@ for name in ("load_current", "load") * 3:
     times[name] = min(times.get(name, 1e9), (time.perf_counter() - began) / n)
 print(json.dumps(times))
 """
+
+REPORT = """
+import json, shutil, sys, tempfile, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])  # the tests: the synthetic run and the DevTools driver
+from devtools import Browser
+from synthetic_runs import write_run
+from q2pconf._observe.report import write_report
+n, repeat = int(sys.argv[1]), int(sys.argv[3])
+with tempfile.TemporaryDirectory() as scratch:
+    began = time.perf_counter()
+    report = write_report(write_run(Path(scratch), n))
+    written = time.perf_counter() - began
+    times = []
+    for attempt in range(repeat):
+        browser = Browser(shutil.which("chromium"), Path(scratch, f"profile{attempt}"), 120)
+        try:
+            began = time.perf_counter()
+            session = browser.open(report.as_uri())  # returns at the load event: scripts ran
+            times.append(time.perf_counter() - began)
+            drawn = browser.evaluate(session, "[document.getElementById('task-scroll')"
+                                     ".dataset.shown, JSON.parse(document.getElementById("
+                                     "'task-data').textContent).rows.length]")
+            assert int(drawn[0]) == drawn[1] > n, drawn  # the table holds every attempt
+        finally:
+            browser.close()
+    times.sort()
+    print(json.dumps({"mb": report.stat().st_size / 1e6, "seconds": times[len(times) // 2],
+                      "written": written}))
+"""

@@ -27,6 +27,9 @@ class Browser:
         self.timeout = timeout
         commands, self._to_browser = os.pipe()
         self._from_browser, replies = os.pipe()
+        # The shell below puts the browser's ends on fds 3 and 4: ends that are 3 or 4 already
+        # (a process with few files open) would be closed by it, so they move above them.
+        commands, replies = (_above_4(fd) for fd in (commands, replies))
         script = f'exec "$0" "$@" 3<&{commands} 4>&{replies} {commands}<&- {replies}>&-'
         self.process = subprocess.Popen(
             ["bash", "-c", script, chromium, *FLAGS, f"--user-data-dir={profile}"],
@@ -120,3 +123,13 @@ class Browser:
             self.process.wait(timeout=10)
         os.close(self._to_browser)
         os.close(self._from_browser)
+
+
+def _above_4(fd: int) -> int:
+    import fcntl
+
+    if fd > 4:
+        return fd
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return moved

@@ -191,7 +191,7 @@ def events(run: RunFiles) -> list[dict[str, Any]]:
     return found
 
 
-def failures(run: RunFiles) -> dict[tuple[str, str], tuple[str, str]]:
+def error_messages(run: RunFiles) -> dict[tuple[str, str], tuple[str, str]]:
     """(call, attempt) as the trace writes them -> (error type, message) of each failed
     attempt whose message the events file holds."""
     return {(str(e.get("call")), str(e.get("attempt"))): (str(e.get("error")),

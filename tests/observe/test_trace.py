@@ -20,7 +20,7 @@ import trace_steps as steps
 from configs import config, htex, local, threads
 from conftest import readonly_command, require_tool
 from q2pconf._observe.advice import findings
-from q2pconf._observe.runfiles import failures, read, seconds
+from q2pconf._observe.runfiles import error_messages, read, seconds
 from q2pconf._observe.trace import COLUMNS
 
 TESTS = Path(__file__).parents[1]
@@ -199,7 +199,7 @@ def test_a_failing_step_and_the_step_that_never_ran(tmp_path: Path) -> None:
                                                                  ".run.json")).read_text())
     assert meta["outcome"] == "failed"
     # what it said, beside the trace (whose fields hold no spaces): for the report's failures
-    said = failures(read(Path(meta["trace"].replace(".trace.tsv", ".run.json"))))
+    said = error_messages(read(Path(meta["trace"].replace(".trace.tsv", ".run.json"))))
     assert said == {(broken["call"], broken["attempt"]): ("KeyError", "'no such sample'")}
 
 
