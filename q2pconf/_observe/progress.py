@@ -38,7 +38,7 @@ class Progress:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.stream = stream or sys.stderr
         self.running = running  # steps handed to an executor; else all not done yet
-        self.total = self.done = self.failed = 0
+        self.total = self.done = self.failed = self.unrun = 0
         self.estimate = Estimate(clock)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -51,10 +51,13 @@ class Progress:
             self.total += 1
             self.estimate.submitted()
 
-    def finished(self, failed: bool) -> None:
+    def finished(self, failed: bool, unrun: bool = False) -> None:
+        """A step ended: done, `failed`, or `unrun` (cancelled, or an input failed: it never
+        ran), counted as the report counts them."""
         with self._lock:
             self.done += 1
             self.failed += failed
+            self.unrun += unrun
             self.estimate.finished()
 
     def waiting(self, waits: bool) -> None:
@@ -68,10 +71,11 @@ class Progress:
     def _state(self) -> tuple[str, int, int]:
         """The words, and the steps done and submitted."""
         with self._lock:
-            total, done, failed = self.total, self.done, self.failed
+            total, done, failed, unrun = self.total, self.done, self.failed, self.unrun
             left = self.estimate.seconds_left(total - done)
         running = total - done if self.running is None else min(self.running(), total - done)
-        text = f"q2pconf: {done - failed}/{total} steps done, {running} running, {failed} failed"
+        text = (f"q2pconf: {done - failed - unrun}/{total} steps done, {running} running, "
+                f"{failed} failed" + (f", {unrun} not run" if unrun else ""))
         return (text if left is None else f"{text}, {words(left)}"), done, total
 
     def __enter__(self) -> Progress:

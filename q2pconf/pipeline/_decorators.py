@@ -32,7 +32,8 @@ from q2pconf.pipeline import _unmatched as unmatched
 from q2pconf._base import window
 from q2pconf._observe import trace as tracing
 from q2pconf._base.futures import WAITS, Release, StepFuture
-from q2pconf._observe.history import STATES, History, StepRecord, status_of, unfinished_status
+from q2pconf._observe.history import (CANCELLED, DEPENDENCY, FAILED, STATES, History, StepRecord,
+                                      status_of, unfinished_status)
 from q2pconf._base.keywords import CODE_KEY, RUN_KEY, TRACE_KEY
 from q2pconf._supervise.abandon import Marker
 from q2pconf._observe.progress import Progress
@@ -391,9 +392,10 @@ class Run:
         try:
             started, ended, state = _times(future)
             error = future.exception()
-            self.history.finished(call.index, started, ended, state if error is None else
-                                  STATES[status_of(error)])
-            self.progress.finished(failed=error is not None)
+            status = None if error is None else status_of(error)
+            self.history.finished(call.index, started, ended, state if status is None else
+                                  STATES[status])
+            self.progress.finished(failed=status == FAILED, unrun=status in (CANCELLED, DEPENDENCY))
             if error is not None:
                 self._failed(error, call)
             elif not self.session.resume:  # with resume, Parsl's memoizer keeps the task

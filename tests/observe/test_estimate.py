@@ -123,6 +123,18 @@ def test_the_line_shows_the_estimate_once_it_has_a_basis() -> None:
     assert progress.line() == "q2pconf: 10/10 steps done, 0 running, 0 failed"
 
 
+def test_steps_that_never_ran_are_not_counted_as_failed() -> None:
+    """One failed step and four cancelled behind it: `1 failed, 4 not run`, as the report
+    counts them (its header says 1 failed, 4 cancelled), not `5 failed`."""
+    progress = Progress(running=lambda: 0, clock=Clock())
+    for _ in range(5):
+        progress.submitted()
+    progress.finished(failed=True)
+    for _ in range(4):
+        progress.finished(failed=False, unrun=True)
+    assert progress.line() == "q2pconf: 0/5 steps done, 0 running, 1 failed, 4 not run"
+
+
 def test_a_run_that_ended_early_leaves_a_last_line_without_time_left() -> None:
     """A failed or interrupted run has steps left, but no time left to tell (a real pty)."""
     leader, follower = pty.openpty()
