@@ -39,8 +39,12 @@ test: $(DOCS_STAMP)
 docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir site
 
+# The suite runs in TEST_WORKERS pytest-xdist processes (most tests wait on subprocesses, so
+# more workers than CPUs pay off); tests that share a cluster or a build stay on one worker
+# (tests/conftest.py). TEST_WORKERS=0 runs it in this process alone.
+TEST_WORKERS ?= 3
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 # make test-floor PYTHON=python3.10: Parsl $(PARSL_FLOOR) in its own virtualenv
 test-floor:
@@ -48,7 +52,7 @@ test-floor:
 		PYTEST_ARGS='$(wildcard $(FLOOR_TESTS))' floor-run
 floor-run: $(STAMP)
 	$(BIN)/python -c 'import parsl; from packaging.version import Version as V; assert V(parsl.__version__) == V("$(PARSL_FLOOR)"), parsl.__version__'
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/python -m flake8 q2pconf tests benchmarks examples recipe
