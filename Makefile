@@ -42,7 +42,7 @@ docs: $(DOCS_STAMP)
 # The suite runs in TEST_WORKERS pytest-xdist processes (most tests wait on subprocesses, so
 # more workers than CPUs pay off); tests that share a cluster or a build stay on one worker
 # (tests/conftest.py). TEST_WORKERS=0 runs it in this process alone.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
