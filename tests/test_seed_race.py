@@ -25,13 +25,14 @@ def temporaries(*directories: Path) -> list[str]:
 SWAPPER = """
 import os, sys, time
 prefix, other, graveyard, seconds, least, limit = sys.argv[1:7]
-etc, swaps, began = os.path.join(prefix, "etc"), 0, time.monotonic()
+etc, swaps, moved, began = os.path.join(prefix, "etc"), 0, 0, time.monotonic()
 print("ready", flush=True)
 while ((time.monotonic() - began < float(seconds) or swaps < int(least))
        and time.monotonic() - began < float(limit)):
     try:
         if os.path.isdir(etc) and not os.path.islink(etc):
-            os.rename(etc, os.path.join(graveyard, str(swaps)))
+            os.rename(etc, os.path.join(graveyard, str(moved)))
+            moved += 1  # a name of its own each time, even when the seeder wins the symlink's place
             os.symlink(other, etc)
             swaps += 1
         elif os.path.islink(etc):
