@@ -92,6 +92,24 @@ def check_where_its_interface_is(path: Path) -> bool:
 from slurm_cluster import (  # noqa: E402,F401  (fixtures for the slurm markers)
     multinode, slurm, slurm_cluster, slurm_multinode_cluster)
 
+# Tests that must share one pytest-xdist worker (`make test` runs the suite in parallel with
+# --dist loadgroup): group name -> the markers and the fixtures that put a test in it. A
+# group's session fixtures then start once, on that worker. The Slurm clusters use fixed
+# addresses, ports and namespace names, so every Slurm test runs in one group; the conda
+# tests share the package their session fixture builds.
+XDIST_GROUPS = {"slurm": ({"slurm", "slurm_multinode"},
+                          {"slurm_cluster", "slurm_multinode_cluster"}),
+                "conda": (set(), {"built", "channel"})}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns the marks into node ids
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        marks = {mark.name for mark in item.iter_markers()}
+        for group, (markers, fixtures) in XDIST_GROUPS.items():
+            if marks & markers or fixtures & set(item.fixturenames):
+                item.add_marker(pytest.mark.xdist_group(group))
+
 
 @pytest.fixture(scope="session", autouse=True)
 def devices_stay_devices():

@@ -95,6 +95,7 @@ class Watchdog:
             quiet.begin()
         elif quiet.due(pending) and _started(executor, pending[1]):
             quiet.said = True  # Parsl polls a batch system once a minute: it was behind
+            _poll_soon(executor)
         else:
             quiet.look(pending)
 
@@ -120,6 +121,17 @@ def _started(executor: Any, job: str) -> bool:
     except Exception:  # the batch system does not answer: what Parsl knows stands
         return False
     return status.state.name == "RUNNING" or status.terminal
+
+
+def _poll_soon(executor: Any) -> None:
+    """Have Parsl poll `executor`'s blocks at its next strategy tick, not up to its provider's
+    polling interval later (a minute for Slurm): the batch system says a block Parsl still
+    counts as pending has left the queue, so a block that ended before its workers connected
+    fails the run now, through Parsl's own error handler (pool_failed then names its stderr).
+    Parsl hook: BlockProviderExecutor.poll_facade polls when time.time() reaches
+    _last_poll_time + status_polling_interval (Parsl 2024.12.2 to 2026.10.26): 0 is long ago."""
+    if hasattr(executor, "_last_poll_time"):
+        executor._last_poll_time = 0.0
 
 
 def _queued_text(label: str, executor: Any, seconds: float) -> str:

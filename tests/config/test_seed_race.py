@@ -14,7 +14,9 @@ from q2pconf._base.paths import CONFIG_NAME
 from q2pconf._base.files import STALE_AFTER, write_new
 from q2pconf.config._seed import seed_prefix
 
-RACE_SECONDS = 5.0
+RACE_SECONDS = 5.0  # the race lasts at least this long,
+LEAST_SWAPS = 20  # and on until etc/ was swapped this often (a busy machine starves a side),
+RACE_LIMIT = 120.0  # within this safety net
 
 
 def temporaries(*directories: Path) -> list[str]:
@@ -23,13 +25,15 @@ def temporaries(*directories: Path) -> list[str]:
 
 SWAPPER = """
 import os, sys, time
-prefix, other, graveyard, seconds = sys.argv[1:5]
-etc, swaps, deadline = os.path.join(prefix, "etc"), 0, time.monotonic() + float(seconds)
+prefix, other, graveyard, seconds, least, limit = sys.argv[1:7]
+etc, swaps, moved, began = os.path.join(prefix, "etc"), 0, 0, time.monotonic()
 print("ready", flush=True)
-while time.monotonic() < deadline:
+while ((time.monotonic() - began < float(seconds) or swaps < int(least))
+       and time.monotonic() - began < float(limit)):
     try:
         if os.path.isdir(etc) and not os.path.islink(etc):
-            os.rename(etc, os.path.join(graveyard, str(swaps)))
+            os.rename(etc, os.path.join(graveyard, str(moved)))
+            moved += 1  # a name of its own each time, even when the seeder wins the symlink's place
             os.symlink(other, etc)
             swaps += 1
         elif os.path.islink(etc):
@@ -48,8 +52,8 @@ def test_swapping_etc_for_a_symlink_while_seeding(tmp_path):
         directory.mkdir()
     os.chmod(other, 0o777)  # a directory whose mode must never change
     swapper = subprocess.Popen([sys.executable, "-c", SWAPPER, str(prefix), str(other),
-                                str(graveyard), str(RACE_SECONDS)], stdout=subprocess.PIPE,
-                               text=True)
+                                str(graveyard), str(RACE_SECONDS), str(LEAST_SWAPS),
+                                str(RACE_LIMIT)], stdout=subprocess.PIPE, text=True)
     try:
         assert swapper.stdout.readline() == "ready\n"
         seeds = 0
@@ -68,7 +72,8 @@ def test_swapping_etc_for_a_symlink_while_seeding(tmp_path):
     finally:
         swapper.kill()
         swapper.wait(timeout=30)
-    assert seeds >= 20 and swaps >= 20, (seeds, swaps)  # both really ran, even on a busy machine
+    # both really ran, even on a busy machine
+    assert seeds >= LEAST_SWAPS and swaps >= LEAST_SWAPS, (seeds, swaps)
     assert stat.S_IMODE(other.stat().st_mode) == 0o777
     assert temporaries(prefix, other, graveyard) == []
 

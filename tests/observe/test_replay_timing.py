@@ -5,8 +5,8 @@ predicts its time within 15 % of the time measured around the pipeline call.
 
 The steps sleep 0.6 s, long against the machine's noise; under load the measured time grows
 by what the load costs q2pconf and Parsl, which the replay carries over from the run's own
-records (its start-up, dispatch and result times). These tests run one after another, never
-beside other tests (pytest-xdist's group "timing")."""
+records (its start-up, dispatch and result times). These tests (marked `timing`) run one after
+another, after the parallel suite and never beside other tests (`make test`)."""
 from __future__ import annotations
 
 import json
@@ -64,7 +64,7 @@ def traced_run(tmp_path: Path, name: str, runs: int = 1) -> tuple[dict[str, Any]
     return answer, run, json.loads(tuned.stdout)["current"]
 
 
-@pytest.mark.xdist_group("timing")
+@pytest.mark.timing
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_the_prediction_of_a_runs_own_config_is_within_15_percent(tmp_path: Path, name: str):
     answer, run, current = traced_run(tmp_path, name)
@@ -88,7 +88,7 @@ def test_the_prediction_of_a_runs_own_config_is_within_15_percent(tmp_path: Path
         assert {n for kind, n in kinds if kind == "workers"} & {1, 2}, events
 
 
-@pytest.mark.xdist_group("timing")
+@pytest.mark.timing
 def test_a_run_on_an_htex_already_up_has_no_start_up_to_replay(tmp_path: Path):
     """The second run of a program on one HTEX: its block and workers were up before the run
     (events marked `known`), so it has nothing to wait for at its start."""
