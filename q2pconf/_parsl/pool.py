@@ -71,6 +71,9 @@ def main() -> None:
     if sys.argv[1:2] != [POOL]:
         sys.exit(f"usage: python -m q2pconf._parsl.pool {POOL} ARGS")
     del sys.argv[1]
+    import logging
+
+    logging.raiseExceptions = False  # a full run directory: no traceback per record (typecache)
     scratch = os.environ.pop(SCRATCH_VAR, None)  # not for the workers or their steps
     if scratch:  # multiprocessing's sockets go where the guard removes them (see there)
         tempfile.tempdir = scratch

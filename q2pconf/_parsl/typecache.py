@@ -196,8 +196,13 @@ def main() -> None:
     if len(sys.argv) < 2:
         sys.exit("usage: python -m q2pconf._parsl.typecache MODULE [ARGS...]")
     module = sys.argv.pop(1)
+    import logging
     import runpy
 
+    # The interchange logs into the run directory: on a full disk every record would print a
+    # traceback ("--- Logging error ---") on the program's stderr, where the program has
+    # already said once that the run directory cannot be written (q2pconf._base.rundir).
+    logging.raiseExceptions = False
     import_parsl()
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 

@@ -19,14 +19,14 @@ from slurm_cluster import SlurmCluster, drain, wait_for
 pytestmark = pytest.mark.slurm
 
 # Parsl polls Slurm's status once a minute (SlurmProvider). The waiting pipeline asks Slurm
-# itself about a block still pending in Parsl's eyes after q2pconf.notice.AFTER seconds (here
+# itself about a block still pending in Parsl's eyes after q2pconf._base.notice.AFTER seconds (here
 # 3, not 60): it has left the queue, so Parsl polls at its next tick, sees the failed job and
 # gives up on the executor. Its own once-a-minute poll stays the safety net.
 CHILD_TIMEOUT = 150.0
 REPORT = """\
 import json, sys, time
-import q2pconf, q2pconf.notice, session_steps as s
-q2pconf.notice.AFTER = 3.0  # seconds before a wait asks the batch system (and says so)
+import q2pconf, q2pconf._base.notice as notice, session_steps as s
+notice.AFTER = 3.0  # seconds before a wait asks the batch system (and says so)
 began = time.monotonic()
 try:
     with q2pconf.ParallelConfig(sys.argv[1], mapping={"hold": "htex"}):
