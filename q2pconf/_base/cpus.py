@@ -1,5 +1,5 @@
-"""How many CPUs this process may use, and how many workers the vendored default gives each
-executor.
+"""How many CPUs this process may use, how many workers the vendored default gives each
+executor, and the CPUs and memory of this machine as Parsl's worker pool counts them.
 
     >>> from q2pconf._base.cpus import usable_cpus, default_workers
     >>> usable_cpus() >= 1 and default_workers() == max(usable_cpus() - 1, 1)
@@ -76,3 +76,16 @@ def _v1_quota(directory: Path) -> float | None:
         return None if limit <= 0 or period <= 0 else limit / period
     except (OSError, ValueError):
         return None
+
+
+def machine() -> tuple[float | None, float | None]:
+    """CPUs and GB of memory as Parsl's worker pool counts them (PARSL_CORES and
+    PARSL_MEMORY_GB win, as in the pool): os.cpu_count, not the affinity; total memory here,
+    a bound on the available memory the pool divides. A run records them (run.json)."""
+    try:
+        cores = float(os.environ.get("PARSL_CORES") or os.cpu_count() or 0) or None
+        memory = float(os.environ.get("PARSL_MEMORY_GB")
+                       or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)
+    except (ValueError, OSError, AttributeError):  # an odd variable, or no sysconf (Windows)
+        return None, None
+    return cores, memory

@@ -216,7 +216,7 @@ def readable(paths: list[Path]) -> list[RunFiles]:
 META_TYPES: dict[str, Any] = {
     "trace": str, "config": dict, "argv": list, "pipeline": str, "started": str,
     "finished": str, "outcome": str, "events": str, "called": (int, float),
-    "returned": (int, float), "body_returned": (int, float)}
+    "returned": (int, float), "body_returned": (int, float), "machine": dict}
 TIMES = ("submitted", "launched", "started", "finished")
 NUMBERS = ("wall_s", "cpu_s", "peak_rss_mib", "walltime_s")
 

@@ -289,12 +289,15 @@ def _new_trace(directory: Path, pipeline: str, meta: dict[str, Any]) -> Trace:
 
 def run_meta(session: Any, pipeline: str) -> dict[str, Any]:
     """What `run.json` holds when a run starts: who ran what, with which config."""
+    from q2pconf._base.cpus import machine, usable_cpus
     from q2pconf._observe.runfiles import config_meta
 
+    cpus, memory_gb = machine()  # what a tuned config must fit on this machine (q2pconf tune)
     return {"pipeline": pipeline, "started": _now(), "finished": None, "outcome": None,
             "host": socket.gethostname(), "pid": os.getpid(), "user": _user(),
             "argv": list(sys.argv), "python": sys.version.split()[0],
-            "run_dir": str(session.dfk.run_dir), "config": config_meta(session)}
+            "run_dir": str(session.dfk.run_dir), "config": config_meta(session),
+            "machine": {"cpus": cpus, "usable_cpus": usable_cpus(), "memory_gb": memory_gb}}
 
 
 def _index(trace: Trace) -> None:

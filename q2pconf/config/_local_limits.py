@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from q2pconf._base.cpus import machine
+
 if TYPE_CHECKING:
     from q2pconf.config._plan import Report
 
@@ -247,7 +249,7 @@ def _resources(checker: Report, kwargs: dict[str, Any], key: str) -> None:
     """A LocalProvider's worker pool runs here and starts floor(cores / cores_per_worker)
     workers (and at most memory / mem_per_worker): more than this machine has means no worker
     at all, and steps that wait for ever."""
-    cores, memory = _machine()
+    cores, memory = machine()
     for arg, has, unit in (("cores_per_worker", cores, "CPUs"), ("mem_per_worker", memory, "GB")):
         value = kwargs.get(arg)
         if _number(value) and has is not None and value > has:
@@ -256,21 +258,6 @@ def _resources(checker: Report, kwargs: dict[str, Any], key: str) -> None:
                                f"{unit}: the local worker pool would start no worker, and steps "
                                "would wait for ever",
                                f"write {arg} = {_fits(has)} or less, or remove it")
-
-
-def _machine() -> tuple[float | None, float | None]:
-    """CPUs and GB of memory as Parsl's worker pool counts them (PARSL_CORES and
-    PARSL_MEMORY_GB win, as in the pool): os.cpu_count, not the affinity; total memory here,
-    a bound on the available memory the pool divides."""
-    import os
-
-    try:
-        cores = float(os.environ.get("PARSL_CORES") or os.cpu_count() or 0) or None
-        memory = float(os.environ.get("PARSL_MEMORY_GB")
-                       or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)
-    except (ValueError, OSError, AttributeError):  # an odd variable, or no sysconf (Windows)
-        return None, None
-    return cores, memory
 
 
 def _fits(has: float) -> str:
@@ -307,7 +294,7 @@ def _local_workers(kwargs: dict[str, Any]) -> int | None:
     free when it starts): min(max_workers_per_node, cores / cores_per_worker, accelerators)."""
     if kwargs.get("mem_per_worker"):
         return None
-    cores, _ = _machine()
+    cores, _ = machine()
     per_worker = kwargs.get("cores_per_worker", 1)
     if cores is None or not _number(per_worker) or per_worker <= 0:
         return None

@@ -19,6 +19,7 @@ import q2pconf
 import trace_steps as steps
 from configs import config, htex, local, threads
 from conftest import readonly_command, require_tool
+from q2pconf._base.cpus import machine, usable_cpus
 from q2pconf._observe.advice import findings
 from q2pconf._observe.runfiles import error_messages, read, seconds
 from q2pconf._observe.trace import COLUMNS
@@ -155,6 +156,11 @@ def test_run_json_records_the_config_and_how_the_run_ended(tmp_path: Path) -> No
     assert run.meta["config"]["executors"]["htex"]["provider"]["max_blocks"] == 1
     assert Path(run.meta["run_dir"]) == steps.usage.trace_path.parent
     assert len(run.rows) == 6
+    # the machine it ran on, as Parsl's worker pool counts it: what a tuned config must fit
+    cpus, memory_gb = machine()
+    assert run.meta["machine"] == {"cpus": cpus, "usable_cpus": usable_cpus(),
+                                   "memory_gb": memory_gb}
+    assert cpus >= usable_cpus() >= 1 and memory_gb > 0
 
 
 def test_the_command_line_lists_runs_and_reports_the_last(tmp_path: Path,
