@@ -75,7 +75,8 @@ def test_resume_keys_on_arguments_named_inputs(tmp_path):
     assert run("[[1, 2], [3]]") == "[3, 3]"
     assert run("[[1, 2], [3]]") == "[3, 3]"  # both from the checkpoints
     assert run("[[1, 2], [4]]") == "[3, 4]"  # another `inputs`: that step runs again
-    assert log.read_text().split("\n") == ["[1, 2]", "[3]", "[4]", ""]
+    ran = log.read_text().split("\n")  # the first run's two steps ran at once, in either order
+    assert sorted(ran[:2]) == ["[1, 2]", "[3]"] and ran[2:] == ["[4]", ""]
 
 
 @pytest.mark.parametrize("where", ["threads", "htex"])
