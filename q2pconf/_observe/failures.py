@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 
 from q2pconf._observe.history import CANCELLED, DEPENDENCY, FAILED
 
-NA = "NA"
-
 
 @dataclass
 class Failure:

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from q2pconf._base.errors import ConfigError
+from q2pconf._observe.history import CACHED, DONE
 from q2pconf._observe.replay import CALL, WAIT, WORK, Call, Pool, Recording
 from q2pconf._observe.runfiles import RunFiles, calls, events, seconds
 
-DONE_STATES = ("done", "cached")
+DONE_STATES = (DONE, CACHED)  # a step that ran to its end, or whose result was reused
 THREADS_DEFAULT = 2  # Parsl's ThreadPoolExecutor max_threads
 STRATEGY_PERIOD = 0.2  # q2pconf.pipeline._session.SESSION_DEFAULTS, when the config sets none
 LOW = 0.1  # the quantile of ready-to-running times taken as an executor's dispatch time
