@@ -214,7 +214,11 @@ def naps(n):
 
 @parallel_pipeline
 def waiting(n):
-    last = [nap(i) for i in range(n)][-1].result()  # the body waits: the time left shows
+    # the body waits for every step, so the time left shows; all 12 are done before the 13th
+    # is called, so no 13th-step line can show a time left (when the 13th ends, none is left)
+    naps = [nap(i) for i in range(n)]
+    naps[-1].result()
+    last = max(f.result() for f in naps)
     return nap(last + 1)  # one more step: how many are to come is unknown again
 """
 
