@@ -50,6 +50,7 @@ class _Step:
     launched: float | None
     started: float | None
     finished: float | None
+    lane: tuple[str, str, str] = ("NA", "NA", "NA")  # host, pid, worker of its last attempt
 
 
 def from_run(run: RunFiles) -> Replayable:
@@ -86,10 +87,12 @@ def _steps(rows: list[dict[str, str]], called: float) -> dict[int, _Step]:
         if step is None:
             found[number] = _Step(number, row["executor"], wall, calls(row["inputs"]) or [],
                                   *(_since(row[key], called) for key in
-                                    ("submitted", "launched", "started", "finished")))
+                                    ("submitted", "launched", "started", "finished")),
+                                  lane=(row["host"], row["pid"], row["worker"]))
             continue
         step.duration += wall
         step.executor = row["executor"]
+        step.lane = (row["host"], row["pid"], row["worker"])
         if row["status"] in DONE_STATES:
             step.finished = _since(row["finished"], called)
     return found
@@ -189,8 +192,23 @@ def own_pool(meta: dict[str, Any], label: str, steps: dict[int, _Step],
 
 
 def _dispatch(mine: list[_Step]) -> float:
-    gaps = sorted(s.started - s.launched for s in mine
-                  if s.started is not None and s.launched is not None)
+    """From a step being ready and a slot free to it running: per worker, a step's start less
+    the later of its launch and the previous step's end on that worker (a low quantile; a
+    worker's first step, which may have waited for the worker to start, does not count)."""
+    lanes: dict[tuple[str, str, str], list[_Step]] = {}
+    for step in mine:
+        if step.started is not None and step.launched is not None and step.finished is not None:
+            lanes.setdefault(step.lane, []).append(step)
+    gaps = []
+    for ran in lanes.values():
+        ran.sort(key=lambda s: s.started or 0.0)
+        for before, step in zip(ran, ran[1:]):
+            assert step.started is not None and step.launched is not None
+            gaps.append(step.started - max(step.launched, before.finished or 0.0))
+    if not gaps:  # one step per worker: each one's wait from its launch
+        gaps = [s.started - s.launched for s in mine
+                if s.started is not None and s.launched is not None]
+    gaps.sort()
     return max(gaps[int(LOW * (len(gaps) - 1))], 0.0) if gaps else 0.0
 
 
