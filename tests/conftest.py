@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,20 @@ import pytest
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 LOOKUP_VARS = ("QIIME2_CONFIG", "CONDA_PREFIX", "XDG_CONFIG_HOME", "XDG_CONFIG_DIRS",
                "XDG_CACHE_HOME")
+
+
+def _take_back_ignored_signals() -> None:
+    """A suite started under `nohup`, or as a background job of a script (`cmd &`), inherits
+    SIGHUP or SIGINT ignored, and so would every program a test starts: a pipeline rightly
+    keeps an ignored signal ignored, and the tests that send it would wait for an end that
+    never comes. The programs the tests start get the defaults a terminal gives."""
+    for signum, default in ((signal.SIGHUP, signal.SIG_DFL),
+                            (signal.SIGINT, signal.default_int_handler)):
+        if signal.getsignal(signum) == signal.SIG_IGN:
+            signal.signal(signum, default)
+
+
+_take_back_ignored_signals()
 
 
 def require_tool(name: str) -> str:
