@@ -21,7 +21,7 @@ EPILOG = """examples:
   q2pconf init --user                write an editable config for yourself
   q2pconf info --runs                your latest pipeline runs and their traces
   q2pconf report                     an HTML report of your last run
-  q2pconf tune --json                your last run's time, and the replay's prediction
+  q2pconf tune --what-if             a better config from your last run, and its predicted time
   QIIME2_CONFIG=my.toml python run.py   use a config for one run
 """
 
@@ -79,12 +79,15 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("-o", "--output", metavar="FILE", help="write the report here instead "
                         "of beside the trace")
 
-    tune = command("tune", _tune, "predict a traced run's wall time by replaying its steps on "
-                   "its config's worker slots (config suggestions are not made yet)",
-                   "q2pconf tune --json        (your last run)")
-    tune.add_argument("target", metavar="RUN", nargs="?",
-                      help="a run's .run.json or .trace.tsv file, or a directory of runs "
-                      "(default: your last run)")
+    tune = command("tune", _tune, "write a better config from traced runs, and predict the "
+                   "run's time with it", "q2pconf tune --what-if     (your last run)")
+    tune.add_argument("targets", metavar="RUN", nargs="*",
+                      help="runs' .run.json or .trace.tsv files, or directories of runs "
+                      "(default: your last run); the newest one's config is tuned")
+    tune.add_argument("-o", "--output", metavar="FILE", help="write the tuned config here "
+                      "(default: beside the newest run, <name>.tuned.toml)")
+    tune.add_argument("--what-if", action="store_true", help="also predict the time with "
+                      "1, 2, 4, 8 workers (blocks) of each executor")
     tune.add_argument("--json", action="store_true", help="print JSON for scripts")
 
     check = command("check", _check, "validate a config file; writes and starts nothing",
@@ -167,20 +170,10 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from q2pconf._observe.recorded import current
-    from q2pconf._observe.runfiles import find, read
+    from q2pconf._observe.tuned import tune_and_write, words
 
-    path = find(args.target)
-    now = current(read(path))
-    if args.json:
-        print(json.dumps({"run": str(path), "current": now}, indent=2))
-        return 0
-    predicted = now["predicted_s"]
-    measured = now["measured_s"]
-    print(f"run: {path}\n  {now['steps']} steps; measured "
-          f"{'-' if measured is None else f'{measured:.1f} s'} (the pipeline call to its "
-          "return); predicted for its own config: "
-          f"{'never ends (a step gets no worker)' if predicted is None else f'{predicted:.1f} s'}")
+    summary = tune_and_write(args.targets, args.output)
+    print(json.dumps(summary, indent=2) if args.json else words(summary, args.what_if))
     return 0
 
 

@@ -1,11 +1,14 @@
 """Compare what a run's steps used with the limits its config set, and name what to change.
 
 Each rule reads the trace rows (`q2pconf._observe.runfiles.RunFiles`) and the executors recorded in
-`run.json`; a finding names the step, what happened and the setting to change.
+`run.json`; a finding names the step, what happened and the setting to change. The one set of
+rules behind both the report's Limits section and `q2pconf tune`: a finding that can say the
+new value also carries it (`where`, `value`), which tune (q2pconf._observe.tune) writes.
 """
 from __future__ import annotations
 
 import re
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +19,10 @@ CLOSE = 0.8  # a step that used this share of a limit "came close" to it
 LOST = ("ManagerLost", "WorkerLost", "BadStateException")  # a worker died under the step
 WAIT_SHARE = 0.1  # waiting counts when it is this share of the run's wall time
 MIN_WAIT = 1.0  # seconds
+HEADROOM = 1.5  # a new limit is what the longest or biggest step used, times this
+MORE_WORKERS = "raise it (more workers)"  # the finding `q2pconf tune` answers with a number
+COMPUTES, ONE_CPU = 0.8, 1.3  # a thread pool's calls of a step that kept about one CPU busy
+# (this share of it, or a bit more for the time the GIL is let go) were computing in Python
 
 
 @dataclass(frozen=True)
@@ -27,17 +34,22 @@ class Finding:
     executor: str
     message: str
     setting: str
+    # the config key the new value goes to, ("parsl", "executors", label, key...) or
+    # ("parsl", "executor_mapping", "plugin.step"), and that value; () when a person chooses
+    where: tuple[str, ...] = ()
+    value: Any = None
 
 
 def findings(run: RunFiles) -> list[Finding]:
     executors = run.meta.get("config", {}).get("executors", {})
     found: list[Finding] = []
-    for rule in (_step_walltime, _provider_walltime, _memory, _cores, _lost, _waiting):
+    for rule in (_step_walltime, _provider_walltime, _memory, _cores, _lost, _waiting,
+                 _computing_threads):
         found.extend(rule(run.rows, executors))
     return found
 
 
-def _number(value: str | None) -> float | None:
+def number(value: str | None) -> float | None:
     try:
         return None if value in (None, "", "NA") else float(value)  # type: ignore[arg-type]
     except ValueError:
@@ -47,7 +59,7 @@ def _number(value: str | None) -> float | None:
 def _step_walltime(rows: list[dict[str, str]], executors: dict[str, Any]) -> list[Finding]:
     worst: dict[str, tuple[str, float, float]] = {}
     for row in rows:
-        limit, wall = _number(row["walltime_s"]), _number(row["wall_s"])
+        limit, wall = number(row["walltime_s"]), number(row["wall_s"])
         if limit is None:
             continue
         hit = row["error"] == "AppTimeout" or (wall is not None and wall >= limit)
@@ -67,7 +79,7 @@ def _executor_of(rows: list[dict[str, str]], step: str) -> str:
     return next((row["executor"] for row in rows if row["step"] == step), "NA")
 
 
-def _hms(text: Any) -> float | None:
+def scheduler_seconds(text: Any) -> float | None:
     """A scheduler walltime ("HH:MM:SS", "D-HH:MM:SS", minutes) in seconds."""
     match = re.fullmatch(r"(?:(\d+)-)?(?:(\d+):)?(?:(\d+):)?(\d+)", str(text).strip())
     if match is None:
@@ -96,15 +108,24 @@ def _provider_walltime(rows: list[dict[str, str]], executors: dict[str, Any]) ->
         if row["job"] != "NA" and start is not None and end is not None:
             jobs[(row["executor"], row["job"])] += [start, end]
     for (label, job), times in jobs.items():
-        limit = _hms(_provider(executors, label).get("walltime"))
+        limit = scheduler_seconds(_provider(executors, label).get("walltime"))
         if limit is None or max(times) - min(times) < CLOSE * limit:
             continue
         used = max(times) - min(times)
         level = "hit" if used >= 0.98 * limit else "close"
+        wanted = hms(math.ceil(used * HEADROOM / 60) * 60)
         found.append(Finding(level, "*", label, f"batch job {job} ran steps for {used:.0f} s of "
                              f"its {limit:.0f} s walltime",
-                             f"parsl.executors['{label}'].provider.walltime: raise it"))
+                             f"parsl.executors['{label}'].provider.walltime: raise it to "
+                             f"{wanted}", ("parsl", "executors", label, "provider", "walltime"),
+                             wanted))
     return found
+
+
+def hms(seconds: float) -> str:
+    """Seconds as a scheduler's "HH:MM:SS"."""
+    whole = int(math.ceil(seconds))
+    return f"{whole // 3600:02d}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 def _workers_per_node(executor: dict[str, Any]) -> float | None:
@@ -133,7 +154,7 @@ def _memory_budget(executor: dict[str, Any]) -> tuple[float, str] | None:
 def _memory(rows: list[dict[str, str]], executors: dict[str, Any]) -> list[Finding]:
     worst: dict[tuple[str, str], float] = {}
     for row in rows:
-        peak = _number(row["peak_rss_mib"])
+        peak = number(row["peak_rss_mib"])
         if peak is not None and row["rss_of"] == "step":
             key = (row["step"], row["executor"])
             worst[key] = max(peak, worst.get(key, 0.0))
@@ -143,18 +164,28 @@ def _memory(rows: list[dict[str, str]], executors: dict[str, Any]) -> list[Findi
         if budget is None or peak < CLOSE * budget[0]:
             continue
         level = "hit" if peak >= budget[0] else "close"
+        wanted = gib(peak)
+        takes = _takes(executors.get(label, {}).get("class"), "executors", "mem_per_worker")
         found.append(Finding(level, step, label, f"{step} peaked at {peak:.0f} MiB of the "
                              f"{budget[0]:.0f} MiB each worker of '{label}' has",
                              f"parsl.executors['{label}'].{budget[1]}: raise it, or lower "
-                             "max_workers_per_node"))
+                             "max_workers_per_node" + (f" (mem_per_worker = {wanted} gives "
+                                                       "each worker room)" if takes else ""),
+                             ("parsl", "executors", label, "mem_per_worker") if takes else (),
+                             wanted if takes else None))
     return found
+
+
+def gib(peak_mib: float) -> float:
+    """GB a worker needs for a step that peaked at `peak_mib`, with headroom, to 0.1 GB."""
+    return max(math.ceil(peak_mib * HEADROOM / 1024 * 10) / 10, 0.1)
 
 
 def _cores(rows: list[dict[str, str]], executors: dict[str, Any]) -> list[Finding]:
     """Steps keeping more cores busy than a worker was given."""
     worst: dict[tuple[str, str], float] = {}
     for row in rows:
-        wall, cpu = _number(row["wall_s"]), _number(row["cpu_s"])
+        wall, cpu = number(row["wall_s"]), number(row["cpu_s"])
         if wall and cpu and wall >= 1.0 and row["rss_of"] == "step":
             key = (row["step"], row["executor"])
             worst[key] = max(cpu / wall, worst.get(key, 0.0))
@@ -166,8 +197,61 @@ def _cores(rows: list[dict[str, str]], executors: dict[str, Any]) -> list[Findin
             found.append(Finding("close", step, label, f"{step} kept {cores:.1f} cores busy; "
                                  f"each worker of '{label}' is given {given:g}",
                                  f"parsl.executors['{label}'].cores_per_worker: set it to "
-                                 f"{round(cores)}"))
+                                 f"{round(cores)}",
+                                 ("parsl", "executors", label, "cores_per_worker"), round(cores)))
     return found
+
+
+def _computing_threads(rows: list[dict[str, str]],
+                       executors: dict[str, Any]) -> list[Finding]:
+    """Steps on a thread pool whose calls, together, kept one CPU busy while any of them ran:
+    Python's GIL lets one thread compute at a time, so a local HTEX (worker processes) runs
+    them side by side. (Calls that kept more than one CPU busy released the GIL: not these.)"""
+    target = local_htex(executors)
+    if target is None:
+        return []
+    found = []
+    for (step, label), mine in sorted(_thread_calls(rows, executors).items()):
+        spans = [(a, b) for a, b, _ in mine]
+        cpu, span = sum(c for _, _, c in mine), _union(spans)
+        if span >= MIN_WAIT and COMPUTES * span <= cpu <= ONE_CPU * span:
+            found.append(Finding(
+                "idle", step, label, f"{step}'s {len(mine)} call(s) on the threads of "
+                f"'{label}' kept {cpu / span:.0%} of one CPU busy while they ran: Python's "
+                "GIL, one thread computes at a time", f"parsl.executor_mapping: map "
+                f"{step.rpartition('.')[2]} to '{target}' (worker processes, side by side)",
+                ("parsl", "executor_mapping", step), target))
+    return found
+
+
+def _thread_calls(rows: list[dict[str, str]],
+                  executors: dict[str, Any]) -> dict[tuple[str, str], list[tuple]]:
+    """(step, executor) -> (start, end, CPU seconds) of each attempt on a thread pool."""
+    found: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+    for row in rows:
+        start, end, cpu = seconds(row["started"]), seconds(row["finished"]), number(row["cpu_s"])
+        if (start is not None and end is not None and cpu is not None
+                and executors.get(row["executor"], {}).get("class") == "ThreadPoolExecutor"):
+            found[(row["step"], row["executor"])].append((start, end, cpu))
+    return found
+
+
+def _union(spans: list[tuple[float, float]]) -> float:
+    """The time covered by at least one of `spans`."""
+    total, reach = 0.0, -math.inf
+    for start, end in sorted(spans):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
+
+
+def local_htex(executors: dict[str, Any]) -> str | None:
+    """The label of an HTEX whose workers run on this machine (a LocalProvider), if any."""
+    return next((label for label, spec in executors.items()
+                 if spec.get("class") == "HighThroughputExecutor"
+                 and _provider(executors, label).get("class", "LocalProvider") == "LocalProvider"),
+                None)
 
 
 def _lost(rows: list[dict[str, str]], executors: dict[str, Any]) -> list[Finding]:
@@ -241,7 +325,7 @@ def _executor_waiting(label: str, rows: list[dict[str, str]], executor: dict[str
                        _idle_setting(label, executor))
     return Finding("idle", "*", label, f"steps waited {waited:.1f} s in all for a free worker "
                    f"of '{label}' (all {capacity:g} busy)",
-                   f"parsl.executors['{label}'].{_size_key(executor)}: raise it (more workers)")
+                   f"parsl.executors['{label}'].{_size_key(executor)}: {MORE_WORKERS}")
 
 
 def _significant(waits: list[tuple[float, float]], span: float) -> bool:

@@ -186,7 +186,7 @@ def own_pool(meta: dict[str, Any], label: str, steps: dict[int, _Step],
     start, startup = _startup(label, mine, events, dispatch)
     period = _strategy_period(meta)  # with no initial blocks, its first block came at a
     # look of the strategy: the looks are counted from that one (`start`)
-    return Pool(label, _workers_per_block(spec, provider, label, mine, events),
+    return Pool(label, _workers_per_block(meta, spec, label, mine, events),
                 init_blocks=init, max_blocks=max(int(provider.get("max_blocks", 1)), init),
                 start_s=start, startup_s=startup, dispatch_s=dispatch, period_s=period)
 
@@ -235,18 +235,43 @@ def _startup(label: str, mine: list[_Step], events: list[dict[str, Any]],
     return requested, max(ready - requested, 0.0)
 
 
-def _workers_per_block(spec: dict[str, Any], provider: dict[str, Any], label: str,
+def _workers_per_block(meta: dict[str, Any], spec: dict[str, Any], label: str,
                        mine: list[_Step], events: list[dict[str, Any]]) -> int:
-    """Slots a block gives: the config's workers per node x nodes, else the most workers seen
-    registered, else the most steps seen running at once."""
-    if isinstance(spec.get("max_workers_per_block"), int) and spec["max_workers_per_block"] > 0:
-        return int(spec["max_workers_per_block"])
-    per_node = spec.get("max_workers_per_node")
-    if isinstance(per_node, (int, float)) and per_node > 0:
-        return max(int(per_node) * int(provider.get("nodes_per_block", 1) or 1), 1)
+    """Slots a block gives: the config's (slots_of), else the most workers seen registered,
+    else the most steps seen running at once."""
+    machine = meta.get("machine") or {}
+    cpus = machine.get("cpus") if isinstance(machine.get("cpus"), (int, float)) else None
+    memory = machine.get("memory_gb")
+    given = slots_of(spec, cpus, memory if isinstance(memory, (int, float)) else None)
+    if given is not None:
+        return given
     seen = [int(e.get("workers") or 0) for e in events
             if e.get("kind") == "workers" and e.get("executor") == label]
     return max(seen + [_most_at_once(mine), 1])
+
+
+def slots_of(table: dict[str, Any], cpus: float | None, memory_gb: float | None) -> int | None:
+    """Worker slots a block of executor `table` (a config table) gives, None when the config
+    does not say: threads; or an HTEX's workers per node (Parsl's pool starts at most
+    CPUs / cores_per_worker, and memory / mem_per_worker, on the machine it runs on: for a
+    LocalProvider, `cpus` and `memory_gb`) times its nodes per block."""
+    if table.get("class") == "ThreadPoolExecutor" or "max_threads" in table:
+        return int(table.get("max_threads") or THREADS_DEFAULT)
+    if isinstance(table.get("max_workers_per_block"), int) and table["max_workers_per_block"] > 0:
+        return int(table["max_workers_per_block"])
+    provider = table.get("provider") if isinstance(table.get("provider"), dict) else {}
+    local = provider.get("class", "LocalProvider") == "LocalProvider"
+    counts = [float(value) for value in (table.get("max_workers_per_node"),
+                                         table.get("max_workers"))
+              if isinstance(value, (int, float)) and value > 0]
+    per_worker, memory = table.get("cores_per_worker") or 1, table.get("mem_per_worker")
+    if local and cpus and isinstance(per_worker, (int, float)) and per_worker > 0:
+        counts.append(cpus // per_worker)
+    if local and memory_gb and isinstance(memory, (int, float)) and memory > 0:
+        counts.append(memory_gb // memory)
+    if not counts:
+        return None
+    return max(int(min(counts)), 1) * int(provider.get("nodes_per_block", 1) or 1)
 
 
 def _most_at_once(mine: list[_Step]) -> int:
@@ -276,12 +301,12 @@ def _strategy_period(meta: dict[str, Any]) -> float | None:
     return float(period) if isinstance(period, (int, float)) and period > 0 else STRATEGY_PERIOD
 
 
-def current(run: RunFiles) -> dict[str, Any]:
+def current(run: RunFiles, found: Replayable | None = None) -> dict[str, Any]:
     """The run's measured time and the replay's prediction for the config it ran with, as
     `q2pconf tune --json` prints them (predicted_s null: some step would never get a slot)."""
     from q2pconf._observe.replay import predict
 
-    found = from_run(run)
+    found = from_run(run) if found is None else found
     predicted = predict(found.recording, found.pools)
     return {"predicted_s": None if predicted == float("inf") else round(predicted, 3),
             "measured_s": None if found.measured_s is None else round(found.measured_s, 3),

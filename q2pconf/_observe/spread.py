@@ -8,29 +8,29 @@ import html
 from collections import defaultdict
 from typing import Any, Callable
 
-from q2pconf._observe.advice import _hms, _memory_budget, _number, _provider
+from q2pconf._observe.advice import _memory_budget, _provider, number, scheduler_seconds
 from q2pconf._observe.runfiles import RunFiles
 
 BOX_WIDTH, BOX_HEIGHT = 160, 16
 
 
 def _wall(row: dict[str, str]) -> float | None:
-    return _number(row["wall_s"])
+    return number(row["wall_s"])
 
 
 def _cpu(row: dict[str, str]) -> float | None:
-    wall, cpu = _number(row["wall_s"]), _number(row["cpu_s"])
+    wall, cpu = number(row["wall_s"]), number(row["cpu_s"])
     return None if not wall or cpu is None else 100.0 * cpu / wall
 
 
 def _peak(row: dict[str, str]) -> float | None:
-    return _number(row["peak_rss_mib"]) if row["rss_of"] == "step" else None
+    return number(row["peak_rss_mib"]) if row["rss_of"] == "step" else None
 
 
 def _wall_limit(row: dict[str, str], executors: dict[str, Any]) -> float | None:
-    own = _number(row["walltime_s"])
-    return own if own is not None else _hms(_provider(executors, row["executor"])
-                                            .get("walltime") or "")
+    own = number(row["walltime_s"])
+    walltime = _provider(executors, row["executor"]).get("walltime") or ""
+    return own if own is not None else scheduler_seconds(walltime)
 
 
 def _cpu_limit(row: dict[str, str], executors: dict[str, Any]) -> float | None:

@@ -192,4 +192,4 @@ def test_tune_json_gives_the_measured_and_predicted_time(run):
     assert current["steps"] == 7 and current["executors"]["default"]["slots"] == 2
     assert current["measured_s"] > 0 and current["predicted_s"] > 0
     text = cli("tune", str(run))
-    assert text.returncode == 0 and "predicted for its own config" in text.stdout
+    assert text.returncode == 0 and "with its own config" in text.stdout

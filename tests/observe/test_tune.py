@@ -1,0 +1,146 @@
+"""`q2pconf tune` on real traced runs: the config it writes (each change with its reason, the file
+passing `q2pconf check`), what it leaves alone, what it never writes, and its JSON. The rerun
+under a tuned config, timed against the prediction, is in test_replay_timing.py."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import q2pconf
+import replay_steps
+import tune_steps
+from configs import config, htex, local, threads, tomllib
+
+CPUS = os.cpu_count() or 1
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "q2pconf", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def traced(path: Path, text: str, pipeline, *args) -> Path:
+    """Run `pipeline(*args)` under the config `text`; the run's run.json."""
+    path.write_text(text)
+    with q2pconf.ParallelConfig(path):
+        pipeline(*args)
+    return Path(str(pipeline.trace_path).replace(".trace.tsv", ".run.json"))
+
+
+def tuned(run: Path, *more: str) -> dict:
+    done = cli("tune", str(run), *more, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def changes(summary: dict) -> dict[str, object]:
+    return {change["key"]: change["new"] for change in summary["tuned"]["changes"]}
+
+
+def test_a_poor_config_gets_the_workers_its_steps_waited_for(tmp_path, fresh_session):
+    """Four steps at a time waited on one thread: tune writes four, with its reason and the
+    old value beside it, in a file `q2pconf check` passes; the prediction says the gain."""
+    run = traced(tmp_path / "poor.toml", config(threads("default", max_threads=1)),
+                 replay_steps.shaped, 4, 0.4)  # the last of a fan-out waits over a second
+    summary = tuned(run)
+    assert changes(summary) == {"parsl.executors['default'].max_threads": 4}, summary
+    change = summary["tuned"]["changes"][0]
+    assert "waited" in change["reason"] and "replay" in change["reason"]
+    assert summary["tuned"]["predicted_s"] < 0.6 * summary["current"]["predicted_s"]
+    written = Path(summary["tuned"]["config"])
+    assert written == run.with_name(run.name.replace(".run.json", ".tuned.toml"))
+    text = written.read_text()
+    assert "max_threads = 4  # was 1\n" in text and "\n# tune: steps waited" in text
+    assert tomllib.loads(text)["parsl"]["executors"][0]["max_threads"] == 4
+    checked = cli("check", str(written))
+    assert checked.returncode == 0 and "workers: 4" in checked.stdout, checked.stderr
+    sizes = {row["workers"]: row["predicted_s"] for row in summary["what_if"]}
+    assert set(sizes) == {1, 2, 4, 8} and sizes[1] > sizes[2] > sizes[4] == sizes[8]
+    assert all(row["fits"] for row in summary["what_if"])  # sleeping steps: 4 per CPU fit
+    words = cli("tune", str(run), "--what-if")
+    assert words.returncode == 0, words.stderr
+    assert "max_threads: 1 -> 4" in words.stdout and "what if" in words.stdout
+
+
+def test_a_trace_with_no_reason_to_change_changes_nothing(tmp_path, fresh_session):
+    run = traced(tmp_path / "fine.toml", config(threads("default", max_threads=4)),
+                 replay_steps.shaped, 4, 0.3)
+    summary = tuned(run)
+    assert summary["tuned"]["config"] is None and summary["tuned"]["changes"] == []
+    assert not list(run.parent.glob("*.tuned.toml"))
+    words = cli("tune", str(run))
+    assert "no change: the trace gives no reason to change the config" in words.stdout
+
+
+def test_a_file_tune_did_not_write_is_never_replaced(tmp_path, fresh_session):
+    run = traced(tmp_path / "poor.toml", config(threads("default", max_threads=1)),
+                 replay_steps.shaped, 4, 0.2)
+    mine = tmp_path / "mine.toml"
+    mine.write_text("# my own config\n")
+    refused = cli("tune", str(run), "-o", str(mine))
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.startswith(f"{mine}: exists and was not written by `q2pconf tune`")
+    assert "Fix: name another file with -o FILE" in refused.stderr
+    assert mine.read_text() == "# my own config\n"
+    again = tmp_path / "tuned.toml"
+    for _ in range(2):  # its own file, tune replaces
+        assert tuned(run, "-o", str(again))["tuned"]["config"] == str(again)
+    nowhere = cli("tune", str(run), "-o", str(mine / "x.toml"))  # a file is no directory
+    assert nowhere.returncode == 2 and "cannot be written" in nowhere.stderr
+    assert "Traceback" not in nowhere.stderr
+
+
+def test_steps_computing_on_threads_move_to_worker_processes(tmp_path, fresh_session):
+    """Steps holding the GIL on two threads: tune maps them to the local HTEX, and gives it no
+    more workers than the machine's CPUs (they compute)."""
+    text = config(threads("default", max_threads=2),
+                  htex("htex", max_workers_per_node=1, provider=local()))
+    run = traced(tmp_path / "threads.toml", text, tune_steps.spinning, 4, 0.6)
+    summary = tuned(run)
+    found = changes(summary)
+    assert found.get("parsl.executor_mapping.spin") == "htex", summary
+    reason = next(c["reason"] for c in summary["tuned"]["changes"]
+                  if c["key"] == "parsl.executor_mapping.spin")
+    assert "of one CPU busy" in reason and "one thread computes at a time" in reason
+    workers = found.get("parsl.executors['htex'].max_workers_per_node", 1)
+    assert workers == min(4, CPUS) and "parsl.executors['htex'].cores_per_worker" not in found
+    assert [row for row in summary["what_if"] if row["executor"] == "htex"
+            and row["workers"] > CPUS and row["fits"]] == []
+    if CPUS > 1:  # replayed side by side, as long as their CPU time: 2 rounds of 0.6 s, not 4
+        assert summary["tuned"]["predicted_s"] < summary["current"]["predicted_s"]
+        sizes = {row["workers"]: row["predicted_s"] for row in summary["what_if"]
+                 if row["executor"] == "htex"}
+        assert sizes[1] - sizes[2] == pytest.approx(2 * 0.6, abs=0.15), sizes
+    assert cli("check", summary["tuned"]["config"]).returncode == 0
+
+
+def test_a_step_near_its_workers_memory_gets_room(tmp_path, fresh_session):
+    """A step that peaked at 200 MiB of a worker's 0.2 GB: tune gives the workers room (1.5
+    times the peak), in a file `q2pconf check` passes."""
+    text = config(htex("htex", max_workers_per_node=1, mem_per_worker=0.2,
+                       address="127.0.0.1", provider=local()),
+                  threads("default", max_threads=1), mapping={"hold": "htex"})
+    run = traced(tmp_path / "memory.toml", text, tune_steps.holding, 200)
+    summary = tuned(run)
+    memory = changes(summary).get("parsl.executors['htex'].mem_per_worker")
+    assert memory is not None and 0.29 <= memory <= 0.5, summary
+    reason = next(c["reason"] for c in summary["tuned"]["changes"]
+                  if c["key"].endswith("mem_per_worker"))
+    assert "hold peaked at" in reason and "MiB" in reason
+    assert cli("check", summary["tuned"]["config"]).returncode == 0
+
+
+@pytest.mark.parametrize("name", ["shaped"])
+def test_several_runs_tune_the_newest_runs_config(tmp_path, fresh_session, name):
+    old = traced(tmp_path / "one.toml", config(threads("default", max_threads=1)),
+                 replay_steps.shaped, 2, 0.2)
+    new = traced(tmp_path / "two.toml", config(threads("default", max_threads=1)),
+                 replay_steps.shaped, 4, 0.2)
+    summary = tuned(old, str(new))
+    assert summary["run"] == str(new) and summary["runs"] == [str(old), str(new)]
+    assert changes(summary) == {"parsl.executors['default'].max_threads": 4}
