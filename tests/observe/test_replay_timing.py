@@ -112,3 +112,46 @@ def assert_the_replay_follows_slots_and_inputs(run: Path, predicted: float) -> N
     loose = {n: replace(call, inputs=()) for n, call in found.recording.calls.items()}
     assert (predict(replace(found.recording, calls=loose), slots(8))
             <= predict(found.recording, slots(8)) - SECONDS + 0.05)
+
+
+POOR = config(threads("default", max_threads=1),
+              htex("htex", max_workers_per_node=1, address="127.0.0.1",
+                   provider=local(init_blocks=1, max_blocks=1)),
+              mapping={"first": "htex"}, strategy="none")
+
+
+@pytest.mark.timing
+def test_a_rerun_under_the_tuned_config_takes_the_time_tune_predicted(tmp_path: Path):
+    """The fan-out on an HTEX of one worker, the merge and the second fan-out on one thread:
+    tune's config, rerun in a fresh process, takes within 20 % of the time tune predicted for
+    it; the poor run's own prediction is within 15 % of its measured time."""
+    seconds = 1.0
+    poor = tmp_path / "poor.toml"
+    poor.write_text(POOR)
+    answer, run = _timed(tmp_path, poor, seconds)
+    done = subprocess.run([sys.executable, "-m", "q2pconf", "tune", run, "--json"],
+                          env=program_env(tmp_path, new_token()), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    current, tuned = summary["current"], summary["tuned"]
+    print("poor:", answer["measured"], current, "tuned:", tuned)
+    assert abs(current["predicted_s"] - answer["measured"]) <= 0.15 * answer["measured"]
+    keys = {change["key"]: change["new"] for change in tuned["changes"]}
+    assert keys["parsl.executors['default'].max_threads"] == WIDTH
+    assert keys["parsl.executors['htex'].max_workers_per_node"] == WIDTH
+    again, _ = _timed(tmp_path, Path(tuned["config"]), seconds)
+    print(f"tuned: measured {again['measured']:.3f} s, predicted {tuned['predicted_s']:.3f} s")
+    assert again["measured"] < 0.6 * answer["measured"]
+    assert abs(tuned["predicted_s"] - again["measured"]) <= 0.2 * again["measured"]
+
+
+def _timed(tmp_path: Path, config_path: Path, seconds: float) -> tuple[dict[str, Any], str]:
+    """One run of the shaped pipeline in a fresh process under `config_path`: its time
+    measured around the call, and its run.json."""
+    env = program_env(tmp_path, new_token(), config_path)
+    ran = subprocess.run([sys.executable, "-c", PROGRAM, str(WIDTH), str(seconds), "1"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    answer = json.loads(ran.stdout)
+    return answer, answer["trace"].replace(".trace.tsv", ".run.json")
