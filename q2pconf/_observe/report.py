@@ -79,6 +79,7 @@ def render(run: RunFiles) -> str:
     title = f"q2pconf run: {meta.get('pipeline', '?')} on {meta.get('host', '?')}"
     names = step_names(run)
     parts = [f"<h1>{_e(title)}</h1>", _failed(run, names), _summary(run, names), _advice(run),
+             _tuning(run),
              _timeline(run, names), running_chart(run, EXECUTOR_COLOURS),
              _steps_table(run, names), spread_table(run, names), task_table(run, names),
              _config(meta.get("config") or {})]
@@ -212,6 +213,37 @@ def _advice(run: RunFiles) -> str:
              f"<b>{_e(f.level)}</b>: {_e(f.message)}. <b>Change</b>: <code>{_e(f.setting)}</code>"
              "</li>" for f in found]
     return '<h2>Limits</h2><ul id="advice">' + "".join(items) + "</ul>"
+
+
+def _tuning(run: RunFiles) -> str:
+    """Beside the Limits: what `q2pconf tune` would change, and the predicted times."""
+    from q2pconf._base.errors import ConfigError
+    from q2pconf._observe.tune import tune
+
+    try:
+        found = tune([run])
+    except ConfigError as error:  # a trace too old to replay
+        return f'<h2>Tune</h2><p id="tune">No prediction: {_e(error.problem)}.</p>'
+    measured = "" if found.measured_s is None else f" (measured {found.measured_s:.1f} s)"
+    head = (f'<h2>Tune</h2><p id="tune" data-current="{_seconds(found.current_s)}" '
+            f'data-tuned="{_seconds(found.tuned_s)}">Predicted for this run\'s config: '
+            f"{_words(found.current_s)}{measured}. ")
+    if not found.changes:
+        return head + "The trace gives no reason to change the config.</p>"
+    items = [f'<li data-key="{_e(c.key)}" data-new="{_e(str(c.new))}"><code>{_e(c.key)}'
+             f"</code>: {_e(str(c.old))} &rarr; <b>{_e(str(c.new))}</b>: {_e(c.reason)}</li>"
+             for c in found.changes]
+    return (head + f"With these changes: {_words(found.tuned_s)}. <code>q2pconf tune "
+            f"{_e(str(run.meta_path))}</code> writes them to a config file.</p>"
+            f'<ul id="tune-changes">{"".join(items)}</ul>')
+
+
+def _seconds(value: float) -> str:
+    return "" if value == float("inf") else f"{value:.3f}"
+
+
+def _words(value: float) -> str:
+    return "never ends (a step gets no worker)" if value == float("inf") else f"{value:.1f} s"
 
 
 def lane_of(row: dict[str, str]) -> str:

@@ -15,6 +15,9 @@ import q2pconf
 import replay_steps
 import tune_steps
 from configs import config, htex, local, threads, tomllib
+from conftest import require_tool
+from devtools import Browser
+from q2pconf._observe.report import write_report
 
 CPUS = os.cpu_count() or 1
 
@@ -144,3 +147,30 @@ def test_several_runs_tune_the_newest_runs_config(tmp_path, fresh_session, name)
     summary = tuned(old, str(new))
     assert summary["run"] == str(new) and summary["runs"] == [str(old), str(new)]
     assert changes(summary) == {"parsl.executors['default'].max_threads": 4}
+
+
+TUNE_FACTS = """(() => ({
+  current: Number(document.getElementById('tune').dataset.current),
+  tuned: Number(document.getElementById('tune').dataset.tuned),
+  changes: Array.from(document.querySelectorAll('#tune-changes li')).map(li => [li.dataset.key,
+    li.dataset.new]),
+  limitsFirst: document.getElementById('advice').compareDocumentPosition(
+    document.getElementById('tune')) === Node.DOCUMENT_POSITION_FOLLOWING,
+}))()"""
+
+
+def test_the_report_shows_tunes_changes_and_predictions_after_the_limits(tmp_path,
+                                                                        fresh_session):
+    chromium = require_tool("chromium")
+    run = traced(tmp_path / "poor.toml", config(threads("default", max_threads=1)),
+                 replay_steps.shaped, 4, 0.4)
+    summary = tuned(run)
+    browser = Browser(chromium, tmp_path / "profile")
+    try:
+        facts = browser.evaluate(browser.open(write_report(run).as_uri()), TUNE_FACTS)
+    finally:
+        browser.close()
+    assert facts["changes"] == [["parsl.executors['default'].max_threads", "4"]], facts
+    assert facts["current"] == pytest.approx(summary["current"]["predicted_s"], abs=0.002)
+    assert facts["tuned"] == pytest.approx(summary["tuned"]["predicted_s"], abs=0.002)
+    assert facts["limitsFirst"] is True
