@@ -159,8 +159,8 @@ TUNE_FACTS = """(() => ({
 }))()"""
 
 
-def test_the_report_shows_tunes_changes_and_predictions_after_the_limits(tmp_path,
-                                                                        fresh_session):
+def test_the_report_shows_tunes_changes_and_predictions_after_the_limits(
+        tmp_path, fresh_session):
     chromium = require_tool("chromium")
     run = traced(tmp_path / "poor.toml", config(threads("default", max_threads=1)),
                  replay_steps.shaped, 4, 0.4)
