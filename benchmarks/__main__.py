@@ -293,6 +293,14 @@ def report(repeat: int) -> list[Row]:
     return rows
 
 
+def tune(repeat: int) -> Row:
+    """`q2pconf tune` of a 100,000-step run (tests/synthetic_runs.py): reading it, replaying it
+    for its own config, for each size tried and for the what-if table, against a 10 s budget."""
+    result = python(children.TUNE, "100000", str(ROOT / "tests"), str(repeat), timeout=1800)
+    return Row("tune of a 100,000-step run vs 10 s", result["seconds"], 10.0, "s", "<= 1.00",
+               f"predicted {result['predicted']:.0f} s of its measured {result['measured']:.0f} s")
+
+
 def slurm(repeat: int, scratch: Path) -> list[Row]:
     sys.path.insert(0, str(ROOT / "tests"))
     try:
@@ -402,7 +410,7 @@ def machine() -> str:
 
 
 GROUPS = ["fan_out", "tracing", "fan_out_htex", "htex_first", "sleeps", "first_result", "cpu",
-          "import_cost", "back_to_back", "activation", "memory", "report", "demo", "slurm",
+          "import_cost", "back_to_back", "activation", "memory", "report", "tune", "demo", "slurm",
           "multinode"]
 
 
@@ -432,6 +440,7 @@ def main() -> None:
             "back_to_back": lambda: back_to_back(args.repeat, scratch),
             "activation": lambda: activation(args.repeat, scratch),
             "memory": lambda: memory(scratch), "report": lambda: report(args.repeat),
+            "tune": lambda: [tune(args.repeat)],
             "demo": lambda: demo(args.repeat, scratch),
             "slurm": lambda: slurm(args.repeat, scratch),
             "multinode": lambda: multinode(args.repeat, scratch)}

@@ -355,3 +355,23 @@ with tempfile.TemporaryDirectory() as scratch:
     print(json.dumps({"mb": report.stat().st_size / 1e6, "seconds": times[len(times) // 2],
                       "written": written}))
 """
+
+TUNE = """
+import json, sys, tempfile, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])  # the tests: the synthetic run
+from synthetic_runs import write_run
+from q2pconf._observe.runfiles import read
+from q2pconf._observe.tune import tune
+n, repeat = int(sys.argv[1]), int(sys.argv[3])
+with tempfile.TemporaryDirectory() as scratch:
+    path = write_run(Path(scratch), n)
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        found = tune([read(path)])
+        times.append(time.perf_counter() - began)
+    times.sort()
+    print(json.dumps({"seconds": times[len(times) // 2], "predicted": found.current_s,
+                      "measured": found.measured_s}))
+"""

@@ -4,27 +4,35 @@ tests at 10,000 and more steps, which no real run here makes in test time."""
 from __future__ import annotations
 
 import datetime
+import json
 import random
 from pathlib import Path
+
+import tomli_w
 
 from q2pconf._observe import history, trace as tracing
 from q2pconf._observe.measure import Usage
 
 STEPS = ("__main__.denoise", "__main__.classify", "q2_feature_table.merge", "q2_types.import")
 WORKERS = 8
+HTEX = {"class": "HighThroughputExecutor", "label": "htex", "max_workers_per_node": WORKERS,
+        "provider": {"class": "LocalProvider"}}
 
 
 def write_run(directory: Path, steps: int, seed: int = 21) -> Path:
-    """A finished run of `steps` steps on 8 HTEX workers (1 in 50 failed once, then done);
-    returns its run.json."""
+    """A finished run of `steps` independent steps on 8 HTEX workers (1 in 50 failed once,
+    then done), all called at the start, on a machine of 8 CPUs; returns its run.json."""
     chance = random.Random(seed)
     meta = {"pipeline": "synthetic", "started": "2026-12-06T10:00:00.000+00:00",
             "finished": None, "outcome": None, "host": "node1", "pid": 1, "user": "tester",
             "argv": ["amplicon.py"],
             "config": {"path": None, "source": "synthetic", "trail": [], "mapping": {},
-                       "executors": {}}}
-    run = tracing.Trace(directory, "synthetic-1", meta)
+                       "executors": {"htex": HTEX}, "text": tomli_w.dumps(
+                           {"parsl": {"strategy": "none", "executors": [HTEX]}})}}
     start = datetime.datetime(2026, 12, 6, 10, 0, tzinfo=datetime.timezone.utc).timestamp()
+    meta.update(called=start, body_returned=start + steps * 0.001,
+                machine={"cpus": 8.0, "usable_cpus": 8, "memory_gb": 32.0})
+    run = tracing.Trace(directory, "synthetic-1", meta)
     free = [start] * WORKERS
     for call in range(steps):
         name = STEPS[call % len(STEPS)]
@@ -43,6 +51,9 @@ def write_run(directory: Path, steps: int, seed: int = 21) -> Path:
             run.record(entry, task, history.FAILED if failed else history.DONE,
                        "MemoryError" if failed else None, usage)
     run.close("done")
+    written = json.loads(run.meta_path.read_text())  # the call returned with its last step
+    written["returned"] = max(free) + 0.01
+    run.meta_path.write_text(json.dumps(written))
     return run.meta_path
 
 

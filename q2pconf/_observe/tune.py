@@ -111,6 +111,10 @@ def document(run: RunFiles) -> dict[str, Any]:
 
     config = run.meta.get("config") or {}
     text = config.get("text")
+    if text is None and config.get("source") == "parsl.Config":
+        raise ConfigError(run.meta_path, "", "ran with a parsl.Config made in Python, not a "
+                          "config file: tune has no file to start from",
+                          "run the pipeline with a qiime2_config.toml, then tune that run")
     doc = read_toml(str(run.meta_path), text.encode()) if isinstance(text, str) else {}
     doc = copy.deepcopy(doc) if doc.get("parsl") else vendored_dict()
     section = doc["parsl"]
