@@ -21,8 +21,9 @@ WAIT_SHARE = 0.1  # waiting counts when it is this share of the run's wall time
 MIN_WAIT = 1.0  # seconds
 HEADROOM = 1.5  # a new limit is what the longest or biggest step used, times this
 MORE_WORKERS = "raise it (more workers)"  # the finding `q2pconf tune` answers with a number
-COMPUTES, ONE_CPU = 0.8, 1.3  # a thread pool's calls of a step that kept about one CPU busy
-# (this share of it, or a bit more for the time the GIL is let go) were computing in Python
+COMPUTES, ONE_CPU = 0.5, 1.3  # a thread pool's calls of a step that kept about one CPU busy
+# were computing in Python: at least half of it (on a loaded machine they get less), at most
+# a bit more than one (the time the GIL is let go)
 
 
 @dataclass(frozen=True)
@@ -212,16 +213,30 @@ def _computing_threads(rows: list[dict[str, str]],
         return []
     found = []
     for (step, label), mine in sorted(_thread_calls(rows, executors).items()):
-        spans = [(a, b) for a, b, _ in mine]
-        cpu, span = sum(c for _, _, c in mine), _union(spans)
-        if span >= MIN_WAIT and COMPUTES * span <= cpu <= ONE_CPU * span:
+        share, span = cpu_share(mine)
+        if span >= MIN_WAIT and COMPUTES <= share <= ONE_CPU:
             found.append(Finding(
                 "idle", step, label, f"{step}'s {len(mine)} call(s) on the threads of "
-                f"'{label}' kept {cpu / span:.0%} of one CPU busy while they ran: Python's "
+                f"'{label}' kept {share:.0%} of one CPU busy while they ran: Python's "
                 "GIL, one thread computes at a time", f"parsl.executor_mapping: map "
                 f"{step.rpartition('.')[2]} to '{target}' (worker processes, side by side)",
                 ("parsl", "executor_mapping", step), target))
     return found
+
+
+def cpu_share(calls: list[tuple[float, float, float]]) -> tuple[float, float]:
+    """(CPUs the calls, (start, end, CPU seconds), kept busy while any of them ran; that time)."""
+    span = _union([(start, end) for start, end, _ in calls])
+    return (sum(cpu for _, _, cpu in calls) / span if span > 0 else 0.0), span
+
+
+def gil_bound(rows: list[dict[str, str]], executors: dict[str, Any], label: str) -> bool:
+    """The steps on thread pool `label` computed in Python, together: more threads would not
+    run them faster (one thread computes at a time)."""
+    mine = [call for (_, where), calls in _thread_calls(rows, executors).items()
+            if where == label for call in calls]
+    share, span = cpu_share(mine)
+    return span > 0 and COMPUTES <= share <= ONE_CPU
 
 
 def _thread_calls(rows: list[dict[str, str]],

@@ -87,6 +87,8 @@ def tune(runs: list[RunFiles]) -> Tuning:
     for run in runs:
         model.apply_rules(tuning, run)
     model.size_all(tuning)
+    for where, finding in model.moves:
+        model.try_move(tuning, where, finding)
     tuning.tuned_s = model.predicted()
     tuning.what_if = model.what_if()
     return tuning
@@ -164,6 +166,7 @@ class _Model:
         self.rows = _calls(base)
         self.calls = dict(found.recording.calls)
         self.waited: dict[str, str] = {}  # label -> the shared rules' finding of busy workers
+        self.moves: list[tuple[tuple[str, ...], advice.Finding]] = []  # mapping changes to try
 
     def apply_rules(self, tuning: Tuning, run: RunFiles) -> None:
         """Every finding of the shared rules that names a new value, once per setting (the
@@ -179,7 +182,8 @@ class _Model:
                 continue
             where = self._where(finding.where)
             if where[1] == "executor_mapping":
-                self._move(tuning, where, finding)
+                if (where, finding.value) not in [(w, f.value) for w, f in self.moves]:
+                    self.moves.append((where, finding))
             else:
                 self._set(tuning, where, finding.value, f"{finding.message}")
 
@@ -206,21 +210,35 @@ class _Model:
         put(self.doc, where, value)
         tuning.changes.append(Change(where, old, value, reason))
 
-    def _move(self, tuning: Tuning, where: tuple[str, ...], finding: advice.Finding) -> None:
-        """Map a step computing on threads to a local HTEX: its calls replay there, each as
-        long as its CPU time (on threads it shared one CPU with the others)."""
+    def try_move(self, tuning: Tuning, where: tuple[str, ...],
+                 finding: advice.Finding) -> None:
+        """Map a step computing on threads to a local HTEX (its calls replayed there, each as
+        long as its CPU time: on threads they shared one CPU), its workers sized again; kept
+        only when the replay predicts it faster."""
         if self.machine.cpus < 2:
             tuning.notes.append(f"{finding.message}: the machine has one CPU, so worker "
                                 "processes would not run it faster")
             return
-        self._set(tuning, where, finding.value, finding.message + "; in worker processes "
-                  "the calls compute side by side")
+        kept = (copy.deepcopy(self.doc), dict(self.calls), list(tuning.changes))
+        before = self.predicted()
+        self._set(tuning, where, finding.value, finding.message)
         for number, row in self.rows.items():
             if row["step"] == finding.step and number in self.calls:
-                cpu = row["cpu"]
                 self.calls[number] = replace(self.calls[number], executor=finding.value,
-                                             duration=cpu if cpu > 0 else
-                                             self.calls[number].duration)
+                                             duration=row["cpu"] or self.calls[number].duration)
+        self.size_all(tuning)
+        after = self.predicted()
+        if after < min(before * (1 - GAIN), before - GAIN_S):
+            index = next(i for i, c in enumerate(tuning.changes) if c.where == where)
+            tuning.changes[index] = replace(tuning.changes[index], reason=(
+                f"{finding.message}; the replay of the run predicts {show_seconds(after)} "
+                f"with its calls in worker processes, {show_seconds(before)} without"))
+            return
+        self.doc, self.calls, tuning.changes = kept
+        tuning.doc = self.doc
+        tuning.notes.append(f"{finding.message}, but in worker processes the replay of the run "
+                            f"predicts {show_seconds(after)}, not faster than "
+                            f"{show_seconds(before)}: it stays where it is")
 
     def recording(self) -> Recording:
         return replace(self.found.recording, calls=self.calls)
@@ -352,6 +370,10 @@ def _cap(model: _Model, label: str, table: dict[str, Any]) -> int:
     if _batch(table):
         provider = table.get("provider") or {}
         return max(int(provider.get("max_blocks", 1)) * MORE_BLOCKS, MORE_BLOCKS)
+    current = _current_size(model, label, table)
+    if table.get("class") == "ThreadPoolExecutor" and advice.gil_bound(
+            model.base.rows, model.base.meta.get("config", {}).get("executors", {}), label):
+        return current  # more threads would not help: the replay cannot see the GIL
     mine = [c for c in model.calls.values() if c.executor == label]
     wall = sum(c.duration for c in mine)
     cpu = sum(min(model.rows.get(c.number, {}).get("cpu", 0.0), c.duration) for c in mine)

@@ -100,10 +100,10 @@ def test_a_file_tune_did_not_write_is_never_replaced(tmp_path, fresh_session):
 
 def test_steps_computing_on_threads_move_to_worker_processes(tmp_path, fresh_session):
     """Steps holding the GIL on two threads: tune maps them to the local HTEX, and gives it no
-    more workers than the machine's CPUs (they compute)."""
+    more workers than the machine's CPUs (they compute). (This machine has 2 CPUs or more.)"""
     text = config(threads("default", max_threads=2),
                   htex("htex", max_workers_per_node=1, provider=local()))
-    run = traced(tmp_path / "threads.toml", text, tune_steps.spinning, 4, 0.6)
+    run = traced(tmp_path / "threads.toml", text, tune_steps.spinning, 4, 1.0)
     summary = tuned(run)
     found = changes(summary)
     assert found.get("parsl.executor_mapping.spin") == "htex", summary
@@ -114,11 +114,12 @@ def test_steps_computing_on_threads_move_to_worker_processes(tmp_path, fresh_ses
     assert workers == min(4, CPUS) and "parsl.executors['htex'].cores_per_worker" not in found
     assert [row for row in summary["what_if"] if row["executor"] == "htex"
             and row["workers"] > CPUS and row["fits"]] == []
-    if CPUS > 1:  # replayed side by side, as long as their CPU time: 2 rounds of 0.6 s, not 4
-        assert summary["tuned"]["predicted_s"] < summary["current"]["predicted_s"]
+    # replayed side by side, as long as their CPU time: 2 rounds of 1 s, not 4
+    assert summary["tuned"]["predicted_s"] < summary["current"]["predicted_s"] - 0.5
+    if CPUS > 1:
         sizes = {row["workers"]: row["predicted_s"] for row in summary["what_if"]
                  if row["executor"] == "htex"}
-        assert sizes[1] - sizes[2] == pytest.approx(2 * 0.6, abs=0.15), sizes
+        assert sizes[1] - sizes[2] == pytest.approx(2 * 1.0, abs=0.2), sizes
     assert cli("check", summary["tuned"]["config"]).returncode == 0
 
 
@@ -138,8 +139,19 @@ def test_a_step_near_its_workers_memory_gets_room(tmp_path, fresh_session):
     assert cli("check", summary["tuned"]["config"]).returncode == 0
 
 
-@pytest.mark.parametrize("name", ["shaped"])
-def test_several_runs_tune_the_newest_runs_config(tmp_path, fresh_session, name):
+def test_a_move_the_replay_finds_no_faster_is_a_note_not_a_change(tmp_path, fresh_session):
+    """Two short calls computing on one thread: in worker processes, the HTEX's start costs
+    more than running them side by side saves."""
+    text = config(threads("default", max_threads=1),
+                  htex("htex", max_workers_per_node=1, provider=local()))
+    run = traced(tmp_path / "short.toml", text, tune_steps.spinning, 2, 0.5)
+    summary = tuned(run)
+    assert summary["tuned"]["changes"] == [] and summary["tuned"]["config"] is None, summary
+    note, = summary["tuned"]["notes"]
+    assert "tune_steps.spin's 2 call(s)" in note and "it stays where it is" in note
+
+
+def test_several_runs_tune_the_newest_runs_config(tmp_path, fresh_session):
     old = traced(tmp_path / "one.toml", config(threads("default", max_threads=1)),
                  replay_steps.shaped, 2, 0.2)
     new = traced(tmp_path / "two.toml", config(threads("default", max_threads=1)),
