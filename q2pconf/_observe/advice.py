@@ -21,9 +21,9 @@ WAIT_SHARE = 0.1  # waiting counts when it is this share of the run's wall time
 MIN_WAIT = 1.0  # seconds
 HEADROOM = 1.5  # a new limit is what the longest or biggest step used, times this
 MORE_WORKERS = "raise it (more workers)"  # the finding `q2pconf tune` answers with a number
-COMPUTES, ONE_CPU = 0.5, 1.3  # a thread pool's calls of a step that kept about one CPU busy
-# were computing in Python: at least half of it (on a loaded machine they get less), at most
-# a bit more than one (the time the GIL is let go)
+COMPUTES, ONE_CPU = 0.3, 1.3  # a thread pool's calls of a step that kept about one CPU busy
+# were computing in Python: at most a bit more than one (the time the GIL is let go), and at
+# least 0.3 (a loaded machine gives them less than one; steps that wait use next to none)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """`q2pconf tune` on real traced runs: the config it writes (each change with its reason, the file
 passing `q2pconf check`), what it leaves alone, what it never writes, and its JSON. The rerun
-under a tuned config, timed against the prediction, is in test_replay_timing.py."""
+under a tuned config, timed against the prediction, is in test_replay_timing.py. The tests of
+steps computing on threads read CPU shares, which a loaded machine lowers: marked `timing`,
+they run after the parallel suite, one at a time (`make test`)."""
 from __future__ import annotations
 
 import json
@@ -98,6 +100,7 @@ def test_a_file_tune_did_not_write_is_never_replaced(tmp_path, fresh_session):
     assert "Traceback" not in nowhere.stderr
 
 
+@pytest.mark.timing  # CPU shares: measured on a machine running nothing else
 def test_steps_computing_on_threads_move_to_worker_processes(tmp_path, fresh_session):
     """Steps holding the GIL on two threads: tune maps them to the local HTEX, and gives it no
     more workers than the machine's CPUs (they compute). (This machine has 2 CPUs or more.)"""
@@ -139,6 +142,7 @@ def test_a_step_near_its_workers_memory_gets_room(tmp_path, fresh_session):
     assert cli("check", summary["tuned"]["config"]).returncode == 0
 
 
+@pytest.mark.timing  # CPU shares: measured on a machine running nothing else
 def test_a_move_the_replay_finds_no_faster_is_a_note_not_a_change(tmp_path, fresh_session):
     """Two short calls computing on one thread: in worker processes, the HTEX's start costs
     more than running them side by side saves."""
