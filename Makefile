@@ -13,7 +13,7 @@ FLOOR_TESTS ?= tests/base/test_run_dir.py tests/base/test_say_it_once.py \
 	tests/parsl/test_pool.py tests/parsl/test_typecache.py tests/parsl/test_pickling.py \
 	tests/supervise/test_stalls.py tests/supervise/test_abandon.py \
 	tests/observe/test_trace.py tests/observe/test_report_damaged.py tests/observe/test_notebook.py \
-	tests/observe/test_replay.py tests/observe/test_replay_timing.py \
+	tests/observe/test_replay.py tests/observe/test_replay_timing.py tests/observe/test_tune.py \
 	tests/pipeline/test_pipeline.py tests/pipeline/test_nesting.py tests/pipeline/test_session.py tests/pipeline/test_transport.py tests/pipeline/test_sessions.py tests/pipeline/test_modes.py tests/pipeline/test_window.py tests/pipeline/test_step_shapes.py tests/pipeline/test_checkpoints.py \
 	tests/package/test_security.py tests/package/test_import.py tests/package/test_portable.py tests/package/test_readme.py
 
