@@ -9,6 +9,11 @@ pool of that executor has ever registered, the pipeline fails with a message say
 to set `address`. The clock is not reset when that block ends: workers that cannot connect
 end their job, and the next one would start the wait again. Meanwhile, a wait that lasts
 (q2pconf._base.notice.AFTER) is said once, with the same fix.
+
+On this machine (a LocalProvider) the workers reach the interchange at 127.0.0.1, and q2pconf
+sets `heartbeat_threshold` to a day (a paused laptop must not lose its workers): a worker pool
+that has not connected after LOCAL_CONNECT_S awake seconds is stuck or failed, and the
+pipeline fails then, naming the pool's output, instead of waiting a day.
 """
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ from q2pconf._base.errors import ExecutorFailed
 CHECK_EVERY = 1.0  # seconds between looks at the interchange's managers
 ASK_TIMEOUT = 10.0  # seconds an interchange has to answer; a dead one never does
 POLL_EVERY = 2.0  # seconds between asking the batch system about the blocks (squeue, ...)
+LOCAL_CONNECT_S = 120.0  # awake seconds a local worker pool may take to connect; read at
+# each look, so a test's program may shorten it first
 
 
 class WorkersUnreachable(ExecutorFailed):
@@ -40,6 +47,8 @@ class ConnectWatch:
         self.config_file = config_file
         self.reached = False
         self.first_running: tuple[str, float] | None = None  # a job id, when seen running
+        self._awake = notice.Awake()
+        self._awake_since = 0.0  # the awake clock when first_running was seen
         self._next_check = 0.0
         self._next_poll = 0.0
         self._quiet = notice.Quiet(self._waiting_text)
@@ -50,6 +59,7 @@ class ConnectWatch:
         if self.reached or now < self._next_check or not self._waiting():
             return
         self._next_check = now + CHECK_EVERY
+        awake = self._awake.now()
         if _managers(self.executor):
             self.reached = True
             return
@@ -61,7 +71,25 @@ class ConnectWatch:
         job, since = self.first_running
         if now - since >= float(self.executor.heartbeat_threshold):
             raise WorkersUnreachable(self.label, self._problem(job, now - since), self._fix())
+        if self._local() and awake - self._awake_since >= LOCAL_CONNECT_S:
+            raise WorkersUnreachable(self.label, self._local_problem(awake - self._awake_since),
+                                     self._local_fix())
         self._quiet.look(job)
+
+    def _local(self) -> bool:
+        return type(self.executor.provider).__name__ == "LocalProvider"
+
+    def _local_problem(self, seconds: float) -> str:
+        return (f"its worker pool on this machine started {seconds:.0f} s ago and never "
+                f"connected to the interchange at {self._offered()}: the pool is stuck or "
+                "failed as it started")
+
+    def _local_fix(self) -> str:
+        scripts = getattr(self.executor.provider, "script_dir", None) or \
+            "the run directory's submit_scripts/"
+        return (f"read the pool's output in {scripts} (its .err file says why it did not "
+                "start: a worker_init that does not return, an environment whose Python "
+                "lacks Parsl), then run again")
 
     def _waiting(self) -> bool:
         """Steps wait on this executor, and its interchange is alive to be asked."""
@@ -76,6 +104,7 @@ class ConnectWatch:
         for job, status in zip(jobs, self.executor.provider.status(jobs)):
             if status.state.name == "RUNNING":
                 self.first_running = (job, now)
+                self._awake_since = self._awake.now()
                 return
 
     def _problem(self, job: str, seconds: float) -> str:

@@ -29,12 +29,13 @@ except Exception as error:
 """
 
 
-def run_report(tmp_path: Path, config: str, timeout: float = 90, **env: str) -> dict:
-    """Run a pipeline whose step waits on `htex` under `config` (a Python expression); the
-    error it ended with. Leaves nothing running, even when it fails."""
+def run_report(tmp_path: Path, config: str, timeout: float = 90, prelude: str = "",
+               **env: str) -> dict:
+    """Run a pipeline whose step waits on `htex` under `config` (a Python expression), after
+    the code `prelude`; the error it ended with. Leaves nothing running, even when it fails."""
     token, work = new_token(), tmp_path / "work"
     work.mkdir(exist_ok=True)
-    code = REPORT.format(config=config)
+    code = prelude + REPORT.format(config=config)
     try:
         child = subprocess.run([sys.executable, "-c", code, str(tmp_path / "started"),
                                 str(tmp_path / "flag")], cwd=work, capture_output=True,
@@ -69,6 +70,22 @@ def test_a_worker_pool_that_cannot_start_names_its_stderr_file(
     assert shown in stderr[2]
     assert "submit_scripts directory for more" not in message
     assert answer["cause"] == "BadStateException"
+
+
+def test_a_local_worker_pool_that_never_connects_fails_naming_its_output(tmp_path: Path):
+    """A pool whose start never ends (a worker_init that hangs): on this machine the workers
+    reach 127.0.0.1, so after LOCAL_CONNECT_S (here 3 s) the run fails saying where the
+    pool's output is, instead of waiting out the day-long heartbeat_threshold."""
+    path = write_toml(tmp_path, htex("htex", max_workers_per_node=1,
+                                     provider=local(worker_init="sleep 600")))
+    answer = run_report(tmp_path, repr(str(path)), prelude=(
+        "import q2pconf._supervise.connect as connect\nconnect.LOCAL_CONNECT_S = 3\n"))
+    assert answer["type"] == "WorkersUnreachable", answer
+    message = answer["message"]
+    assert "has no worker connected: its worker pool on this machine started" in message
+    assert "never connected to the interchange at 127.0.0.1" in message
+    assert "submit_scripts" in message and "worker_init that does not return" in message
+    assert 3 <= answer["seconds"] < 30, answer
 
 
 PARSL_CONFIG = """parsl_config(dict({strategy}), dict({provider}))
