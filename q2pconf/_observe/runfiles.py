@@ -17,11 +17,13 @@ from q2pconf._base.paths import runinfo_root
 
 # The columns of a run's trace (q2pconf._observe.trace writes it, this module reads it back): here,
 # so that this module needs nothing of the trace's writer.
+IO = ("rchar", "wchar", "read_bytes", "write_bytes")  # bytes, as Nextflow's trace names them
 COLUMNS = ("step", "call", "task", "attempt", "executor", "status", "error", "submitted",
            "launched", "started", "finished", "wall_s", "cpu_s", "peak_rss_mib", "rss_of",
-           "host", "pid", "worker", "job", "walltime_s", "inputs")
-# The columns of traces written before `inputs` was added: read as a trace whose `inputs` is NA.
-OLD_COLUMNS = COLUMNS[:-1]
+           "host", "pid", "worker", "job", "walltime_s", "inputs", *IO)
+# The columns of traces written by older versions (before the I/O counters, before `inputs`):
+# read as traces whose missing columns are NA.
+OLDER = {COLUMNS[:-len(IO)]: IO, COLUMNS[:-len(IO) - 1]: ("inputs", *IO)}
 INDEX = "runs.log"
 # Settings the report compares usage with, as the config names them.
 LIMIT_KEYS = ("max_threads", "max_workers_per_node", "max_workers_per_block", "cores_per_worker",
@@ -161,11 +163,12 @@ def read(meta_path: Path) -> RunFiles:
     # a NUL (garbage on disk) stops Python 3.10's csv: make it a damaged line like any other
     reader = csv.DictReader(text.replace("\0", "\ufffd").splitlines(), delimiter="\t")
     header = None if reader.fieldnames is None else tuple(reader.fieldnames)
-    if header is not None and header not in (COLUMNS, OLD_COLUMNS):
+    if header is not None and header != COLUMNS and header not in OLDER:
         raise _damaged(run.trace_path, "its first line is not the header of q2pconf's trace")
+    missing = OLDER.get(header, ()) if header is not None else ()
     for row in reader:
-        if header == OLD_COLUMNS and None not in row:
-            row["inputs"] = "NA"
+        if missing and None not in row:
+            row.update(dict.fromkeys(missing, "NA"))
         if _whole(row):
             run.rows.append(row)
         else:
@@ -218,7 +221,7 @@ META_TYPES: dict[str, Any] = {
     "finished": str, "outcome": str, "events": str, "called": (int, float),
     "returned": (int, float), "body_returned": (int, float), "machine": dict}
 TIMES = ("submitted", "launched", "started", "finished")
-NUMBERS = ("wall_s", "cpu_s", "peak_rss_mib", "walltime_s")
+NUMBERS = ("wall_s", "cpu_s", "peak_rss_mib", "walltime_s", *IO)
 
 
 def _meta(path: Path) -> dict[str, Any]:
