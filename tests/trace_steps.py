@@ -189,3 +189,10 @@ def dd_thread(path: str, mib: int) -> int:
 def io(directory: str, mib: int) -> list[object]:
     return [write_read(f"{directory}/own", mib), dd_htex(f"{directory}/htex", mib),
             dd_thread(f"{directory}/thread", mib)]
+
+
+@parallel_pipeline
+def io_and_naps(directory: str, mib: int, naps: int, seconds: float) -> list[object]:
+    """The I/O steps of `io`, then `naps` naps on the HTEX (time for its workers to be counted)."""
+    return [write_read(f"{directory}/own", mib), dd_htex(f"{directory}/htex", mib),
+            dd_thread(f"{directory}/thread", mib)] + [nap_htex(seconds) for _ in range(naps)]
