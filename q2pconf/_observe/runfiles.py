@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 import datetime
 import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,12 @@ COLUMNS = ("step", "call", "task", "attempt", "executor", "status", "error", "su
 # read as traces whose missing columns are NA.
 OLDER = {COLUMNS[:-len(IO)]: IO, COLUMNS[:-len(IO) - 1]: ("inputs", *IO)}
 INDEX = "runs.log"
+# Parsl's providers that submit batch jobs (their nodes are not this machine), and where a
+# batch job tells its own node's size: (config key, variable, to the key's unit).
+BATCH_PROVIDERS = ("SlurmProvider", "PBSProProvider", "TorqueProvider", "LSFProvider",
+                   "GridEngineProvider", "CondorProvider")
+JOB_SIZE = (("cores_per_node", "SLURM_CPUS_ON_NODE", 1.0),
+            ("mem_per_node", "SLURM_MEM_PER_NODE", 1 / 1024))  # MiB -> GB
 # Settings the report compares usage with, as the config names them.
 LIMIT_KEYS = ("max_threads", "max_workers_per_node", "max_workers_per_block", "cores_per_worker",
               "mem_per_worker", "walltime", "mem_per_node", "cores_per_node", "nodes_per_block",
@@ -73,6 +81,41 @@ def config_meta(session: Any) -> dict[str, Any]:
                        "note": s.note} for s in settings.trail],
             "text": _config_text(settings), "mapping": dict(session.mapping),
             "executors": {label: _spec(spec) for label, spec in settings.plan.executors.items()}}
+
+
+def batch_nodes(executors: dict[str, Any],
+                environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """Per executor on a batch provider, the size of its nodes (what a tuned config must fit):
+    `cores_per_node` and `mem_per_node` (GB) from the config where it sets them, else what
+    the batch job this program runs in has (`SLURM_CPUS_ON_NODE`, `SLURM_MEM_PER_NODE`), else
+    None; `from` says where each came from."""
+    found = {}
+    for label, table in executors.items():
+        provider = table.get("provider") if isinstance(table, dict) else None
+        kind = str(provider.get("class", "")).rpartition(".")[2] \
+            if isinstance(provider, dict) else ""
+        if kind not in BATCH_PROVIDERS:
+            continue
+        node: dict[str, Any] = {"provider": kind, "from": {}}
+        for key, variable, scale in JOB_SIZE:
+            value, source = _positive(provider.get(key)), "config"
+            if value is None:
+                told = _positive(environ.get(variable))
+                value, source = (None, None) if told is None else \
+                    (_positive(told * scale), variable)
+            node[key], node["from"][key] = value, source
+        found[label] = node
+    return found
+
+
+def _positive(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not 0 < number < float("inf"):
+        return None
+    return int(number) if number.is_integer() else number
 
 
 def _spec(spec: Any) -> Any:

@@ -299,14 +299,19 @@ def _new_trace(directory: Path, pipeline: str, meta: dict[str, Any]) -> Trace:
 def run_meta(session: Any, pipeline: str) -> dict[str, Any]:
     """What `run.json` holds when a run starts: who ran what, with which config."""
     from q2pconf._base.cpus import machine, usable_cpus
-    from q2pconf._observe.runfiles import config_meta
+    from q2pconf._observe.runfiles import batch_nodes, config_meta
 
     cpus, memory_gb = machine()  # what a tuned config must fit on this machine (q2pconf tune)
+    config = config_meta(session)
+    here: dict[str, Any] = {"cpus": cpus, "usable_cpus": usable_cpus(), "memory_gb": memory_gb}
+    nodes = batch_nodes(config.get("executors") or {})
+    if nodes:  # ... and on the batch provider's nodes
+        here["batch_nodes"] = nodes
     return {"pipeline": pipeline, "started": _now(), "finished": None, "outcome": None,
             "host": socket.gethostname(), "pid": os.getpid(), "user": _user(),
             "argv": list(sys.argv), "python": sys.version.split()[0],
-            "run_dir": str(session.dfk.run_dir), "config": config_meta(session),
-            "machine": {"cpus": cpus, "usable_cpus": usable_cpus(), "memory_gb": memory_gb}}
+            "run_dir": str(session.dfk.run_dir), "config": config,
+            "machine": here}
 
 
 def _index(trace: Trace) -> None:

@@ -197,6 +197,37 @@ def test_run_json_records_the_config_and_how_the_run_ended(tmp_path: Path) -> No
     assert cpus >= usable_cpus() >= 1 and memory_gb > 0
 
 
+def test_run_json_records_the_node_size_of_each_batch_provider(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Executors on Slurm and PBS, never started (only thread steps run): each one's node size
+    is the config's where it sets it, else the batch job's this program runs in."""
+    monkeypatch.setenv("SLURM_CPUS_ON_NODE", "3")
+    monkeypatch.setenv("SLURM_MEM_PER_NODE", "3072")  # MiB
+    path = write_config(tmp_path, config(
+        POOL, htex("slurm", max_workers_per_node=2,
+                   provider={"class": "SlurmProvider", "cores_per_node": 8}),
+        htex("pbs", max_workers_per_node=2, provider={"class": "PBSProProvider"}),
+        strategy="none"))
+    with q2pconf.ParallelConfig(path):
+        steps.many_naps(2, 0.01)
+    run = read(Path(str(steps.many_naps.trace_path).replace(".trace.tsv", ".run.json")))
+    assert {row["executor"] for row in run.rows} == {"default"}
+    assert run.meta["machine"]["batch_nodes"] == {
+        "slurm": {"provider": "SlurmProvider", "cores_per_node": 8, "mem_per_node": 3,
+                  "from": {"cores_per_node": "config", "mem_per_node": "SLURM_MEM_PER_NODE"}},
+        "pbs": {"provider": "PBSProProvider", "cores_per_node": 3, "mem_per_node": 3,
+                "from": {"cores_per_node": "SLURM_CPUS_ON_NODE",
+                         "mem_per_node": "SLURM_MEM_PER_NODE"}}}
+    monkeypatch.delenv("SLURM_CPUS_ON_NODE")
+    monkeypatch.delenv("SLURM_MEM_PER_NODE")
+    with q2pconf.ParallelConfig(path):
+        steps.many_naps(1, 0.01)
+    run = read(Path(str(steps.many_naps.trace_path).replace(".trace.tsv", ".run.json")))
+    assert run.meta["machine"]["batch_nodes"]["pbs"] == {
+        "provider": "PBSProProvider", "cores_per_node": None, "mem_per_node": None,
+        "from": {"cores_per_node": None, "mem_per_node": None}}
+
+
 def test_the_command_line_lists_runs_and_reports_the_last(tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]
                                                           ) -> None:
