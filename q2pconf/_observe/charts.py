@@ -113,7 +113,7 @@ def _capacity_lines(capacity: dict[tuple[str, str], Steps], colour_of: dict[str,
     for (label, kind), steps in sorted(capacity.items()):
         name, dash = next((name, dash) for k, name, dash in CAPACITY if k == kind)
         most = max(value for _, value in steps)
-        points = " ".join(f"{t:.3f}:{value}" for t, value in steps)
+        points = " ".join(f"{t:.6f}:{value}" for t, value in steps)
         colour = colour_of[label]
         lines.append(f'<path class="{kind}" data-executor="{html.escape(label)}" '
                      f'data-max="{most}" data-steps="{points}" fill="none" stroke="{colour}" '
@@ -161,6 +161,6 @@ def running_chart(run: RunFiles, colours: list[str]) -> str:
             f"{width:.3g} s</text>")
     return (f'<h2>Steps running, workers and blocks over time</h2>'
             f'<p class="legend">{"".join(legend)}</p>'
-            f'<svg id="running" data-first="{first:.3f}" data-last="{last:.3f}" '
+            f'<svg id="running" data-first="{first:.6f}" data-last="{last:.6f}" '
             f'width="{LEFT + WIDTH + 20}" height="{HEIGHT + 32}" '
             f'xmlns="http://www.w3.org/2000/svg">{axis}{"".join(lines)}</svg>')

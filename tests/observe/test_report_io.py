@@ -125,7 +125,7 @@ def test_workers_and_blocks_over_time_match_the_events_file(browser: Browser, ru
         drawn = lines["htex", kind]["steps"]
         assert len(drawn) == len(expected), (kind, drawn, expected)
         for (t, value), (want_t, want) in zip(drawn, expected):
-            assert value == want and t == pytest.approx(want_t, abs=2e-3), (kind, drawn)
+            assert value == want and t == pytest.approx(want_t, abs=1e-5), (kind, drawn)
         assert lines["htex", kind]["max"] == max(value for _, value in expected)
         assert lines["htex", kind]["drawn"].startswith("M")
     assert lines["htex", "blocks"]["max"] == 1  # its one block ran
