@@ -43,7 +43,8 @@ def write_run(directory: Path, steps: int, seed: int = 21) -> Path:
             begun, wall = free[worker], chance.uniform(0.5, 5.0)
             free[worker] = begun + wall
             usage = Usage(begun, wall, wall * chance.uniform(0.2, 1.0), chance.randint(50, 900)
-                          * 1024, "step", "node1", 1000 + worker, f"worker-{worker}", None)
+                          * 1024, "step", "node1", 1000 + worker, f"worker-{worker}", None,
+                          tuple(chance.randint(0, 2 ** 30) for _ in range(4)))
             task = {"id": call, "try_id": attempt, "executor": "htex",
                     "time_invoked": _when(start + call * 0.001),
                     "try_time_launched": _when(max(begun - 0.01, start + call * 0.001))}

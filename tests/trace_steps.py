@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -147,3 +148,51 @@ def many_naps(n: int, seconds: float) -> list[object]:
 def failing_first(n: int) -> list[object]:
     """A step that fails while `n` naps wait for the one thread."""
     return [broken("at once")] + [nap_thread(0.5) for _ in range(n)]
+
+
+@step(executor="htex")
+def write_read(path: str, mib: int) -> int:
+    """Write `mib` MiB to `path`, synced to its disk, and read them back."""
+    block = b"x" * MIB
+    with open(path, "wb") as handle:
+        for _ in range(mib):
+            handle.write(block)
+        handle.flush()
+        os.fsync(handle.fileno())
+    with open(path, "rb") as handle:
+        while handle.read(MIB):
+            pass
+    return os.getpid()
+
+
+def _dd(path: str, mib: int) -> int:
+    """The same I/O done by child processes the step waits for: `dd` writes `mib` MiB of
+    /dev/zero to `path` (synced), then reads them back."""
+    subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={mib}", "conv=fsync"],
+                   check=True, capture_output=True, timeout=120)
+    subprocess.run(["dd", f"if={path}", "of=/dev/null", "bs=1M"], check=True,
+                   capture_output=True, timeout=120)
+    return os.getpid()
+
+
+@step(executor="htex")
+def dd_htex(path: str, mib: int) -> int:
+    return _dd(path, mib)
+
+
+@step
+def dd_thread(path: str, mib: int) -> int:
+    return _dd(path, mib)
+
+
+@parallel_pipeline
+def io(directory: str, mib: int) -> list[object]:
+    return [write_read(f"{directory}/own", mib), dd_htex(f"{directory}/htex", mib),
+            dd_thread(f"{directory}/thread", mib)]
+
+
+@parallel_pipeline
+def io_and_naps(directory: str, mib: int, naps: int, seconds: float) -> list[object]:
+    """The I/O steps of `io`, then `naps` naps on the HTEX (time for its workers to be counted)."""
+    return [write_read(f"{directory}/own", mib), dd_htex(f"{directory}/htex", mib),
+            dd_thread(f"{directory}/thread", mib)] + [nap_htex(seconds) for _ in range(naps)]

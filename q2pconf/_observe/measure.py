@@ -31,7 +31,9 @@ JOB_VARS = ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID", "JOB_ID")
 class Usage(NamedTuple):
     """One attempt, seen from inside its process. `scope` says whose peak `peak_kib` is:
     "step" (a worker process, high-water mark reset before the step) or "process" (a thread
-    step: the peak of the whole submitting process so far)."""
+    step: the peak of the whole submitting process so far). `io`: rchar, wchar, read_bytes
+    and write_bytes of /proc/self/io over the attempt (this process's and its waited-for
+    children's: a thread step's are the whole submitting process's), None where unreadable."""
 
     started: float  # seconds since the epoch
     wall: float
@@ -42,6 +44,7 @@ class Usage(NamedTuple):
     pid: int
     worker: str
     job: str | None
+    io: tuple[int, int, int, int] | None = None
 
 
 class Measured:
@@ -70,40 +73,52 @@ def measured(key: int, func: Callable[..., Any], args: tuple[Any, ...],
     """Call `func`, measuring it; `key` names the call in the submitting process."""
     at_home = HOME_PID == os.getpid()
     clock = time.thread_time if at_home else _process_cpu
+    own = _own()
     if not at_home:
-        _own().reset_peak()
+        own.reset_peak()
+    io = own.io_counters()
     began, cpu = time.perf_counter(), clock()
     try:
         value = func(*args, **kwargs)
     except BaseException as error:
-        usage = _usage(at_home, time.perf_counter() - began, clock() - cpu)
+        usage = _usage(at_home, time.perf_counter() - began, clock() - cpu, io)
         try:  # pickled with the exception's __dict__ on the way back from a worker
             setattr(error, USAGE_ATTR, usage)
         except Exception:  # an exception class without a __dict__: the usage is lost
             pass
         raise
-    usage = _usage(at_home, time.perf_counter() - began, clock() - cpu)
+    usage = _usage(at_home, time.perf_counter() - began, clock() - cpu, io)
     if at_home:
         ARRIVED[key] = usage
         return value
     return Measured(key, value, usage)
 
 
-def _usage(at_home: bool, wall: float, cpu: float) -> Usage:
+def _usage(at_home: bool, wall: float, cpu: float,
+           io_before: tuple[int, int, int, int] | None) -> Usage:
     # Anchored at the end: a process preempted here reports a later end, never one after the
     # result reached the pipeline.
     started = time.time() - wall
+    own = _own()
+    io = _io_delta(io_before, own.io_counters())
     if at_home:  # the process's lifetime peak: a syscall, no file
         peak: int | None = process_peak_kib()
         return Usage(started, wall, cpu, peak, "process", HOST, os.getpid(),
-                     threading.current_thread().name, _job())
-    own = _own()
+                     threading.current_thread().name, _job(), io)
     peak = own.high_water()
     scope = "step" if peak is not None and own.reset else "process"
     if peak is None:
         peak = process_peak_kib()
     worker = own.worker or threading.current_thread().name
-    return Usage(started, wall, cpu, peak, scope, HOST, own.pid, worker, _job())
+    return Usage(started, wall, cpu, peak, scope, HOST, own.pid, worker, _job(), io)
+
+
+def _io_delta(before: tuple[int, int, int, int] | None,
+              after: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
+    if before is None or after is None:
+        return None
+    return (after[0] - before[0], after[1] - before[1], after[2] - before[2],
+            after[3] - before[3])
 
 
 def process_peak_kib(platform: str = sys.platform) -> int:
@@ -124,7 +139,7 @@ class _Own:
     a /proc file costs more than a trivial step. Held per process id (a process forked from
     this one has a name and files of its own)."""
 
-    __slots__ = ("pid", "worker", "clear", "status", "reset")
+    __slots__ = ("pid", "worker", "clear", "status", "io", "reset")
 
     def __init__(self) -> None:
         self.pid = os.getpid()
@@ -132,6 +147,7 @@ class _Own:
         self.worker = None if rank is None else f"worker-{rank}"
         self.clear = _Kept("/proc/self/clear_refs", os.O_WRONLY)
         self.status = _Kept("/proc/self/status", os.O_RDONLY)
+        self.io = _Kept("/proc/self/io", os.O_RDONLY)
         self.reset = False  # whether the peak was reset before this step (else: the process's)
 
     def reset_peak(self) -> None:
@@ -155,6 +171,21 @@ class _Own:
             at = text.index(b"VmHWM:") + 6
             return int(text[at:text.index(b"kB", at)])
         except (OSError, ValueError):
+            return None
+
+    def io_counters(self) -> tuple[int, int, int, int] | None:
+        """rchar, wchar, read_bytes, write_bytes from /proc/self/io (Linux: this process's
+        threads, living and ended, and the children it waited for), or None where there is
+        no such file or it cannot be read (not Linux, a kernel without I/O accounting)."""
+        fd = self.io.checked()
+        if fd is None:
+            return None
+        try:
+            words = os.pread(fd, 512, 0).split()
+            if words[0] != b"rchar:" or words[8] != b"read_bytes:":
+                return None
+            return int(words[1]), int(words[3]), int(words[9]), int(words[11])
+        except (OSError, ValueError, IndexError):
             return None
 
 
@@ -205,6 +236,12 @@ class _Kept:
 
 
 _OWN: list[_Own] = []  # this process's, once a step ran in it
+
+
+def open_files() -> None:
+    """Open this process's /proc files before steps run in its threads: one set, not one per
+    thread racing to open it."""
+    _own()
 
 
 def _own() -> _Own:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 import datetime
 import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,12 +19,20 @@ from q2pconf._base.paths import runinfo_root
 
 # The columns of a run's trace (q2pconf._observe.trace writes it, this module reads it back): here,
 # so that this module needs nothing of the trace's writer.
+IO = ("rchar", "wchar", "read_bytes", "write_bytes")  # bytes, as Nextflow's trace names them
 COLUMNS = ("step", "call", "task", "attempt", "executor", "status", "error", "submitted",
            "launched", "started", "finished", "wall_s", "cpu_s", "peak_rss_mib", "rss_of",
-           "host", "pid", "worker", "job", "walltime_s", "inputs")
-# The columns of traces written before `inputs` was added: read as a trace whose `inputs` is NA.
-OLD_COLUMNS = COLUMNS[:-1]
+           "host", "pid", "worker", "job", "walltime_s", "inputs", *IO)
+# The columns of traces written by older versions (before the I/O counters, before `inputs`):
+# read as traces whose missing columns are NA.
+OLDER = {COLUMNS[:-len(IO)]: IO, COLUMNS[:-len(IO) - 1]: ("inputs", *IO)}
 INDEX = "runs.log"
+# Parsl's providers that submit batch jobs (their nodes are not this machine), and where a
+# batch job tells its own node's size: (config key, variable, to the key's unit).
+BATCH_PROVIDERS = ("SlurmProvider", "PBSProProvider", "TorqueProvider", "LSFProvider",
+                   "GridEngineProvider", "CondorProvider")
+JOB_SIZE = (("cores_per_node", "SLURM_CPUS_ON_NODE", 1.0),
+            ("mem_per_node", "SLURM_MEM_PER_NODE", 1 / 1024))  # MiB -> GB
 # Settings the report compares usage with, as the config names them.
 LIMIT_KEYS = ("max_threads", "max_workers_per_node", "max_workers_per_block", "cores_per_worker",
               "mem_per_worker", "walltime", "mem_per_node", "cores_per_node", "nodes_per_block",
@@ -71,6 +81,41 @@ def config_meta(session: Any) -> dict[str, Any]:
                        "note": s.note} for s in settings.trail],
             "text": _config_text(settings), "mapping": dict(session.mapping),
             "executors": {label: _spec(spec) for label, spec in settings.plan.executors.items()}}
+
+
+def batch_nodes(executors: dict[str, Any],
+                environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """Per executor on a batch provider, the size of its nodes (what a tuned config must fit):
+    `cores_per_node` and `mem_per_node` (GB) from the config where it sets them, else what
+    the batch job this program runs in has (`SLURM_CPUS_ON_NODE`, `SLURM_MEM_PER_NODE`), else
+    None; `from` says where each came from."""
+    found = {}
+    for label, table in executors.items():
+        provider = table.get("provider") if isinstance(table, dict) else None
+        kind = str(provider.get("class", "")).rpartition(".")[2] \
+            if isinstance(provider, dict) else ""
+        if kind not in BATCH_PROVIDERS:
+            continue
+        node: dict[str, Any] = {"provider": kind, "from": {}}
+        for key, variable, scale in JOB_SIZE:
+            value, source = _positive(provider.get(key)), "config"
+            if value is None:
+                told = _positive(environ.get(variable))
+                value, source = (None, None) if told is None else \
+                    (_positive(told * scale), variable)
+            node[key], node["from"][key] = value, source
+        found[label] = node
+    return found
+
+
+def _positive(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not 0 < number < float("inf"):
+        return None
+    return int(number) if number.is_integer() else number
 
 
 def _spec(spec: Any) -> Any:
@@ -161,11 +206,12 @@ def read(meta_path: Path) -> RunFiles:
     # a NUL (garbage on disk) stops Python 3.10's csv: make it a damaged line like any other
     reader = csv.DictReader(text.replace("\0", "\ufffd").splitlines(), delimiter="\t")
     header = None if reader.fieldnames is None else tuple(reader.fieldnames)
-    if header is not None and header not in (COLUMNS, OLD_COLUMNS):
+    if header is not None and header != COLUMNS and header not in OLDER:
         raise _damaged(run.trace_path, "its first line is not the header of q2pconf's trace")
+    missing = OLDER.get(header, ()) if header is not None else ()
     for row in reader:
-        if header == OLD_COLUMNS and None not in row:
-            row["inputs"] = "NA"
+        if missing and None not in row:
+            row.update(dict.fromkeys(missing, "NA"))
         if _whole(row):
             run.rows.append(row)
         else:
@@ -218,7 +264,7 @@ META_TYPES: dict[str, Any] = {
     "finished": str, "outcome": str, "events": str, "called": (int, float),
     "returned": (int, float), "body_returned": (int, float), "machine": dict}
 TIMES = ("submitted", "launched", "started", "finished")
-NUMBERS = ("wall_s", "cpu_s", "peak_rss_mib", "walltime_s")
+NUMBERS = ("wall_s", "cpu_s", "peak_rss_mib", "walltime_s", *IO)
 
 
 def _meta(path: Path) -> dict[str, Any]:

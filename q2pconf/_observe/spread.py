@@ -1,6 +1,7 @@
-"""Per step, the spread of its attempts' wall time, CPU use and peak RSS: a box plot each
+"""Per step, the spread of its attempts' wall time, CPU use, peak RSS and I/O: a box plot each
 (quartiles, median, min to max), raw and as a % of what the config allows (its
-`@step(walltime=...)` or batch job walltime, `cores_per_worker`, the worker's share of memory).
+`@step(walltime=...)` or batch job walltime, `cores_per_worker`, the worker's share of memory;
+none for I/O).
 The rules that read those limits are the advice's (q2pconf._observe.advice), not a copy."""
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from collections import defaultdict
 from typing import Any, Callable
 
 from q2pconf._observe.advice import _memory_budget, _provider, number, scheduler_seconds
-from q2pconf._observe.runfiles import RunFiles
+from q2pconf._observe.runfiles import IO, RunFiles
 
 BOX_WIDTH, BOX_HEIGHT = 160, 16
+MIB = 2 ** 20
 
 
 def _wall(row: dict[str, str]) -> float | None:
@@ -43,11 +45,26 @@ def _peak_limit(row: dict[str, str], executors: dict[str, Any]) -> float | None:
     return None if budget is None else budget[0]
 
 
+def _io(column: str) -> Callable[[dict[str, str]], float | None]:
+    """An I/O counter of the trace in MiB, for worker steps (a thread step's is its whole
+    process's, as its peak is)."""
+    def measure(row: dict[str, str]) -> float | None:
+        value = number(row.get(column))
+        return None if value is None or row["rss_of"] != "step" else value / MIB
+    return measure
+
+
+def _no_limit(row: dict[str, str], executors: dict[str, Any]) -> float | None:
+    return None  # a config sets no limit on I/O
+
+
 Limit = Callable[[dict[str, str], dict[str, Any]], "float | None"]
-METRICS: tuple[tuple[str, str, Callable[[dict[str, str]], float | None], Limit], ...] = (
+Metric = tuple[str, str, Callable[[dict[str, str]], "float | None"], Limit]
+METRICS: tuple[Metric, ...] = (
     ("wall", "wall time s", _wall, _wall_limit),
     ("cpu", "CPU % (100 = one core)", _cpu, _cpu_limit),
     ("peak", "peak RSS MiB (worker steps)", _peak, _peak_limit),
+    *((column, f"{column} MiB (worker steps)", _io(column), _no_limit) for column in IO),
 )
 
 
@@ -93,21 +110,25 @@ def spread_table(run: RunFiles, names: dict[str, str]) -> str:
         return ""
     tops = {key: max(max(found) for (_, k), found in values.items() if k == key) or 1.0
             for key in {k for _, k in values}}
-    head = "".join(f"<th>{html.escape(title)}</th>" for _, title, _, _ in METRICS)
-    lines = [_spread_row(step, names, values, shares, tops)
+    shown = [metric for metric in METRICS if metric[0] in tops]  # none: an older trace's I/O
+    head = "".join(f"<th>{html.escape(title)}</th>" for _, title, _, _ in shown)
+    lines = [_spread_row(step, names, values, shares, tops, shown)
              for step in sorted({step for step, _ in values})]
     return ('<h2>Spread per step</h2><table id="spread"><tr><th>step</th>' + head + "</tr>"
             + "".join(lines) + "</table><p><small>Each box: the middle half of the attempts, "
             "the median as a bar, the line from the least to the most; each metric on one "
             "scale for all steps. Under it: median and max, and the most of what the config "
             "allows (% of the walltime, of cores_per_worker's cores, of the worker's memory)."
-            "</small></p>")
+            " The I/O counters (bytes read and written by the step's worker process and the "
+            "tools it ran: rchar and wchar by read and write calls, read_bytes and write_bytes "
+            "from and for a disk) are raw only: a config sets no limit on I/O.</small></p>")
 
 
 def _spread_row(step: str, names: dict[str, str], values: dict[tuple[str, str], list[float]],
-                shares: dict[tuple[str, str], list[float]], tops: dict[str, float]) -> str:
+                shares: dict[tuple[str, str], list[float]], tops: dict[str, float],
+                shown: list[Metric]) -> str:
     cells = []
-    for key, _, _, _ in METRICS:
+    for key, _, _, _ in shown:
         found = values.get((step, key))
         if not found:
             cells.append("<td>-</td>")

@@ -26,6 +26,10 @@ is `process` (thread steps share that process). `cpu_s` is the step's thread (th
 or its worker process and the children it waited for. `inputs` are the call numbers of the
 steps whose futures the call was given (its inputs, waited for before it ran), as ranges
 (`0-3,7`); `-` for none. Traces written before it have no `inputs` column (read as NA).
+`rchar`, `wchar`, `read_bytes`, `write_bytes` (bytes, Linux's /proc/self/io over the attempt)
+are its worker process's and the children it waited for, or, for a thread step, the whole
+submitting process's meanwhile (as `rss_of` = `process`); NA where not measured. Traces
+written before them have no such columns (read as NA).
 """
 from __future__ import annotations
 
@@ -164,6 +168,7 @@ class Trace:
         if usage is None:
             ended = task.get("try_time_returned") or task.get("time_returned")
             measured = f"NA\t{when(ended)}\tNA\tNA\tNA\tNA\tNA\tNA\tNA\tNA"
+            io = "NA\tNA\tNA\tNA"
         else:
             started, wall, worker = usage.started, usage.wall, usage.worker
             if " " in worker or "\t" in worker or "\n" in worker:
@@ -171,11 +176,14 @@ class Trace:
             measured = (f"{_iso(started)}\t{_iso(started + wall)}\t{wall:.3f}\t{usage.cpu:.3f}"
                         f"\t{_mib(usage.peak_kib)}\t{usage.scope}\t{usage.host}\t{usage.pid}"
                         f"\t{worker}\t{usage.job or NA}")
+            counted = usage.io
+            io = "NA\tNA\tNA\tNA" if counted is None else \
+                f"{counted[0]}\t{counted[1]}\t{counted[2]}\t{counted[3]}"
         limit = NA if entry.walltime is None else f"{entry.walltime:g}"
         return (f"{entry.step}\t{entry.call}\t{task.get('id', NA)}\t{task.get('try_id', 0) + 1}"
                 f"\t{task.get('executor', NA)}\t{status}\t{kind}"
                 f"\t{when(task.get('time_invoked'))}\t{when(task.get('try_time_launched'))}"
-                f"\t{measured}\t{limit}\t{entry.inputs}\n")
+                f"\t{measured}\t{limit}\t{entry.inputs}\t{io}\n")
 
     def _when(self, value: datetime.datetime | None) -> str:
         return NA if value is None else _iso(value.timestamp())
@@ -262,6 +270,7 @@ def start(session: Any, pipeline: str, called: float | None = None) -> Trace | N
     from q2pconf._base.paths import unkept_reason
 
     measure.HOME_PID = os.getpid()  # steps running in this process are thread steps
+    measure.open_files()
     directory = Path(session.dfk.run_dir)
     if unkept_reason(str(directory)) is not None:
         return None  # q2pconf._base.rundir said once why this run keeps no trace
@@ -290,14 +299,19 @@ def _new_trace(directory: Path, pipeline: str, meta: dict[str, Any]) -> Trace:
 def run_meta(session: Any, pipeline: str) -> dict[str, Any]:
     """What `run.json` holds when a run starts: who ran what, with which config."""
     from q2pconf._base.cpus import machine, usable_cpus
-    from q2pconf._observe.runfiles import config_meta
+    from q2pconf._observe.runfiles import batch_nodes, config_meta
 
     cpus, memory_gb = machine()  # what a tuned config must fit on this machine (q2pconf tune)
+    config = config_meta(session)
+    here: dict[str, Any] = {"cpus": cpus, "usable_cpus": usable_cpus(), "memory_gb": memory_gb}
+    nodes = batch_nodes(config.get("executors") or {})
+    if nodes:  # ... and on the batch provider's nodes
+        here["batch_nodes"] = nodes
     return {"pipeline": pipeline, "started": _now(), "finished": None, "outcome": None,
             "host": socket.gethostname(), "pid": os.getpid(), "user": _user(),
             "argv": list(sys.argv), "python": sys.version.split()[0],
-            "run_dir": str(session.dfk.run_dir), "config": config_meta(session),
-            "machine": {"cpus": cpus, "usable_cpus": usable_cpus(), "memory_gb": memory_gb}}
+            "run_dir": str(session.dfk.run_dir), "config": config,
+            "machine": here}
 
 
 def _index(trace: Trace) -> None:

@@ -130,6 +130,40 @@ def test_each_step_on_a_worker_has_its_own_peak(tmp_path: Path) -> None:
     assert 100 <= smaller_big < big - 50, rows
 
 
+IO_MIB = 8
+
+
+def test_a_steps_io_and_its_childrens_is_counted(tmp_path: Path) -> None:
+    """A worker step writing 8 MiB (synced) and reading them back, the same done by `dd`
+    children of a worker step and of a thread step: each line counts its I/O in bytes
+    (Linux's /proc/self/io, which counts the children a process waited for; a thread step's
+    is its whole process's). The parent steps themselves write nearly nothing: a child's I/O
+    left out could not reach the bounds."""
+    require_tool("dd")
+    data = tmp_path / "data"
+    data.mkdir()
+    with q2pconf.ParallelConfig(write_config(tmp_path)):
+        steps.io(str(data), IO_MIB)
+    named = by_step(rows_of(steps.io.trace_path))
+    size = IO_MIB * 2 ** 20
+    on_disk = subprocess.run(["stat", "-f", "-c", "%T", str(data)], capture_output=True,
+                             text=True, timeout=CHILD_TIMEOUT).stdout.strip() not in (
+                                 "tmpfs", "ramfs")
+    for name, rss_of, reads in (("write_read", "step", size), ("dd_htex", "step", 2 * size),
+                                ("dd_thread", "process", 2 * size)):
+        row = named[name]
+        assert row["rss_of"] == rss_of, row
+        counted = {key: int(row[key]) for key in ("rchar", "wchar", "read_bytes",
+                                                  "write_bytes")}
+        # dd reads /dev/zero, then the file: twice the size
+        assert counted["rchar"] >= reads and counted["wchar"] >= size, (name, counted)
+        assert counted["read_bytes"] >= 0
+        # write_bytes: bytes made dirty for a disk (none on tmpfs)
+        assert counted["write_bytes"] >= (size if on_disk else 0), (name, counted)
+    # over the step only: the worker process's own start (Parsl's modules read) is not in it
+    assert int(named["write_read"]["rchar"]) < size + 2 ** 20, named["write_read"]
+
+
 def test_a_step_taking_the_kept_descriptor_gets_its_file_untouched(tmp_path: Path) -> None:
     """A worker keeps /proc/self/clear_refs open between steps: a step that closes that
     descriptor and opens a file of its own under the same number must find its file as it left
@@ -161,6 +195,37 @@ def test_run_json_records_the_config_and_how_the_run_ended(tmp_path: Path) -> No
     assert run.meta["machine"] == {"cpus": cpus, "usable_cpus": usable_cpus(),
                                    "memory_gb": memory_gb}
     assert cpus >= usable_cpus() >= 1 and memory_gb > 0
+
+
+def test_run_json_records_the_node_size_of_each_batch_provider(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Executors on Slurm and PBS, never started (only thread steps run): each one's node size
+    is the config's where it sets it, else the batch job's this program runs in."""
+    monkeypatch.setenv("SLURM_CPUS_ON_NODE", "3")
+    monkeypatch.setenv("SLURM_MEM_PER_NODE", "3072")  # MiB
+    path = write_config(tmp_path, config(
+        POOL, htex("slurm", max_workers_per_node=2,
+                   provider={"class": "SlurmProvider", "cores_per_node": 8}),
+        htex("pbs", max_workers_per_node=2, provider={"class": "PBSProProvider"}),
+        strategy="none"))
+    with q2pconf.ParallelConfig(path):
+        steps.many_naps(2, 0.01)
+    run = read(Path(str(steps.many_naps.trace_path).replace(".trace.tsv", ".run.json")))
+    assert {row["executor"] for row in run.rows} == {"default"}
+    assert run.meta["machine"]["batch_nodes"] == {
+        "slurm": {"provider": "SlurmProvider", "cores_per_node": 8, "mem_per_node": 3,
+                  "from": {"cores_per_node": "config", "mem_per_node": "SLURM_MEM_PER_NODE"}},
+        "pbs": {"provider": "PBSProProvider", "cores_per_node": 3, "mem_per_node": 3,
+                "from": {"cores_per_node": "SLURM_CPUS_ON_NODE",
+                         "mem_per_node": "SLURM_MEM_PER_NODE"}}}
+    monkeypatch.delenv("SLURM_CPUS_ON_NODE")
+    monkeypatch.delenv("SLURM_MEM_PER_NODE")
+    with q2pconf.ParallelConfig(path):
+        steps.many_naps(1, 0.01)
+    run = read(Path(str(steps.many_naps.trace_path).replace(".trace.tsv", ".run.json")))
+    assert run.meta["machine"]["batch_nodes"]["pbs"] == {
+        "provider": "PBSProProvider", "cores_per_node": None, "mem_per_node": None,
+        "from": {"cores_per_node": None, "mem_per_node": None}}
 
 
 def test_the_command_line_lists_runs_and_reports_the_last(tmp_path: Path,

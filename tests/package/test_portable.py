@@ -25,6 +25,7 @@ from configs import config, htex, local, threads
 from procs import new_token, program_env, wait_gone
 from guardtools import children, ended, kill_interchange, listening, pool_guard
 from q2pconf._observe import measure
+from q2pconf._observe.runfiles import IO
 
 SIMULATION = '''\
 """Test-only (tests/package/test_portable.py): this interpreter lacks Linux's facilities, as
@@ -157,7 +158,8 @@ def test_a_pipeline_without_proc_writes_its_trace_with_process_peaks(tmp_path: P
     nor read it after (clear_refs, VmHWM), and the interchange's own pid is not read from its
     guard's children. The run gives its results, every step has its trace line, and a worker's
     peak is its process's peak so far (`rss_of` = process): a 200 MiB step's peak shows in the
-    steps after it, in MiB (not the bytes macOS's getrusage gives). Its processes all end."""
+    steps after it, in MiB (not the bytes macOS's getrusage gives); its I/O counters are NA.
+    Its processes all end."""
     token = new_token()
     env = simulated_env(tmp_path, token, CONFIG)
     done = subprocess.run([sys.executable, "-c", PIPELINE], env=env, capture_output=True,
@@ -169,6 +171,7 @@ def test_a_pipeline_without_proc_writes_its_trace_with_process_peaks(tmp_path: P
     rows = seen["rows"]
     assert [row["status"] for row in rows] == ["done"] * 4
     assert {row["rss_of"] for row in rows} == {"process"}
+    assert {row[column] for row in rows for column in IO} == {"NA"}  # no /proc/self/io
     peaks = [float(row["peak_rss_mib"]) for row in rows]
     assert all(200 <= peak < 4096 for peak in peaks[1:]), peaks
     assert wait_gone(token, 20, tmp_path) == []
