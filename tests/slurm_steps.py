@@ -99,3 +99,16 @@ def spread(n: int, meeting: str, seconds: float = 0.0) -> list[dict[str, object]
     """n `where` steps on `htex`."""
     Path(meeting).mkdir(exist_ok=True)
     return [where(i, meeting, seconds) for i in range(n)]
+
+
+@step(executor="htex")
+def nap(i: int, seconds: float) -> dict[str, object]:
+    """Sleep `seconds`; the host and Slurm job it ran on."""
+    time.sleep(seconds)
+    return {"value": i, "host": socket.gethostname(), "job": os.environ.get("SLURM_JOB_ID")}
+
+
+@parallel_pipeline
+def naps(n: int, seconds: float) -> list[dict[str, object]]:
+    """n `nap` steps on `htex`, at once."""
+    return [nap(i, seconds) for i in range(n)]

@@ -9,13 +9,14 @@ Two sources of changes, each with its reason:
   from runs side by side: steps that kept a CPU busy get at most its CPUs (per
   `cores_per_worker`); steps that waited (sleep, I/O, a remote service) at most four workers
   a CPU, and never more than its memory holds at their peak. A batch system's blocks grow at
-  most four times (the trace does not say how big the cluster is).
+  most four times, and on Slurm never past the nodes of the partition (asked of `sinfo`).
 The prediction carries over what the run measured (start-up, dispatch, the body's work). A
 step moved from threads to worker processes is replayed with its CPU time as its duration.
 """
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -369,7 +370,11 @@ def _cap(model: _Model, label: str, table: dict[str, Any]) -> int:
     steps: see the module's docstring."""
     if _batch(table):
         provider = table.get("provider") or {}
-        return max(int(provider.get("max_blocks", 1)) * MORE_BLOCKS, MORE_BLOCKS)
+        cap = max(int(provider.get("max_blocks", 1)) * MORE_BLOCKS, MORE_BLOCKS)
+        nodes = cluster_nodes(provider)
+        if nodes:  # more blocks than the partition holds would wait in the queue
+            cap = min(cap, max(nodes // int(provider.get("nodes_per_block", 1) or 1), 1))
+        return cap
     current = _current_size(model, label, table)
     if table.get("class") == "ThreadPoolExecutor" and advice.gil_bound(
             model.base.rows, model.base.meta.get("config", {}).get("executors", {}), label):
@@ -385,6 +390,31 @@ def _cap(model: _Model, label: str, table: dict[str, Any]) -> int:
     if peak and model.machine.memory_gb:
         cap = min(cap, int(MEMORY_SHARE * model.machine.memory_gb * 1024 // peak))
     return max(cap, 1)
+
+
+@functools.lru_cache(maxsize=None)
+def _sinfo_nodes(partition: str) -> int | None:
+    """Nodes in a Slurm partition (the default one for ""), as `sinfo` says here; None
+    where Slurm cannot be asked (not a login node, no sinfo, no answer in 10 s)."""
+    import subprocess
+
+    command = ["sinfo", "--noheader", "--format=%D"]
+    if partition:
+        command += ["--partition", partition]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    counts = [int(line) for line in done.stdout.split() if line.isdigit()]
+    return sum(counts) if done.returncode == 0 and counts else None
+
+
+def cluster_nodes(provider: dict[str, Any]) -> int | None:
+    """How many nodes the batch system can give this provider's blocks (Slurm: its partition's
+    nodes, asked of sinfo); None when unknown."""
+    if provider.get("class") != "SlurmProvider":
+        return None
+    return _sinfo_nodes(str(provider.get("partition") or ""))
 
 
 def _peak_mib(run: RunFiles, label: str) -> float:

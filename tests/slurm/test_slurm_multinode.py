@@ -358,3 +358,53 @@ def test_an_interrupted_session_leaves_nothing_behind(
             psutil.Process(pid).status() != psutil.STATUS_ZOMBIE] == []
     assert not Path(made["dir"]).exists()
     assert multinode.node_states() == {"node1": "idle", "node2": "idle"}  # ours untouched
+
+
+NAPS = ("import slurm_steps as s, json; r = s.naps({n}, {seconds}); print(json.dumps(r)); "
+        "print(str(s.naps.trace_path).replace('.trace.tsv', '.run.json'))")
+
+
+def tune_json(cluster: SlurmCluster, directory: Path, token: str, run_json: str) -> dict:
+    """`q2pconf tune RUN --json` where Slurm can be asked (the controller's namespace)."""
+    done = subprocess.run(cluster.command(sys.executable, "-m", "q2pconf", "tune", run_json,
+                                          "-o", str(directory / "tuned.toml"), "--json"),
+                          env=program_env(directory, token, **cluster.env),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.timing
+def test_tune_gives_the_blocks_the_partition_holds_and_the_rerun_takes_its_prediction(
+        multinode: SlurmCluster, tmp_path: Path, token: str) -> None:
+    """Four 3 s steps on one block of one node with one worker: tune asks for as many blocks
+    as the partition has nodes (two: sinfo says so; not the four the steps could use), all at
+    the start (strategy "none"), and a rerun under its config takes within 20 % of the time
+    it predicted."""
+    doc = readme_doc()
+    doc["parsl"].update(strategy="none")
+    doc["parsl"].pop("max_idletime")
+    htex_of(doc).update(max_workers_per_node=1)
+    htex_of(doc)["provider"].update(nodes_per_block=1, init_blocks=1, max_blocks=1)
+    poor = tmp_path / "poor"
+    poor.mkdir()
+    code, out, err = run(multinode, poor, token, write_config(poor, doc), NAPS.format(
+        n=4, seconds=3.0), timeout=120)
+    assert code == 0, err
+    summary = tune_json(multinode, tmp_path, token, out.strip().splitlines()[-1])
+    current, tuned = summary["current"], summary["tuned"]
+    assert abs(current["predicted_s"] - current["measured_s"]) <= 0.15 * current["measured_s"]
+    changes = {change["key"]: change["new"] for change in tuned["changes"]}
+    assert changes == {"parsl.executors['htex'].provider.max_blocks": 2,
+                       "parsl.executors['htex'].provider.init_blocks": 2}, summary
+    assert [row["fits"] for row in summary["what_if"]] == [True, True, False, False]
+    again = tmp_path / "again"
+    again.mkdir()
+    code, out, err = run(multinode, again, token, Path(tuned["config"]), NAPS.format(
+        n=4, seconds=3.0), timeout=120)
+    assert code == 0, err
+    assert len({row["host"] for row in json.loads(out.strip().splitlines()[-2])}) == 2
+    rerun = tune_json(multinode, again, token, out.strip().splitlines()[-1])["current"]
+    print(f"poor {current}, tuned {tuned['predicted_s']}, rerun {rerun}")
+    assert abs(tuned["predicted_s"] - rerun["measured_s"]) <= 0.2 * rerun["measured_s"]
+    assert_clean(multinode, token)
