@@ -54,6 +54,9 @@ def test_memory_against_the_workers_share_of_mem_per_node(peak: float, level: st
     assert [f.level for f in found] == ([] if level is None else [level])
     if found:
         assert "256 MiB" in found[0].message and found[0].step == "p.s"
+        # an HTEX takes mem_per_worker: 1.5 times the peak, in GB to 0.1 above
+        assert found[0].where == ("parsl", "executors", "htex", "mem_per_worker")
+        assert found[0].value == {210.0: 0.4, 300.0: 0.5}[peak]
 
 
 def test_thread_steps_peak_is_the_programs_and_is_not_judged() -> None:
@@ -65,12 +68,16 @@ def test_a_batch_job_running_up_to_its_walltime() -> None:
     [found] = [f for f in run(rows, {"htex": HTEX}) if "walltime" in f.setting]
     assert found.level == "hit" and "batch job 42" in found.message
     assert found.setting.startswith("parsl.executors['htex'].provider.walltime")
+    # the value tune writes: 1.5 times the 59.5 s the job ran steps, to the minute above
+    assert found.where == ("parsl", "executors", "htex", "provider", "walltime")
+    assert found.value == "00:02:00" and found.setting.endswith("raise it to 00:02:00")
     assert not [f for f in run(rows[:1], {"htex": HTEX}) if "walltime" in f.setting]
 
 
 def test_a_step_using_more_cores_than_its_worker_has() -> None:
     [found] = run([row(wall=2.0, cpu_s=3.9)], {"htex": HTEX})
     assert found.setting == "parsl.executors['htex'].cores_per_worker: set it to 2"
+    assert (found.where, found.value) == (("parsl", "executors", "htex", "cores_per_worker"), 2)
     assert run([row(wall=2.0, cpu_s=2.0)], {"htex": HTEX}) == []
 
 
@@ -149,3 +156,22 @@ def test_steps_waiting_while_started_workers_sat_idle() -> None:
 
 def test_a_step_within_every_limit_gets_no_advice() -> None:
     assert run([row(), row(start=1.0, step="p.t", walltime_s=10)], {"htex": HTEX}) == []
+
+
+THREADS = {"class": "ThreadPoolExecutor", "max_threads": 2}
+LOCAL_HTEX = {"class": "HighThroughputExecutor", "provider": {"class": "LocalProvider"}}
+
+
+@pytest.mark.parametrize("cpu, moved", [(1.9, True), (1.0, True), (0.1, False), (3.6, False)])
+def test_steps_computing_on_threads_are_mapped_to_the_local_htex(cpu: float, moved: bool
+                                                                 ) -> None:
+    """Two calls side by side for 2 s on two threads: together about one CPU busy (the GIL)
+    is a move; next to no CPU (they wait) or two CPUs (they let the GIL go) is not."""
+    rows = [row(step="p.spin", executor="default", start=0, wall=2.0, cpu_s=cpu / 2,
+                rss_of="process", worker=f"t{i}") for i in range(2)]
+    found = [f for f in run(rows, {"default": THREADS, "htex": LOCAL_HTEX})
+             if f.where[:2] == ("parsl", "executor_mapping")]
+    assert [(f.where, f.value) for f in found] == (
+        [(("parsl", "executor_mapping", "p.spin"), "htex")] if moved else [])
+    assert not [f for f in run(rows, {"default": THREADS, "htex": HTEX})
+                if f.where[:2] == ("parsl", "executor_mapping")]  # no local HTEX to map to
