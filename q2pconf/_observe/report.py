@@ -221,7 +221,7 @@ def _tuning(run: RunFiles) -> str:
     from q2pconf._observe.tune import tune
 
     try:
-        found = tune([run])
+        found = tune([run], what_if=False)
     except ConfigError as error:  # a trace too old to replay
         return f'<h2>Tune</h2><p id="tune">No prediction: {_e(error.problem)}.</p>'
     measured = "" if found.measured_s is None else f" (measured {found.measured_s:.1f} s)"

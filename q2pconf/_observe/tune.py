@@ -78,8 +78,9 @@ class Tuning:
     found: Replayable | None = None
 
 
-def tune(runs: list[RunFiles]) -> Tuning:
-    """Tune the config of the newest of `runs` (all of them give the rules their steps)."""
+def tune(runs: list[RunFiles], what_if: bool = True) -> Tuning:
+    """Tune the config of the newest of `runs` (all of them give the rules their steps);
+    `what_if`: also predict each executor at 1, 2, 4, 8 slots (blocks)."""
     base = max(runs, key=lambda run: str(run.meta.get("started", "")))
     found = from_run(base)
     tuning = Tuning(base, document(base), measured_s=found.measured_s, found=found)
@@ -91,7 +92,7 @@ def tune(runs: list[RunFiles]) -> Tuning:
     for where, finding in model.moves:
         model.try_move(tuning, where, finding)
     tuning.tuned_s = model.predicted()
-    tuning.what_if = model.what_if()
+    tuning.what_if = model.what_if() if what_if else []
     return tuning
 
 
