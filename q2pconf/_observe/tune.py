@@ -438,11 +438,13 @@ def size_changes(model: _Model, label: str, table: dict[str, Any], current: int,
         return _block_changes(model, where, table, chosen, why)
     if unit == "threads":
         return [(where + ("max_threads",), chosen, why)]
-    key = next((k for k in ("max_workers_per_node", "max_workers") if k in table), None)
-    if key is None:
-        from q2pconf.config._templates import htex_worker_key
+    from q2pconf.config._templates import htex_worker_key
 
-        key = htex_worker_key()
+    key = htex_worker_key()
+    old_key = "max_workers" if key == "max_workers_per_node" else "max_workers_per_node"
+    if old_key in table:  # an old file's spelling: written under today's name
+        table[key] = table.pop(old_key)
+        why += f" (written as {key}, today's name for {old_key})"
     found = [(where + (key,), chosen, why)]
     per_worker = float(table.get("cores_per_worker") or 1)
     if chosen > model.machine.cpus // per_worker:  # only steps that wait get past _cap

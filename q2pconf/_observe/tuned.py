@@ -171,6 +171,8 @@ def _maybe(seconds: float | None) -> str:
 
 
 def _what_if_table(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return ["what if: no step ran, so there is nothing to replay"]
     lines = ["what if (the tuned config, one executor's size changed):",
              f"  {'executor':<12} {'size':<11} {'predicted':>9}"]
     for row in rows:

@@ -190,3 +190,39 @@ def test_the_report_shows_tunes_changes_and_predictions_after_the_limits(
     assert facts["current"] == pytest.approx(summary["current"]["predicted_s"], abs=0.002)
     assert facts["tuned"] == pytest.approx(summary["tuned"]["predicted_s"], abs=0.002)
     assert facts["limitsFirst"] is True
+
+
+OLD_QIIME2 = """\
+[parsl]
+strategy = "None"
+
+[[parsl.executors]]
+class = "ThreadPoolExecutor"
+label = "default"
+max_threads = 1
+
+[[parsl.executors]]
+class = "HighThroughputExecutor"
+label = "htex"
+max_workers = 1
+address = "127.0.0.1"
+
+[parsl.executors.provider]
+class = "LocalProvider"
+
+[parsl.executor_mapping]
+first = "htex"
+"""
+
+
+def test_an_old_qiime2_files_worker_count_is_written_under_todays_name(tmp_path,
+                                                                       fresh_session):
+    """QIIME 2's `max_workers`: tune's file says max_workers_per_node, and passes `check`
+    without the old spelling's warning."""
+    run = traced(tmp_path / "old.toml", OLD_QIIME2, replay_steps.shaped, 4, 0.4)
+    summary = tuned(run)
+    assert changes(summary)["parsl.executors['htex'].max_workers_per_node"] == 4, summary
+    text = Path(summary["tuned"]["config"]).read_text()
+    assert "max_workers_per_node = 4  # was 1" in text and "\nmax_workers =" not in text
+    checked = cli("check", summary["tuned"]["config"])
+    assert checked.returncode == 0 and "warning" not in checked.stderr, checked.stderr
