@@ -128,7 +128,9 @@ def test_workers_and_blocks_over_time_match_the_events_file(browser: Browser, ru
             assert value == want and t == pytest.approx(want_t, abs=1e-5), (kind, drawn)
         assert lines["htex", kind]["max"] == max(value for _, value in expected)
         assert lines["htex", kind]["drawn"].startswith("M")
-    assert lines["htex", "blocks"]["max"] == 1  # its one block ran
+    # its one block shows up (RUNNING) when a poll of Parsl's saw it so, which a short run
+    # may end before (a loaded CI machine did); its workers registered in any case
+    assert lines["htex", "blocks"]["max"] <= 1 and lines["htex", "workers"]["max"] >= 1
     assert "workers of htex" in chart["legend"] and "blocks up (RUNNING) of htex" in chart["legend"]
 
 

@@ -226,3 +226,22 @@ def test_an_old_qiime2_files_worker_count_is_written_under_todays_name(tmp_path,
     assert "max_workers_per_node = 4  # was 1" in text and "\nmax_workers =" not in text
     checked = cli("check", summary["tuned"]["config"])
     assert checked.returncode == 0 and "warning" not in checked.stderr, checked.stderr
+
+
+def test_an_htex_with_no_initial_block_gets_one_when_it_starts(tmp_path, fresh_session):
+    """No initial block and a strategy that looks every 3 s: the steps waited for its first
+    look. Tune asks for one block at the executor's start, as the replay finds it faster."""
+    text = config(threads("default", max_threads=2),
+                  htex("htex", max_workers_per_node=2, address="127.0.0.1",
+                       provider=local(init_blocks=0, min_blocks=0, max_blocks=1)),
+                  mapping={"first": "htex", "merge": "htex", "second": "htex"},
+                  strategy="simple", strategy_period=3)
+    run = traced(tmp_path / "late.toml", text, replay_steps.shaped, 2, 0.3)
+    summary = tuned(run)
+    found = changes(summary)
+    assert found.get("parsl.executors['htex'].provider.init_blocks") == 1, summary
+    reason = next(c["reason"] for c in summary["tuned"]["changes"]
+                  if c["key"].endswith("init_blocks"))
+    assert "strategy's first look" in reason and "asked for at once" in reason
+    assert summary["tuned"]["predicted_s"] <= summary["current"]["predicted_s"] - 1.0
+    assert cli("check", summary["tuned"]["config"]).returncode == 0
