@@ -192,27 +192,10 @@ def test_the_report_shows_tunes_changes_and_predictions_after_the_limits(
     assert facts["limitsFirst"] is True
 
 
-OLD_QIIME2 = """\
-[parsl]
-strategy = "None"
-
-[[parsl.executors]]
-class = "ThreadPoolExecutor"
-label = "default"
-max_threads = 1
-
-[[parsl.executors]]
-class = "HighThroughputExecutor"
-label = "htex"
-max_workers = 1
-address = "127.0.0.1"
-
-[parsl.executors.provider]
-class = "LocalProvider"
-
-[parsl.executor_mapping]
-first = "htex"
-"""
+# QIIME 2's spelling of an HTEX's worker count, from before Parsl renamed it
+OLD_QIIME2 = config(threads("default", max_threads=1),
+                    htex("htex", max_workers=1, address="127.0.0.1", provider=local()),
+                    mapping={"first": "htex"}, strategy="None")
 
 
 def test_an_old_qiime2_files_worker_count_is_written_under_todays_name(tmp_path,
