@@ -86,6 +86,9 @@ def tune(runs: list[RunFiles], what_if: bool = True) -> Tuning:
     tuning = Tuning(base, document(base), measured_s=found.measured_s, found=found)
     tuning.current_s = predict(found.recording, found.pools)
     model = _Model(base, found, tuning.doc, machine_of(base))
+    if not model.machine.recorded:
+        tuning.notes.append("the run did not record its machine (an older q2pconf traced "
+                            "it): the sizes fit this machine's CPUs and memory instead")
     for run in runs:
         model.apply_rules(tuning, run)
     model.size_all(tuning)

@@ -228,3 +228,14 @@ def test_an_htex_with_no_initial_block_gets_one_when_it_starts(tmp_path, fresh_s
     assert "strategy's first look" in reason and "asked for at once" in reason
     assert summary["tuned"]["predicted_s"] <= summary["current"]["predicted_s"] - 1.0
     assert cli("check", summary["tuned"]["config"]).returncode == 0
+
+
+def test_a_run_that_did_not_record_its_machine_is_sized_for_this_one(tmp_path, fresh_session):
+    run = traced(tmp_path / "poor.toml", config(threads("default", max_threads=1)),
+                 replay_steps.shaped, 4, 0.4)
+    meta = json.loads(run.read_text())
+    del meta["machine"]  # as a q2pconf before run.json's machine wrote it
+    run.write_text(json.dumps(meta))
+    summary = tuned(run)
+    assert changes(summary) == {"parsl.executors['default'].max_threads": 4}, summary
+    assert any("did not record its machine" in note for note in summary["tuned"]["notes"])
