@@ -304,11 +304,11 @@ def _strategy_period(meta: dict[str, Any]) -> float | None:
 def current(run: RunFiles, found: Replayable | None = None) -> dict[str, Any]:
     """The run's measured time and the replay's prediction for the config it ran with, as
     `q2pconf tune --json` prints them (predicted_s null: some step would never get a slot)."""
-    from q2pconf._observe.replay import predict
+    from q2pconf._observe.replay import predict, rounded
 
     found = from_run(run) if found is None else found
     predicted = predict(found.recording, found.pools)
-    return {"predicted_s": None if predicted == float("inf") else round(predicted, 3),
+    return {"predicted_s": rounded(predicted),
             "measured_s": None if found.measured_s is None else round(found.measured_s, 3),
             "steps": len(found.recording.calls),
             "body": {"work_s": round(sum(value for move, value in found.recording.body

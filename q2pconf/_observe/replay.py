@@ -67,6 +67,11 @@ class Recording:
     tail_s: float = 0.0  # from the last result (or the body's return) to the call's return
 
 
+def rounded(seconds: float) -> float | None:
+    """A predicted time as JSON gives it: to the millisecond, None for one that never ends."""
+    return None if math.isinf(seconds) else round(seconds, 3)
+
+
 def window_of(pools: Iterable[Pool]) -> int:
     """The window of steps in flight q2pconf._base.window gives these pools (no env override)."""
     return max(FLOOR, K * sum(pool.slots for pool in pools))

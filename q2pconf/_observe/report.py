@@ -78,8 +78,9 @@ def render(run: RunFiles) -> str:
     meta = run.meta
     title = f"q2pconf run: {meta.get('pipeline', '?')} on {meta.get('host', '?')}"
     names = step_names(run)
-    parts = [f"<h1>{_e(title)}</h1>", _failed(run, names), _summary(run, names), _advice(run),
-             _tuning(run),
+    found = advice.findings(run)  # the Limits and the Tune section share them
+    parts = [f"<h1>{_e(title)}</h1>", _failed(run, names), _summary(run, names),
+             _advice(found), _tuning(run, found),
              _timeline(run, names), running_chart(run, EXECUTOR_COLOURS),
              _steps_table(run, names), spread_table(run, names), task_table(run, names),
              _config(meta.get("config") or {})]
@@ -203,8 +204,7 @@ def _unrun(found: Failures, names: dict[str, str]) -> str:
             f"because of {because}: {', '.join(parts)}.</p>")
 
 
-def _advice(run: RunFiles) -> str:
-    found = advice.findings(run)
+def _advice(found: list[advice.Finding]) -> str:
     if not found:
         return ('<h2>Limits</h2><p id="advice">No step came close to a limit the config sets, '
                 "and no step waited for a worker.</p>")
@@ -215,35 +215,31 @@ def _advice(run: RunFiles) -> str:
     return '<h2>Limits</h2><ul id="advice">' + "".join(items) + "</ul>"
 
 
-def _tuning(run: RunFiles) -> str:
+def _tuning(run: RunFiles, findings: list[advice.Finding]) -> str:
     """Beside the Limits: what `q2pconf tune` would change, and the predicted times."""
     from q2pconf._base.errors import ConfigError
-    from q2pconf._observe.tune import tune
+    from q2pconf._observe.tune import show_seconds, tune
 
     try:
-        found = tune([run], what_if=False)
+        found = tune([run], what_if=False, findings=lambda _: findings)
     except ConfigError as error:  # a trace too old to replay
         return f'<h2>Tune</h2><p id="tune">No prediction: {_e(error.problem)}.</p>'
     measured = "" if found.measured_s is None else f" (measured {found.measured_s:.1f} s)"
     head = (f'<h2>Tune</h2><p id="tune" data-current="{_seconds(found.current_s)}" '
             f'data-tuned="{_seconds(found.tuned_s)}">Predicted for this run\'s config: '
-            f"{_words(found.current_s)}{measured}. ")
+            f"{show_seconds(found.current_s)}{measured}. ")
     if not found.changes:
         return head + "The trace gives no reason to change the config.</p>"
     items = [f'<li data-key="{_e(c.key)}" data-new="{_e(str(c.new))}"><code>{_e(c.key)}'
              f"</code>: {_e(str(c.old))} &rarr; <b>{_e(str(c.new))}</b>: {_e(c.reason)}</li>"
              for c in found.changes]
-    return (head + f"With these changes: {_words(found.tuned_s)}. <code>q2pconf tune "
+    return (head + f"With these changes: {show_seconds(found.tuned_s)}. <code>q2pconf tune "
             f"{_e(str(run.meta_path))}</code> writes them to a config file.</p>"
             f'<ul id="tune-changes">{"".join(items)}</ul>')
 
 
 def _seconds(value: float) -> str:
     return "" if value == float("inf") else f"{value:.3f}"
-
-
-def _words(value: float) -> str:
-    return "never ends (a step gets no worker)" if value == float("inf") else f"{value:.1f} s"
 
 
 def lane_of(row: dict[str, str]) -> str:

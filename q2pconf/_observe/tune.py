@@ -18,13 +18,14 @@ from __future__ import annotations
 import copy
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from q2pconf._base.errors import ConfigError
 from q2pconf._observe import advice
 from q2pconf._observe.recorded import Replayable, from_run, read_events, slots_of
-from q2pconf._observe.replay import Pool, Recording, predict
+from q2pconf._observe.replay import Pool, Recording, predict, rounded
 from q2pconf._observe.runfiles import RunFiles
 
 NEAR_BEST = 0.05  # the fewest slots whose predicted time is within this share of the best
@@ -78,9 +79,11 @@ class Tuning:
     found: Replayable | None = None
 
 
-def tune(runs: list[RunFiles], what_if: bool = True) -> Tuning:
+def tune(runs: list[RunFiles], what_if: bool = True,
+         findings: Callable[[RunFiles], list[advice.Finding]] = advice.findings) -> Tuning:
     """Tune the config of the newest of `runs` (all of them give the rules their steps);
-    `what_if`: also predict each executor at 1, 2, 4, 8 slots (blocks)."""
+    `what_if`: also predict each executor at 1, 2, 4, 8 slots (blocks); `findings`: the
+    shared rules' findings of a run (a caller that has them already passes them)."""
     base = max(runs, key=lambda run: str(run.meta.get("started", "")))
     found = from_run(base)
     tuning = Tuning(base, document(base), measured_s=found.measured_s, found=found)
@@ -90,7 +93,7 @@ def tune(runs: list[RunFiles], what_if: bool = True) -> Tuning:
         tuning.notes.append("the run did not record its machine (an older q2pconf traced "
                             "it): the sizes fit this machine's CPUs and memory instead")
     for run in runs:
-        model.apply_rules(tuning, run)
+        model.apply_rules(tuning, findings(run))
     model.size_all(tuning)
     for where, finding in model.moves:
         model.try_move(tuning, where, finding)
@@ -176,10 +179,10 @@ class _Model:
                         if e.get("kind") == "executor" and e["t"] >= 0}  # label -> its start
         self.moves: list[tuple[tuple[str, ...], advice.Finding]] = []  # mapping changes to try
 
-    def apply_rules(self, tuning: Tuning, run: RunFiles) -> None:
+    def apply_rules(self, tuning: Tuning, found: list[advice.Finding]) -> None:
         """Every finding of the shared rules that names a new value, once per setting (the
         largest value); the others are notes."""
-        for finding in advice.findings(run):
+        for finding in found:
             if finding.setting.endswith(advice.MORE_WORKERS):  # sizing says how many
                 self.waited.setdefault(finding.executor, finding.message)
                 continue
@@ -236,7 +239,7 @@ class _Model:
                                              duration=row["cpu"] or self.calls[number].duration)
         self.size_all(tuning)
         after = self.predicted()
-        if after < min(before * (1 - GAIN), before - GAIN_S):
+        if _faster(after, before):
             index = next(i for i, c in enumerate(tuning.changes) if c.where == where)
             tuning.changes[index] = replace(tuning.changes[index], reason=(
                 f"{finding.message}; the replay of the run predicts {show_seconds(after)} "
@@ -305,7 +308,7 @@ class _Model:
             cap = _cap(self, label, table)
             for size in sorted(set(WHAT_IF) | {_current_size(self, label, table)}):
                 seconds = self.predicted({label: size})
-                rows.append({"executor": label, unit: size, "predicted_s": _seconds(seconds),
+                rows.append({"executor": label, unit: size, "predicted_s": rounded(seconds),
                              "fits": size <= cap})
         return rows
 
@@ -354,8 +357,9 @@ def _current_size(model: _Model, label: str, table: dict[str, Any]) -> int:
     return pool.max_blocks if _batch(table) else pool.workers_per_block
 
 
-def _seconds(value: float) -> float | None:
-    return None if math.isinf(value) else round(value, 3)
+def _faster(after: float, before: float) -> bool:
+    """A change is worth making: the replay predicts it GAIN and GAIN_S faster."""
+    return after < min(before * (1 - GAIN), before - GAIN_S)
 
 
 def _size(model: _Model, tuning: Tuning, label: str, table: dict[str, Any]) -> None:
@@ -367,8 +371,7 @@ def _size(model: _Model, tuning: Tuning, label: str, table: dict[str, Any]) -> N
     best = min(tried.values())
     chosen = min(size for size, seconds in tried.items() if seconds <= best * (1 + NEAR_BEST))
     now = model.predicted()
-    faster = tried[chosen] < min(now * (1 - GAIN), now - GAIN_S)
-    if current <= cap and not (faster or
+    if current <= cap and not (_faster(tried[chosen], now) or
                                (_batch(table) and chosen < current and tried[chosen] <= now)):
         return
     for where, value, reason in size_changes(model, label, table, current, chosen,
@@ -388,7 +391,7 @@ def _first_block(model: _Model, tuning: Tuning, label: str, table: dict[str, Any
     provider["init_blocks"] = 1
     after = model.predicted()
     provider["init_blocks"] = 0
-    if after < min(before * (1 - GAIN), before - GAIN_S):
+    if _faster(after, before):
         model._set(tuning, ("parsl", "executors", label, "provider", "init_blocks"), 1,
                    f"with no initial block, the first one was asked for only at the "
                    f"strategy's first look, {pool.start_s - model.started[label]:.1f} s after "

@@ -4,7 +4,6 @@ file (checked as `q2pconf check` checks it before it is kept), and the summary (
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from q2pconf._base.errors import ConfigError
 
+from q2pconf._observe.replay import rounded
 from q2pconf._observe.tune import show_seconds as _s
 
 if TYPE_CHECKING:
@@ -133,16 +133,12 @@ def tune_and_write(targets: list[str], output: str | None) -> dict[str, Any]:
         written = write(tuning, path, render(tuning.doc, comments, header(tuning, runs, path)))
     return {"run": str(tuning.base.meta_path), "runs": [str(r.meta_path) for r in runs],
             "current": current(tuning.base, tuning.found),
-            "tuned": {"predicted_s": _round(tuning.tuned_s),
+            "tuned": {"predicted_s": rounded(tuning.tuned_s),
                       "config": None if written is None else str(written),
                       "changes": [{"key": c.key, "old": c.old, "new": c.new,
                                    "reason": c.reason} for c in tuning.changes],
                       "notes": tuning.notes},
             "what_if": tuning.what_if}
-
-
-def _round(seconds: float) -> float | None:
-    return None if math.isinf(seconds) else round(seconds, 3)
 
 
 def words(summary: dict[str, Any], what_if: bool) -> str:

@@ -85,9 +85,7 @@ class ConnectWatch:
                 "failed as it started")
 
     def _local_fix(self) -> str:
-        scripts = getattr(self.executor.provider, "script_dir", None) or \
-            "the run directory's submit_scripts/"
-        return (f"read the pool's output in {scripts} (its .err file says why it did not "
+        return (f"read the pool's output in {self._scripts()} (its .err file says why it did not "
                 "start: a worker_init that does not return, an environment whose Python "
                 "lacks Parsl), then run again")
 
@@ -129,10 +127,14 @@ class ConnectWatch:
         offered = sorted(getattr(self.executor, "all_addresses", ()) or ())
         return f"any of {', '.join(offered) or 'its addresses'} (address unset)"
 
+    def _scripts(self) -> str:
+        """Where the blocks' own output is: their submit scripts' directory."""
+        return getattr(self.executor.provider, "script_dir", None) or \
+            "the run directory's submit_scripts/"
+
     def _fix(self) -> str:
         where = f" in {self.config_file}" if self.config_file else ""
-        scripts = getattr(self.executor.provider, "script_dir", None) or \
-            "the run directory's submit_scripts/"
+        scripts = self._scripts()
         return ("the compute nodes cannot reach that address. Set the address they reach"
                 f"{where}, on the [[parsl.executors]] table labelled {self.label!r}: "
                 'address = { class = "address_by_interface", ifname = "<interface>" } '
