@@ -67,6 +67,28 @@ def no_probe_for_one_address() -> None:
     probe.probe_addresses = probe_addresses  # the pool module imports it by name below
 
 
+def probe_without_the_managers_identity() -> None:
+    """Newer Parsl's pool probes the interchange with the identity its manager then connects
+    with. The interchange's ROUTER socket refuses a second connection under an identity still
+    in use, so when a loaded interchange has not yet seen the probe's connection close, the
+    manager's own connection is refused: it never registers and waits for ever (seen in CI:
+    "Failed to connect to interchange", then nothing). The probe needs no identity (Parsl
+    uses it only to log the probe): here it connects under one of its own. Checked against
+    Parsl 2026.10; Parsl 2024.12's probe takes none."""
+    import inspect
+
+    from parsl.executors.high_throughput import probe
+
+    original = probe.probe_addresses
+    if "identity" not in inspect.signature(original).parameters:
+        return
+
+    def probe_addresses(*args: Any, identity: bytes | None = None, **kwargs: Any) -> Any:
+        return original(*args, **kwargs)
+
+    probe.probe_addresses = probe_addresses  # the pool module imports it by name below
+
+
 def main() -> None:
     if sys.argv[1:2] != [POOL]:
         sys.exit(f"usage: python -m q2pconf._parsl.pool {POOL} ARGS")
@@ -83,6 +105,7 @@ def main() -> None:
     context = warm_context()
     import q2pconf._parsl.load  # noqa: F401 - Parsl, as every q2pconf process imports it
     no_probe_for_one_address()
+    probe_without_the_managers_identity()
     if context is not None:
         import parsl.multiprocessing
 

@@ -71,3 +71,42 @@ from q2pconf import parallel_pipeline, step
 import abandon_steps as steps
 assert steps.one("x") == "x"
 """
+
+
+PROBE = """
+import inspect, json, threading, zmq
+from q2pconf._parsl import pool
+from parsl.executors.high_throughput import probe
+
+context = zmq.Context()
+router = context.socket(zmq.ROUTER)  # as the interchange's socket for managers
+port = router.bind_to_random_port("tcp://127.0.0.1")
+seen = []
+
+def answer():
+    identity, _ = router.recv_multipart()
+    seen.append(identity.decode(errors="replace"))
+    router.send_multipart([identity, b""])
+
+threading.Thread(target=answer, daemon=True).start()
+pool.probe_without_the_managers_identity()
+if "identity" not in inspect.signature(probe.probe_addresses).parameters:
+    print(json.dumps({"old": True}))  # a probe that takes no identity: nothing to change
+else:
+    url = probe.probe_addresses(context, {f"tcp://127.0.0.1:{port}"}, timeout_ms=20000,
+                                identity=b"manager-1")
+    print(json.dumps({"url": url, "port": port, "seen": seen}))
+"""
+
+
+def test_the_pools_probe_leaves_the_managers_identity_free() -> None:
+    """The interchange refuses a connection under an identity still in use: the probe of the
+    interchange's address must not take the identity the manager then connects with."""
+    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    if answer.get("old"):  # Parsl 2024.12: its probe connects under an identity of its own
+        return
+    assert answer["url"] == f"tcp://127.0.0.1:{answer['port']}"
+    assert len(answer["seen"]) == 1 and answer["seen"] != ["manager-1"], answer
