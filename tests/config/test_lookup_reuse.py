@@ -23,7 +23,8 @@ HOUR_NS = 3600 * 10**9
 
 
 def write(path: Path, max_threads: int, age_ns: int = 0) -> os.stat_result:
-    """A one-executor config; `age_ns` old (0: written now); its stat."""
+    """A one-executor config; `age_ns` old (0: written now; below 0: ahead of the clock); its
+    stat."""
     path.write_text(config(threads("default", max_threads=max_threads)))
     if age_ns:
         when = time.time_ns() - age_ns
@@ -61,9 +62,14 @@ def test_an_unchanged_file_keeps_its_session_and_an_edited_one_replaces_it(
 def test_an_edit_in_the_same_tick_keeping_the_size_takes_effect(
         clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The second write leaves the stat as it was (inode, size, mtime to the nanosecond), as
-    two writes within one tick of a coarse file-system clock do: only the bytes differ."""
+    two writes within one tick of a coarse file-system clock do: only the bytes differ.
+
+    A stat stays too young to vouch for the bytes only while the file's mtime is within
+    RACY_NS of the clock at each look; the file's mtime is set ahead of the clock (as a file
+    server's clock can be), so that a loaded machine, slow between the write and the looks,
+    cannot age the stamp and let the test pass or fail by its speed."""
     path = clean_env / "config.toml"
-    before = write(path, 2)
+    before = write(path, 2, age_ns=-HOUR_NS)
     monkeypatch.setenv("QIIME2_CONFIG", str(path))
     first = run_once()
     assert first.settings.workers("default") == 2
