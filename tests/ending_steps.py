@@ -119,3 +119,27 @@ def paused_after_a_stale_poll(flag: str, seconds: float, count: int) -> list[int
     first = hold(flag + ".step", seconds)
     _leave_a_stale_poll(flag + ".step", flag, 2.0)
     return [after(first, index) for index in range(count)]
+
+
+@parallel_pipeline
+def lost_block(flag: str) -> None:
+    """An HTEX step whose block never connects, and a SIMULATION of the poll race that makes
+    Parsl lose count of that block: the body then fails the run."""
+    hold(flag + ".never", 1.0)  # the HTEX starts and launches its block
+    _lose_the_block()
+    raise ValueError("on purpose, once Parsl lost count of the block")
+
+
+def _lose_the_block() -> None:
+    """Leave the HTEX's block statuses as a poll that read the blocks just before the launch
+    and stored its answer just after leaves them (no block), and let Parsl poll no more."""
+    from q2pconf.pipeline import _decorators as pipeline
+
+    dfk = pipeline._ACTIVE.get().session.dfk
+    deadline = time.monotonic() + 60
+    while not getattr(dfk.executors.get("htex"), "blocks_to_job_id", None):
+        assert time.monotonic() < deadline, "the HTEX launched no block"
+        time.sleep(0.05)
+    executor = dfk.executors["htex"]
+    executor._last_poll_time = float("inf")
+    executor._status = {}

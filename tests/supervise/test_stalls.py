@@ -88,6 +88,36 @@ def test_a_local_worker_pool_that_never_connects_fails_naming_its_output(tmp_pat
     assert 3 <= answer["seconds"] < 30, answer
 
 
+LOST = """\
+import sys, q2pconf, ending_steps as s
+with q2pconf.ParallelConfig(sys.argv[1]):
+    try:
+        s.lost_block(sys.argv[2])
+    except ValueError as error:
+        print(error)
+"""
+
+
+def test_a_block_parsl_lost_count_of_is_cancelled_as_the_run_ends(tmp_path: Path) -> None:
+    """Parsl's close cancels the blocks its last poll saw; a poll racing with the launch of
+    the first block can store an answer without it (ending_steps.lost_block makes that
+    certain). The block's pool hangs in its worker_init, so only a cancel can end it."""
+    path = write_toml(tmp_path, htex("htex", max_workers_per_node=1,
+                                     provider=local(worker_init="sleep 600")))
+    token, work = new_token(), tmp_path / "work"
+    work.mkdir()
+    try:
+        child = subprocess.run([sys.executable, "-c", LOST, str(path), str(tmp_path / "flag")],
+                               cwd=work, capture_output=True, text=True, timeout=90,
+                               env=program_env(tmp_path, token))
+        assert child.returncode == 0, child.stderr
+        assert "on purpose" in child.stdout, child.stderr[-3000:]
+        assert wait_gone(token, cwd=work) == []
+    finally:
+        for process in tagged(token, work):
+            process.kill()
+
+
 PARSL_CONFIG = """parsl_config(dict({strategy}), dict({provider}))
 """
 MAKE_CONFIG = """\
