@@ -10,7 +10,7 @@ FLOOR_TESTS ?= tests/base/test_run_dir.py tests/base/test_say_it_once.py \
 	tests/config/test_check.py tests/config/test_check_knows.py tests/config/test_build.py tests/config/test_find.py tests/config/test_templates.py tests/config/test_check_limits.py tests/config/test_check_starts.py tests/config/test_hints.py tests/config/test_lookup_reuse.py \
 	tests/cli/test_cli.py \
 	tests/qiime2 \
-	tests/parsl/test_pool.py tests/parsl/test_typecache.py tests/parsl/test_pickling.py \
+	tests/parsl/test_pool.py tests/parsl/test_typecache.py tests/parsl/test_pickling.py tests/parsl/test_tasklog.py \
 	tests/supervise/test_stalls.py tests/supervise/test_abandon.py \
 	tests/observe/test_trace.py tests/observe/test_report_damaged.py tests/observe/test_notebook.py \
 	tests/observe/test_replay.py tests/observe/test_replay_timing.py tests/observe/test_tune.py \

@@ -415,8 +415,12 @@ def _run_dir_source(settings: Settings | None) -> str | None:
 
 
 def _quiet_parsl_logging() -> None:
-    """Parsl logs to parsl.log in its run_dir; keep it off the user's root handlers."""
+    """Parsl logs to parsl.log in its run_dir; keep it off the user's root handlers, and
+    leave out its lines about each task (q2pconf._parsl.tasklog)."""
+    from q2pconf._parsl.tasklog import leave_out_per_task_lines
+
     logging.getLogger("parsl").propagate = False
+    leave_out_per_task_lines()
 
 
 _CLOSER: signals.SignalCloser | None = None

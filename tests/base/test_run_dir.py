@@ -27,8 +27,11 @@ SCRIPT = textwrap.dedent("""
 
 def environment(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in LOOKUP_VARS}
+    # Parsl's lines about each task (about 3 KB a step) are what fills a small disk during
+    # a run here, as they do for whoever keeps them (q2pconf._parsl.tasklog)
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
                XDG_CACHE_HOME=str(home / ".cache"), Q2PCONF_PROGRESS="0",
+               Q2PCONF_PARSL_TASK_LOG="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS), env.get("PYTHONPATH")])))
     return env
 

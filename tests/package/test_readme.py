@@ -199,7 +199,7 @@ def _shell(block: Block, work: Path, env: dict[str, str], where: str) -> None:
 def test_docs_name_every_environment_variable() -> None:
     """Each Q2PCONF_* variable the package or its tests read is in the reference."""
     names = set()
-    for path in [*(ROOT / "q2pconf").glob("*.py"), *(ROOT / "tests").glob("*.py")]:
+    for path in [*(ROOT / "q2pconf").rglob("*.py"), *(ROOT / "tests").rglob("*.py")]:
         names.update(re.findall(r"Q2PCONF_[A-Z_]*[A-Z]", path.read_text()))
     reference = (ROOT / "docs" / "reference" / "environment.md").read_text()
     assert sorted(name for name in names if f"`{name}`" not in reference) == []
