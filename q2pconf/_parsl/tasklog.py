@@ -1,13 +1,14 @@
 """Parsl's lines about each task, kept out of parsl.log unless asked for.
 
 Parsl's DataFlowKernel logs about 17 lines for every task it runs (submitted, its inputs
-gathered, launched, each change of state, where its output goes, whether it is memoized):
-about 3 KB a task in the run directory's parsl.log, and most of what a trivial task costs
-Parsl: formatting and writing them took about three quarters of the CPU of 16,000 one-line
-thread steps (benchmarks/README.md). q2pconf's trace keeps each step's life in one line of
-about 0.25 KB, so those lines are left out; every other line of parsl.log stays (the
-DataFlowKernel's start and cleanup, executors and their blocks, a failed attempt, warnings,
-errors and their tracebacks). `Q2PCONF_PARSL_TASK_LOG=1` keeps Parsl's lines about each task.
+gathered, launched, each change of state, where its output goes, whether it is memoized), and
+an HTEX 4 more (the task's arguments, each message to and from its interchange): about 3 KB a
+task in the run directory's parsl.log. Formatting and writing them took about three quarters
+of the CPU Parsl spent on each of 16,000 one-line thread steps (benchmarks/README.md).
+q2pconf's trace keeps each step's life in one line of about 0.25 KB, so those lines are left
+out; every other line of parsl.log stays (the DataFlowKernel's start and cleanup, executors
+and their blocks, a failed attempt, warnings, errors and their tracebacks).
+`Q2PCONF_PARSL_TASK_LOG=1` keeps Parsl's lines about each task.
 
 Parsl hook, checked against Parsl 2024.12.2 to 2026.10.26: the per-task lines are those below
 WARNING logged by the functions in `PER_TASK` on the module loggers named there (a filter on
@@ -27,6 +28,9 @@ PER_TASK = {
     "parsl.dataflow.memoization": frozenset({
         "make_hash", "check_memo", "update_memo", "_update_memo"}),
     "parsl.process_loggers": frozenset({"wrapped"}),  # "Normal ending for ..." of each launch
+    # an HTEX's: each task's arguments, and each message to and from its interchange
+    "parsl.executors.high_throughput.executor": frozenset({"submit"}),
+    "parsl.executors.high_throughput.zmq_pipes": frozenset({"put", "get"}),
 }
 VARIABLE = "Q2PCONF_PARSL_TASK_LOG"
 

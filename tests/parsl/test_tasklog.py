@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from configs import config, threads
+from configs import config, htex, local, threads
 from procs import config_env, new_token, wait_gone
 
 STEPS = 300
@@ -34,38 +34,47 @@ def fan(n):
 def fails():
     return broken()
 
-assert fan(int(sys.argv[1])) == [i * i for i in range(int(sys.argv[1]))]
-try:
-    fails()
-except ValueError:
-    print("failed as it should")
+if __name__ == "__main__":
+    assert fan(int(sys.argv[1])) == [i * i for i in range(int(sys.argv[1]))]
+    try:
+        fails()
+    except ValueError:
+        print("failed as it should")
 """
+THREADS = config(threads("default"))
+HTEX = config(threads("default"), htex("htex", max_workers_per_node=2, provider=local()),
+              mapping={"square": "htex", "broken": "htex"}, strategy="none")
 PER_TASK = re.compile(r"Task \d+ (submitted for App|changing state|initializing state|will not"
                       r" be memoized)|Parsl task \d+ try \d+ launched|for task \d+ will not be "
-                      r"redirected|Normal ending for _launch_if_ready_async")
+                      r"redirected|Normal ending for _launch_if_ready_async|Pushing function|"
+                      r"TasksOutgoing|ResultsIncoming")
 
 
-def parsl_log(tmp_path: Path, **env: str) -> str:
-    """parsl.log of a program that runs STEPS thread steps, then a step that fails."""
+def parsl_log(tmp_path: Path, text: str = THREADS, **env: str) -> str:
+    """parsl.log of a program that runs STEPS steps, then a step that fails."""
     token, work = new_token(), tmp_path / "work"
     work.mkdir()
-    child = subprocess.run([sys.executable, "-c", PROGRAM, str(STEPS)], cwd=work,
+    program = tmp_path / "program.py"
+    program.write_text(PROGRAM)
+    child = subprocess.run([sys.executable, str(program), str(STEPS)], cwd=work,
                            capture_output=True, text=True, timeout=120,
-                           env=config_env(tmp_path, token, config(threads("default")), **env))
+                           env=config_env(tmp_path, token, text, **env))
     assert child.returncode == 0 and "failed as it should" in child.stdout, child.stderr
     assert wait_gone(token, cwd=work) == []
     [log] = (tmp_path / "cache" / "q2pconf" / "runinfo").glob("*/000/parsl.log")
     return log.read_text()
 
 
-def test_parsl_log_keeps_all_but_the_lines_about_each_task(tmp_path: Path) -> None:
-    text = parsl_log(tmp_path)
+@pytest.mark.parametrize("executors", [THREADS, HTEX], ids=["threads", "htex"])
+def test_parsl_log_keeps_all_but_the_lines_about_each_task(tmp_path: Path,
+                                                           executors: str) -> None:
+    text = parsl_log(tmp_path, executors)
     assert PER_TASK.findall(text) == []
     assert "Starting DataFlowKernel with config" in text and "DFK cleanup initiated" in text
     failed = re.search(r"ERROR: Task (\d+) failed after 0 retry attempts\n(.*\n)*?ValueError: "
                        "on purpose", text)
     assert failed, text[-3000:]  # the failed step's traceback
-    assert len(text.encode()) < 40_000  # Parsl's lines about each task: about 3 KB a step
+    assert len(text.encode()) < STEPS * 300  # Parsl's lines about each task: about 3 KB a step
 
 
 @pytest.mark.parametrize("value", ["1", "yes"])
