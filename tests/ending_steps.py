@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from q2pconf import parallel_pipeline, step
 
@@ -133,6 +134,30 @@ def lost_block(flag: str) -> None:
 def _lose_the_block() -> None:
     """Leave the HTEX's block statuses as a poll that read the blocks just before the launch
     and stored its answer just after leaves them (no block), and let Parsl poll no more."""
+    executor = _launched()
+    executor._last_poll_time = float("inf")
+    executor._status = {}
+
+
+@parallel_pipeline
+def raced_poll(flag: str) -> None:
+    """An HTEX step whose block never connects; once the block is launched, a poll of Parsl's
+    own that raced with the launch (it read the blocks just before): the body prints the
+    blocks launched and those Parsl counts after that poll, then fails the run."""
+    hold(flag + ".never", 1.0)
+    executor = _launched()
+    executor.status = lambda: {}  # the provider's answer for the blocks read: none
+    executor._last_poll_time = 0.0
+    try:
+        executor.poll_facade()  # as Parsl's poller calls it (q2pconf wraps it)
+    finally:
+        del executor.status
+    print(sorted(executor.blocks_to_job_id), sorted(executor._status), flush=True)
+    raise ValueError("on purpose, after the raced poll")
+
+
+def _launched() -> Any:
+    """The HTEX of the running pipeline, once it launched a block."""
     from q2pconf.pipeline import _decorators as pipeline
 
     dfk = pipeline._ACTIVE.get().session.dfk
@@ -140,6 +165,4 @@ def _lose_the_block() -> None:
     while not getattr(dfk.executors.get("htex"), "blocks_to_job_id", None):
         assert time.monotonic() < deadline, "the HTEX launched no block"
         time.sleep(0.05)
-    executor = dfk.executors["htex"]
-    executor._last_poll_time = float("inf")
-    executor._status = {}
+    return dfk.executors["htex"]

@@ -24,6 +24,7 @@ import threading
 import time
 from typing import Any, Callable
 
+from q2pconf._parsl.statuses import count_every_block
 from q2pconf._supervise.interchange import interchange_alive
 from q2pconf._supervise.connect import ASK_TIMEOUT  # seconds an interchange has to answer
 
@@ -93,10 +94,12 @@ def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
 
 
 def _polled(original: Callable[[], None], workers: WorkerCount) -> None:
-    """Parsl's `poll_facade()`, then a look at the registered workers."""
+    """Parsl's `poll_facade()`, every launched block counted (a poll can race with a launch:
+    q2pconf._parsl.statuses), then a look at the registered workers."""
     try:
         original()
     finally:
+        count_every_block(workers.executor)
         workers.look()
 
 

@@ -13,7 +13,7 @@ Three rules, each learnt from a hang:
   maybe while that thread holds the logging lock or a Parsl lock, so it writes one byte to a
   pipe. A cleanup thread waiting on that pipe closes the sessions and then lets the signal
   kill the process, as it would have without q2pconf.
-- Every block launched is cancelled, also one Parsl lost count of (see `_every_block_counted`).
+- Every block launched is cancelled, also one Parsl lost count of (q2pconf._parsl.statuses).
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from q2pconf._parsl.statuses import count_every_block
 from q2pconf._supervise.interchange import InterchangeDied, htex_parts, interchange_ended
 
 CLOSE_BOUND = 10.0  # seconds a close may take before its parts are killed
@@ -55,29 +56,8 @@ def finish(dfk: Any) -> None:
         stop(dfk)
         return
     for executor in htex_parts(dfk):
-        _every_block_counted(executor)
+        count_every_block(executor)  # one Parsl lost count of is cancelled too
     dfk.cleanup()
-
-
-def _every_block_counted(executor: Any) -> None:
-    """Count every block the executor launched among those Parsl's close cancels.
-
-    Parsl hook: JobStatusPoller.close scales in as many blocks as `status_facade` holds,
-    chosen from the executor's `_status` (Parsl 2024.12.2 to 2026.10.26). A poll that read
-    the executor's blocks just before a block was launched, from another thread (q2pconf
-    launches a config's first blocks as the executor starts), stores its older answer just
-    after, and the block is missing from `_status` until the next poll, seconds to a minute
-    later. A run closing meanwhile left that block running: a pool stuck in its worker_init
-    for ever, a batch job in the queue. Such a block is counted back in as pending."""
-    status = getattr(executor, "_status", None)
-    launched = dict(getattr(executor, "blocks_to_job_id", None) or {})
-    missing = [block for block in launched if status is not None and block not in status]
-    if not missing:
-        return
-    from parsl.jobs.states import JobState, JobStatus
-
-    for block in missing:
-        status.setdefault(block, JobStatus(JobState.PENDING))
 
 
 def stop(dfk: Any) -> None:
