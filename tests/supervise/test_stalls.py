@@ -33,21 +33,29 @@ def run_report(tmp_path: Path, config: str, timeout: float = 90, prelude: str = 
                **env: str) -> dict:
     """Run a pipeline whose step waits on `htex` under `config` (a Python expression), after
     the code `prelude`; the error it ended with. Leaves nothing running, even when it fails."""
+    code = prelude + REPORT.format(config=config)
+    child = run_child(tmp_path, [code, str(tmp_path / "started"), str(tmp_path / "flag")],
+                      timeout, **env)
+    assert child.stdout.strip(), f"the pipeline did not fail: {child.stderr[-2000:]}"
+    return json.loads(child.stdout)
+
+
+def run_child(tmp_path: Path, args: list[str], timeout: float = 90,
+              **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -c *args` in tmp_path/work; it must end well and leave nothing running (what it
+    leaves is killed, whatever the outcome)."""
     token, work = new_token(), tmp_path / "work"
     work.mkdir(exist_ok=True)
-    code = prelude + REPORT.format(config=config)
     try:
-        child = subprocess.run([sys.executable, "-c", code, str(tmp_path / "started"),
-                                str(tmp_path / "flag")], cwd=work, capture_output=True,
-                               text=True, timeout=timeout, env=program_env(tmp_path, token,
-                                                                           **env))
+        child = subprocess.run([sys.executable, "-c", *args], cwd=work, capture_output=True,
+                               text=True, timeout=timeout,
+                               env=program_env(tmp_path, token, **env))
         assert child.returncode == 0, child.stderr
         assert wait_gone(token, cwd=work) == []
     finally:
         for process in tagged(token, work):
             process.kill()
-    assert child.stdout.strip(), f"the pipeline did not fail: {child.stderr[-2000:]}"
-    return json.loads(child.stdout)
+    return child
 
 
 @pytest.mark.parametrize("executor,shown", [
@@ -119,18 +127,7 @@ def run_stuck_block(tmp_path: Path, pipeline: str) -> str:
     output, once nothing of the run is left."""
     path = write_toml(tmp_path, htex("htex", max_workers_per_node=1,
                                      provider=local(worker_init="sleep 600")))
-    token, work = new_token(), tmp_path / "work"
-    work.mkdir()
-    try:
-        child = subprocess.run([sys.executable, "-c", LOST, str(path), str(tmp_path / "flag"),
-                                pipeline], cwd=work, capture_output=True, text=True,
-                               timeout=90, env=program_env(tmp_path, token))
-        assert child.returncode == 0, child.stderr
-        assert wait_gone(token, cwd=work) == []
-    finally:
-        for process in tagged(token, work):
-            process.kill()
-    return child.stdout
+    return run_child(tmp_path, [LOST, str(path), str(tmp_path / "flag"), pipeline]).stdout
 
 
 PARSL_CONFIG = """parsl_config(dict({strategy}), dict({provider}))
@@ -232,17 +229,7 @@ def test_after_a_pool_failure_the_next_run_starts_a_new_session(tmp_path: Path) 
     fixed = tmp_path / "fixed"
     path = write_toml(tmp_path, htex("htex", max_workers_per_node=1, provider=local(
         worker_init=f"test -e {fixed} || {{ echo no module cuda >&2; exit 3; }}")))
-    token, work = new_token(), tmp_path / "work"
-    work.mkdir()
-    try:
-        child = subprocess.run([sys.executable, "-c", AGAIN, str(path), str(fixed)], cwd=work,
-                               capture_output=True, text=True, timeout=120,
-                               env=program_env(tmp_path, token))
-        assert child.returncode == 0, child.stderr
-        assert wait_gone(token, cwd=work) == []
-    finally:
-        for process in tagged(token, work):
-            process.kill()
+    child = run_child(tmp_path, [AGAIN, str(path), str(fixed)], timeout=120)
     failure, again = child.stdout.splitlines()
     assert "could not start its worker pool" in json.loads(failure)
     assert json.loads(again) == [0, 2]
